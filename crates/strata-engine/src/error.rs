@@ -1,0 +1,65 @@
+//! The engine's typed errors.
+
+use std::io;
+
+/// Result alias used throughout the engine.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside the engine.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O operation failed; `context` names the operation and the file.
+    #[error("i/o error during {context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Stored bytes failed a checksum or did not decode: never returned as data.
+    #[error("corruption in {file}: {detail}")]
+    Corruption { file: String, detail: String },
+    /// The caller passed something the engine cannot accept.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// A named tree does not exist.
+    #[error("tree not found: {0}")]
+    TreeNotFound(String),
+    /// A tree with this name exists already.
+    #[error("tree already exists: {0}")]
+    TreeExists(String),
+    /// The engine was closed, or a background failure made it read-only.
+    #[error("engine is closed or failed: {0}")]
+    Closed(String),
+}
+
+impl Error {
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    pub fn corruption(file: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// True for checksum and decoding failures.
+    pub fn is_corruption(&self) -> bool {
+        matches!(self, Error::Corruption { .. })
+    }
+}
+
+/// Adds file context to an `io::Result`.
+pub trait IoContext<T> {
+    fn ctx(self, what: &str, name: &str) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, what: &str, name: &str) -> Result<T> {
+        self.map_err(|e| Error::io(format!("{what} {name}"), e))
+    }
+}

@@ -1,0 +1,15 @@
+//! Strata's storage engine: log-structured merge trees sharing one commit log.
+//!
+//! Layers, bottom-up: `storage` (where bytes live), `log` (the commit log),
+//! `sst` (immutable sorted tables), `memtable`, `manifest` (the file set of
+//! every tree, as atomic edits), `compaction`, and `db` (the engine that
+//! ties them together). Formats are specified in docs/formats/.
+
+pub mod coding;
+pub mod error;
+pub mod iter;
+pub mod key;
+pub mod storage;
+
+pub use error::{Error, Result};
+pub use key::{SeqNo, ValueKind};

@@ -1,0 +1,185 @@
+//! A storage wrapper that injects I/O errors, for fault-injection tests.
+//!
+//! Arm it with `fail_after(n, ops)`: the first `n` matching operations
+//! succeed, and every matching one after that fails with an I/O error until
+//! `heal` is called (a dead disk, not a flaky one: the engine must stop
+//! acknowledging, never acknowledge what it did not persist).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::{RandomAccessFile, Storage, WritableFile};
+use crate::error::{Error, Result};
+
+/// Operation classes that can be made to fail (a bit set).
+#[derive(Clone, Copy, Debug)]
+pub struct FaultOp(u32);
+
+impl FaultOp {
+    pub const WRITE: FaultOp = FaultOp(1);
+    pub const SYNC: FaultOp = FaultOp(2);
+    pub const CREATE: FaultOp = FaultOp(4);
+    pub const RENAME: FaultOp = FaultOp(8);
+    pub const REMOVE: FaultOp = FaultOp(16);
+    pub const SYNC_DIR: FaultOp = FaultOp(32);
+    pub const READ: FaultOp = FaultOp(64);
+    pub const ALL_MUTATING: FaultOp = FaultOp(1 | 2 | 4 | 8 | 16 | 32);
+    pub const ALL: FaultOp = FaultOp(127);
+
+    pub fn union(self, other: FaultOp) -> FaultOp {
+        FaultOp(self.0 | other.0)
+    }
+}
+
+#[derive(Default)]
+struct Faults {
+    armed: AtomicBool,
+    mask: AtomicU32,
+    remaining: AtomicI64,
+    ops_seen: AtomicU64,
+}
+
+impl Faults {
+    fn check(&self, op: FaultOp, what: &str) -> Result<()> {
+        self.ops_seen.fetch_add(1, Ordering::Relaxed);
+        if !self.armed.load(Ordering::Acquire) || self.mask.load(Ordering::Acquire) & op.0 == 0 {
+            return Ok(());
+        }
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) > 0 {
+            return Ok(());
+        }
+        Err(Error::io(
+            format!("{what} (injected fault)"),
+            std::io::Error::other("injected fault"),
+        ))
+    }
+}
+
+/// Wraps a storage and fails operations on demand.
+pub struct FaultStorage {
+    inner: Arc<dyn Storage>,
+    faults: Arc<Faults>,
+}
+
+impl FaultStorage {
+    pub fn new(inner: Arc<dyn Storage>) -> Arc<FaultStorage> {
+        Arc::new(FaultStorage {
+            inner,
+            faults: Arc::default(),
+        })
+    }
+
+    /// Lets `n` more operations of the classes in `ops` succeed, then fails
+    /// all of them.
+    pub fn fail_after(&self, n: u64, ops: FaultOp) {
+        self.faults.remaining.store(n as i64, Ordering::Release);
+        self.faults.mask.store(ops.0, Ordering::Release);
+        self.faults.armed.store(true, Ordering::Release);
+    }
+
+    /// Stops failing.
+    pub fn heal(&self) {
+        self.faults.armed.store(false, Ordering::Release);
+    }
+
+    /// Operations seen so far (to size a sweep over every step).
+    pub fn ops_seen(&self) -> u64 {
+        self.faults.ops_seen.load(Ordering::Relaxed)
+    }
+}
+
+struct FaultWritable {
+    name: String,
+    inner: Box<dyn WritableFile>,
+    faults: Arc<Faults>,
+}
+
+impl WritableFile for FaultWritable {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.faults.check(FaultOp::WRITE, &format!("write {}", self.name))?;
+        self.inner.append(data)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.faults.check(FaultOp::WRITE, &format!("flush {}", self.name))?;
+        self.inner.flush()
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.faults.check(FaultOp::SYNC, &format!("fsync {}", self.name))?;
+        self.inner.sync()
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+struct FaultReadable {
+    name: String,
+    inner: Arc<dyn RandomAccessFile>,
+    faults: Arc<Faults>,
+}
+
+impl RandomAccessFile for FaultReadable {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.faults.check(FaultOp::READ, &format!("read {}", self.name))?;
+        self.inner.read_exact_at(offset, buf)
+    }
+
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+}
+
+impl Storage for FaultStorage {
+    fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        self.faults.check(FaultOp::CREATE, &format!("create {name}"))?;
+        Ok(Box::new(FaultWritable {
+            name: name.to_string(),
+            inner: self.inner.create(name)?,
+            faults: self.faults.clone(),
+        }))
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn RandomAccessFile>> {
+        self.faults.check(FaultOp::READ, &format!("open {name}"))?;
+        Ok(Arc::new(FaultReadable {
+            name: name.to_string(),
+            inner: self.inner.open(name)?,
+            faults: self.faults.clone(),
+        }))
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        self.faults.check(FaultOp::REMOVE, &format!("remove {name}"))?;
+        self.inner.remove(name)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.faults.check(FaultOp::RENAME, &format!("rename {from}"))?;
+        self.inner.rename(from, to)
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> Result<()> {
+        self.faults.check(FaultOp::WRITE, &format!("truncate {name}"))?;
+        self.inner.truncate(name, len)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.inner.list()
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        self.faults.check(FaultOp::SYNC_DIR, "fsync directory")?;
+        self.inner.sync_dir()
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        self.inner.exists(name)
+    }
+
+    fn describe(&self) -> String {
+        format!("fault({})", self.inner.describe())
+    }
+}

@@ -1,0 +1,159 @@
+//! Local-filesystem storage: positional reads (pread) on shared handles,
+//! buffered appends, fsync of files and of the directory.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::{RandomAccessFile, Storage, WritableFile};
+use crate::error::{Error, IoContext, Result};
+
+/// Buffer size for appends: large enough to batch small writes into few
+/// system calls.
+const WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Files in one local directory.
+pub struct LocalStorage {
+    dir: PathBuf,
+}
+
+impl LocalStorage {
+    /// Opens (creating if needed) a directory as storage.
+    pub fn open(dir: impl AsRef<Path>) -> Result<Arc<LocalStorage>> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir).ctx("create directory", &dir.display().to_string())?;
+        Ok(Arc::new(LocalStorage { dir }))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, name: &str) -> Result<PathBuf> {
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(Error::InvalidArgument(format!("bad file name {name:?}")));
+        }
+        Ok(self.dir.join(name))
+    }
+}
+
+struct LocalWritable {
+    name: String,
+    out: BufWriter<File>,
+    len: u64,
+}
+
+impl WritableFile for LocalWritable {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.out.write_all(data).ctx("write", &self.name)?;
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush().ctx("flush", &self.name)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.flush()?;
+        self.out.get_ref().sync_data().ctx("fsync", &self.name)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+struct LocalReadable {
+    name: String,
+    file: File,
+    len: u64,
+}
+
+impl RandomAccessFile for LocalReadable {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file.read_exact_at(buf, offset).ctx("read", &self.name)
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl Storage for LocalStorage {
+    fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        let path = self.path(name)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .ctx("create", name)?;
+        Ok(Box::new(LocalWritable {
+            name: name.to_string(),
+            out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
+            len: 0,
+        }))
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn RandomAccessFile>> {
+        let path = self.path(name)?;
+        let file = File::open(&path).ctx("open", name)?;
+        let len = file.metadata().ctx("stat", name)?.len();
+        Ok(Arc::new(LocalReadable {
+            name: name.to_string(),
+            file,
+            len,
+        }))
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        match fs::remove_file(self.path(name)?) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            r => r.ctx("remove", name),
+        }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        fs::rename(self.path(from)?, self.path(to)?).ctx("rename", &format!("{from} -> {to}"))
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> Result<()> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(self.path(name)?)
+            .ctx("open for truncate", name)?;
+        f.set_len(len).ctx("truncate", name)?;
+        f.sync_all().ctx("fsync", name)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        let shown = self.dir.display().to_string();
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir).ctx("list", &shown)? {
+            let entry = entry.ctx("list", &shown)?;
+            if let Some(n) = entry.file_name().to_str() {
+                names.push(n.to_string());
+            }
+        }
+        Ok(names)
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        let shown = self.dir.display().to_string();
+        File::open(&self.dir)
+            .ctx("open directory", &shown)?
+            .sync_all()
+            .ctx("fsync directory", &shown)
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.path(name)?.exists())
+    }
+
+    fn describe(&self) -> String {
+        format!("local:{}", self.dir.display())
+    }
+}

@@ -1,0 +1,244 @@
+//! In-memory storage with an exact durability model, for tests.
+//!
+//! Every file keeps its bytes and how many of them are synced; the namespace
+//! keeps its current entries and the entries as of the last `sync_dir`.
+//! `crash_copy` gives the state a process would find after power loss:
+//! only durable namespace entries, each file cut to its synced length, and
+//! optionally a torn tail (part of the unsynced bytes, possibly garbled).
+//! `process_crash_copy` gives what survives a kill -9: everything handed to
+//! the OS.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::{RandomAccessFile, Storage, WritableFile};
+use crate::error::{Error, Result};
+
+#[derive(Default)]
+struct MemFile {
+    data: Vec<u8>,
+    synced_len: usize,
+}
+
+type FileRef = Arc<RwLock<MemFile>>;
+
+#[derive(Default)]
+struct Namespace {
+    current: HashMap<String, FileRef>,
+    durable: HashMap<String, FileRef>,
+}
+
+/// How much of the unsynced data a simulated power loss keeps.
+#[derive(Clone, Copy, Debug)]
+pub enum TornWrite {
+    /// Every unsynced byte is lost.
+    None,
+    /// A prefix of the unsynced bytes survives: `keep_per_mille` thousandths
+    /// of them; when `garble` is set, the last surviving bytes are
+    /// overwritten with junk (a torn sector).
+    Prefix { keep_per_mille: u32, garble: bool },
+}
+
+/// Memory-backed storage; clones share the same files.
+#[derive(Clone, Default)]
+pub struct MemStorage {
+    ns: Arc<Mutex<Namespace>>,
+}
+
+impl MemStorage {
+    pub fn new() -> Arc<MemStorage> {
+        Arc::new(MemStorage::default())
+    }
+
+    fn get(&self, name: &str) -> Result<FileRef> {
+        self.ns
+            .lock()
+            .current
+            .get(name)
+            .cloned()
+            .ok_or_else(|| not_found(name))
+    }
+
+    /// What survives power loss: durable names, synced bytes, plus a torn
+    /// tail as asked. The copy shares nothing with `self`, so handles still
+    /// held by a "dead" engine cannot change it.
+    pub fn crash_copy(&self, torn: TornWrite) -> Arc<MemStorage> {
+        let ns = self.ns.lock();
+        let mut copy = Namespace::default();
+        for (name, f) in &ns.durable {
+            let f = f.read();
+            let mut keep = f.synced_len;
+            if let TornWrite::Prefix { keep_per_mille, .. } = torn {
+                let unsynced = f.data.len() - f.synced_len;
+                keep += unsynced * keep_per_mille.min(1000) as usize / 1000;
+            }
+            let mut data = f.data[..keep].to_vec();
+            if let TornWrite::Prefix { garble: true, .. } = torn {
+                let garble_from = f.synced_len.max(keep.saturating_sub(7));
+                for b in &mut data[garble_from..] {
+                    *b ^= 0x5a;
+                }
+            }
+            let file = Arc::new(RwLock::new(MemFile {
+                synced_len: data.len(),
+                data,
+            }));
+            copy.current.insert(name.clone(), file.clone());
+            copy.durable.insert(name.clone(), file);
+        }
+        Arc::new(MemStorage {
+            ns: Arc::new(Mutex::new(copy)),
+        })
+    }
+
+    /// What survives a process crash (kill -9): every byte handed to the
+    /// OS and every namespace change.
+    pub fn process_crash_copy(&self) -> Arc<MemStorage> {
+        let ns = self.ns.lock();
+        let mut copy = Namespace::default();
+        for (name, f) in &ns.current {
+            let data = f.read().data.clone();
+            let file = Arc::new(RwLock::new(MemFile {
+                synced_len: data.len(),
+                data,
+            }));
+            copy.current.insert(name.clone(), file.clone());
+            copy.durable.insert(name.clone(), file);
+        }
+        Arc::new(MemStorage {
+            ns: Arc::new(Mutex::new(copy)),
+        })
+    }
+
+    /// Flips bits of one byte of a file in place (corruption tests).
+    pub fn corrupt_byte(&self, name: &str, offset: usize) -> Result<()> {
+        let f = self.get(name)?;
+        let mut f = f.write();
+        let len = f.data.len();
+        let b = f.data.get_mut(offset).ok_or_else(|| {
+            Error::InvalidArgument(format!("offset {offset} beyond {name} of {len} bytes"))
+        })?;
+        *b ^= 0x01;
+        Ok(())
+    }
+
+    /// Current length of a file.
+    pub fn file_len(&self, name: &str) -> Result<usize> {
+        Ok(self.get(name)?.read().data.len())
+    }
+}
+
+fn not_found(name: &str) -> Error {
+    Error::io(
+        format!("open {name}"),
+        std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+    )
+}
+
+struct MemWritable {
+    file: FileRef,
+    len: u64,
+}
+
+impl WritableFile for MemWritable {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        self.file.write().data.extend_from_slice(data);
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        let mut f = self.file.write();
+        f.synced_len = f.data.len();
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+struct MemReadable {
+    name: String,
+    file: FileRef,
+}
+
+impl RandomAccessFile for MemReadable {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let f = self.file.read();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(buf.len());
+        let src = f.data.get(start..end).ok_or_else(|| {
+            Error::io(
+                format!("read {}", self.name),
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past end"),
+            )
+        })?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.file.read().data.len() as u64
+    }
+}
+
+impl Storage for MemStorage {
+    fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        let file: FileRef = Arc::default();
+        self.ns.lock().current.insert(name.to_string(), file.clone());
+        Ok(Box::new(MemWritable { file, len: 0 }))
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn RandomAccessFile>> {
+        Ok(Arc::new(MemReadable {
+            name: name.to_string(),
+            file: self.get(name)?,
+        }))
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        self.ns.lock().current.remove(name);
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let mut ns = self.ns.lock();
+        let f = ns.current.remove(from).ok_or_else(|| not_found(from))?;
+        ns.current.insert(to.to_string(), f);
+        Ok(())
+    }
+
+    fn truncate(&self, name: &str, len: u64) -> Result<()> {
+        let f = self.get(name)?;
+        let mut f = f.write();
+        let len = usize::try_from(len).unwrap_or(usize::MAX).min(f.data.len());
+        f.data.truncate(len);
+        f.synced_len = len; // truncate is durable, as in the trait
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        Ok(self.ns.lock().current.keys().cloned().collect())
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        let mut ns = self.ns.lock();
+        ns.durable = ns.current.clone();
+        Ok(())
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.ns.lock().current.contains_key(name))
+    }
+
+    fn describe(&self) -> String {
+        "memory".to_string()
+    }
+}
