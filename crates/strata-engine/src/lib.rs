@@ -13,3 +13,6 @@ pub mod storage;
 
 pub use error::{Error, Result};
 pub use key::{SeqNo, ValueKind};
+pub mod batch;
+pub mod log;
+pub mod sst;

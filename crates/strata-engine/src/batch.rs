@@ -1,0 +1,1 @@
+//! Write batches: atomic groups of operations on one or more trees.

@@ -1,0 +1,1 @@
+//! The commit log shared by every tree (docs/formats/commit-log.md).
