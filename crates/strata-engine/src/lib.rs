@@ -16,3 +16,15 @@ pub use key::{SeqNo, ValueKind};
 pub mod batch;
 pub mod log;
 pub mod sst;
+pub mod compaction;
+pub mod db;
+pub mod manifest;
+pub mod memtable;
+pub mod merge;
+
+pub use batch::{TreeId, WriteBatch};
+pub use db::{
+    Direction, Engine, EngineOptions, EngineStats, Snapshot, SyncMode, Tree, TreeIter, TreeOptions, TreeStats,
+};
+pub use merge::MergeOperator;
+pub use sst::Compression;

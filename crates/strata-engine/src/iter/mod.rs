@@ -57,3 +57,4 @@ impl<T: InternalIterator + ?Sized> InternalIterator for Box<T> {
         (**self).value()
     }
 }
+pub mod merge;

@@ -1,1 +1,39 @@
 //! The commit log shared by every tree (docs/formats/commit-log.md).
+//!
+//! One record per write batch, framed and checksummed, appended to the
+//! live segment `{number:06}.log`; segments roll at a size limit and are
+//! deleted once every tree has flushed past them. Recovery replays every
+//! segment in order, cuts a torn tail off the newest segment, and reports
+//! any other damage as corruption.
+//!
+//! - `format`: frame encoding and decoding.
+//! - `writer`: `CommitLog` (segments, group commit, rolling, deletion).
+//! - `recovery`: `recover` (replay, torn tail versus corruption).
+
+mod format;
+mod recovery;
+mod writer;
+
+#[cfg(test)]
+mod crash_tests;
+#[cfg(test)]
+mod tests;
+
+pub use recovery::{recover, RecoveryReport};
+pub use writer::{CommitLog, LogOptions, SegmentInfo};
+
+/// Name of log segment `number`, e.g. `000012.log`.
+pub fn segment_file_name(number: u64) -> String {
+    format!("{number:06}.log")
+}
+
+/// The number of a log segment file name; `None` for any other file
+/// (only the canonical spelling made by `segment_file_name` counts).
+pub fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let number = digits.parse().ok()?;
+    (segment_file_name(number) == name).then_some(number)
+}

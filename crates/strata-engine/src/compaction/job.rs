@@ -1,0 +1,331 @@
+//! Running one compaction: merge the input files, keep what some reader can
+//! still see, write sorted output files, and swap them in with one edit.
+//!
+//! What is kept, per user key, with the live snapshots s0 < s1 < ... cutting
+//! the versions into stripes (a version with seq <= s_i and > s_(i-1) is in
+//! stripe i; versions newer than every snapshot are in the last stripe):
+//! within a stripe only the newest version is visible to anyone, so older
+//! ones are dropped; merge operands are folded into the value below them
+//! in the same stripe; a tombstone in the oldest stripe is dropped when no
+//! deeper level holds the key (nothing below it is left to hide).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::picker::Plan;
+use crate::db::{Inner, SuperVersion, TreeState};
+use crate::error::{Error, Result};
+use crate::iter::merge::MergingIterator;
+use crate::iter::InternalIterator;
+use crate::key::{internal_key, parse_internal_key, SeqNo, ValueKind};
+use crate::manifest::{new_file_of, table_file_name, FileMeta, LevelIterator, VersionEdit, NUM_LEVELS};
+use crate::merge::MergeOperator;
+use crate::sst::{Table, TableBuilder};
+
+struct Entry {
+    seq: SeqNo,
+    kind: ValueKind,
+    value: Vec<u8>,
+}
+
+pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
+    let mut edit = VersionEdit::default();
+    for f in &plan.inputs {
+        edit.removed_files.push((t.id, plan.level as u32, f.number));
+    }
+    if plan.is_trivial_move() {
+        let f = &plan.inputs[0];
+        edit.added_files.push(new_file_of(t.id, plan.output_level, f));
+        return apply(inner, t, edit, Vec::new());
+    }
+    for f in &plan.overlapping {
+        edit.removed_files.push((t.id, plan.output_level as u32, f.number));
+    }
+    let sv = t.super_version();
+    let opts = t.options();
+    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+    if plan.level == 0 {
+        for f in &plan.inputs {
+            children.push(Box::new(f.table.iter(false)));
+        }
+    } else {
+        children.push(Box::new(LevelIterator::new(plan.inputs.clone(), false)));
+    }
+    children.push(Box::new(LevelIterator::new(plan.overlapping.clone(), false)));
+    let mut it = MergingIterator::new(children);
+    it.seek_to_first()?;
+
+    let snapshots = inner.snapshot_seqs();
+    let mut deeper = Deeper::new(&sv, plan.output_level);
+    let merge = opts.merge_operator.clone();
+    let mut out = Outputs::new(inner, &opts);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut key: Vec<u8> = Vec::new();
+    let read_bytes: u64 = plan.all_files().map(|f| f.size_bytes).sum();
+    loop {
+        // Gather every version of the next user key.
+        entries.clear();
+        if !it.valid() {
+            break;
+        }
+        {
+            let p = parse_internal_key(it.key()).ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
+            key.clear();
+            key.extend_from_slice(p.user_key);
+        }
+        while it.valid() {
+            let p = parse_internal_key(it.key()).ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
+            if p.user_key != key.as_slice() {
+                break;
+            }
+            entries.push(Entry {
+                seq: p.seq,
+                kind: p.kind,
+                value: it.value().to_vec(),
+            });
+            it.next()?;
+        }
+        if inner.bg.lock().shutdown {
+            return Err(Error::Closed("shutdown during compaction".into()));
+        }
+        let bottommost = deeper.is_bottommost(&key);
+        let kept = compact_key(&key, &entries, &snapshots, bottommost, merge.as_deref());
+        out.add_key(&key, &kept)?;
+    }
+    let new_tables = out.finish()?;
+    inner.stats.compaction_bytes_read.fetch_add(read_bytes, Ordering::Relaxed);
+    for f in &new_tables {
+        edit.added_files.push(new_file_of(t.id, plan.output_level, f));
+    }
+    apply(inner, t, edit, new_tables)
+}
+
+fn apply(inner: &Inner, t: &TreeState, edit: VersionEdit, new_tables: Vec<Arc<FileMeta>>) -> Result<()> {
+    let mut versions = inner.versions.lock();
+    if t.dropped.load(Ordering::Acquire) {
+        for f in &new_tables {
+            f.mark_obsolete();
+        }
+        return Ok(());
+    }
+    versions.log_and_apply(edit, new_tables)?;
+    let version = versions.tree(t.id).map(|f| f.version.clone()).unwrap_or_default();
+    let mut sv = t.sv.write();
+    *sv = Arc::new(SuperVersion {
+        mem: sv.mem.clone(),
+        imms: sv.imms.clone(),
+        version,
+    });
+    Ok(())
+}
+
+/// The versions of one key that must survive (newest first).
+fn compact_key<'a>(
+    key: &[u8],
+    entries: &'a [Entry],
+    snapshots: &[SeqNo],
+    bottommost: bool,
+    merge: Option<&dyn MergeOperator>,
+) -> Vec<(SeqNo, ValueKind, std::borrow::Cow<'a, [u8]>)> {
+    use std::borrow::Cow;
+    let stripe = |seq: SeqNo| snapshots.partition_point(|&s| s < seq);
+    let mut kept = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let st = stripe(entries[i].seq);
+        let mut k = i;
+        while k < entries.len() && stripe(entries[k].seq) == st {
+            k += 1;
+        }
+        let nothing_older = k == entries.len() && bottommost;
+        let newest = &entries[i];
+        match newest.kind {
+            ValueKind::Put => kept.push((newest.seq, ValueKind::Put, Cow::Borrowed(newest.value.as_slice()))),
+            ValueKind::Delete => {
+                if !(st == 0 && nothing_older) {
+                    kept.push((newest.seq, ValueKind::Delete, Cow::Borrowed(&[][..])));
+                }
+            }
+            ValueKind::Merge => match merge {
+                None => {
+                    // Cannot fold without the operator: keep the stripe as is.
+                    for e in &entries[i..k] {
+                        kept.push((e.seq, e.kind, Cow::Borrowed(e.value.as_slice())));
+                    }
+                }
+                Some(op) => {
+                    let run_end = (i..k).find(|&j| entries[j].kind != ValueKind::Merge).unwrap_or(k);
+                    let operands: Vec<&[u8]> = entries[i..run_end].iter().rev().map(|e| e.value.as_slice()).collect();
+                    let folded = if run_end < k {
+                        let base = entries[run_end].kind == ValueKind::Put;
+                        let base = base.then_some(entries[run_end].value.as_slice());
+                        Some(op.full_merge(key, base, &operands))
+                    } else if nothing_older {
+                        Some(op.full_merge(key, None, &operands))
+                    } else {
+                        None
+                    };
+                    match folded {
+                        Some(v) => kept.push((newest.seq, ValueKind::Put, Cow::Owned(v))),
+                        None => match op.partial_merge(key, &operands) {
+                            Some(v) if operands.len() > 1 => kept.push((newest.seq, ValueKind::Merge, Cow::Owned(v))),
+                            _ => {
+                                for e in &entries[i..run_end] {
+                                    kept.push((e.seq, ValueKind::Merge, Cow::Borrowed(e.value.as_slice())));
+                                }
+                            }
+                        },
+                    }
+                }
+            },
+        }
+        i = k;
+    }
+    kept
+}
+
+/// Whether levels below the output hold a key, for keys asked in order.
+struct Deeper {
+    levels: Vec<Vec<Arc<FileMeta>>>,
+    idx: Vec<usize>,
+}
+
+impl Deeper {
+    fn new(sv: &SuperVersion, output_level: usize) -> Deeper {
+        let levels: Vec<Vec<Arc<FileMeta>>> = (output_level + 1..NUM_LEVELS)
+            .map(|l| sv.version.levels[l].clone())
+            .collect();
+        let idx = vec![0; levels.len()];
+        Deeper { levels, idx }
+    }
+
+    fn is_bottommost(&mut self, key: &[u8]) -> bool {
+        for (files, i) in self.levels.iter().zip(self.idx.iter_mut()) {
+            while *i < files.len() && files[*i].largest_user_key() < key {
+                *i += 1;
+            }
+            if *i < files.len() && files[*i].smallest_user_key() <= key {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// The output files of a compaction, cut at key boundaries.
+struct Outputs<'a> {
+    inner: &'a Inner,
+    opts: Arc<crate::db::TreeOptions>,
+    builder: Option<(u64, String, TableBuilder)>,
+    done: Vec<Arc<FileMeta>>,
+    ikey: Vec<u8>,
+}
+
+impl<'a> Outputs<'a> {
+    fn new(inner: &'a Inner, opts: &Arc<crate::db::TreeOptions>) -> Outputs<'a> {
+        Outputs {
+            inner,
+            opts: opts.clone(),
+            builder: None,
+            done: Vec::new(),
+            ikey: Vec::new(),
+        }
+    }
+
+    fn add_key(&mut self, key: &[u8], kept: &[(SeqNo, ValueKind, std::borrow::Cow<'_, [u8]>)]) -> Result<()> {
+        if kept.is_empty() {
+            return Ok(());
+        }
+        if self
+            .builder
+            .as_ref()
+            .is_some_and(|(_, _, b)| b.estimated_size_bytes() >= self.opts.target_file_size_bytes)
+        {
+            self.close_current()?;
+        }
+        if self.builder.is_none() {
+            let number = self.inner.versions.lock().new_file_number();
+            let name = table_file_name(number);
+            let file = self.inner.storage.create(&name)?;
+            let b = TableBuilder::new(self.opts.table_builder_options(), file, name.clone());
+            self.builder = Some((number, name, b));
+        }
+        let (_, _, b) = self.builder.as_mut().expect("builder just set");
+        for (seq, kind, value) in kept {
+            self.ikey.clear();
+            self.ikey.extend_from_slice(&internal_key(key, *seq, *kind));
+            b.add(&self.ikey, value)?;
+        }
+        Ok(())
+    }
+
+    fn close_current(&mut self) -> Result<()> {
+        let Some((number, name, b)) = self.builder.take() else {
+            return Ok(());
+        };
+        let props = b.finish()?;
+        self.inner
+            .stats
+            .compaction_bytes_written
+            .fetch_add(props.file_size_bytes, Ordering::Relaxed);
+        let table = Table::open(self.inner.storage.open(&name)?, number, name, Some(self.inner.cache.clone()))?;
+        self.done.push(FileMeta::new(
+            number,
+            props.file_size_bytes,
+            props.smallest_key.clone(),
+            props.largest_key.clone(),
+            props.smallest_seq,
+            props.largest_seq,
+            table,
+            self.inner.storage.clone(),
+            self.inner.cache.clone(),
+        ));
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<Arc<FileMeta>>> {
+        self.close_current()?;
+        if !self.done.is_empty() {
+            self.inner.storage.sync_dir()?;
+        }
+        Ok(std::mem::take(&mut self.done))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(seq: SeqNo, kind: ValueKind, v: &str) -> Entry {
+        Entry {
+            seq,
+            kind,
+            value: v.as_bytes().to_vec(),
+        }
+    }
+
+    fn shape(kept: &[(SeqNo, ValueKind, std::borrow::Cow<'_, [u8]>)]) -> Vec<(SeqNo, ValueKind)> {
+        kept.iter().map(|(s, k, _)| (*s, *k)).collect()
+    }
+
+    #[test]
+    fn keeps_one_version_per_stripe_and_drops_bottom_tombstones() {
+        let entries = vec![e(9, ValueKind::Put, "c"), e(5, ValueKind::Put, "b"), e(2, ValueKind::Put, "a")];
+        assert_eq!(shape(&compact_key(b"k", &entries, &[], true, None)), vec![(9, ValueKind::Put)]);
+        assert_eq!(
+            shape(&compact_key(b"k", &entries, &[3, 6], true, None)),
+            vec![(9, ValueKind::Put), (5, ValueKind::Put), (2, ValueKind::Put)]
+        );
+        assert_eq!(
+            shape(&compact_key(b"k", &entries, &[5], true, None)),
+            vec![(9, ValueKind::Put), (5, ValueKind::Put)]
+        );
+        let del = vec![e(9, ValueKind::Delete, ""), e(2, ValueKind::Put, "a")];
+        assert!(compact_key(b"k", &del, &[], true, None).is_empty());
+        assert_eq!(shape(&compact_key(b"k", &del, &[], false, None)), vec![(9, ValueKind::Delete)]);
+        assert_eq!(
+            shape(&compact_key(b"k", &del, &[4], true, None)),
+            vec![(9, ValueKind::Delete), (2, ValueKind::Put)]
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! Background work: the flush thread, the compaction threads, the periodic
+//! log sync, and the waits that foreground calls use to join them.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::options::SyncMode;
+use super::{Inner, SuperVersion, TreeState};
+use crate::compaction;
+use crate::error::{Error, Result};
+use crate::key::SeqNo;
+use crate::manifest::{new_file_of, table_file_name, FileMeta, VersionEdit};
+use crate::sst::{Table, TableBuilder};
+
+/// Longest a background thread sleeps before looking for work again.
+const IDLE_WAIT: Duration = Duration::from_millis(200);
+
+pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
+    let mut threads = Vec::new();
+    let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(f)
+            .map_err(|e| Error::io(format!("spawn thread {name}"), e))
+    };
+    let i = inner.clone();
+    threads.push(spawn("strata-flush".into(), Box::new(move || flush_loop(&i)))?);
+    for n in 0..inner.opts.max_background_compactions.max(1) {
+        let i = inner.clone();
+        threads.push(spawn(format!("strata-compact-{n}"), Box::new(move || compaction_loop(&i)))?);
+    }
+    if let SyncMode::Periodic(interval) = inner.opts.sync_mode {
+        let i = inner.clone();
+        threads.push(spawn("strata-log-sync".into(), Box::new(move || sync_loop(&i, interval)))?);
+    }
+    Ok(threads)
+}
+
+fn shutting_down(inner: &Inner) -> bool {
+    let bg = inner.bg.lock();
+    bg.shutdown || bg.error.is_some()
+}
+
+fn all_trees(inner: &Inner) -> Vec<Arc<TreeState>> {
+    inner.trees.read().by_id.values().cloned().collect()
+}
+
+fn flush_loop(inner: &Arc<Inner>) {
+    loop {
+        if shutting_down(inner) {
+            return;
+        }
+        let pending = all_trees(inner)
+            .into_iter()
+            .filter(|t| !t.super_version().imms.is_empty())
+            .min_by_key(|t| t.super_version().imms[0].sealed_at_seq());
+        match pending {
+            Some(t) => {
+                if let Err(e) = flush_oldest(inner, &t) {
+                    inner.set_bg_error(&e);
+                    return;
+                }
+            }
+            None => {
+                let mut bg = inner.bg.lock();
+                if !bg.shutdown {
+                    inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+                }
+            }
+        }
+    }
+}
+
+fn sync_loop(inner: &Arc<Inner>, interval: Duration) {
+    loop {
+        {
+            let mut bg = inner.bg.lock();
+            if bg.shutdown {
+                return;
+            }
+            inner.bg_cv.wait_for(&mut bg, interval);
+            if bg.shutdown {
+                return;
+            }
+        }
+        if let Err(e) = inner.log.lock().sync() {
+            inner.set_bg_error(&e);
+            return;
+        }
+    }
+}
+
+/// Flushes the oldest sealed memtable of `t` into an L0 table.
+fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
+    let sv = t.super_version();
+    let Some(imm) = sv.imms.first().cloned() else {
+        return Ok(());
+    };
+    inner.bg.lock().flushes_running += 1;
+    let result = (|| -> Result<()> {
+        let opts = t.options();
+        let mut new_tables = Vec::new();
+        let mut edit = VersionEdit {
+            flushed_seqs: vec![(t.id, imm.sealed_at_seq())],
+            last_seq: Some(inner.last_seq.load(Ordering::Acquire)),
+            ..Default::default()
+        };
+        if !imm.is_empty() {
+            let number = inner.versions.lock().new_file_number();
+            let name = table_file_name(number);
+            let mut builder = TableBuilder::new(opts.table_builder_options(), inner.storage.create(&name)?, name.clone());
+            let mut it = imm.iter();
+            use crate::iter::InternalIterator;
+            it.seek_to_first()?;
+            while it.valid() {
+                builder.add(it.key(), it.value())?;
+                it.next()?;
+            }
+            let props = builder.finish()?;
+            inner.storage.sync_dir()?;
+            inner.stats.flush_bytes_written.fetch_add(props.file_size_bytes, Ordering::Relaxed);
+            let table = Table::open(inner.storage.open(&name)?, number, name, Some(inner.cache.clone()))?;
+            let meta = FileMeta::new(
+                number,
+                props.file_size_bytes,
+                props.smallest_key.clone(),
+                props.largest_key.clone(),
+                props.smallest_seq,
+                props.largest_seq,
+                table,
+                inner.storage.clone(),
+                inner.cache.clone(),
+            );
+            edit.added_files.push(new_file_of(t.id, 0, &meta));
+            new_tables.push(meta);
+        }
+        let mut versions = inner.versions.lock();
+        if t.dropped.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        versions.log_and_apply(edit, new_tables)?;
+        let version = versions.tree(t.id).map(|f| f.version.clone()).unwrap_or_default();
+        let mut cur = t.sv.write();
+        debug_assert!(Arc::ptr_eq(&cur.imms[0], &imm));
+        *cur = Arc::new(SuperVersion {
+            mem: cur.mem.clone(),
+            imms: cur.imms[1..].to_vec(),
+            version,
+        });
+        Ok(())
+    })();
+    inner.bg.lock().flushes_running -= 1;
+    result?;
+    inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
+    remove_obsolete_logs(inner)?;
+    let _bg = inner.bg.lock();
+    inner.bg_cv.notify_all();
+    Ok(())
+}
+
+/// The sequence number below which no tree needs the log any more.
+fn log_needed_above(inner: &Inner) -> SeqNo {
+    // Read before looking at memtables: a write logged after this point
+    // has a larger sequence number, whatever the memtables show.
+    let last = inner.last_seq.load(Ordering::Acquire);
+    let versions = inner.versions.lock();
+    let mut min = last;
+    for t in all_trees(inner) {
+        let sv = t.super_version();
+        if !sv.imms.is_empty() || !sv.mem.is_empty() {
+            let flushed = versions.tree(t.id).map_or(0, |f| f.flushed_seq);
+            min = min.min(flushed);
+        }
+    }
+    min
+}
+
+fn remove_obsolete_logs(inner: &Inner) -> Result<()> {
+    let upto = log_needed_above(inner);
+    let removed = inner.log.lock().remove_obsolete(upto)?;
+    if !removed.is_empty() {
+        tracing::debug!("removed log segments {removed:?}");
+    }
+    Ok(())
+}
+
+/// Seals the tree's memtable (if it holds anything) and waits until every
+/// sealed memtable is flushed.
+pub(crate) fn flush_tree(inner: &Inner, t: &TreeState) -> Result<()> {
+    {
+        let _w = inner.write_mutex.lock();
+        inner.check_bg_error()?;
+        if !t.super_version().mem.is_empty() {
+            super::write::seal_memtable(inner, t);
+        }
+    }
+    let mut bg = inner.bg.lock();
+    loop {
+        if let Some(e) = &bg.error {
+            return Err(Error::Closed(e.clone()));
+        }
+        if t.super_version().imms.is_empty() {
+            return Ok(());
+        }
+        if bg.shutdown {
+            return Err(Error::Closed("engine is shutting down".into()));
+        }
+        inner.bg_cv.notify_all();
+        inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+    }
+}
+
+fn compaction_loop(inner: &Arc<Inner>) {
+    loop {
+        if shutting_down(inner) {
+            return;
+        }
+        match compaction::run_one(inner) {
+            Ok(true) => {
+                let _bg = inner.bg.lock();
+                inner.bg_cv.notify_all();
+            }
+            Ok(false) => {
+                let mut bg = inner.bg.lock();
+                if !bg.shutdown {
+                    inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+                }
+            }
+            Err(e) => {
+                inner.set_bg_error(&e);
+                return;
+            }
+        }
+    }
+}
+
+/// Asks for the whole tree to be compacted into its last level and waits.
+pub(crate) fn compact_tree(inner: &Inner, t: &TreeState) -> Result<()> {
+    inner.bg.lock().manual_compactions.insert(t.id);
+    inner.bg_cv.notify_all();
+    wait_for(inner, |bg| !bg.manual_compactions.contains(&t.id))
+}
+
+/// Waits until no compaction is needed or running.
+pub(crate) fn wait_idle(inner: &Inner) -> Result<()> {
+    wait_for(inner, |bg| {
+        bg.compactions_running == 0 && bg.flushes_running == 0 && bg.manual_compactions.is_empty()
+    })?;
+    // Also wait until no tree needs a compaction.
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let needed = all_trees(inner).iter().any(|t| {
+            let sv = t.super_version();
+            !sv.imms.is_empty() || compaction::needs_compaction(&sv.version, &t.options())
+        });
+        if !needed {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Error::Closed("timed out waiting for compactions".into()));
+        }
+        let mut bg = inner.bg.lock();
+        if let Some(e) = &bg.error {
+            return Err(Error::Closed(e.clone()));
+        }
+        inner.bg_cv.notify_all();
+        inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+    }
+}
+
+fn wait_for(inner: &Inner, done: impl Fn(&super::BgState) -> bool) -> Result<()> {
+    let mut bg = inner.bg.lock();
+    loop {
+        if let Some(e) = &bg.error {
+            return Err(Error::Closed(e.clone()));
+        }
+        if done(&bg) {
+            return Ok(());
+        }
+        if bg.shutdown {
+            return Err(Error::Closed("engine is shutting down".into()));
+        }
+        inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+    }
+}

@@ -1,0 +1,257 @@
+//! The user-facing iterator: the merged stream of a tree's memtables and
+//! files, reduced to the newest visible value of each key within bounds.
+
+use std::ops::Bound;
+use std::sync::Arc;
+
+use super::read::no_merge_operator;
+use super::{SuperVersion, TreeState};
+use crate::error::{Error, Result};
+use crate::iter::merge::MergingIterator;
+use crate::iter::InternalIterator;
+use crate::key::{internal_key, lookup_key, parse_internal_key, SeqNo, ValueKind, SEQ_MAX};
+use crate::manifest::{LevelIterator, NUM_LEVELS};
+use crate::merge::{fold_newest_first, MergeOperator};
+
+/// Iteration order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Forward,
+    Reverse,
+}
+
+/// Entries of a tree in key order (or reversed), as of one sequence number.
+pub struct TreeIter {
+    it: MergingIterator,
+    seq: SeqNo,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    dir: Direction,
+    merge: Option<Arc<dyn MergeOperator>>,
+    tree: String,
+    started: bool,
+    done: bool,
+    _sv: Arc<SuperVersion>,
+}
+
+pub(crate) fn new(t: &TreeState, lower: Bound<&[u8]>, upper: Bound<&[u8]>, dir: Direction, seq: SeqNo) -> Result<TreeIter> {
+    let sv = t.super_version();
+    let lo = match lower {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    };
+    let hi = match upper {
+        Bound::Included(k) | Bound::Excluded(k) => Some(k),
+        Bound::Unbounded => None,
+    };
+    let mut children: Vec<Box<dyn InternalIterator>> = Vec::new();
+    children.push(Box::new(sv.mem.iter()));
+    for imm in &sv.imms {
+        children.push(Box::new(imm.iter()));
+    }
+    for f in &sv.version.levels[0] {
+        if f.overlaps(lo, hi) {
+            children.push(Box::new(f.table.iter(true)));
+        }
+    }
+    for level in 1..NUM_LEVELS {
+        let files = sv.version.overlapping(level, lo, hi);
+        if !files.is_empty() {
+            children.push(Box::new(LevelIterator::new(files, true)));
+        }
+    }
+    Ok(TreeIter {
+        it: MergingIterator::new(children),
+        seq,
+        lower: lower.map(|k| k.to_vec()),
+        upper: upper.map(|k| k.to_vec()),
+        dir,
+        merge: t.options().merge_operator.clone(),
+        tree: t.name.clone(),
+        started: false,
+        done: false,
+        _sv: sv,
+    })
+}
+
+impl TreeIter {
+    fn position(&mut self) -> Result<()> {
+        match (self.dir, &self.lower, &self.upper) {
+            (Direction::Forward, Bound::Unbounded, _) => self.it.seek_to_first(),
+            (Direction::Forward, Bound::Included(k), _) => self.it.seek(&lookup_key(k, SEQ_MAX)),
+            // The last possible entry of k, then skip whatever is still k.
+            (Direction::Forward, Bound::Excluded(k), _) => self.it.seek(&internal_key(k, 0, ValueKind::Delete)),
+            (Direction::Reverse, _, Bound::Unbounded) => self.it.seek_to_last(),
+            (Direction::Reverse, _, Bound::Included(k)) => self.it.seek_for_prev(&internal_key(k, 0, ValueKind::Delete)),
+            (Direction::Reverse, _, Bound::Excluded(k)) => self.it.seek_for_prev(&lookup_key(k, SEQ_MAX)),
+        }
+    }
+
+    fn in_bounds(&self, key: &[u8]) -> bool {
+        let above_lower = match &self.lower {
+            Bound::Included(l) => key >= l.as_slice(),
+            Bound::Excluded(l) => key > l.as_slice(),
+            Bound::Unbounded => true,
+        };
+        let below_upper = match &self.upper {
+            Bound::Included(u) => key <= u.as_slice(),
+            Bound::Excluded(u) => key < u.as_slice(),
+            Bound::Unbounded => true,
+        };
+        above_lower && below_upper
+    }
+
+    /// True when `key` is past the far bound in the iteration direction.
+    fn past_end(&self, key: &[u8]) -> bool {
+        match self.dir {
+            Direction::Forward => match &self.upper {
+                Bound::Included(u) => key > u.as_slice(),
+                Bound::Excluded(u) => key >= u.as_slice(),
+                Bound::Unbounded => false,
+            },
+            Direction::Reverse => match &self.lower {
+                Bound::Included(l) => key < l.as_slice(),
+                Bound::Excluded(l) => key <= l.as_slice(),
+                Bound::Unbounded => false,
+            },
+        }
+    }
+
+    fn corrupt_key(&self) -> Error {
+        Error::corruption(format!("tree {}", self.tree), "malformed internal key in merged stream")
+    }
+
+    fn merge_op(&self) -> Result<&dyn MergeOperator> {
+        self.merge.as_deref().ok_or_else(|| no_merge_operator(&self.tree))
+    }
+
+    fn next_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        while self.it.valid() {
+            let p = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+            if self.past_end(p.user_key) {
+                return Ok(None);
+            }
+            if p.seq > self.seq || !self.in_bounds(p.user_key) {
+                self.it.next()?;
+                continue;
+            }
+            let key = p.user_key.to_vec();
+            let result = match p.kind {
+                ValueKind::Put => Some(self.it.value().to_vec()),
+                ValueKind::Delete => None,
+                ValueKind::Merge => {
+                    let mut operands = vec![self.it.value().to_vec()];
+                    let mut base = None;
+                    self.it.next()?;
+                    while self.it.valid() {
+                        let q = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+                        if q.user_key != key.as_slice() {
+                            break;
+                        }
+                        match q.kind {
+                            ValueKind::Merge => operands.push(self.it.value().to_vec()),
+                            ValueKind::Put => {
+                                base = Some(self.it.value().to_vec());
+                                break;
+                            }
+                            ValueKind::Delete => break,
+                        }
+                        self.it.next()?;
+                    }
+                    Some(fold_newest_first(self.merge_op()?, &key, base.as_deref(), &operands))
+                }
+            };
+            // Skip the older versions of this key.
+            while self.it.valid() {
+                let q = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+                if q.user_key != key.as_slice() {
+                    break;
+                }
+                self.it.next()?;
+            }
+            if let Some(v) = result {
+                return Ok(Some((key, v)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_reverse(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        while self.it.valid() {
+            let p = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+            if self.past_end(p.user_key) {
+                return Ok(None);
+            }
+            let key = p.user_key.to_vec();
+            // Versions of one key come oldest first in reverse; gather the
+            // visible ones (oldest first).
+            let mut versions: Vec<(ValueKind, Vec<u8>)> = Vec::new();
+            while self.it.valid() {
+                let q = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+                if q.user_key != key.as_slice() {
+                    break;
+                }
+                if q.seq <= self.seq {
+                    versions.push((q.kind, self.it.value().to_vec()));
+                }
+                self.it.prev()?;
+            }
+            if !self.in_bounds(&key) {
+                continue;
+            }
+            let mut operands = Vec::new();
+            let mut base = None;
+            for (kind, v) in versions.into_iter().rev() {
+                match kind {
+                    ValueKind::Merge => operands.push(v),
+                    ValueKind::Put => {
+                        base = Some(v);
+                        break;
+                    }
+                    ValueKind::Delete => break,
+                }
+            }
+            if operands.is_empty() {
+                if let Some(v) = base {
+                    return Ok(Some((key, v)));
+                }
+                continue;
+            }
+            let v = fold_newest_first(self.merge_op()?, &key, base.as_deref(), &operands);
+            return Ok(Some((key, v)));
+        }
+        Ok(None)
+    }
+
+    fn advance(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+        if !self.started {
+            self.started = true;
+            self.position()?;
+        }
+        match self.dir {
+            Direction::Forward => self.next_forward(),
+            Direction::Reverse => self.next_reverse(),
+        }
+    }
+}
+
+impl Iterator for TreeIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.advance() {
+            Ok(Some(kv)) => Some(Ok(kv)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,512 @@
+//! The engine: trees sharing one commit log, one block cache and one
+//! manifest, with background flush and compaction.
+//!
+//! Locks, in the order they may be taken: the write mutex (held by the
+//! write leader), `log`, `versions`, a tree's `sv`, `bg`. Readers take only
+//! a tree's `sv` briefly, to clone its current super-version.
+
+mod background;
+mod iter;
+mod open;
+mod options;
+mod read;
+mod write;
+
+pub use iter::{Direction, TreeIter};
+pub use options::{EngineOptions, SyncMode, TreeOptions};
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::batch::{TreeId, WriteBatch};
+use crate::error::{Error, Result};
+use crate::key::SeqNo;
+use crate::log::CommitLog;
+use crate::manifest::{Version, VersionSet, NUM_LEVELS};
+use crate::memtable::Memtable;
+use crate::sst::BlockCache;
+use crate::storage::{LocalStorage, Storage};
+
+/// What a tree reads from: its active memtable, the sealed ones waiting for
+/// flush (oldest first), and its files. Replaced whole, never mutated.
+pub(crate) struct SuperVersion {
+    pub mem: Arc<Memtable>,
+    pub imms: Vec<Arc<Memtable>>,
+    pub version: Arc<Version>,
+}
+
+pub(crate) struct TreeState {
+    pub id: TreeId,
+    pub name: String,
+    pub opts: RwLock<Arc<TreeOptions>>,
+    pub sv: RwLock<Arc<SuperVersion>>,
+    /// Per level, the largest key of the last file compacted from it
+    /// (round-robin choice of the next one).
+    pub compact_pointers: Mutex<Vec<Vec<u8>>>,
+    pub dropped: AtomicBool,
+}
+
+impl TreeState {
+    pub fn super_version(&self) -> Arc<SuperVersion> {
+        self.sv.read().clone()
+    }
+
+    pub fn options(&self) -> Arc<TreeOptions> {
+        self.opts.read().clone()
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Trees {
+    pub by_id: HashMap<TreeId, Arc<TreeState>>,
+    pub by_name: HashMap<String, TreeId>,
+}
+
+/// Background coordination, under `Inner::bg`.
+#[derive(Default)]
+pub(crate) struct BgState {
+    pub shutdown: bool,
+    /// A background failure: the engine refuses writes from then on.
+    pub error: Option<String>,
+    /// Files that a running compaction reads or moves.
+    pub busy_files: HashSet<u64>,
+    pub compactions_running: usize,
+    pub flushes_running: usize,
+    /// Trees whose compaction must run even below the usual triggers.
+    pub manual_compactions: HashSet<TreeId>,
+}
+
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub user_bytes_written: AtomicU64,
+    pub flush_bytes_written: AtomicU64,
+    pub compaction_bytes_written: AtomicU64,
+    pub compaction_bytes_read: AtomicU64,
+    pub flushes: AtomicU64,
+    pub compactions: AtomicU64,
+    pub write_stalls: AtomicU64,
+}
+
+pub(crate) struct Inner {
+    pub storage: Arc<dyn Storage>,
+    pub opts: EngineOptions,
+    pub cache: Arc<BlockCache>,
+    pub log: Mutex<CommitLog>,
+    pub versions: Mutex<VersionSet>,
+    pub trees: RwLock<Trees>,
+    pub queue: Mutex<write::WriteQueue>,
+    pub queue_cv: Condvar,
+    /// Held by the write leader for a whole group; also taken to switch
+    /// memtables from outside the write path.
+    pub write_mutex: Mutex<()>,
+    /// The last sequence number visible to readers.
+    pub last_seq: AtomicU64,
+    pub next_memtable_id: AtomicU64,
+    pub snapshots: Mutex<BTreeMap<SeqNo, usize>>,
+    pub bg: Mutex<BgState>,
+    pub bg_cv: Condvar,
+    pub stats: Stats,
+}
+
+impl Inner {
+    pub fn tree_by_id(&self, id: TreeId) -> Option<Arc<TreeState>> {
+        self.trees.read().by_id.get(&id).cloned()
+    }
+
+    pub fn new_memtable(&self) -> Arc<Memtable> {
+        Memtable::new(self.next_memtable_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    pub fn check_bg_error(&self) -> Result<()> {
+        let bg = self.bg.lock();
+        if let Some(e) = &bg.error {
+            return Err(Error::Closed(e.clone()));
+        }
+        if bg.shutdown {
+            return Err(Error::Closed("engine is shutting down".into()));
+        }
+        Ok(())
+    }
+
+    pub fn set_bg_error(&self, e: &Error) {
+        tracing::error!("background failure, engine now refuses writes: {e}");
+        let mut bg = self.bg.lock();
+        if bg.error.is_none() {
+            bg.error = Some(e.to_string());
+        }
+        self.bg_cv.notify_all();
+    }
+
+    /// Sequence numbers pinned by live snapshots, ascending.
+    pub fn snapshot_seqs(&self) -> Vec<SeqNo> {
+        self.snapshots.lock().keys().copied().collect()
+    }
+}
+
+/// Stops the background threads when the last engine handle goes away.
+struct Lifecycle {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Lifecycle {
+    fn shutdown(&self) -> Result<()> {
+        {
+            let mut bg = self.inner.bg.lock();
+            bg.shutdown = true;
+            self.inner.bg_cv.notify_all();
+        }
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+        // Make every acknowledged write durable in the periodic mode.
+        self.inner.log.lock().sync()
+    }
+}
+
+impl Drop for Lifecycle {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!("engine shutdown: {e}");
+        }
+    }
+}
+
+/// An open engine. Cheap to clone; the background threads stop when the
+/// last clone (and every `Tree` handle) is dropped, or at `close`.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+    life: Arc<Lifecycle>,
+}
+
+/// A handle to one tree of an engine.
+#[derive(Clone)]
+pub struct Tree {
+    engine: Engine,
+    state: Arc<TreeState>,
+}
+
+/// A consistent view of every tree as of one sequence number. Data it can
+/// see is kept by compaction until it is dropped.
+pub struct Snapshot {
+    seq: SeqNo,
+    inner: Arc<Inner>,
+}
+
+impl Snapshot {
+    pub fn seq(&self) -> SeqNo {
+        self.seq
+    }
+}
+
+impl Drop for Snapshot {
+    fn drop(&mut self) {
+        let mut s = self.inner.snapshots.lock();
+        if let Some(n) = s.get_mut(&self.seq) {
+            *n -= 1;
+            if *n == 0 {
+                s.remove(&self.seq);
+            }
+        }
+    }
+}
+
+/// Counters of the engine's work, for write amplification and monitoring.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    /// Key and value bytes of every operation written by users.
+    pub user_bytes_written: u64,
+    pub log_bytes_written: u64,
+    pub flush_bytes_written: u64,
+    pub compaction_bytes_written: u64,
+    pub compaction_bytes_read: u64,
+    pub manifest_bytes_written: u64,
+    /// Everything the engine wrote to storage.
+    pub storage_bytes_written: u64,
+    pub flushes: u64,
+    pub compactions: u64,
+    pub write_stalls: u64,
+    pub block_cache_hits: u64,
+    pub block_cache_misses: u64,
+    pub block_cache_usage_bytes: u64,
+    pub last_seq: SeqNo,
+    pub log_segments: usize,
+}
+
+impl EngineStats {
+    /// Storage bytes written per user byte written.
+    pub fn write_amplification(&self) -> f64 {
+        if self.user_bytes_written == 0 {
+            return 0.0;
+        }
+        self.storage_bytes_written as f64 / self.user_bytes_written as f64
+    }
+}
+
+/// Per-tree figures for operators.
+#[derive(Clone, Debug, Default)]
+pub struct TreeStats {
+    pub memtable_bytes: u64,
+    pub immutable_memtables: usize,
+    pub files_per_level: [usize; NUM_LEVELS],
+    pub bytes_per_level: [u64; NUM_LEVELS],
+}
+
+impl Engine {
+    /// Opens (or creates) an engine in a local directory.
+    pub fn open_dir(dir: impl AsRef<Path>, opts: EngineOptions) -> Result<Engine> {
+        Engine::open(LocalStorage::open(dir)?, opts)
+    }
+
+    /// Opens (or creates) an engine on any storage: recovers the manifest,
+    /// replays the commit log, and starts the background threads.
+    pub fn open(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<Engine> {
+        let inner = open::recover(storage, opts)?;
+        let threads = background::start(&inner)?;
+        Ok(Engine {
+            life: Arc::new(Lifecycle {
+                inner: inner.clone(),
+                threads: Mutex::new(threads),
+            }),
+            inner,
+        })
+    }
+
+    /// Opens the tree `name`, creating it if missing, with `opts` (which
+    /// apply from now on: options are not stored on disk).
+    pub fn open_tree(&self, name: &str, opts: TreeOptions) -> Result<Tree> {
+        opts.validate()?;
+        if name.is_empty() || name.len() > 1024 {
+            return Err(Error::InvalidArgument("tree name must be 1..=1024 bytes".into()));
+        }
+        let opts = Arc::new(opts);
+        if let Some(t) = self.tree_state(name) {
+            *t.opts.write() = opts;
+            return Ok(self.tree_handle(t));
+        }
+        let _w = self.inner.write_mutex.lock();
+        let mut versions = self.inner.versions.lock();
+        if let Some(t) = self.tree_state(name) {
+            *t.opts.write() = opts;
+            return Ok(self.tree_handle(t));
+        }
+        let id = versions.trees().keys().next_back().map_or(1, |m| m + 1);
+        let edit = crate::manifest::VersionEdit {
+            created_trees: vec![(id, name.to_string())],
+            flushed_seqs: vec![(id, self.inner.last_seq.load(Ordering::Acquire))],
+            ..Default::default()
+        };
+        versions.log_and_apply(edit, Vec::new())?;
+        let state = open::new_tree_state(&self.inner, id, name, opts, versions.tree(id).map(|t| t.version.clone()));
+        self.inner.trees.write().by_name.insert(name.to_string(), id);
+        self.inner.trees.write().by_id.insert(id, state.clone());
+        Ok(self.tree_handle(state))
+    }
+
+    /// The tree `name`, if it exists (with the options it was last opened with).
+    pub fn tree(&self, name: &str) -> Option<Tree> {
+        self.tree_state(name).map(|t| self.tree_handle(t))
+    }
+
+    /// Names of every tree.
+    pub fn tree_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.inner.trees.read().by_name.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Removes a tree and all its data.
+    pub fn drop_tree(&self, name: &str) -> Result<()> {
+        let _w = self.inner.write_mutex.lock();
+        let state = self.tree_state(name).ok_or_else(|| Error::TreeNotFound(name.to_string()))?;
+        let edit = crate::manifest::VersionEdit {
+            dropped_trees: vec![state.id],
+            ..Default::default()
+        };
+        self.inner.versions.lock().log_and_apply(edit, Vec::new())?;
+        state.dropped.store(true, Ordering::Release);
+        let mut trees = self.inner.trees.write();
+        trees.by_name.remove(name);
+        trees.by_id.remove(&state.id);
+        Ok(())
+    }
+
+    fn tree_state(&self, name: &str) -> Option<Arc<TreeState>> {
+        let trees = self.inner.trees.read();
+        trees.by_name.get(name).and_then(|id| trees.by_id.get(id)).cloned()
+    }
+
+    fn tree_handle(&self, state: Arc<TreeState>) -> Tree {
+        Tree {
+            engine: self.clone(),
+            state,
+        }
+    }
+
+    /// Writes a batch atomically (across trees) and returns the sequence
+    /// number of its last operation. In `SyncMode::Always` the batch is
+    /// durable when this returns.
+    pub fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
+        write::write(&self.inner, batch)
+    }
+
+    /// Pins the current state of every tree.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = self.inner.snapshots.lock();
+        let seq = self.inner.last_seq.load(Ordering::Acquire);
+        *s.entry(seq).or_insert(0) += 1;
+        Snapshot {
+            seq,
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// Flushes every tree's memtables to tables and waits for it.
+    pub fn flush_all(&self) -> Result<()> {
+        let trees: Vec<Arc<TreeState>> = self.inner.trees.read().by_id.values().cloned().collect();
+        for t in trees {
+            background::flush_tree(&self.inner, &t)?;
+        }
+        Ok(())
+    }
+
+    /// Waits until no compaction is needed or running.
+    pub fn wait_for_compactions(&self) -> Result<()> {
+        background::wait_idle(&self.inner)
+    }
+
+    /// fsyncs the commit log (useful in the periodic mode).
+    pub fn sync_log(&self) -> Result<()> {
+        self.inner.log.lock().sync()
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        let s = &self.inner.stats;
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let (log_bytes, segments) = {
+            let log = self.inner.log.lock();
+            (log.bytes_written(), log.segments().len())
+        };
+        let manifest_bytes = self.inner.versions.lock().bytes_written();
+        let mut st = EngineStats {
+            user_bytes_written: ld(&s.user_bytes_written),
+            log_bytes_written: log_bytes,
+            flush_bytes_written: ld(&s.flush_bytes_written),
+            compaction_bytes_written: ld(&s.compaction_bytes_written),
+            compaction_bytes_read: ld(&s.compaction_bytes_read),
+            manifest_bytes_written: manifest_bytes,
+            flushes: ld(&s.flushes),
+            compactions: ld(&s.compactions),
+            write_stalls: ld(&s.write_stalls),
+            block_cache_hits: self.inner.cache.hits(),
+            block_cache_misses: self.inner.cache.misses(),
+            block_cache_usage_bytes: self.inner.cache.usage_bytes() as u64,
+            last_seq: self.inner.last_seq.load(Ordering::Acquire),
+            log_segments: segments,
+            ..Default::default()
+        };
+        st.storage_bytes_written =
+            st.log_bytes_written + st.flush_bytes_written + st.compaction_bytes_written + st.manifest_bytes_written;
+        st
+    }
+
+    /// Stops background work and syncs the log. Other handles to the
+    /// engine fail their writes afterwards.
+    pub fn close(self) -> Result<()> {
+        self.life.shutdown()
+    }
+}
+
+impl Tree {
+    pub fn id(&self) -> TreeId {
+        self.state.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.state.name
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.put(self.state.id, key, value);
+        self.engine.write(b).map(|_| ())
+    }
+
+    pub fn delete(&self, key: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.delete(self.state.id, key);
+        self.engine.write(b).map(|_| ())
+    }
+
+    /// Writes a merge operand (needs the tree's merge operator to read back).
+    pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
+        let mut b = WriteBatch::new();
+        b.merge(self.state.id, key, operand);
+        self.engine.write(b).map(|_| ())
+    }
+
+    /// The newest value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let seq = self.engine.inner.last_seq.load(Ordering::Acquire);
+        read::get(&self.state, key, seq)
+    }
+
+    /// The value of `key` as of a snapshot.
+    pub fn get_at(&self, key: &[u8], snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
+        read::get(&self.state, key, snapshot.seq)
+    }
+
+    /// Key-ordered entries within bounds, forward or reversed, as of a
+    /// snapshot (or now).
+    pub fn range(
+        &self,
+        lower: std::ops::Bound<&[u8]>,
+        upper: std::ops::Bound<&[u8]>,
+        dir: Direction,
+        snapshot: Option<&Snapshot>,
+    ) -> Result<TreeIter> {
+        let seq = snapshot.map_or_else(|| self.engine.inner.last_seq.load(Ordering::Acquire), |s| s.seq);
+        iter::new(&self.state, lower, upper, dir, seq)
+    }
+
+    /// Every entry, in the given direction.
+    pub fn iter(&self, dir: Direction) -> Result<TreeIter> {
+        use std::ops::Bound::Unbounded;
+        self.range(Unbounded, Unbounded, dir, None)
+    }
+
+    /// Flushes this tree's memtables and waits.
+    pub fn flush(&self) -> Result<()> {
+        background::flush_tree(&self.engine.inner, &self.state)
+    }
+
+    /// Compacts the whole tree down to one sorted level and waits.
+    pub fn compact(&self) -> Result<()> {
+        self.flush()?;
+        background::compact_tree(&self.engine.inner, &self.state)
+    }
+
+    pub fn stats(&self) -> TreeStats {
+        let sv = self.state.super_version();
+        let mut st = TreeStats {
+            memtable_bytes: sv.mem.size_bytes() as u64 + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>(),
+            immutable_memtables: sv.imms.len(),
+            ..Default::default()
+        };
+        for l in 0..NUM_LEVELS {
+            st.files_per_level[l] = sv.version.levels[l].len();
+            st.bytes_per_level[l] = sv.version.level_bytes(l);
+        }
+        st
+    }
+}

@@ -1,0 +1,128 @@
+//! Opening an engine: recover the manifest, replay the commit log into
+//! memtables, sweep files nothing refers to, and start a new log segment.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::{EngineOptions, Inner, Stats, SuperVersion, TreeOptions, TreeState, Trees};
+use crate::batch::{decode_payload, TreeId};
+use crate::error::Result;
+use crate::log::{self, CommitLog, LogOptions};
+use crate::manifest::{file_number_of, Version, VersionSet, NUM_LEVELS};
+use crate::memtable::Memtable;
+use crate::sst::BlockCache;
+use crate::storage::Storage;
+
+pub(crate) fn new_tree_state(
+    inner: &Inner,
+    id: TreeId,
+    name: &str,
+    opts: Arc<TreeOptions>,
+    version: Option<Arc<Version>>,
+) -> Arc<TreeState> {
+    tree_state(id, name, opts, version.unwrap_or_default(), inner.new_memtable())
+}
+
+fn tree_state(id: TreeId, name: &str, opts: Arc<TreeOptions>, version: Arc<Version>, mem: Arc<Memtable>) -> Arc<TreeState> {
+    Arc::new(TreeState {
+        id,
+        name: name.to_string(),
+        opts: RwLock::new(opts),
+        sv: RwLock::new(Arc::new(SuperVersion {
+            mem,
+            imms: Vec::new(),
+            version,
+        })),
+        compact_pointers: Mutex::new(vec![Vec::new(); NUM_LEVELS]),
+        dropped: AtomicBool::new(false),
+    })
+}
+
+pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<Arc<Inner>> {
+    let cache = BlockCache::new(opts.block_cache_bytes);
+    let versions = VersionSet::open(storage.clone(), cache.clone())?;
+    let mut next_mem_id = 1;
+    let mut trees = Trees::default();
+    let mut flushed: BTreeMap<TreeId, u64> = BTreeMap::new();
+    for (&id, files) in versions.trees() {
+        let mem = Memtable::new(next_mem_id);
+        next_mem_id += 1;
+        let state = tree_state(id, &files.name, Arc::new(TreeOptions::default()), files.version.clone(), mem);
+        trees.by_name.insert(files.name.clone(), id);
+        trees.by_id.insert(id, state);
+        flushed.insert(id, files.flushed_seq);
+    }
+
+    // Replay: every op above its tree's flushed sequence number goes back
+    // into the tree's memtable.
+    let mut last_seq = versions.last_seq();
+    let mut replayed_ops = 0u64;
+    let report = log::recover(&*storage, &mut |seq_first, payload| {
+        let ops = decode_payload(payload, "commit log")?;
+        for (i, op) in ops.iter().enumerate() {
+            let seq = seq_first + i as u64;
+            last_seq = last_seq.max(seq);
+            let Some(&flushed_seq) = flushed.get(&op.tree) else {
+                continue; // the tree was dropped
+            };
+            if seq > flushed_seq {
+                let t = &trees.by_id[&op.tree];
+                t.sv.read().mem.insert(op.key, seq, op.kind, op.value);
+                replayed_ops += 1;
+            }
+        }
+        Ok(())
+    })?;
+    last_seq = last_seq.max(report.last_seq);
+    if let Some((file, offset)) = &report.truncated {
+        tracing::warn!("commit log {file} had a torn tail: truncated at byte {offset}");
+    }
+    tracing::info!(
+        "opened {}: {} trees, {} log records in {} segments, {replayed_ops} ops replayed, last seq {last_seq}",
+        storage.describe(),
+        trees.by_id.len(),
+        report.records,
+        report.segments.len()
+    );
+
+    // Sweep files no one refers to: tables of crashed flushes and
+    // compactions, old manifests, a leftover CURRENT.tmp.
+    let live = versions.live_file_names();
+    let log_names: Vec<String> = report.segments.iter().map(|s| crate::log::segment_file_name(s.number)).collect();
+    for name in storage.list()? {
+        let ours = file_number_of(&name).is_some() || name == "CURRENT.tmp";
+        if ours && !live.contains(&name) && !log_names.contains(&name) && !name.ends_with(".log") {
+            tracing::info!("removing unreferenced file {name}");
+            storage.remove(&name)?;
+        }
+    }
+
+    let log = CommitLog::open(
+        storage.clone(),
+        versions.file_number_counter(),
+        LogOptions {
+            segment_size_bytes_max: opts.log_segment_bytes_max,
+        },
+        report.segments,
+    )?;
+    Ok(Arc::new(Inner {
+        storage,
+        opts,
+        cache,
+        log: Mutex::new(log),
+        versions: Mutex::new(versions),
+        trees: RwLock::new(trees),
+        queue: Mutex::default(),
+        queue_cv: Condvar::new(),
+        write_mutex: Mutex::new(()),
+        last_seq: AtomicU64::new(last_seq),
+        next_memtable_id: AtomicU64::new(next_mem_id),
+        snapshots: Mutex::default(),
+        bg: Mutex::default(),
+        bg_cv: Condvar::new(),
+        stats: Stats::default(),
+    }))
+}

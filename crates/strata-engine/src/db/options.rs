@@ -1,0 +1,151 @@
+//! Engine and tree options, with their defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::merge::MergeOperator;
+use crate::sst::{Compression, TableBuilderOptions};
+
+/// When the commit log is made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// fsync before every acknowledgement; concurrent writers share one
+    /// fsync (group commit). The default.
+    Always,
+    /// Hand every group to the OS before acknowledging (it survives a
+    /// process crash) and fsync on a timer: a power loss may lose up to the
+    /// interval's writes.
+    Periodic(Duration),
+}
+
+/// Options of one engine (one process, one commit log, one block cache).
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub sync_mode: SyncMode,
+    /// Bytes of decompressed blocks cached, shared by every tree.
+    pub block_cache_bytes: usize,
+    /// Size at which a commit-log segment is sealed and a new one started.
+    pub log_segment_bytes_max: u64,
+    /// Background compactions that may run at once.
+    pub max_background_compactions: usize,
+    /// Bytes a single write batch may hold.
+    pub batch_bytes_max: usize,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            sync_mode: SyncMode::Always,
+            block_cache_bytes: 256 << 20,
+            log_segment_bytes_max: 64 << 20,
+            max_background_compactions: 1,
+            batch_bytes_max: 512 << 20,
+        }
+    }
+}
+
+/// Options of one tree.
+#[derive(Clone)]
+pub struct TreeOptions {
+    /// A memtable is sealed and flushed once it holds this many bytes.
+    pub memtable_bytes_max: usize,
+    /// Sealed memtables waiting for flush before writers stall.
+    pub immutable_memtables_max: usize,
+    /// Uncompressed target size of a data block.
+    pub block_size_bytes: usize,
+    pub compression: Compression,
+    pub zstd_level: i32,
+    /// Bloom filter bits per key; 0 disables the filter.
+    pub bloom_bits_per_key: u32,
+    /// L0 files that trigger a compaction into L1.
+    pub l0_compaction_trigger: usize,
+    /// L0 files at which each write is delayed by a millisecond.
+    pub l0_slowdown_trigger: usize,
+    /// L0 files at which writes stop until compaction catches up.
+    pub l0_stop_trigger: usize,
+    /// Target size of L1; each deeper level is `level_size_multiplier`
+    /// times larger.
+    pub level_base_bytes: u64,
+    pub level_size_multiplier: u64,
+    /// Size at which compaction cuts output files.
+    pub target_file_size_bytes: u64,
+    pub merge_operator: Option<Arc<dyn MergeOperator>>,
+}
+
+impl Default for TreeOptions {
+    fn default() -> Self {
+        TreeOptions {
+            memtable_bytes_max: 64 << 20,
+            immutable_memtables_max: 2,
+            block_size_bytes: 64 << 10,
+            compression: Compression::Lz4,
+            zstd_level: 3,
+            bloom_bits_per_key: 10,
+            l0_compaction_trigger: 4,
+            l0_slowdown_trigger: 20,
+            l0_stop_trigger: 36,
+            level_base_bytes: 256 << 20,
+            level_size_multiplier: 10,
+            target_file_size_bytes: 64 << 20,
+            merge_operator: None,
+        }
+    }
+}
+
+impl TreeOptions {
+    pub fn table_builder_options(&self) -> TableBuilderOptions {
+        TableBuilderOptions {
+            block_size_bytes: self.block_size_bytes,
+            compression: self.compression,
+            zstd_level: self.zstd_level,
+            bloom_bits_per_key: self.bloom_bits_per_key,
+            ..TableBuilderOptions::default()
+        }
+    }
+
+    /// Target bytes of `level` (>= 1).
+    pub fn level_target_bytes(&self, level: usize) -> u64 {
+        debug_assert!(level >= 1);
+        let mut t = self.level_base_bytes;
+        for _ in 1..level {
+            t = t.saturating_mul(self.level_size_multiplier);
+        }
+        t
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |m: &str| Err(crate::Error::InvalidArgument(m.to_string()));
+        if self.memtable_bytes_max < 4096 {
+            return bad("memtable_bytes_max must be at least 4096");
+        }
+        if self.block_size_bytes < 256 || self.block_size_bytes > 64 << 20 {
+            return bad("block_size_bytes must be within 256 B ..= 64 MiB");
+        }
+        if self.l0_compaction_trigger == 0
+            || self.l0_slowdown_trigger < self.l0_compaction_trigger
+            || self.l0_stop_trigger < self.l0_slowdown_trigger
+        {
+            return bad("need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger");
+        }
+        if self.level_size_multiplier < 2 || self.level_base_bytes == 0 || self.target_file_size_bytes == 0 {
+            return bad("level sizes must be positive and the multiplier at least 2");
+        }
+        if self.immutable_memtables_max == 0 {
+            return bad("immutable_memtables_max must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TreeOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TreeOptions")
+            .field("memtable_bytes_max", &self.memtable_bytes_max)
+            .field("block_size_bytes", &self.block_size_bytes)
+            .field("compression", &self.compression)
+            .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("merge_operator", &self.merge_operator.as_ref().map(|m| m.name().to_string()))
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,216 @@
+//! The write path: group commit.
+//!
+//! Writers queue up; the writer at the front becomes the leader, takes the
+//! queued batches (up to `GROUP_BYTES_MAX`), makes room in the memtables,
+//! assigns sequence numbers, appends one log record per batch, syncs once
+//! for the whole group, inserts into the memtables, publishes the new last
+//! sequence number (readers see the whole group at once) and wakes the
+//! others with their results.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+
+use super::{Inner, TreeState};
+use crate::batch::{TreeId, WriteBatch};
+use crate::error::{Error, Result};
+use crate::key::{SeqNo, SEQ_MAX};
+use crate::memtable::Memtable;
+
+use super::options::SyncMode;
+
+/// Bytes of batches one leader commits together.
+const GROUP_BYTES_MAX: usize = 4 << 20;
+
+/// How long a stalled writer sleeps between checks of the background state.
+const STALL_WAIT: Duration = Duration::from_millis(100);
+
+pub(crate) struct Writer {
+    batch: WriteBatch,
+    result: Mutex<Option<Result<SeqNo>>>,
+}
+
+#[derive(Default)]
+pub(crate) struct WriteQueue {
+    waiting: VecDeque<Arc<Writer>>,
+    leader_active: bool,
+}
+
+pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
+    if batch.is_empty() {
+        return Ok(inner.last_seq.load(Ordering::Acquire));
+    }
+    if batch.size_bytes() > inner.opts.batch_bytes_max {
+        return Err(Error::InvalidArgument(format!(
+            "write batch of {} bytes exceeds batch_bytes_max {}",
+            batch.size_bytes(),
+            inner.opts.batch_bytes_max
+        )));
+    }
+    {
+        let trees = inner.trees.read();
+        for id in batch.trees() {
+            if !trees.by_id.contains_key(id) {
+                return Err(Error::TreeNotFound(format!("tree id {id}")));
+            }
+        }
+    }
+    inner.check_bg_error()?;
+    let me = Arc::new(Writer {
+        batch,
+        result: Mutex::new(None),
+    });
+    let mut q = inner.queue.lock();
+    q.waiting.push_back(me.clone());
+    loop {
+        if let Some(r) = me.result.lock().take() {
+            return r;
+        }
+        let at_front = q.waiting.front().is_some_and(|w| Arc::ptr_eq(w, &me));
+        if !q.leader_active && at_front {
+            q.leader_active = true;
+            let mut group = Vec::new();
+            let mut bytes = 0;
+            while let Some(w) = q.waiting.front() {
+                if !group.is_empty() && bytes + w.batch.size_bytes() > GROUP_BYTES_MAX {
+                    break;
+                }
+                bytes += w.batch.size_bytes();
+                group.push(q.waiting.pop_front().expect("front exists"));
+            }
+            drop(q);
+            let outcome = commit_group(inner, &group);
+            q = inner.queue.lock();
+            q.leader_active = false;
+            match outcome {
+                Ok(seqs) => {
+                    for (w, seq) in group.iter().zip(seqs) {
+                        *w.result.lock() = Some(Ok(seq));
+                    }
+                }
+                Err(e) => {
+                    for w in &group {
+                        let mine = Arc::ptr_eq(w, &me);
+                        *w.result.lock() = Some(Err(if mine {
+                            Error::Closed(format!("write failed: {e}"))
+                        } else {
+                            Error::Closed(format!("group commit failed: {e}"))
+                        }));
+                    }
+                }
+            }
+            inner.queue_cv.notify_all();
+            continue;
+        }
+        inner.queue_cv.wait(&mut q);
+    }
+}
+
+/// Commits a group; returns each batch's last sequence number.
+fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
+    let _w = inner.write_mutex.lock();
+    inner.check_bg_error()?;
+    let mut trees: HashMap<TreeId, (Arc<TreeState>, Option<Arc<Memtable>>)> = HashMap::new();
+    for w in group {
+        for &id in w.batch.trees() {
+            if let std::collections::hash_map::Entry::Vacant(v) = trees.entry(id) {
+                if let Some(t) = inner.tree_by_id(id) {
+                    v.insert((t, None));
+                }
+            }
+        }
+    }
+    for (t, mem) in trees.values_mut() {
+        make_room(inner, t)?;
+        *mem = Some(t.super_version().mem.clone());
+    }
+    let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
+    let mut seq = first_seq;
+    let mut seqs = Vec::with_capacity(group.len());
+    {
+        let mut log = inner.log.lock();
+        let logged = (|| -> Result<()> {
+            for w in group {
+                let n = w.batch.len() as u64;
+                log.append(seq, seq + n - 1, w.batch.payload())?;
+                seq += n;
+                seqs.push(seq - 1);
+            }
+            log.commit(inner.opts.sync_mode == SyncMode::Always)
+        })();
+        if let Err(e) = logged {
+            inner.set_bg_error(&e);
+            return Err(e);
+        }
+    }
+    if seq - 1 > SEQ_MAX {
+        let e = Error::Closed("sequence numbers exhausted".into());
+        inner.set_bg_error(&e);
+        return Err(e);
+    }
+    let mut user_bytes = 0u64;
+    let mut s = first_seq;
+    for w in group {
+        for op in w.batch.iter() {
+            user_bytes += (op.key.len() + op.value.len()) as u64;
+            if let Some((_, Some(mem))) = trees.get(&op.tree) {
+                mem.insert(op.key, s, op.kind, op.value);
+            }
+            s += 1;
+        }
+    }
+    debug_assert_eq!(s, seq);
+    inner.stats.user_bytes_written.fetch_add(user_bytes, Ordering::Relaxed);
+    inner.last_seq.store(seq - 1, Ordering::Release);
+    Ok(seqs)
+}
+
+/// Makes sure the tree's active memtable has room, sealing it when full,
+/// and stalls while flushes or L0 compactions lag behind.
+fn make_room(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
+    let opts = t.options();
+    let mut slowed = false;
+    loop {
+        inner.check_bg_error()?;
+        let sv = t.super_version();
+        let l0_files = sv.version.levels[0].len();
+        if sv.mem.size_bytes() < opts.memtable_bytes_max {
+            if l0_files >= opts.l0_slowdown_trigger && !slowed {
+                slowed = true;
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            return Ok(());
+        }
+        if sv.imms.len() >= opts.immutable_memtables_max || l0_files >= opts.l0_stop_trigger {
+            inner.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
+            let mut bg = inner.bg.lock();
+            inner.bg_cv.notify_all();
+            inner.bg_cv.wait_for(&mut bg, STALL_WAIT);
+            continue;
+        }
+        seal_memtable(inner, t);
+        return Ok(());
+    }
+}
+
+/// Moves the active memtable to the immutable list and wakes the flusher.
+/// Caller holds the write mutex.
+pub(crate) fn seal_memtable(inner: &Inner, t: &TreeState) {
+    let mut sv = t.sv.write();
+    let old = sv.mem.clone();
+    old.seal(inner.last_seq.load(Ordering::Acquire));
+    let mut imms = sv.imms.clone();
+    imms.push(old);
+    *sv = Arc::new(super::SuperVersion {
+        mem: inner.new_memtable(),
+        imms,
+        version: sv.version.clone(),
+    });
+    drop(sv);
+    let _bg = inner.bg.lock();
+    inner.bg_cv.notify_all();
+}

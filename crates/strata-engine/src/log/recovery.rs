@@ -1,0 +1,152 @@
+//! Recovery: replays every segment in order, truncates the torn tail of the
+//! newest one, and reports damage anywhere else as corruption
+//! (docs/formats/commit-log.md, "Crash analysis").
+
+use super::format::{decode_frame, find_synced_frame_after, Frame};
+use super::writer::SegmentInfo;
+use super::{parse_segment_file_name, segment_file_name};
+use crate::batch::payload_count;
+use crate::error::{Error, Result};
+use crate::key::{SeqNo, SEQ_MAX};
+use crate::storage::{read_file, Storage};
+
+/// What recovery found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Every segment, in number order, with its length after truncation.
+    pub segments: Vec<SegmentInfo>,
+    /// Records replayed.
+    pub records: u64,
+    /// Highest sequence number replayed; 0 if none.
+    pub last_seq: SeqNo,
+    /// The file and offset where a torn tail was cut off, if one was.
+    pub truncated: Option<(String, u64)>,
+}
+
+/// Replays the log: reads every `{number:06}.log` segment in `storage` in
+/// number order and calls `apply(seq_first, payload)` for every record, in
+/// order. A damaged tail of the newest segment that was never synced is a
+/// torn write: it is cut off (durably) and recovery stops there. Any other
+/// damage, or sequence numbers that do not strictly increase, is
+/// `Error::Corruption` naming the file and offset. Errors from `apply` are
+/// returned as they are.
+///
+/// On success the newest segment is durable as recovered (it is fsynced),
+/// so records replayed now cannot be lost to a later power loss once new
+/// records have been written after them.
+pub fn recover(
+    storage: &dyn Storage,
+    apply: &mut dyn FnMut(SeqNo, &[u8]) -> Result<()>,
+) -> Result<RecoveryReport> {
+    let mut numbers: Vec<u64> = storage
+        .list()?
+        .iter()
+        .filter_map(|name| parse_segment_file_name(name))
+        .collect();
+    numbers.sort_unstable();
+    let mut report = RecoveryReport::default();
+    for (i, &number) in numbers.iter().enumerate() {
+        let newest = i + 1 == numbers.len();
+        let name = segment_file_name(number);
+        let data = read_file(storage, &name)?;
+        let mut seg = SegmentInfo {
+            number,
+            seq_last: 0,
+            size_bytes: data.len() as u64,
+        };
+        let mut offset = 0;
+        while offset < data.len() {
+            match decode_frame(&data, offset) {
+                Ok(frame) => {
+                    let seq_last = check_frame(&frame, report.last_seq, &name)?;
+                    apply(frame.seq_first, frame.payload)?;
+                    report.records += 1;
+                    report.last_seq = seq_last;
+                    seg.seq_last = seq_last;
+                    offset = frame.end();
+                }
+                Err(why) if !newest => {
+                    return Err(Error::corruption(
+                        &name,
+                        format!(
+                            "damaged record at byte {offset}: {why} \
+                             (only the newest segment can have a torn tail)"
+                        ),
+                    ));
+                }
+                Err(why) => {
+                    if let Some(proof) = find_synced_frame_after(&data, offset) {
+                        return Err(Error::corruption(
+                            &name,
+                            format!(
+                                "damaged record at byte {offset}: {why}; the record at byte {} \
+                                 shows the segment was synced through byte {}, so this is not a torn write",
+                                proof.offset, proof.synced_watermark
+                            ),
+                        ));
+                    }
+                    tracing::warn!(
+                        "commit log: cutting torn tail of {name} at byte {offset} of {}: {why}",
+                        data.len()
+                    );
+                    storage.truncate(&name, offset as u64)?;
+                    seg.size_bytes = offset as u64;
+                    report.truncated = Some((name.clone(), offset as u64));
+                    break;
+                }
+            }
+        }
+        if newest && report.truncated.is_none() && !data.is_empty() {
+            // Bytes a killed process had handed to the OS may not be durable
+            // yet; make them so before anything is written after them.
+            // (`truncate` fsyncs the file.)
+            storage.truncate(&name, data.len() as u64)?;
+        }
+        report.segments.push(seg);
+    }
+    Ok(report)
+}
+
+/// Checks a frame that passed its checksum; returns its last sequence
+/// number. A failure here cannot be a torn write, so it is corruption.
+fn check_frame(frame: &Frame<'_>, prev_seq: SeqNo, name: &str) -> Result<SeqNo> {
+    let at = frame.offset;
+    if frame.synced_watermark > at as u64 {
+        return Err(Error::corruption(
+            name,
+            format!(
+                "record at byte {at} claims the segment was synced through byte {}, past itself",
+                frame.synced_watermark
+            ),
+        ));
+    }
+    let count = payload_count(frame.payload, name).map_err(|e| match e {
+        Error::Corruption { detail, .. } => {
+            Error::corruption(name, format!("record at byte {at}: {detail}"))
+        }
+        other => other,
+    })?;
+    let seq_last = u64::from(count)
+        .checked_sub(1)
+        .and_then(|n| frame.seq_first.checked_add(n))
+        .filter(|&s| s <= SEQ_MAX);
+    let Some(seq_last) = seq_last else {
+        return Err(Error::corruption(
+            name,
+            format!(
+                "record at byte {at} has {count} operations from sequence number {}",
+                frame.seq_first
+            ),
+        ));
+    };
+    if frame.seq_first <= prev_seq {
+        return Err(Error::corruption(
+            name,
+            format!(
+                "record at byte {at} starts at sequence number {}, not after {prev_seq}",
+                frame.seq_first
+            ),
+        ));
+    }
+    Ok(seq_last)
+}

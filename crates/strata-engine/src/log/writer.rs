@@ -1,0 +1,300 @@
+//! The commit-log writer: appends frames to the live segment, ends groups
+//! with one flush (and fsync when asked), rolls to a new segment past the
+//! size limit, and deletes segments every tree has flushed past.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::format::{encode_header, HEADER_BYTES, PAYLOAD_BYTES_MAX};
+use super::segment_file_name;
+use crate::batch::payload_count;
+use crate::error::{Error, Result};
+use crate::key::{SeqNo, SEQ_MAX};
+use crate::storage::{Storage, WritableFile};
+
+/// Tuning of the commit log.
+#[derive(Clone, Debug)]
+pub struct LogOptions {
+    /// A segment is sealed, and a new one started, once a group leaves it
+    /// larger than this.
+    pub segment_size_bytes_max: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_size_bytes_max: 64 << 20,
+        }
+    }
+}
+
+/// What the log knows about one segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentInfo {
+    /// The file number: the segment is the file `{number:06}.log`.
+    pub number: u64,
+    /// Highest sequence number of any operation in the segment; 0 if empty.
+    pub seq_last: SeqNo,
+    /// Length of the segment in bytes.
+    pub size_bytes: u64,
+}
+
+/// The segment being appended to.
+struct LiveSegment {
+    number: u64,
+    name: String,
+    file: Box<dyn WritableFile>,
+    seq_last: SeqNo,
+    size_bytes: u64,
+    /// Bytes handed to the OS.
+    flushed_bytes: u64,
+    /// Bytes known durable: the watermark written in every new frame.
+    synced_bytes: u64,
+}
+
+impl LiveSegment {
+    /// Creates the file and makes its name durable, so no record in it is
+    /// ever acknowledged while a power loss could still drop the file.
+    fn create(storage: &dyn Storage, next_file_number: &AtomicU64) -> Result<LiveSegment> {
+        let number = next_file_number.fetch_add(1, Ordering::SeqCst);
+        let name = segment_file_name(number);
+        if storage.exists(&name)? {
+            return Err(Error::InvalidArgument(format!(
+                "file number {number} is already in use: {name} exists"
+            )));
+        }
+        let file = storage.create(&name)?;
+        storage.sync_dir()?;
+        Ok(LiveSegment {
+            number,
+            name,
+            file,
+            seq_last: 0,
+            size_bytes: 0,
+            flushed_bytes: 0,
+            synced_bytes: 0,
+        })
+    }
+
+    fn info(&self) -> SegmentInfo {
+        SegmentInfo {
+            number: self.number,
+            seq_last: self.seq_last,
+            size_bytes: self.size_bytes,
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.flushed_bytes < self.size_bytes {
+            self.file.flush()?;
+            self.flushed_bytes = self.size_bytes;
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if self.synced_bytes < self.size_bytes {
+            self.file.sync()?;
+            self.flushed_bytes = self.size_bytes;
+            self.synced_bytes = self.size_bytes;
+        }
+        Ok(())
+    }
+}
+
+/// The commit log shared by every tree of the engine.
+///
+/// Used by one writer at a time (the engine's write leader, under a mutex):
+/// `append` each record of a group, then `commit` once. After any failed
+/// write, flush, sync or roll the log refuses every further append, so a
+/// frame that failed half-written is never followed by later records.
+pub struct CommitLog {
+    storage: Arc<dyn Storage>,
+    next_file_number: Arc<AtomicU64>,
+    opts: LogOptions,
+    /// Segments no longer written, in number order.
+    sealed: Vec<SegmentInfo>,
+    live: LiveSegment,
+    /// Highest sequence number logged so far (0 before the first record).
+    seq_last: SeqNo,
+    bytes_written: u64,
+    /// Why the log stopped accepting records.
+    failure: Option<String>,
+}
+
+impl CommitLog {
+    /// Starts a new segment (never appending to an old file). `sealed` are
+    /// the segments found by recovery, kept until `remove_obsolete` finds
+    /// them obsolete. The new segment's name is durable before this returns.
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        next_file_number: Arc<AtomicU64>,
+        opts: LogOptions,
+        mut sealed: Vec<SegmentInfo>,
+    ) -> Result<CommitLog> {
+        sealed.sort_by_key(|s| s.number);
+        debug_assert!(sealed.windows(2).all(|w| w[0].number < w[1].number));
+        let live = LiveSegment::create(&*storage, &next_file_number)?;
+        debug_assert!(sealed.last().is_none_or(|s| s.number < live.number));
+        let seq_last = sealed.iter().map(|s| s.seq_last).max().unwrap_or(0);
+        Ok(CommitLog {
+            storage,
+            next_file_number,
+            opts,
+            sealed,
+            live,
+            seq_last,
+            bytes_written: 0,
+            failure: None,
+        })
+    }
+
+    /// Appends one record (buffered): the encoded `WriteBatch` payload
+    /// whose operations get `seq_first..=seq_last`. Sequence numbers start
+    /// at 1 and must increase from record to record.
+    pub fn append(&mut self, seq_first: SeqNo, seq_last: SeqNo, payload: &[u8]) -> Result<()> {
+        self.check_healthy()?;
+        if seq_first <= self.seq_last || seq_last < seq_first || seq_last > SEQ_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "log record sequence numbers {seq_first}..={seq_last} do not follow {}",
+                self.seq_last
+            )));
+        }
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(Error::InvalidArgument(format!(
+                "log record of {} bytes exceeds the {PAYLOAD_BYTES_MAX}-byte limit",
+                payload.len()
+            )));
+        }
+        let count = payload_count(payload, "write batch")
+            .map_err(|e| Error::InvalidArgument(format!("bad log record payload: {e}")))?;
+        if u64::from(count) != seq_last - seq_first + 1 {
+            return Err(Error::InvalidArgument(format!(
+                "log record holds {count} operations but spans sequence numbers {seq_first}..={seq_last}"
+            )));
+        }
+        let header = encode_header(seq_first, self.live.synced_bytes, payload);
+        let written = self
+            .live
+            .file
+            .append(&header)
+            .and_then(|()| self.live.file.append(payload));
+        if let Err(e) = written {
+            return Err(self.fail(e));
+        }
+        let frame_bytes = (HEADER_BYTES + payload.len()) as u64;
+        self.live.size_bytes += frame_bytes;
+        self.live.seq_last = seq_last;
+        self.seq_last = seq_last;
+        self.bytes_written += frame_bytes;
+        Ok(())
+    }
+
+    /// Ends a group: hands its bytes to the OS and, if `sync`, makes them
+    /// durable. Returns Ok only once the group is persisted as asked.
+    ///
+    /// Then, if the live segment has grown past the size limit, seals it
+    /// (fsync) and starts a new one. A failure there cannot undo the group,
+    /// so it does not fail this call: it stops the log, and the next
+    /// `append` reports it (see `failure`).
+    pub fn commit(&mut self, sync: bool) -> Result<()> {
+        self.check_healthy()?;
+        let persisted = if sync {
+            self.live.sync()
+        } else {
+            self.live.flush()
+        };
+        if let Err(e) = persisted {
+            return Err(self.fail(e));
+        }
+        if self.live.size_bytes > self.opts.segment_size_bytes_max {
+            if let Err(e) = self.roll() {
+                let e = self.fail(e);
+                tracing::error!("commit log stopped: cannot start a new segment: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the live segment (synced first, so only the newest segment can
+    /// ever have a torn tail) and starts a new one.
+    fn roll(&mut self) -> Result<()> {
+        self.live.sync()?;
+        let next = LiveSegment::create(&*self.storage, &self.next_file_number)?;
+        let old = std::mem::replace(&mut self.live, next);
+        self.sealed.push(old.info());
+        Ok(())
+    }
+
+    /// Makes every appended byte durable (the periodic sync mode's timer).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_healthy()?;
+        if let Err(e) = self.live.sync() {
+            return Err(self.fail(e));
+        }
+        Ok(())
+    }
+
+    /// The sealed segments and then the live one, in number order.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let mut all = Vec::with_capacity(self.sealed.len() + 1);
+        all.extend_from_slice(&self.sealed);
+        all.push(self.live.info());
+        all
+    }
+
+    /// Deletes the sealed segments whose every operation has been flushed
+    /// by every tree (`seq_last <= flushed_seq`); returns their numbers.
+    /// Never deletes the live segment.
+    pub fn remove_obsolete(&mut self, flushed_seq: SeqNo) -> Result<Vec<u64>> {
+        let mut removed = Vec::new();
+        let mut result = Ok(());
+        let storage = &self.storage;
+        self.sealed.retain(|s| {
+            if result.is_err() || s.seq_last > flushed_seq {
+                return true;
+            }
+            match storage.remove(&segment_file_name(s.number)) {
+                Ok(()) => {
+                    removed.push(s.number);
+                    false
+                }
+                Err(e) => {
+                    result = Err(e);
+                    true
+                }
+            }
+        });
+        result.map(|()| removed)
+    }
+
+    /// Total bytes (headers and payloads) appended by this process.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    /// Number of the segment being appended to.
+    pub fn live_segment_number(&self) -> u64 {
+        self.live.number
+    }
+
+    /// Why the log stopped accepting records, if it did.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    fn check_healthy(&self) -> Result<()> {
+        match &self.failure {
+            None => Ok(()),
+            Some(cause) => Err(Error::Closed(format!("commit log failed earlier: {cause}"))),
+        }
+    }
+
+    /// Stops the log for good after an I/O failure.
+    fn fail(&mut self, e: Error) -> Error {
+        if self.failure.is_none() {
+            self.failure = Some(format!("{} ({})", e, self.live.name));
+        }
+        e
+    }
+}

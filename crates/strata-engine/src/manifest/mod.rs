@@ -1,0 +1,11 @@
+//! The manifest: the file set of every tree, changed only by atomic,
+//! durable version edits (docs/formats/manifest.md).
+
+mod edit;
+mod frame;
+mod set;
+mod version;
+
+pub use edit::{NewFile, VersionEdit};
+pub use set::{file_number_of, manifest_file_name, new_file_of, TreeFiles, VersionSet};
+pub use version::{table_file_name, FileMeta, LevelIterator, Version, NUM_LEVELS};

@@ -1,0 +1,442 @@
+//! The version set: the current file set of every tree, and the manifest
+//! file that records its changes.
+//!
+//! Commit protocol of an edit: append the edit's frame and an empty commit
+//! frame, fsync the manifest, and only then apply the edit in memory. The
+//! empty frame means a damaged last edit is always followed by a valid
+//! frame, so it is reported as corruption rather than mistaken for a torn
+//! write. Opening writes a fresh manifest holding one snapshot edit and
+//! swaps CURRENT to it: write CURRENT.tmp, fsync it, rename it over
+//! CURRENT, fsync the directory.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use super::edit::{NewFile, VersionEdit};
+use super::frame;
+use super::version::{table_file_name, FileMeta, Version, NUM_LEVELS};
+use crate::batch::TreeId;
+use crate::error::{Error, Result};
+use crate::key::{cmp_internal, SeqNo};
+use crate::sst::{BlockCache, Table};
+use crate::storage::{read_file, write_file_durably, Storage, WritableFile};
+
+const CURRENT: &str = "CURRENT";
+const CURRENT_TMP: &str = "CURRENT.tmp";
+
+/// A manifest larger than this is rewritten as one snapshot edit.
+const MANIFEST_BYTES_MAX: u64 = 32 << 20;
+
+pub fn manifest_file_name(number: u64) -> String {
+    format!("MANIFEST-{number:06}")
+}
+
+/// The persisted state of one tree.
+#[derive(Clone)]
+pub struct TreeFiles {
+    pub name: String,
+    /// Every write of the tree up to this sequence number is in its files.
+    pub flushed_seq: SeqNo,
+    pub version: Arc<Version>,
+}
+
+pub struct VersionSet {
+    storage: Arc<dyn Storage>,
+    cache: Arc<BlockCache>,
+    next_file_number: Arc<AtomicU64>,
+    last_seq: SeqNo,
+    trees: BTreeMap<TreeId, TreeFiles>,
+    manifest: Box<dyn WritableFile>,
+    manifest_number: u64,
+    manifest_name: String,
+    /// Bytes written to manifests by this process (write amplification).
+    bytes_written: u64,
+}
+
+/// Tree state during recovery, before tables are opened.
+#[derive(Default)]
+struct PendingTree {
+    name: String,
+    flushed_seq: SeqNo,
+    levels: [BTreeMap<u64, NewFile>; NUM_LEVELS],
+}
+
+impl VersionSet {
+    /// Opens the manifest named by CURRENT (or starts an empty one), opens
+    /// every live table, and writes a fresh manifest.
+    pub fn open(storage: Arc<dyn Storage>, cache: Arc<BlockCache>) -> Result<VersionSet> {
+        let names = storage.list()?;
+        let mut pending: BTreeMap<TreeId, PendingTree> = BTreeMap::new();
+        let mut next_file_number = 1u64;
+        let mut last_seq = 0;
+        let mut old_manifest = None;
+        if names.iter().any(|n| n == CURRENT) {
+            let current = read_file(&*storage, CURRENT)?;
+            let name = std::str::from_utf8(&current)
+                .ok()
+                .and_then(|s| s.strip_suffix('\n'))
+                .filter(|s| s.starts_with("MANIFEST-") && !s.contains('/'))
+                .ok_or_else(|| Error::corruption(CURRENT, "does not name a manifest"))?
+                .to_string();
+            let bytes = read_file(&*storage, &name)?;
+            for payload in frame::decode_all(&bytes, &name)? {
+                if payload.is_empty() {
+                    continue; // commit frame
+                }
+                let edit = VersionEdit::decode(payload, &name)?;
+                if let Some(n) = edit.next_file_number {
+                    next_file_number = next_file_number.max(n);
+                }
+                if let Some(s) = edit.last_seq {
+                    last_seq = last_seq.max(s);
+                }
+                apply_pending(&mut pending, &edit, &name)?;
+            }
+            old_manifest = Some(name);
+        } else if names.iter().any(|n| n.ends_with(".sst") || n.ends_with(".log")) {
+            return Err(Error::corruption(
+                CURRENT,
+                "missing, but the directory holds tables or logs: refusing to start empty",
+            ));
+        }
+        // Any file number in use bounds the counter from below.
+        for n in &names {
+            if let Some(num) = file_number_of(n) {
+                next_file_number = next_file_number.max(num + 1);
+            }
+        }
+        let next_file_number = Arc::new(AtomicU64::new(next_file_number));
+        let mut trees = BTreeMap::new();
+        for (id, p) in pending {
+            let mut version = Version::default();
+            for (level, files) in p.levels.into_iter().enumerate() {
+                for nf in files.into_values() {
+                    version.levels[level].push(open_file(&storage, &cache, &nf)?);
+                }
+            }
+            sort_levels(&mut version);
+            version
+                .check_invariants()
+                .map_err(|e| Error::corruption(old_manifest.clone().unwrap_or_default(), e))?;
+            trees.insert(
+                id,
+                TreeFiles {
+                    name: p.name,
+                    flushed_seq: p.flushed_seq,
+                    version: Arc::new(version),
+                },
+            );
+        }
+        let manifest_number = next_file_number.fetch_add(1, Ordering::SeqCst);
+        let manifest_name = manifest_file_name(manifest_number);
+        let manifest = storage.create(&manifest_name)?;
+        let mut set = VersionSet {
+            storage,
+            cache,
+            next_file_number,
+            last_seq,
+            trees,
+            manifest,
+            manifest_number,
+            manifest_name,
+            bytes_written: 0,
+        };
+        set.write_snapshot()?;
+        set.install_current()?;
+        if let Some(old) = old_manifest {
+            set.storage.remove(&old)?;
+        }
+        Ok(set)
+    }
+
+    fn snapshot_edit(&self) -> VersionEdit {
+        let mut e = VersionEdit {
+            next_file_number: Some(self.next_file_number.load(Ordering::SeqCst)),
+            last_seq: Some(self.last_seq),
+            ..VersionEdit::default()
+        };
+        for (&id, t) in &self.trees {
+            e.created_trees.push((id, t.name.clone()));
+            e.flushed_seqs.push((id, t.flushed_seq));
+            for (level, files) in t.version.levels.iter().enumerate() {
+                for f in files {
+                    e.added_files.push(new_file_of(id, level, f));
+                }
+            }
+        }
+        e
+    }
+
+    fn append_synced(&mut self, edit: &VersionEdit) -> Result<()> {
+        let mut buf = Vec::new();
+        frame::encode(&edit.encode(), &mut buf);
+        frame::encode(&[], &mut buf);
+        self.manifest.append(&buf)?;
+        self.manifest.sync()?;
+        self.bytes_written += buf.len() as u64;
+        Ok(())
+    }
+
+    fn write_snapshot(&mut self) -> Result<()> {
+        let edit = self.snapshot_edit();
+        self.append_synced(&edit)
+    }
+
+    fn install_current(&mut self) -> Result<()> {
+        let content = format!("{}\n", self.manifest_name);
+        write_file_durably(&*self.storage, CURRENT_TMP, content.as_bytes())?;
+        self.storage.rename(CURRENT_TMP, CURRENT)?;
+        self.storage.sync_dir()
+    }
+
+    /// Starts a new manifest holding one snapshot edit.
+    fn roll_manifest(&mut self) -> Result<()> {
+        let number = self.new_file_number();
+        let name = manifest_file_name(number);
+        let old = std::mem::replace(&mut self.manifest_name, name.clone());
+        self.manifest = self.storage.create(&name)?;
+        self.manifest_number = number;
+        self.write_snapshot()?;
+        self.install_current()?;
+        self.storage.remove(&old)
+    }
+
+    /// Makes `edit` durable, then applies it. `new_tables` holds the
+    /// opened files the edit adds (files moved between levels are found in
+    /// the current versions). Files no tree holds any more are marked
+    /// obsolete and deleted when their last reader lets go.
+    pub fn log_and_apply(&mut self, mut edit: VersionEdit, new_tables: Vec<Arc<FileMeta>>) -> Result<()> {
+        edit.next_file_number = Some(self.next_file_number.load(Ordering::SeqCst));
+        if let Some(s) = edit.last_seq {
+            debug_assert!(s >= self.last_seq, "last_seq went back");
+        }
+        // Validate before anything is written.
+        let mut known: HashMap<u64, Arc<FileMeta>> =
+            new_tables.into_iter().map(|f| (f.number, f)).collect();
+        for t in self.trees.values() {
+            for files in &t.version.levels {
+                for f in files {
+                    known.entry(f.number).or_insert_with(|| f.clone());
+                }
+            }
+        }
+        for nf in &edit.added_files {
+            if !known.contains_key(&nf.number) {
+                return Err(Error::InvalidArgument(format!("edit adds unopened file {}", nf.number)));
+            }
+            if nf.level as usize >= NUM_LEVELS {
+                return Err(Error::InvalidArgument(format!("level {} out of range", nf.level)));
+            }
+        }
+        self.append_synced(&edit)?;
+        let before: HashSet<u64> = self.live_file_numbers();
+        self.apply(&edit, &known);
+        if let Some(s) = edit.last_seq {
+            self.last_seq = self.last_seq.max(s);
+        }
+        let after = self.live_file_numbers();
+        for number in before.difference(&after) {
+            if let Some(f) = known.get(number) {
+                f.mark_obsolete();
+            }
+        }
+        if self.manifest.len() > MANIFEST_BYTES_MAX {
+            self.roll_manifest()?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, edit: &VersionEdit, known: &HashMap<u64, Arc<FileMeta>>) {
+        for (id, name) in &edit.created_trees {
+            self.trees.insert(
+                *id,
+                TreeFiles {
+                    name: name.clone(),
+                    flushed_seq: 0,
+                    version: Arc::new(Version::default()),
+                },
+            );
+        }
+        let mut touched: BTreeMap<TreeId, Version> = BTreeMap::new();
+        for &(tree, level, number) in &edit.removed_files {
+            if let Some(t) = self.trees.get(&tree) {
+                let v = touched.entry(tree).or_insert_with(|| (*t.version).clone());
+                v.levels[level as usize].retain(|f| f.number != number);
+            }
+        }
+        for nf in &edit.added_files {
+            if let (Some(t), Some(f)) = (self.trees.get(&nf.tree), known.get(&nf.number)) {
+                let v = touched.entry(nf.tree).or_insert_with(|| (*t.version).clone());
+                v.levels[nf.level as usize].push(f.clone());
+            }
+        }
+        for (tree, mut v) in touched {
+            sort_levels(&mut v);
+            debug_assert_eq!(v.check_invariants(), Ok(()));
+            if let Some(t) = self.trees.get_mut(&tree) {
+                t.version = Arc::new(v);
+            }
+        }
+        for &(tree, seq) in &edit.flushed_seqs {
+            if let Some(t) = self.trees.get_mut(&tree) {
+                t.flushed_seq = t.flushed_seq.max(seq);
+            }
+        }
+        for id in &edit.dropped_trees {
+            self.trees.remove(id);
+        }
+    }
+
+    fn live_file_numbers(&self) -> HashSet<u64> {
+        self.trees
+            .values()
+            .flat_map(|t| t.version.levels.iter().flatten().map(|f| f.number))
+            .collect()
+    }
+
+    /// Every file name the current state needs (tables and the manifest).
+    pub fn live_file_names(&self) -> HashSet<String> {
+        let mut s: HashSet<String> = self
+            .live_file_numbers()
+            .into_iter()
+            .map(table_file_name)
+            .collect();
+        s.insert(self.manifest_name.clone());
+        s
+    }
+
+    pub fn new_file_number(&self) -> u64 {
+        self.next_file_number.fetch_add(1, Ordering::SeqCst)
+    }
+
+    pub fn file_number_counter(&self) -> Arc<AtomicU64> {
+        self.next_file_number.clone()
+    }
+
+    pub fn last_seq(&self) -> SeqNo {
+        self.last_seq
+    }
+
+    pub fn trees(&self) -> &BTreeMap<TreeId, TreeFiles> {
+        &self.trees
+    }
+
+    pub fn tree(&self, id: TreeId) -> Option<&TreeFiles> {
+        self.trees.get(&id)
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    pub fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    pub fn manifest_number(&self) -> u64 {
+        self.manifest_number
+    }
+}
+
+fn apply_pending(pending: &mut BTreeMap<TreeId, PendingTree>, edit: &VersionEdit, file: &str) -> Result<()> {
+    for (id, name) in &edit.created_trees {
+        pending.insert(
+            *id,
+            PendingTree {
+                name: name.clone(),
+                ..PendingTree::default()
+            },
+        );
+    }
+    for &(tree, level, number) in &edit.removed_files {
+        let t = pending
+            .get_mut(&tree)
+            .ok_or_else(|| Error::corruption(file, format!("edit removes a file of unknown tree {tree}")))?;
+        let lvl = t
+            .levels
+            .get_mut(level as usize)
+            .ok_or_else(|| Error::corruption(file, format!("level {level} out of range")))?;
+        lvl.remove(&number);
+    }
+    for nf in &edit.added_files {
+        let t = pending
+            .get_mut(&nf.tree)
+            .ok_or_else(|| Error::corruption(file, format!("edit adds a file to unknown tree {}", nf.tree)))?;
+        let lvl = t
+            .levels
+            .get_mut(nf.level as usize)
+            .ok_or_else(|| Error::corruption(file, format!("level {} out of range", nf.level)))?;
+        lvl.insert(nf.number, nf.clone());
+    }
+    for &(tree, seq) in &edit.flushed_seqs {
+        if let Some(t) = pending.get_mut(&tree) {
+            t.flushed_seq = t.flushed_seq.max(seq);
+        }
+    }
+    for id in &edit.dropped_trees {
+        pending.remove(id);
+    }
+    Ok(())
+}
+
+/// Opens a table the manifest names, checking it is the file it recorded.
+pub fn open_file(storage: &Arc<dyn Storage>, cache: &Arc<BlockCache>, nf: &NewFile) -> Result<Arc<FileMeta>> {
+    let name = table_file_name(nf.number);
+    let file = storage.open(&name)?;
+    if file.len() != nf.size_bytes {
+        return Err(Error::corruption(
+            &name,
+            format!("size {} differs from the manifest's {}", file.len(), nf.size_bytes),
+        ));
+    }
+    let table = Table::open(file, nf.number, name, Some(cache.clone()))?;
+    Ok(FileMeta::new(
+        nf.number,
+        nf.size_bytes,
+        nf.smallest.clone(),
+        nf.largest.clone(),
+        nf.seq_min,
+        nf.seq_max,
+        table,
+        storage.clone(),
+        cache.clone(),
+    ))
+}
+
+pub fn new_file_of(tree: TreeId, level: usize, f: &FileMeta) -> NewFile {
+    NewFile {
+        tree,
+        level: level as u32,
+        number: f.number,
+        size_bytes: f.size_bytes,
+        smallest: f.smallest.clone(),
+        largest: f.largest.clone(),
+        seq_min: f.seq_min,
+        seq_max: f.seq_max,
+    }
+}
+
+fn sort_levels(v: &mut Version) {
+    v.levels[0].sort_by(|a, b| b.seq_max.cmp(&a.seq_max).then(b.number.cmp(&a.number)));
+    for files in v.levels.iter_mut().skip(1) {
+        files.sort_by(|a, b| cmp_internal(&a.smallest, &b.smallest));
+    }
+}
+
+/// The number in a file name of the engine's ("000012.sst", "000013.log",
+/// "MANIFEST-000014").
+pub fn file_number_of(name: &str) -> Option<u64> {
+    let digits = name
+        .strip_suffix(".sst")
+        .or_else(|| name.strip_suffix(".log"))
+        .or_else(|| name.strip_prefix("MANIFEST-"))?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}

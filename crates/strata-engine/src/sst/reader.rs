@@ -1,0 +1,340 @@
+//! An open table: footer, properties, index and filter verified and kept in
+//! memory; data blocks read on demand through the block cache.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use super::block::Block;
+use super::block_iter::BlockIter;
+use super::bloom::{bloom_hash, BloomFilter};
+use super::cache::BlockCache;
+use super::cmp_keys;
+use super::compress::decompress;
+use super::format::{
+    block_crc, BlockHandle, Compression, Footer, TableProperties, BLOCK_TRAILER_LEN, FOOTER_LEN,
+};
+pub use super::table_iter::TableIterator;
+use crate::error::{Error, Result};
+use crate::storage::RandomAccessFile;
+
+/// The decoded index: one separator and handle per data block.
+struct Index {
+    /// Separator keys, concatenated.
+    keys: Vec<u8>,
+    entries: Vec<IndexEntry>,
+}
+
+struct IndexEntry {
+    key_start: usize,
+    key_end: usize,
+    handle: BlockHandle,
+}
+
+impl Index {
+    fn key(&self, i: usize) -> &[u8] {
+        let e = &self.entries[i];
+        &self.keys[e.key_start..e.key_end]
+    }
+
+    /// First block whose separator is >= `ikey` (may be `len()`).
+    fn find(&self, ikey: &[u8]) -> usize {
+        self.entries.partition_point(|e| {
+            cmp_keys(&self.keys[e.key_start..e.key_end], ikey) == Ordering::Less
+        })
+    }
+}
+
+/// An open, immutable SSTable.
+pub struct Table {
+    file: Arc<dyn RandomAccessFile>,
+    file_number: u64,
+    file_name: String,
+    cache: Option<Arc<BlockCache>>,
+    props: TableProperties,
+    index: Index,
+    filter: Option<BloomFilter>,
+    /// Where the data blocks end.
+    data_end: u64,
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("file_number", &self.file_number)
+            .field("file_name", &self.file_name)
+            .field("data_blocks", &self.index.entries.len())
+            .finish()
+    }
+}
+
+impl Table {
+    /// Reads and verifies footer, properties, index and filter (kept in
+    /// memory). Any checksum or decoding failure is `Error::Corruption`.
+    pub fn open(
+        file: Arc<dyn RandomAccessFile>,
+        file_number: u64,
+        file_name: String,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Arc<Table>> {
+        let bad = |detail: String| Error::corruption(&file_name, detail);
+        let file_len = file.len();
+        if file_len < FOOTER_LEN as u64 {
+            return Err(bad(format!(
+                "file of {file_len} bytes is too short for a table"
+            )));
+        }
+        let footer_offset = file_len - FOOTER_LEN as u64;
+        let footer = Footer::decode(&file.read_vec(footer_offset, FOOTER_LEN)?, &file_name)?;
+
+        // Layout: data | filter? | index | properties | footer, contiguous.
+        let has_filter = footer.filter.size > 0 || footer.filter.offset > 0;
+        let data_end = if has_filter {
+            footer.filter.offset
+        } else {
+            footer.index.offset
+        };
+        let ends = |h: BlockHandle, next: u64| h.end() == Some(next);
+        if (has_filter && !ends(footer.filter, footer.index.offset))
+            || !ends(footer.index, footer.properties.offset)
+            || !ends(footer.properties, footer_offset)
+        {
+            return Err(bad(
+                "table footer: metadata blocks are not contiguous".into()
+            ));
+        }
+
+        let mut table = Table {
+            file,
+            file_number,
+            file_name: file_name.clone(),
+            cache,
+            props: TableProperties::default(),
+            index: Index {
+                keys: Vec::new(),
+                entries: Vec::new(),
+            },
+            filter: None,
+            data_end,
+        };
+        let props_payload = table.read_block_contents(footer.properties, "properties")?;
+        table.props = TableProperties::decode(&props_payload, &file_name)?;
+        table.props.file_size_bytes = file_len;
+        table.index = table.read_index(footer.index)?;
+        if has_filter {
+            let payload = table.read_block_contents(footer.filter, "filter")?;
+            let filter = BloomFilter::from_payload(payload)
+                .map_err(|e| bad(format!("filter block: {e}")))?;
+            table.filter = Some(filter);
+        }
+        if table.props.data_blocks != table.index.entries.len() as u64 {
+            return Err(bad("properties disagree with the index".into()));
+        }
+        Ok(Arc::new(table))
+    }
+
+    /// Decodes the index block and checks that the data blocks tile
+    /// `[0, data_end)` and the separators increase.
+    fn read_index(&self, handle: BlockHandle) -> Result<Index> {
+        let bad =
+            |detail: &str| Error::corruption(&self.file_name, format!("index block: {detail}"));
+        let contents = self.read_block_contents(handle, "index")?;
+        let block = Block::new(contents).map_err(|e| bad(e.0))?;
+        let mut it = BlockIter::new();
+        it.set_block(Arc::new(block));
+        it.seek_to_first().map_err(|e| bad(e.0))?;
+        let mut index = Index {
+            keys: Vec::new(),
+            entries: Vec::new(),
+        };
+        let mut expected_offset = 0u64;
+        while it.valid() {
+            let h =
+                BlockHandle::decode_varint(it.value()).ok_or_else(|| bad("bad block handle"))?;
+            if h.offset != expected_offset {
+                return Err(bad("data blocks are not contiguous"));
+            }
+            expected_offset = h.end().ok_or_else(|| bad("bad block handle"))?;
+            if let Some(last) = index.entries.last() {
+                let prev = &index.keys[last.key_start..last.key_end];
+                if cmp_keys(prev, it.key()) != Ordering::Less {
+                    return Err(bad("separators out of order"));
+                }
+            }
+            let key_start = index.keys.len();
+            index.keys.extend_from_slice(it.key());
+            index.entries.push(IndexEntry {
+                key_start,
+                key_end: index.keys.len(),
+                handle: h,
+            });
+            it.next().map_err(|e| bad(e.0))?;
+        }
+        if expected_offset != self.data_end || index.entries.is_empty() {
+            return Err(bad("data blocks do not end where metadata begins"));
+        }
+        Ok(index)
+    }
+
+    /// Reads a block, checks its crc and decompresses it.
+    pub(crate) fn read_block_contents(&self, h: BlockHandle, what: &str) -> Result<Vec<u8>> {
+        let bad = |detail: &str| {
+            Error::corruption(
+                &self.file_name,
+                format!("{what} block at offset {}: {detail}", h.offset),
+            )
+        };
+        let within_file = h.end().is_some_and(|end| end <= self.file.len());
+        let len = usize::try_from(h.size)
+            .ok()
+            .filter(|_| within_file)
+            .ok_or_else(|| bad("handle beyond the end of the file"))?;
+        let mut buf = self.file.read_vec(h.offset, len + BLOCK_TRAILER_LEN)?;
+        let kind = buf[len];
+        let stored_crc =
+            u32::from_le_bytes([buf[len + 1], buf[len + 2], buf[len + 3], buf[len + 4]]);
+        if stored_crc != block_crc(&buf[..len], kind) {
+            return Err(bad("checksum mismatch"));
+        }
+        match Compression::from_u8(kind) {
+            Some(Compression::None) => {
+                buf.truncate(len);
+                Ok(buf)
+            }
+            Some(c) => decompress(&buf[..len], c).map_err(bad),
+            None => Err(bad(&format!("unknown compression type {kind}"))),
+        }
+    }
+
+    /// Data block `i`, from the cache or the file (then cached if asked).
+    pub(crate) fn data_block(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
+        let h = self.index.entries[i].handle;
+        if let Some(cache) = &self.cache {
+            if let Some(b) = cache.get(self.file_number, h.offset) {
+                return Ok(b);
+            }
+        }
+        let contents = self.read_block_contents(h, "data")?;
+        let block = Block::new(contents).map_err(|e| self.block_corruption(i, e.0))?;
+        let block = Arc::new(block);
+        if fill_cache {
+            if let Some(cache) = &self.cache {
+                cache.insert(self.file_number, h.offset, block.clone());
+            }
+        }
+        Ok(block)
+    }
+
+    pub(crate) fn block_corruption(&self, i: usize, detail: &str) -> Error {
+        let offset = self.index.entries.get(i).map_or(0, |e| e.handle.offset);
+        Error::corruption(
+            &self.file_name,
+            format!("data block at offset {offset}: {detail}"),
+        )
+    }
+
+    pub(crate) fn num_data_blocks(&self) -> usize {
+        self.index.entries.len()
+    }
+
+    /// First data block whose separator is >= `ikey` (may be the count).
+    pub(crate) fn find_block(&self, ikey: &[u8]) -> usize {
+        self.index.find(ikey)
+    }
+
+    /// The table's file number.
+    pub fn file_number(&self) -> u64 {
+        self.file_number
+    }
+
+    /// The table's file name, as given to `open`.
+    pub fn file_name(&self) -> &str {
+        &self.file_name
+    }
+
+    /// The table's properties.
+    pub fn properties(&self) -> &TableProperties {
+        &self.props
+    }
+
+    /// Bloom filter check on a user key (false = definitely absent).
+    pub fn may_contain(&self, user_key: &[u8]) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| f.may_contain_hash(bloom_hash(user_key)))
+    }
+
+    /// Cursor over all entries. `fill_cache = false` (compaction reads) uses
+    /// cached blocks but does not insert new ones.
+    pub fn iter(self: &Arc<Self>, fill_cache: bool) -> TableIterator {
+        TableIterator::new(self.clone(), fill_cache)
+    }
+
+    /// Approximate file offset where `ikey` would be (for size estimates).
+    pub fn approximate_offset_of(&self, ikey: &[u8]) -> u64 {
+        let i = self.index.find(ikey);
+        self.index
+            .entries
+            .get(i)
+            .map_or(self.data_end, |e| e.handle.offset)
+    }
+
+    /// The index entries: (separator internal key >= every key of the block
+    /// and < every key of the next, block offset).
+    pub fn index_entries(&self) -> Vec<(Vec<u8>, u64)> {
+        (0..self.index.entries.len())
+            .map(|i| {
+                (
+                    self.index.key(i).to_vec(),
+                    self.index.entries[i].handle.offset,
+                )
+            })
+            .collect()
+    }
+
+    /// Memory held by the index and filter, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.index.keys.len()
+            + self.index.entries.len() * std::mem::size_of::<IndexEntry>()
+            + self.filter.as_ref().map_or(0, |f| f.size_bytes())
+    }
+
+    /// Reads and checks every data block (bypassing the cache): checksums,
+    /// decoding, key order, and agreement with the index and properties.
+    pub fn verify_checksums(&self) -> Result<()> {
+        let mut it = BlockIter::new();
+        let mut last_key: Vec<u8> = Vec::new();
+        let mut entries = 0u64;
+        for i in 0..self.index.entries.len() {
+            let contents = self.read_block_contents(self.index.entries[i].handle, "data")?;
+            let block = Block::new(contents).map_err(|e| self.block_corruption(i, e.0))?;
+            it.set_block(Arc::new(block));
+            it.seek_to_first()
+                .map_err(|e| self.block_corruption(i, e.0))?;
+            if !it.valid() {
+                return Err(self.block_corruption(i, "empty data block"));
+            }
+            while it.valid() {
+                if entries > 0 && cmp_keys(&last_key, it.key()) != Ordering::Less {
+                    return Err(self.block_corruption(i, "keys out of order"));
+                }
+                if cmp_keys(it.key(), self.index.key(i)) == Ordering::Greater {
+                    return Err(self.block_corruption(i, "key beyond its separator"));
+                }
+                last_key.clear();
+                last_key.extend_from_slice(it.key());
+                entries += 1;
+                it.next().map_err(|e| self.block_corruption(i, e.0))?;
+            }
+        }
+        if entries != self.props.entries {
+            return Err(Error::corruption(
+                &self.file_name,
+                format!(
+                    "{entries} entries found, properties say {}",
+                    self.props.entries
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
