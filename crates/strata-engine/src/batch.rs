@@ -206,9 +206,12 @@ impl<'a> Iterator for BatchIter<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.remaining as usize))
+        // Exact: both constructors guarantee `remaining` valid operations.
+        (self.remaining as usize, Some(self.remaining as usize))
     }
 }
+
+impl ExactSizeIterator for BatchIter<'_> {}
 
 /// Smallest encoding of one operation: kind, tree, empty key.
 const OP_BYTES_MIN: usize = 3;
@@ -296,16 +299,16 @@ pub fn payload_count(payload: &[u8], file: &str) -> Result<u32> {
     })
 }
 
-/// Decodes a payload read back from the log, validating all of it:
-/// Corruption (naming `file`) on a truncated field, an unknown kind, a
-/// count that does not match the operations, or trailing bytes.
-pub fn decode_payload<'a>(payload: &'a [u8], file: &str) -> Result<Vec<BatchOp<'a>>> {
+/// Checks a whole payload read back from the log and returns its operation
+/// count: Corruption (naming `file`) on a truncated field, an unknown kind,
+/// a tree id above u32, a count that does not match the operations, or
+/// trailing bytes. Allocates nothing.
+pub fn validate_payload(payload: &[u8], file: &str) -> Result<u32> {
     let mut cur = Cursor {
         buf: payload,
         pos: 0,
     };
     let count = cur.varint(file, "operation count")?;
-    // Guard the allocation against a corrupt count.
     if count > (payload.len() / OP_BYTES_MIN) as u64 {
         return Err(Error::corruption(
             file,
@@ -315,9 +318,8 @@ pub fn decode_payload<'a>(payload: &'a [u8], file: &str) -> Result<Vec<BatchOp<'
             ),
         ));
     }
-    let mut ops = Vec::with_capacity(count as usize); // bounded just above
     for _ in 0..count {
-        ops.push(cur.op(file)?);
+        cur.op(file)?;
     }
     if cur.pos != payload.len() {
         return Err(Error::corruption(
@@ -328,7 +330,32 @@ pub fn decode_payload<'a>(payload: &'a [u8], file: &str) -> Result<Vec<BatchOp<'
             ),
         ));
     }
-    Ok(ops)
+    u32::try_from(count).map_err(|_| {
+        Error::corruption(
+            file,
+            format!("write batch: operation count {count} out of range"),
+        )
+    })
+}
+
+/// Validates a payload fully (as `validate_payload`), then iterates over
+/// its operations without allocating.
+pub fn iter_payload<'a>(payload: &'a [u8], file: &str) -> Result<BatchIter<'a>> {
+    let count = validate_payload(payload, file)?;
+    let skip = get_varint(payload).map_or(0, |(_, n)| n);
+    Ok(BatchIter {
+        ops: Cursor {
+            buf: payload,
+            pos: skip,
+        },
+        remaining: count,
+    })
+}
+
+/// Decodes a payload read back from the log into its operations,
+/// validating all of it (as `validate_payload`).
+pub fn decode_payload<'a>(payload: &'a [u8], file: &str) -> Result<Vec<BatchOp<'a>>> {
+    Ok(iter_payload(payload, file)?.collect())
 }
 
 #[cfg(test)]
@@ -378,6 +405,11 @@ mod tests {
         assert_eq!(b.iter().collect::<Vec<_>>(), want);
         assert_eq!(decode_payload(b.payload(), "f").unwrap(), want);
         assert_eq!(payload_count(b.payload(), "f").unwrap(), 4);
+        assert_eq!(validate_payload(b.payload(), "f").unwrap(), 4);
+        assert!(iter_payload(b.payload(), "f")
+            .unwrap()
+            .eq(want.iter().copied()));
+        assert_eq!(b.iter().len(), 4);
         assert_eq!(b.size_bytes(), b.payload().len());
     }
 
@@ -414,6 +446,8 @@ mod tests {
         for cut in 0..good.len() {
             let e = decode_payload(&good[..cut], "seg").unwrap_err();
             assert!(e.is_corruption(), "prefix {cut}: {e}");
+            assert!(validate_payload(&good[..cut], "seg").is_err());
+            assert!(iter_payload(&good[..cut], "seg").is_err());
         }
         let mut trailing = good.clone();
         trailing.push(0);

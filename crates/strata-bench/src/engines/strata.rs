@@ -11,9 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use strata_engine::{
-    Compression, Direction, Engine, EngineOptions, SyncMode, Tree, TreeOptions,
-};
+use strata_engine::{Compression, Direction, Engine, EngineOptions, SyncMode, Tree, TreeOptions};
 
 use super::{BenchEngine, CompressionKind, EngineConfig, WriteCounters};
 
@@ -45,24 +43,28 @@ pub struct StrataBench {
 
 impl StrataBench {
     pub fn open(dir: &Path, cfg: &EngineConfig) -> Result<Self> {
-        let mut opts = EngineOptions::default();
-        opts.sync_mode = if cfg.sync {
-            SyncMode::Always
-        } else {
-            SyncMode::Periodic(PERIODIC_SYNC)
+        let opts = EngineOptions {
+            sync_mode: if cfg.sync {
+                SyncMode::Always
+            } else {
+                SyncMode::Periodic(PERIODIC_SYNC)
+            },
+            block_cache_bytes: usize::try_from(cfg.cache_bytes)?,
+            ..EngineOptions::default()
         };
-        opts.block_cache_bytes = usize::try_from(cfg.cache_bytes)?;
         let engine = Engine::open_dir(dir, opts)?;
 
-        let mut t = TreeOptions::default();
-        t.memtable_bytes_max = cfg.memtable_bytes.try_into()?;
-        t.block_size_bytes = cfg.block_size.try_into()?;
-        t.compression = match cfg.compression {
-            CompressionKind::None => Compression::None,
-            CompressionKind::Lz4 => Compression::Lz4,
-            CompressionKind::Zstd => Compression::Zstd,
+        let t = TreeOptions {
+            memtable_bytes_max: usize::try_from(cfg.memtable_bytes)?,
+            block_size_bytes: usize::try_from(cfg.block_size)?,
+            compression: match cfg.compression {
+                CompressionKind::None => Compression::None,
+                CompressionKind::Lz4 => Compression::Lz4,
+                CompressionKind::Zstd => Compression::Zstd,
+            },
+            bloom_bits_per_key: cfg.bloom_bits,
+            ..TreeOptions::default()
         };
-        t.bloom_bits_per_key = cfg.bloom_bits;
         let tree = engine.open_tree(TREE, t)?;
         Ok(Self { engine, tree })
     }

@@ -5,7 +5,7 @@
 use super::format::{decode_frame, find_synced_frame_after, Frame};
 use super::writer::SegmentInfo;
 use super::{parse_segment_file_name, segment_file_name};
-use crate::batch::payload_count;
+use crate::batch::validate_payload;
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, SEQ_MAX};
 use crate::storage::{read_file, Storage};
@@ -28,8 +28,9 @@ pub struct RecoveryReport {
 /// order. A damaged tail of the newest segment that was never synced is a
 /// torn write: it is cut off (durably) and recovery stops there. Any other
 /// damage, or sequence numbers that do not strictly increase, is
-/// `Error::Corruption` naming the file and offset. Errors from `apply` are
-/// returned as they are.
+/// `Error::Corruption` naming the file and offset. Every payload handed to
+/// `apply` is a well-formed write-batch payload (checked with
+/// `batch::validate_payload`). Errors from `apply` are returned as they are.
 ///
 /// On success the newest segment is durable as recovered (it is fsynced),
 /// so records replayed now cannot be lost to a later power loss once new
@@ -120,7 +121,7 @@ fn check_frame(frame: &Frame<'_>, prev_seq: SeqNo, name: &str) -> Result<SeqNo> 
             ),
         ));
     }
-    let count = payload_count(frame.payload, name).map_err(|e| match e {
+    let count = validate_payload(frame.payload, name).map_err(|e| match e {
         Error::Corruption { detail, .. } => {
             Error::corruption(name, format!("record at byte {at}: {detail}"))
         }

@@ -61,7 +61,7 @@ impl BloomFilter {
     /// Validates a filter block payload.
     pub fn from_payload(mut payload: Vec<u8>) -> Result<BloomFilter, &'static str> {
         let k = payload.pop().ok_or("empty filter")?;
-        if payload.is_empty() || payload.len() % LINE_BYTES != 0 {
+        if payload.is_empty() || payload.len() / LINE_BYTES * LINE_BYTES != payload.len() {
             return Err("filter length is not a whole number of lines");
         }
         if !(1..=30).contains(&k) {

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::io::Read;
 
 use super::format::{Compression, MAX_BLOCK_BYTES};
-use crate::coding::{get_varint, put_varint, varint_len};
+use crate::coding::{get_varint, put_varint};
 
 /// LZ4's output can be at most ~255 times its input.
 const LZ4_MAX_RATIO: usize = 255;
@@ -140,6 +140,7 @@ fn zstd_streaming(input: &[u8], len: usize) -> Result<Vec<u8>, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coding::varint_len;
 
     #[test]
     fn round_trip_and_bounds() {

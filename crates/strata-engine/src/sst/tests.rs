@@ -200,8 +200,10 @@ fn default_options_single_entry_and_no_filter() {
     assert_eq!(scan_backward(&t).unwrap(), entries);
     check_seeks(&t, &entries);
 
-    let mut o = TableBuilderOptions::default();
-    o.bloom_bits_per_key = 0;
+    let o = TableBuilderOptions {
+        bloom_bits_per_key: 0,
+        ..TableBuilderOptions::default()
+    };
     let (bytes, props) = build(&entries, o);
     assert_eq!(props.filter_bytes, 0);
     let t = open(bytes, None).unwrap();
