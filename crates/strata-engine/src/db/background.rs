@@ -229,7 +229,9 @@ fn compaction_loop(inner: &Arc<Inner>) {
                 }
             }
             Err(e) => {
-                inner.set_bg_error(&e);
+                if !inner.bg.lock().shutdown {
+                    inner.set_bg_error(&e);
+                }
                 return;
             }
         }

@@ -354,3 +354,36 @@ fn apply_errors_are_returned() {
     });
     assert!(matches!(r, Err(Error::InvalidArgument(_))));
 }
+
+#[test]
+fn well_framed_nonsense_is_corruption_even_at_the_tail() {
+    use crate::storage::{read_file, write_file_durably};
+    let mem = MemStorage::new();
+    let mut h = Harness::new(mem.clone(), 1 << 20);
+    h.append(0).unwrap();
+    h.log.commit(true).unwrap();
+    let name = segment_file_name(1);
+    let good = read_file(&*mem, &name).unwrap();
+    let at = good.len();
+    let bad_kind = [1u8, 9, 0, 0];
+    let valid = batch_for(3);
+    let cases: [(&str, &[u8], u64); 3] = [
+        ("unknown operation kind", &bad_kind, 0),
+        ("synced through", valid.payload(), at as u64 + 1),
+        ("0 operations", &[0], 0),
+    ];
+    for (want, payload, watermark) in cases {
+        let mut data = good.clone();
+        data.extend_from_slice(&format::encode_header(100, watermark, payload));
+        data.extend_from_slice(payload);
+        write_file_durably(&*mem, &name, &data).unwrap();
+        let e = recover_records(&*mem).unwrap_err();
+        let msg = e.to_string();
+        assert!(e.is_corruption(), "{msg}");
+        assert!(
+            msg.contains(&name) && msg.contains(&format!("byte {at}")),
+            "{msg}"
+        );
+        assert!(msg.contains(want), "{msg}");
+    }
+}
