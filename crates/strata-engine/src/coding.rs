@@ -86,7 +86,10 @@ impl<'a> Reader<'a> {
     }
 
     fn err(&self, what: &str) -> Error {
-        Error::corruption(self.file, format!("truncated or bad {what} at byte {}", self.pos))
+        Error::corruption(
+            self.file,
+            format!("truncated or bad {what} at byte {}", self.pos),
+        )
     }
 
     pub fn u8(&mut self) -> Result<u8> {
@@ -114,8 +117,14 @@ impl<'a> Reader<'a> {
     }
 
     pub fn bytes(&mut self, len: usize) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(len).ok_or_else(|| self.err("length"))?;
-        let b = self.buf.get(self.pos..end).ok_or_else(|| self.err("bytes"))?;
+        let end = self
+            .pos
+            .checked_add(len)
+            .ok_or_else(|| self.err("length"))?;
+        let b = self
+            .buf
+            .get(self.pos..end)
+            .ok_or_else(|| self.err("bytes"))?;
         self.pos = end;
         Ok(b)
     }

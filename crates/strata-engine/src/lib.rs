@@ -14,17 +14,18 @@ pub mod storage;
 pub use error::{Error, Result};
 pub use key::{SeqNo, ValueKind};
 pub mod batch;
-pub mod log;
-pub mod sst;
 pub mod compaction;
 pub mod db;
+pub mod log;
 pub mod manifest;
 pub mod memtable;
 pub mod merge;
+pub mod sst;
 
 pub use batch::{TreeId, WriteBatch};
 pub use db::{
-    Direction, Engine, EngineOptions, EngineStats, Snapshot, SyncMode, Tree, TreeIter, TreeOptions, TreeStats,
+    Direction, Engine, EngineOptions, EngineStats, Snapshot, SyncMode, Tree, TreeIter, TreeOptions,
+    TreeStats,
 };
 pub use merge::MergeOperator;
 pub use sst::Compression;

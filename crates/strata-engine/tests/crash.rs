@@ -105,7 +105,12 @@ fn acknowledged_writes_survive_sigkill() {
     let mut total_acked = 0u64;
     for cycle in 0..cycles {
         let mut child = Command::new(&exe)
-            .args(["--exact", "acknowledged_writes_survive_sigkill", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "acknowledged_writes_survive_sigkill",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, &dir_s)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -118,7 +123,9 @@ fn acknowledged_writes_survive_sigkill() {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 let mut parts = line.split_whitespace();
-                let (Some(w), Some(i)) = (parts.next(), parts.next()) else { continue };
+                let (Some(w), Some(i)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
                 if let (Ok(w), Ok(i)) = (w.parse::<usize>(), i.parse::<u64>()) {
                     last.insert(w, i);
                 }
@@ -147,7 +154,10 @@ fn acknowledged_writes_survive_sigkill() {
             let (w, i) = s[1..].split_once('-').expect("key shape");
             let (w, i): (usize, u64) = (w.parse().expect("w"), i.parse().expect("i"));
             let n = present.entry(w).or_insert(0);
-            assert_eq!(i, *n, "cycle {cycle}: writer {w} has a gap before index {i}");
+            assert_eq!(
+                i, *n,
+                "cycle {cycle}: writer {w} has a gap before index {i}"
+            );
             assert_eq!(v, value(w, i), "cycle {cycle}: wrong value for {s}");
             *n += 1;
         }

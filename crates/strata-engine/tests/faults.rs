@@ -86,7 +86,8 @@ fn every_failing_write_step_loses_no_acknowledged_write() {
         let after: Arc<dyn Storage> = mem.crash_copy(TornWrite::None);
         let e = Engine::open(after, tiny_engine_options())
             .unwrap_or_else(|err| panic!("fault after {n} ops: reopen failed: {err}"));
-        let got = contents(&e).unwrap_or_else(|err| panic!("fault after {n} ops: scan failed: {err}"));
+        let got =
+            contents(&e).unwrap_or_else(|err| panic!("fault after {n} ops: scan failed: {err}"));
         let mut expected = model.clone();
         if let Some((key, val)) = &failed {
             // The write that failed may or may not have become durable.
@@ -97,7 +98,10 @@ fn every_failing_write_step_loses_no_acknowledged_write() {
         assert_eq!(got, expected, "fault after {n} of {total_ops} ops");
         n += step;
     }
-    assert!(failed_runs > 10, "the sweep should make writes fail ({failed_runs} did)");
+    assert!(
+        failed_runs > 10,
+        "the sweep should make writes fail ({failed_runs} did)"
+    );
 }
 
 /// Builds an engine with flushed tables, log records and a manifest, closed
@@ -123,7 +127,10 @@ fn build_reference() -> (Arc<MemStorage>, BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8
     e.close().expect("close");
     // Reopen once: it sweeps files a compaction cut short by close() left
     // behind, so every remaining file is one the engine reads.
-    Engine::open(mem.clone(), tiny_engine_options()).expect("reopen").close().expect("close");
+    Engine::open(mem.clone(), tiny_engine_options())
+        .expect("reopen")
+        .close()
+        .expect("close");
     (mem, model, last)
 }
 
@@ -155,10 +162,21 @@ fn flipped_bytes_give_errors_never_wrong_values() {
                         }
                     }
                     for (key, val) in &got {
-                        assert_eq!(Some(val), expected.get(key), "{name} byte {offset}: wrong value for {key:?}");
+                        assert_eq!(
+                            Some(val),
+                            expected.get(key),
+                            "{name} byte {offset}: wrong value for {key:?}"
+                        );
                     }
-                    assert_eq!(got.len(), expected.len(), "{name} byte {offset}: rows lost without an error");
-                    assert!(!name.ends_with(".sst"), "{name} byte {offset}: table damage went unnoticed");
+                    assert_eq!(
+                        got.len(),
+                        expected.len(),
+                        "{name} byte {offset}: rows lost without an error"
+                    );
+                    assert!(
+                        !name.ends_with(".sst"),
+                        "{name} byte {offset}: table damage went unnoticed"
+                    );
                 }
             }
         }

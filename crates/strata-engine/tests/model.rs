@@ -35,7 +35,11 @@ fn open(storage: &Arc<MemStorage>) -> (Engine, Vec<Tree>) {
     let s: Arc<dyn Storage> = storage.clone();
     let engine = Engine::open(s, tiny_engine_options()).expect("open");
     let trees = (0..TREES)
-        .map(|i| engine.open_tree(&format!("t{i}"), tiny_tree_options()).expect("open tree"))
+        .map(|i| {
+            engine
+                .open_tree(&format!("t{i}"), tiny_tree_options())
+                .expect("open tree")
+        })
         .collect();
     (engine, trees)
 }
@@ -74,7 +78,11 @@ fn as_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
 fn check_range(world: &World, rng: &mut SmallRng, ctx: &str) {
     let t = rng.gen_range(0..TREES);
     let (lo, hi) = (bound(rng), bound(rng));
-    let dir = if rng.gen_bool(0.5) { Direction::Forward } else { Direction::Reverse };
+    let dir = if rng.gen_bool(0.5) {
+        Direction::Forward
+    } else {
+        Direction::Reverse
+    };
     let snap = if !world.snapshots.is_empty() && rng.gen_bool(0.3) {
         Some(rng.gen_range(0..world.snapshots.len()))
     } else {
@@ -89,7 +97,10 @@ fn check_range(world: &World, rng: &mut SmallRng, ctx: &str) {
         _ => true,
     };
     let mut expected: Vec<(Vec<u8>, Vec<u8>)> = if valid {
-        model[t].range((lo.clone(), hi.clone())).map(|(k, v)| (k.clone(), v.clone())).collect()
+        model[t]
+            .range((lo.clone(), hi.clone()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     } else {
         Vec::new()
     };
@@ -97,10 +108,18 @@ fn check_range(world: &World, rng: &mut SmallRng, ctx: &str) {
         expected.reverse();
     }
     let it = world.trees[t]
-        .range(as_ref(&lo), as_ref(&hi), dir, snap.map(|i| &world.snapshots[i].0))
+        .range(
+            as_ref(&lo),
+            as_ref(&hi),
+            dir,
+            snap.map(|i| &world.snapshots[i].0),
+        )
         .expect("range");
     let got: Vec<(Vec<u8>, Vec<u8>)> = it.map(|r| r.expect("iterate")).collect();
-    assert_eq!(got, expected, "{ctx}: range {lo:?}..{hi:?} {dir:?} tree {t} snapshot {snap:?}");
+    assert_eq!(
+        got, expected,
+        "{ctx}: range {lo:?}..{hi:?} {dir:?} tree {t} snapshot {snap:?}"
+    );
 }
 
 fn run_case(seed: u64, ops: usize) {
@@ -153,9 +172,17 @@ fn run_case(seed: u64, ops: usize) {
                 if !w.snapshots.is_empty() && rng.gen_bool(0.3) {
                     let i = rng.gen_range(0..w.snapshots.len());
                     let (snap, m) = &w.snapshots[i];
-                    assert_eq!(w.trees[t].get_at(&k, snap).expect("get_at"), m[t].get(&k).cloned(), "{ctx}: get_at");
+                    assert_eq!(
+                        w.trees[t].get_at(&k, snap).expect("get_at"),
+                        m[t].get(&k).cloned(),
+                        "{ctx}: get_at"
+                    );
                 } else {
-                    assert_eq!(w.trees[t].get(&k).expect("get"), w.model[t].get(&k).cloned(), "{ctx}: get {k:?}");
+                    assert_eq!(
+                        w.trees[t].get(&k).expect("get"),
+                        w.model[t].get(&k).cloned(),
+                        "{ctx}: get {k:?}"
+                    );
                 }
             }
             72..=81 => check_range(&w, &mut rng, &ctx),
@@ -194,11 +221,18 @@ fn run_case(seed: u64, ops: usize) {
                 drop(old);
                 w.storage = crashed;
                 w.trees = (0..TREES)
-                    .map(|i| w.engine.open_tree(&format!("t{i}"), tiny_tree_options()).expect("tree"))
+                    .map(|i| {
+                        w.engine
+                            .open_tree(&format!("t{i}"), tiny_tree_options())
+                            .expect("tree")
+                    })
                     .collect();
                 for t in 0..TREES {
-                    let all: Vec<(Vec<u8>, Vec<u8>)> =
-                        w.trees[t].iter(Direction::Forward).expect("iter").map(|r| r.expect("item")).collect();
+                    let all: Vec<(Vec<u8>, Vec<u8>)> = w.trees[t]
+                        .iter(Direction::Forward)
+                        .expect("iter")
+                        .map(|r| r.expect("item"))
+                        .collect();
                     let want: Vec<(Vec<u8>, Vec<u8>)> = w.model[t].clone().into_iter().collect();
                     assert_eq!(all, want, "{ctx}: tree {t} after power loss ({torn:?})");
                 }
@@ -207,9 +241,16 @@ fn run_case(seed: u64, ops: usize) {
     }
     // Final full comparison.
     for t in 0..TREES {
-        let all: Vec<(Vec<u8>, Vec<u8>)> =
-            w.trees[t].iter(Direction::Forward).expect("iter").map(|r| r.expect("item")).collect();
-        assert_eq!(all, w.model[t].clone().into_iter().collect::<Vec<_>>(), "seed {seed}: final");
+        let all: Vec<(Vec<u8>, Vec<u8>)> = w.trees[t]
+            .iter(Direction::Forward)
+            .expect("iter")
+            .map(|r| r.expect("item"))
+            .collect();
+        assert_eq!(
+            all,
+            w.model[t].clone().into_iter().collect::<Vec<_>>(),
+            "seed {seed}: final"
+        );
     }
 }
 

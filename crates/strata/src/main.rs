@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use strata_engine::{Direction, Engine, EngineOptions, TreeOptions};
 
 #[derive(Parser)]
-#[command(name = "strata", version, about = "Strata: a wide-column database in the line of Bigtable")]
+#[command(
+    name = "strata",
+    version,
+    about = "Strata: a wide-column database in the line of Bigtable"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,12 +53,17 @@ fn row_key(i: u64) -> Vec<u8> {
 
 fn demo(dir: &std::path::Path, rows: u64) -> Result<()> {
     let opts = EngineOptions::default();
-    let engine = Engine::open_dir(dir, opts.clone()).with_context(|| format!("open {}", dir.display()))?;
+    let engine =
+        Engine::open_dir(dir, opts.clone()).with_context(|| format!("open {}", dir.display()))?;
     let tree = engine.open_tree("demo", TreeOptions::default())?;
     let start = Instant::now();
     let mut batch = strata_engine::WriteBatch::new();
     for i in 0..rows {
-        batch.put(tree.id(), &row_key(i), format!("value of row {i}").as_bytes());
+        batch.put(
+            tree.id(),
+            &row_key(i),
+            format!("value of row {i}").as_bytes(),
+        );
         if batch.len() == 1000 {
             engine.write(std::mem::take(&mut batch))?;
         }

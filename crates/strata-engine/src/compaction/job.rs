@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
 use crate::key::{internal_key, parse_internal_key, SeqNo, ValueKind};
-use crate::manifest::{new_file_of, table_file_name, FileMeta, LevelIterator, VersionEdit, NUM_LEVELS};
+use crate::manifest::{
+    new_file_of, table_file_name, FileMeta, LevelIterator, VersionEdit, NUM_LEVELS,
+};
 use crate::merge::MergeOperator;
 use crate::sst::{Table, TableBuilder};
 
@@ -35,11 +37,13 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
     }
     if plan.is_trivial_move() {
         let f = &plan.inputs[0];
-        edit.added_files.push(new_file_of(t.id, plan.output_level, f));
+        edit.added_files
+            .push(new_file_of(t.id, plan.output_level, f));
         return apply(inner, t, edit, Vec::new());
     }
     for f in &plan.overlapping {
-        edit.removed_files.push((t.id, plan.output_level as u32, f.number));
+        edit.removed_files
+            .push((t.id, plan.output_level as u32, f.number));
     }
     let sv = t.super_version();
     let opts = t.options();
@@ -51,7 +55,10 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
     } else {
         children.push(Box::new(LevelIterator::new(plan.inputs.clone(), false)));
     }
-    children.push(Box::new(LevelIterator::new(plan.overlapping.clone(), false)));
+    children.push(Box::new(LevelIterator::new(
+        plan.overlapping.clone(),
+        false,
+    )));
     let mut it = MergingIterator::new(children);
     it.seek_to_first()?;
 
@@ -69,12 +76,14 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
             break;
         }
         {
-            let p = parse_internal_key(it.key()).ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
+            let p = parse_internal_key(it.key())
+                .ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
             key.clear();
             key.extend_from_slice(p.user_key);
         }
         while it.valid() {
-            let p = parse_internal_key(it.key()).ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
+            let p = parse_internal_key(it.key())
+                .ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
             if p.user_key != key.as_slice() {
                 break;
             }
@@ -93,14 +102,23 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
         out.add_key(&key, &kept)?;
     }
     let new_tables = out.finish()?;
-    inner.stats.compaction_bytes_read.fetch_add(read_bytes, Ordering::Relaxed);
+    inner
+        .stats
+        .compaction_bytes_read
+        .fetch_add(read_bytes, Ordering::Relaxed);
     for f in &new_tables {
-        edit.added_files.push(new_file_of(t.id, plan.output_level, f));
+        edit.added_files
+            .push(new_file_of(t.id, plan.output_level, f));
     }
     apply(inner, t, edit, new_tables)
 }
 
-fn apply(inner: &Inner, t: &TreeState, edit: VersionEdit, new_tables: Vec<Arc<FileMeta>>) -> Result<()> {
+fn apply(
+    inner: &Inner,
+    t: &TreeState,
+    edit: VersionEdit,
+    new_tables: Vec<Arc<FileMeta>>,
+) -> Result<()> {
     let mut versions = inner.versions.lock();
     if t.dropped.load(Ordering::Acquire) {
         for f in &new_tables {
@@ -109,7 +127,10 @@ fn apply(inner: &Inner, t: &TreeState, edit: VersionEdit, new_tables: Vec<Arc<Fi
         return Ok(());
     }
     versions.log_and_apply(edit, new_tables)?;
-    let version = versions.tree(t.id).map(|f| f.version.clone()).unwrap_or_default();
+    let version = versions
+        .tree(t.id)
+        .map(|f| f.version.clone())
+        .unwrap_or_default();
     let mut sv = t.sv.write();
     *sv = Arc::new(SuperVersion {
         mem: sv.mem.clone(),
@@ -140,7 +161,11 @@ fn compact_key<'a>(
         let nothing_older = k == entries.len() && bottommost;
         let newest = &entries[i];
         match newest.kind {
-            ValueKind::Put => kept.push((newest.seq, ValueKind::Put, Cow::Borrowed(newest.value.as_slice()))),
+            ValueKind::Put => kept.push((
+                newest.seq,
+                ValueKind::Put,
+                Cow::Borrowed(newest.value.as_slice()),
+            )),
             ValueKind::Delete => {
                 if !(st == 0 && nothing_older) {
                     kept.push((newest.seq, ValueKind::Delete, Cow::Borrowed(&[][..])));
@@ -154,8 +179,14 @@ fn compact_key<'a>(
                     }
                 }
                 Some(op) => {
-                    let run_end = (i..k).find(|&j| entries[j].kind != ValueKind::Merge).unwrap_or(k);
-                    let operands: Vec<&[u8]> = entries[i..run_end].iter().rev().map(|e| e.value.as_slice()).collect();
+                    let run_end = (i..k)
+                        .find(|&j| entries[j].kind != ValueKind::Merge)
+                        .unwrap_or(k);
+                    let operands: Vec<&[u8]> = entries[i..run_end]
+                        .iter()
+                        .rev()
+                        .map(|e| e.value.as_slice())
+                        .collect();
                     let folded = if run_end < k {
                         let base = entries[run_end].kind == ValueKind::Put;
                         let base = base.then_some(entries[run_end].value.as_slice());
@@ -168,10 +199,16 @@ fn compact_key<'a>(
                     match folded {
                         Some(v) => kept.push((newest.seq, ValueKind::Put, Cow::Owned(v))),
                         None => match op.partial_merge(key, &operands) {
-                            Some(v) if operands.len() > 1 => kept.push((newest.seq, ValueKind::Merge, Cow::Owned(v))),
+                            Some(v) if operands.len() > 1 => {
+                                kept.push((newest.seq, ValueKind::Merge, Cow::Owned(v)))
+                            }
                             _ => {
                                 for e in &entries[i..run_end] {
-                                    kept.push((e.seq, ValueKind::Merge, Cow::Borrowed(e.value.as_slice())));
+                                    kept.push((
+                                        e.seq,
+                                        ValueKind::Merge,
+                                        Cow::Borrowed(e.value.as_slice()),
+                                    ));
                                 }
                             }
                         },
@@ -232,7 +269,11 @@ impl<'a> Outputs<'a> {
         }
     }
 
-    fn add_key(&mut self, key: &[u8], kept: &[(SeqNo, ValueKind, std::borrow::Cow<'_, [u8]>)]) -> Result<()> {
+    fn add_key(
+        &mut self,
+        key: &[u8],
+        kept: &[(SeqNo, ValueKind, std::borrow::Cow<'_, [u8]>)],
+    ) -> Result<()> {
         if kept.is_empty() {
             return Ok(());
         }
@@ -268,7 +309,12 @@ impl<'a> Outputs<'a> {
             .stats
             .compaction_bytes_written
             .fetch_add(props.file_size_bytes, Ordering::Relaxed);
-        let table = Table::open(self.inner.storage.open(&name)?, number, name, Some(self.inner.cache.clone()))?;
+        let table = Table::open(
+            self.inner.storage.open(&name)?,
+            number,
+            name,
+            Some(self.inner.cache.clone()),
+        )?;
         self.done.push(FileMeta::new(
             number,
             props.file_size_bytes,
@@ -310,11 +356,22 @@ mod tests {
 
     #[test]
     fn keeps_one_version_per_stripe_and_drops_bottom_tombstones() {
-        let entries = vec![e(9, ValueKind::Put, "c"), e(5, ValueKind::Put, "b"), e(2, ValueKind::Put, "a")];
-        assert_eq!(shape(&compact_key(b"k", &entries, &[], true, None)), vec![(9, ValueKind::Put)]);
+        let entries = vec![
+            e(9, ValueKind::Put, "c"),
+            e(5, ValueKind::Put, "b"),
+            e(2, ValueKind::Put, "a"),
+        ];
+        assert_eq!(
+            shape(&compact_key(b"k", &entries, &[], true, None)),
+            vec![(9, ValueKind::Put)]
+        );
         assert_eq!(
             shape(&compact_key(b"k", &entries, &[3, 6], true, None)),
-            vec![(9, ValueKind::Put), (5, ValueKind::Put), (2, ValueKind::Put)]
+            vec![
+                (9, ValueKind::Put),
+                (5, ValueKind::Put),
+                (2, ValueKind::Put)
+            ]
         );
         assert_eq!(
             shape(&compact_key(b"k", &entries, &[5], true, None)),
@@ -322,7 +379,10 @@ mod tests {
         );
         let del = vec![e(9, ValueKind::Delete, ""), e(2, ValueKind::Put, "a")];
         assert!(compact_key(b"k", &del, &[], true, None).is_empty());
-        assert_eq!(shape(&compact_key(b"k", &del, &[], false, None)), vec![(9, ValueKind::Delete)]);
+        assert_eq!(
+            shape(&compact_key(b"k", &del, &[], false, None)),
+            vec![(9, ValueKind::Delete)]
+        );
         assert_eq!(
             shape(&compact_key(b"k", &del, &[4], true, None)),
             vec![(9, ValueKind::Delete), (2, ValueKind::Put)]

@@ -41,7 +41,12 @@ pub(crate) fn run_one(inner: &Inner) -> Result<bool> {
             }
             None if force => {
                 // Done once none of its files is still being compacted.
-                let mine_busy = sv.version.levels.iter().flatten().any(|f| busy.contains(&f.number));
+                let mine_busy = sv
+                    .version
+                    .levels
+                    .iter()
+                    .flatten()
+                    .any(|f| busy.contains(&f.number));
                 if !mine_busy {
                     let mut bg = inner.bg.lock();
                     bg.manual_compactions.remove(&t.id);

@@ -48,8 +48,16 @@ pub fn max_score(v: &Version, opts: &TreeOptions) -> f64 {
 }
 
 fn user_range(files: &[Arc<FileMeta>]) -> (Vec<u8>, Vec<u8>) {
-    let lo = files.iter().map(|f| f.smallest_user_key()).min().unwrap_or_default();
-    let hi = files.iter().map(|f| f.largest_user_key()).max().unwrap_or_default();
+    let lo = files
+        .iter()
+        .map(|f| f.smallest_user_key())
+        .min()
+        .unwrap_or_default();
+    let hi = files
+        .iter()
+        .map(|f| f.largest_user_key())
+        .max()
+        .unwrap_or_default();
     (lo.to_vec(), hi.to_vec())
 }
 
@@ -107,7 +115,13 @@ fn pick_l0(v: &Version, busy: &HashSet<u64>, score: f64) -> Option<Plan> {
     })
 }
 
-fn pick_level(v: &Version, level: usize, busy: &HashSet<u64>, pointer: &mut Vec<u8>, score: f64) -> Option<Plan> {
+fn pick_level(
+    v: &Version,
+    level: usize,
+    busy: &HashSet<u64>,
+    pointer: &mut Vec<u8>,
+    score: f64,
+) -> Option<Plan> {
     let files = &v.levels[level];
     if files.is_empty() {
         return None;
@@ -119,7 +133,11 @@ fn pick_level(v: &Version, level: usize, busy: &HashSet<u64>, pointer: &mut Vec<
         if busy.contains(&f.number) {
             continue;
         }
-        let overlapping = v.overlapping(level + 1, Some(f.smallest_user_key()), Some(f.largest_user_key()));
+        let overlapping = v.overlapping(
+            level + 1,
+            Some(f.smallest_user_key()),
+            Some(f.largest_user_key()),
+        );
         if overlapping.iter().any(|o| busy.contains(&o.number)) {
             continue;
         }

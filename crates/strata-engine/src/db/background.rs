@@ -26,14 +26,23 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
             .map_err(|e| Error::io(format!("spawn thread {name}"), e))
     };
     let i = inner.clone();
-    threads.push(spawn("strata-flush".into(), Box::new(move || flush_loop(&i)))?);
+    threads.push(spawn(
+        "strata-flush".into(),
+        Box::new(move || flush_loop(&i)),
+    )?);
     for n in 0..inner.opts.max_background_compactions.max(1) {
         let i = inner.clone();
-        threads.push(spawn(format!("strata-compact-{n}"), Box::new(move || compaction_loop(&i)))?);
+        threads.push(spawn(
+            format!("strata-compact-{n}"),
+            Box::new(move || compaction_loop(&i)),
+        )?);
     }
     if let SyncMode::Periodic(interval) = inner.opts.sync_mode {
         let i = inner.clone();
-        threads.push(spawn("strata-log-sync".into(), Box::new(move || sync_loop(&i, interval)))?);
+        threads.push(spawn(
+            "strata-log-sync".into(),
+            Box::new(move || sync_loop(&i, interval)),
+        )?);
     }
     Ok(threads)
 }
@@ -110,7 +119,11 @@ fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
         if !imm.is_empty() {
             let number = inner.versions.lock().new_file_number();
             let name = table_file_name(number);
-            let mut builder = TableBuilder::new(opts.table_builder_options(), inner.storage.create(&name)?, name.clone());
+            let mut builder = TableBuilder::new(
+                opts.table_builder_options(),
+                inner.storage.create(&name)?,
+                name.clone(),
+            );
             let mut it = imm.iter();
             use crate::iter::InternalIterator;
             it.seek_to_first()?;
@@ -120,8 +133,16 @@ fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
             }
             let props = builder.finish()?;
             inner.storage.sync_dir()?;
-            inner.stats.flush_bytes_written.fetch_add(props.file_size_bytes, Ordering::Relaxed);
-            let table = Table::open(inner.storage.open(&name)?, number, name, Some(inner.cache.clone()))?;
+            inner
+                .stats
+                .flush_bytes_written
+                .fetch_add(props.file_size_bytes, Ordering::Relaxed);
+            let table = Table::open(
+                inner.storage.open(&name)?,
+                number,
+                name,
+                Some(inner.cache.clone()),
+            )?;
             let meta = FileMeta::new(
                 number,
                 props.file_size_bytes,
@@ -141,7 +162,10 @@ fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
             return Ok(());
         }
         versions.log_and_apply(edit, new_tables)?;
-        let version = versions.tree(t.id).map(|f| f.version.clone()).unwrap_or_default();
+        let version = versions
+            .tree(t.id)
+            .map(|f| f.version.clone())
+            .unwrap_or_default();
         let mut cur = t.sv.write();
         debug_assert!(Arc::ptr_eq(&cur.imms[0], &imm));
         *cur = Arc::new(SuperVersion {

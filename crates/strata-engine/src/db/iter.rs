@@ -34,7 +34,13 @@ pub struct TreeIter {
     _sv: Arc<SuperVersion>,
 }
 
-pub(crate) fn new(t: &TreeState, lower: Bound<&[u8]>, upper: Bound<&[u8]>, dir: Direction, seq: SeqNo) -> Result<TreeIter> {
+pub(crate) fn new(
+    t: &TreeState,
+    lower: Bound<&[u8]>,
+    upper: Bound<&[u8]>,
+    dir: Direction,
+    seq: SeqNo,
+) -> Result<TreeIter> {
     let sv = t.super_version();
     let lo = match lower {
         Bound::Included(k) | Bound::Excluded(k) => Some(k),
@@ -80,10 +86,17 @@ impl TreeIter {
             (Direction::Forward, Bound::Unbounded, _) => self.it.seek_to_first(),
             (Direction::Forward, Bound::Included(k), _) => self.it.seek(&lookup_key(k, SEQ_MAX)),
             // The last possible entry of k, then skip whatever is still k.
-            (Direction::Forward, Bound::Excluded(k), _) => self.it.seek(&internal_key(k, 0, ValueKind::Delete)),
+            (Direction::Forward, Bound::Excluded(k), _) => {
+                self.it.seek(&internal_key(k, 0, ValueKind::Delete))
+            }
             (Direction::Reverse, _, Bound::Unbounded) => self.it.seek_to_last(),
-            (Direction::Reverse, _, Bound::Included(k)) => self.it.seek_for_prev(&internal_key(k, 0, ValueKind::Delete)),
-            (Direction::Reverse, _, Bound::Excluded(k)) => self.it.seek_for_prev(&lookup_key(k, SEQ_MAX)),
+            (Direction::Reverse, _, Bound::Included(k)) => {
+                self.it
+                    .seek_for_prev(&internal_key(k, 0, ValueKind::Delete))
+            }
+            (Direction::Reverse, _, Bound::Excluded(k)) => {
+                self.it.seek_for_prev(&lookup_key(k, SEQ_MAX))
+            }
         }
     }
 
@@ -118,11 +131,16 @@ impl TreeIter {
     }
 
     fn corrupt_key(&self) -> Error {
-        Error::corruption(format!("tree {}", self.tree), "malformed internal key in merged stream")
+        Error::corruption(
+            format!("tree {}", self.tree),
+            "malformed internal key in merged stream",
+        )
     }
 
     fn merge_op(&self) -> Result<&dyn MergeOperator> {
-        self.merge.as_deref().ok_or_else(|| no_merge_operator(&self.tree))
+        self.merge
+            .as_deref()
+            .ok_or_else(|| no_merge_operator(&self.tree))
     }
 
     fn next_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
@@ -144,7 +162,8 @@ impl TreeIter {
                     let mut base = None;
                     self.it.next()?;
                     while self.it.valid() {
-                        let q = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+                        let q =
+                            parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
                         if q.user_key != key.as_slice() {
                             break;
                         }
@@ -158,7 +177,12 @@ impl TreeIter {
                         }
                         self.it.next()?;
                     }
-                    Some(fold_newest_first(self.merge_op()?, &key, base.as_deref(), &operands))
+                    Some(fold_newest_first(
+                        self.merge_op()?,
+                        &key,
+                        base.as_deref(),
+                        &operands,
+                    ))
                 }
             };
             // Skip the older versions of this key.

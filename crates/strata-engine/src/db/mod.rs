@@ -283,7 +283,9 @@ impl Engine {
     pub fn open_tree(&self, name: &str, opts: TreeOptions) -> Result<Tree> {
         opts.validate()?;
         if name.is_empty() || name.len() > 1024 {
-            return Err(Error::InvalidArgument("tree name must be 1..=1024 bytes".into()));
+            return Err(Error::InvalidArgument(
+                "tree name must be 1..=1024 bytes".into(),
+            ));
         }
         let opts = Arc::new(opts);
         if let Some(t) = self.tree_state(name) {
@@ -303,8 +305,18 @@ impl Engine {
             ..Default::default()
         };
         versions.log_and_apply(edit, Vec::new())?;
-        let state = open::new_tree_state(&self.inner, id, name, opts, versions.tree(id).map(|t| t.version.clone()));
-        self.inner.trees.write().by_name.insert(name.to_string(), id);
+        let state = open::new_tree_state(
+            &self.inner,
+            id,
+            name,
+            opts,
+            versions.tree(id).map(|t| t.version.clone()),
+        );
+        self.inner
+            .trees
+            .write()
+            .by_name
+            .insert(name.to_string(), id);
         self.inner.trees.write().by_id.insert(id, state.clone());
         Ok(self.tree_handle(state))
     }
@@ -324,7 +336,9 @@ impl Engine {
     /// Removes a tree and all its data.
     pub fn drop_tree(&self, name: &str) -> Result<()> {
         let _w = self.inner.write_mutex.lock();
-        let state = self.tree_state(name).ok_or_else(|| Error::TreeNotFound(name.to_string()))?;
+        let state = self
+            .tree_state(name)
+            .ok_or_else(|| Error::TreeNotFound(name.to_string()))?;
         let edit = crate::manifest::VersionEdit {
             dropped_trees: vec![state.id],
             ..Default::default()
@@ -339,7 +353,11 @@ impl Engine {
 
     fn tree_state(&self, name: &str) -> Option<Arc<TreeState>> {
         let trees = self.inner.trees.read();
-        trees.by_name.get(name).and_then(|id| trees.by_id.get(id)).cloned()
+        trees
+            .by_name
+            .get(name)
+            .and_then(|id| trees.by_id.get(id))
+            .cloned()
     }
 
     fn tree_handle(&self, state: Arc<TreeState>) -> Tree {
@@ -411,8 +429,10 @@ impl Engine {
             log_segments: segments,
             ..Default::default()
         };
-        st.storage_bytes_written =
-            st.log_bytes_written + st.flush_bytes_written + st.compaction_bytes_written + st.manifest_bytes_written;
+        st.storage_bytes_written = st.log_bytes_written
+            + st.flush_bytes_written
+            + st.compaction_bytes_written
+            + st.manifest_bytes_written;
         st
     }
 
@@ -475,7 +495,10 @@ impl Tree {
         dir: Direction,
         snapshot: Option<&Snapshot>,
     ) -> Result<TreeIter> {
-        let seq = snapshot.map_or_else(|| self.engine.inner.last_seq.load(Ordering::Acquire), |s| s.seq);
+        let seq = snapshot.map_or_else(
+            || self.engine.inner.last_seq.load(Ordering::Acquire),
+            |s| s.seq,
+        );
         iter::new(&self.state, lower, upper, dir, seq)
     }
 
@@ -499,7 +522,8 @@ impl Tree {
     pub fn stats(&self) -> TreeStats {
         let sv = self.state.super_version();
         let mut st = TreeStats {
-            memtable_bytes: sv.mem.size_bytes() as u64 + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>(),
+            memtable_bytes: sv.mem.size_bytes() as u64
+                + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>(),
             immutable_memtables: sv.imms.len(),
             ..Default::default()
         };

@@ -23,10 +23,22 @@ pub(crate) fn new_tree_state(
     opts: Arc<TreeOptions>,
     version: Option<Arc<Version>>,
 ) -> Arc<TreeState> {
-    tree_state(id, name, opts, version.unwrap_or_default(), inner.new_memtable())
+    tree_state(
+        id,
+        name,
+        opts,
+        version.unwrap_or_default(),
+        inner.new_memtable(),
+    )
 }
 
-fn tree_state(id: TreeId, name: &str, opts: Arc<TreeOptions>, version: Arc<Version>, mem: Arc<Memtable>) -> Arc<TreeState> {
+fn tree_state(
+    id: TreeId,
+    name: &str,
+    opts: Arc<TreeOptions>,
+    version: Arc<Version>,
+    mem: Arc<Memtable>,
+) -> Arc<TreeState> {
     Arc::new(TreeState {
         id,
         name: name.to_string(),
@@ -50,7 +62,13 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
     for (&id, files) in versions.trees() {
         let mem = Memtable::new(next_mem_id);
         next_mem_id += 1;
-        let state = tree_state(id, &files.name, Arc::new(TreeOptions::default()), files.version.clone(), mem);
+        let state = tree_state(
+            id,
+            &files.name,
+            Arc::new(TreeOptions::default()),
+            files.version.clone(),
+            mem,
+        );
         trees.by_name.insert(files.name.clone(), id);
         trees.by_id.insert(id, state);
         flushed.insert(id, files.flushed_seq);
@@ -91,7 +109,11 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
     // Sweep files no one refers to: tables of crashed flushes and
     // compactions, old manifests, a leftover CURRENT.tmp.
     let live = versions.live_file_names();
-    let log_names: Vec<String> = report.segments.iter().map(|s| crate::log::segment_file_name(s.number)).collect();
+    let log_names: Vec<String> = report
+        .segments
+        .iter()
+        .map(|s| crate::log::segment_file_name(s.number))
+        .collect();
     for name in storage.list()? {
         let ours = file_number_of(&name).is_some() || name == "CURRENT.tmp";
         if ours && !live.contains(&name) && !log_names.contains(&name) && !name.ends_with(".log") {

@@ -128,7 +128,10 @@ impl TreeOptions {
         {
             return bad("need 0 < l0_compaction_trigger <= l0_slowdown_trigger <= l0_stop_trigger");
         }
-        if self.level_size_multiplier < 2 || self.level_base_bytes == 0 || self.target_file_size_bytes == 0 {
+        if self.level_size_multiplier < 2
+            || self.level_base_bytes == 0
+            || self.target_file_size_bytes == 0
+        {
             return bad("level sizes must be positive and the multiplier at least 2");
         }
         if self.immutable_memtables_max == 0 {
@@ -145,7 +148,10 @@ impl fmt::Debug for TreeOptions {
             .field("block_size_bytes", &self.block_size_bytes)
             .field("compression", &self.compression)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
-            .field("merge_operator", &self.merge_operator.as_ref().map(|m| m.name().to_string()))
+            .field(
+                "merge_operator",
+                &self.merge_operator.as_ref().map(|m| m.name().to_string()),
+            )
             .finish_non_exhaustive()
     }
 }

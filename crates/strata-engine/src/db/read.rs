@@ -27,10 +27,15 @@ pub(crate) fn get(t: &TreeState, key: &[u8], seq: SeqNo) -> Result<Option<Vec<u8
         Lookup::Deleted | Lookup::Continue => None,
     };
     let opts = t.options();
-    let op = opts.merge_operator.as_deref().ok_or_else(|| no_merge_operator(&t.name))?;
+    let op = opts
+        .merge_operator
+        .as_deref()
+        .ok_or_else(|| no_merge_operator(&t.name))?;
     Ok(Some(fold_newest_first(op, key, base.as_deref(), &operands)))
 }
 
 pub(crate) fn no_merge_operator(tree: &str) -> Error {
-    Error::InvalidArgument(format!("tree {tree} holds merge operands but has no merge operator"))
+    Error::InvalidArgument(format!(
+        "tree {tree} holds merge operands but has no merge operator"
+    ))
 }

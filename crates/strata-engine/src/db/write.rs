@@ -163,7 +163,10 @@ fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
         }
     }
     debug_assert_eq!(s, seq);
-    inner.stats.user_bytes_written.fetch_add(user_bytes, Ordering::Relaxed);
+    inner
+        .stats
+        .user_bytes_written
+        .fetch_add(user_bytes, Ordering::Relaxed);
     inner.last_seq.store(seq - 1, Ordering::Release);
     Ok(seqs)
 }

@@ -88,7 +88,10 @@ impl MergingIterator {
         }
     }
 
-    fn each_child(&mut self, mut f: impl FnMut(&mut dyn InternalIterator) -> Result<()>) -> Result<()> {
+    fn each_child(
+        &mut self,
+        mut f: impl FnMut(&mut dyn InternalIterator) -> Result<()>,
+    ) -> Result<()> {
         for c in &mut self.children {
             f(c.as_mut())?;
         }
@@ -200,7 +203,11 @@ impl InternalIterator for VecIterator {
         self.pos.is_some()
     }
     fn seek_to_first(&mut self) -> Result<()> {
-        self.pos = if self.entries.is_empty() { None } else { Some(0) };
+        self.pos = if self.entries.is_empty() {
+            None
+        } else {
+            Some(0)
+        };
         Ok(())
     }
     fn seek_to_last(&mut self) -> Result<()> {
@@ -276,12 +283,20 @@ mod tests {
                         model.seek_to_last().unwrap();
                     }
                     2 => {
-                        let t = internal_key(&[rng.gen_range(b'a'..b'l')], rng.gen_range(0..seq), ValueKind::Put);
+                        let t = internal_key(
+                            &[rng.gen_range(b'a'..b'l')],
+                            rng.gen_range(0..seq),
+                            ValueKind::Put,
+                        );
                         m.seek(&t).unwrap();
                         model.seek(&t).unwrap();
                     }
                     3 => {
-                        let t = internal_key(&[rng.gen_range(b'a'..b'l')], rng.gen_range(0..seq), ValueKind::Put);
+                        let t = internal_key(
+                            &[rng.gen_range(b'a'..b'l')],
+                            rng.gen_range(0..seq),
+                            ValueKind::Put,
+                        );
                         m.seek_for_prev(&t).unwrap();
                         model.seek_for_prev(&t).unwrap();
                     }

@@ -95,7 +95,8 @@ impl VersionEdit {
         let mut e = VersionEdit::default();
         let tree_id = |r: &mut Reader| -> Result<TreeId> {
             let v = r.varint()?;
-            TreeId::try_from(v).map_err(|_| Error::corruption(file, format!("tree id {v} out of range")))
+            TreeId::try_from(v)
+                .map_err(|_| Error::corruption(file, format!("tree id {v} out of range")))
         };
         while !r.is_empty() {
             match r.varint()? {
@@ -109,8 +110,9 @@ impl VersionEdit {
                 TAG_ADD_FILE => {
                     let tree = tree_id(&mut r)?;
                     let level = r.varint()?;
-                    let level = u32::try_from(level)
-                        .map_err(|_| Error::corruption(file, format!("level {level} out of range")))?;
+                    let level = u32::try_from(level).map_err(|_| {
+                        Error::corruption(file, format!("level {level} out of range"))
+                    })?;
                     e.added_files.push(NewFile {
                         tree,
                         level,
@@ -125,15 +127,21 @@ impl VersionEdit {
                 TAG_REMOVE_FILE => {
                     let tree = tree_id(&mut r)?;
                     let level = r.varint()?;
-                    let level = u32::try_from(level)
-                        .map_err(|_| Error::corruption(file, format!("level {level} out of range")))?;
+                    let level = u32::try_from(level).map_err(|_| {
+                        Error::corruption(file, format!("level {level} out of range"))
+                    })?;
                     e.removed_files.push((tree, level, r.varint()?));
                 }
                 TAG_FLUSHED_SEQ => {
                     let tree = tree_id(&mut r)?;
                     e.flushed_seqs.push((tree, r.varint()?));
                 }
-                tag => return Err(Error::corruption(file, format!("unknown manifest tag {tag}"))),
+                tag => {
+                    return Err(Error::corruption(
+                        file,
+                        format!("unknown manifest tag {tag}"),
+                    ))
+                }
             }
         }
         Ok(e)

@@ -47,7 +47,10 @@ pub fn decode_all<'a>(buf: &'a [u8], file: &str) -> Result<Vec<&'a [u8]>> {
                 if (at + 1..buf.len()).any(|p| frame_at(buf, p).is_some()) {
                     return Err(Error::corruption(file, format!("bad record at byte {at}")));
                 }
-                tracing::warn!("{file}: ignoring torn tail at byte {at} ({} bytes)", buf.len() - at);
+                tracing::warn!(
+                    "{file}: ignoring torn tail at byte {at} ({} bytes)",
+                    buf.len() - at
+                );
                 break;
             }
         }
@@ -65,7 +68,10 @@ mod tests {
         for p in [&b"one"[..], b"two", b"three"] {
             encode(p, &mut buf);
         }
-        assert_eq!(decode_all(&buf, "m").unwrap(), vec![&b"one"[..], b"two", b"three"]);
+        assert_eq!(
+            decode_all(&buf, "m").unwrap(),
+            vec![&b"one"[..], b"two", b"three"]
+        );
         let cut = &buf[..buf.len() - 2];
         assert_eq!(decode_all(cut, "m").unwrap(), vec![&b"one"[..], b"two"]);
         for i in 0..buf.len() - 13 {

@@ -94,7 +94,10 @@ impl VersionSet {
                 apply_pending(&mut pending, &edit, &name)?;
             }
             old_manifest = Some(name);
-        } else if names.iter().any(|n| n.ends_with(".sst") || n.ends_with(".log")) {
+        } else if names
+            .iter()
+            .any(|n| n.ends_with(".sst") || n.ends_with(".log"))
+        {
             return Err(Error::corruption(
                 CURRENT,
                 "missing, but the directory holds tables or logs: refusing to start empty",
@@ -206,7 +209,11 @@ impl VersionSet {
     /// opened files the edit adds (files moved between levels are found in
     /// the current versions). Files no tree holds any more are marked
     /// obsolete and deleted when their last reader lets go.
-    pub fn log_and_apply(&mut self, mut edit: VersionEdit, new_tables: Vec<Arc<FileMeta>>) -> Result<()> {
+    pub fn log_and_apply(
+        &mut self,
+        mut edit: VersionEdit,
+        new_tables: Vec<Arc<FileMeta>>,
+    ) -> Result<()> {
         edit.next_file_number = Some(self.next_file_number.load(Ordering::SeqCst));
         if let Some(s) = edit.last_seq {
             debug_assert!(s >= self.last_seq, "last_seq went back");
@@ -223,10 +230,16 @@ impl VersionSet {
         }
         for nf in &edit.added_files {
             if !known.contains_key(&nf.number) {
-                return Err(Error::InvalidArgument(format!("edit adds unopened file {}", nf.number)));
+                return Err(Error::InvalidArgument(format!(
+                    "edit adds unopened file {}",
+                    nf.number
+                )));
             }
             if nf.level as usize >= NUM_LEVELS {
-                return Err(Error::InvalidArgument(format!("level {} out of range", nf.level)));
+                return Err(Error::InvalidArgument(format!(
+                    "level {} out of range",
+                    nf.level
+                )));
             }
         }
         self.append_synced(&edit)?;
@@ -267,7 +280,9 @@ impl VersionSet {
         }
         for nf in &edit.added_files {
             if let (Some(t), Some(f)) = (self.trees.get(&nf.tree), known.get(&nf.number)) {
-                let v = touched.entry(nf.tree).or_insert_with(|| (*t.version).clone());
+                let v = touched
+                    .entry(nf.tree)
+                    .or_insert_with(|| (*t.version).clone());
                 v.levels[nf.level as usize].push(f.clone());
             }
         }
@@ -343,7 +358,11 @@ impl VersionSet {
     }
 }
 
-fn apply_pending(pending: &mut BTreeMap<TreeId, PendingTree>, edit: &VersionEdit, file: &str) -> Result<()> {
+fn apply_pending(
+    pending: &mut BTreeMap<TreeId, PendingTree>,
+    edit: &VersionEdit,
+    file: &str,
+) -> Result<()> {
     for (id, name) in &edit.created_trees {
         pending.insert(
             *id,
@@ -354,9 +373,9 @@ fn apply_pending(pending: &mut BTreeMap<TreeId, PendingTree>, edit: &VersionEdit
         );
     }
     for &(tree, level, number) in &edit.removed_files {
-        let t = pending
-            .get_mut(&tree)
-            .ok_or_else(|| Error::corruption(file, format!("edit removes a file of unknown tree {tree}")))?;
+        let t = pending.get_mut(&tree).ok_or_else(|| {
+            Error::corruption(file, format!("edit removes a file of unknown tree {tree}"))
+        })?;
         let lvl = t
             .levels
             .get_mut(level as usize)
@@ -364,9 +383,12 @@ fn apply_pending(pending: &mut BTreeMap<TreeId, PendingTree>, edit: &VersionEdit
         lvl.remove(&number);
     }
     for nf in &edit.added_files {
-        let t = pending
-            .get_mut(&nf.tree)
-            .ok_or_else(|| Error::corruption(file, format!("edit adds a file to unknown tree {}", nf.tree)))?;
+        let t = pending.get_mut(&nf.tree).ok_or_else(|| {
+            Error::corruption(
+                file,
+                format!("edit adds a file to unknown tree {}", nf.tree),
+            )
+        })?;
         let lvl = t
             .levels
             .get_mut(nf.level as usize)
@@ -385,13 +407,21 @@ fn apply_pending(pending: &mut BTreeMap<TreeId, PendingTree>, edit: &VersionEdit
 }
 
 /// Opens a table the manifest names, checking it is the file it recorded.
-pub fn open_file(storage: &Arc<dyn Storage>, cache: &Arc<BlockCache>, nf: &NewFile) -> Result<Arc<FileMeta>> {
+pub fn open_file(
+    storage: &Arc<dyn Storage>,
+    cache: &Arc<BlockCache>,
+    nf: &NewFile,
+) -> Result<Arc<FileMeta>> {
     let name = table_file_name(nf.number);
     let file = storage.open(&name)?;
     if file.len() != nf.size_bytes {
         return Err(Error::corruption(
             &name,
-            format!("size {} differs from the manifest's {}", file.len(), nf.size_bytes),
+            format!(
+                "size {} differs from the manifest's {}",
+                file.len(),
+                nf.size_bytes
+            ),
         ));
     }
     let table = Table::open(file, nf.number, name, Some(cache.clone()))?;

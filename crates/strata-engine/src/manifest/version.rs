@@ -121,7 +121,12 @@ impl Version {
     }
 
     /// Files of `level` whose user-key range meets [lo, hi].
-    pub fn overlapping(&self, level: usize, lo: Option<&[u8]>, hi: Option<&[u8]>) -> Vec<Arc<FileMeta>> {
+    pub fn overlapping(
+        &self,
+        level: usize,
+        lo: Option<&[u8]>,
+        hi: Option<&[u8]>,
+    ) -> Vec<Arc<FileMeta>> {
         self.levels[level]
             .iter()
             .filter(|f| f.overlaps(lo, hi))
@@ -156,7 +161,9 @@ impl Version {
             let i = self.find_file(level, lookup);
             if let Some(f) = files.get(i) {
                 if ukey >= f.smallest_user_key() {
-                    if let found @ (Lookup::Found(_) | Lookup::Deleted) = table_get(f, lookup, operands)? {
+                    if let found @ (Lookup::Found(_) | Lookup::Deleted) =
+                        table_get(f, lookup, operands)?
+                    {
                         return Ok(found);
                     }
                 }
@@ -169,7 +176,10 @@ impl Version {
     pub fn check_invariants(&self) -> std::result::Result<(), String> {
         for w in self.levels[0].windows(2) {
             if w[0].seq_max < w[1].seq_max {
-                return Err(format!("L0 not newest first: {} before {}", w[0].number, w[1].number));
+                return Err(format!(
+                    "L0 not newest first: {} before {}",
+                    w[0].number, w[1].number
+                ));
             }
         }
         for (level, files) in self.levels.iter().enumerate().skip(1) {

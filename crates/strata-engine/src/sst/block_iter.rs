@@ -23,6 +23,10 @@ struct Cursor {
     next_off: usize,
     /// The restart interval holding the current entry.
     restart_idx: usize,
+    /// Offset of restart point `restart_idx`.
+    restart_start: usize,
+    /// Offset of restart point `restart_idx + 1` (end of the entries if none).
+    restart_end: usize,
     key: Vec<u8>,
     value_start: usize,
     value_end: usize,
@@ -31,9 +35,20 @@ struct Cursor {
 impl Cursor {
     fn seek_to_restart(&mut self, b: &Block, i: usize) {
         self.key.clear();
-        self.restart_idx = i;
-        self.next_off = b.restart_point(i);
+        self.set_restart(b, i);
+        self.next_off = self.restart_start;
         self.valid = false;
+    }
+
+    #[inline]
+    fn set_restart(&mut self, b: &Block, i: usize) {
+        self.restart_idx = i;
+        self.restart_start = b.restart_point(i);
+        self.restart_end = if i + 1 < b.num_restarts() {
+            b.restart_point(i + 1)
+        } else {
+            b.restarts_offset()
+        };
     }
 
     /// Decodes the entry at `next_off`, or becomes invalid at the end.
@@ -57,14 +72,14 @@ impl Cursor {
         if h.shared > self.key.len() {
             return Err(BlockCorrupt("shared length exceeds the previous key"));
         }
-        let n = b.num_restarts();
-        while self.restart_idx + 1 < n && b.restart_point(self.restart_idx + 1) <= p {
-            self.restart_idx += 1;
+        // p < restarts_offset, so this stops at the last interval.
+        while self.restart_end <= p {
+            self.set_restart(b, self.restart_idx + 1);
         }
-        if h.shared != 0 && b.restart_point(self.restart_idx) == p {
+        if h.shared != 0 && self.restart_start == p {
             return Err(BlockCorrupt("restart entry shares a prefix"));
         }
-        if self.restart_idx + 1 < n && b.restart_point(self.restart_idx + 1) < h.value_end {
+        if self.restart_end < h.value_end {
             return Err(BlockCorrupt("entry straddles a restart point"));
         }
         self.key.truncate(h.shared);
@@ -307,7 +322,9 @@ impl BlockIter {
             .extend_from_slice(&self.prev_keys[e.key_start..e.key_end]);
         self.cur.value_start = e.value_start;
         self.cur.value_end = e.value_end;
-        self.cur.restart_idx = self.prev_restart;
+        if let Some(b) = self.block.as_deref() {
+            self.cur.set_restart(b, self.prev_restart);
+        }
         self.cur.valid = true;
         self.prev_pos = Some(i);
     }

@@ -53,6 +53,7 @@ pub struct Table {
     props: TableProperties,
     index: Index,
     filter: Option<BloomFilter>,
+    footer: Footer,
     /// Where the data blocks end.
     data_end: u64,
 }
@@ -114,6 +115,7 @@ impl Table {
                 entries: Vec::new(),
             },
             filter: None,
+            footer,
             data_end,
         };
         let props_payload = table.read_block_contents(footer.properties, "properties")?;
@@ -298,9 +300,20 @@ impl Table {
             + self.filter.as_ref().map_or(0, |f| f.size_bytes())
     }
 
-    /// Reads and checks every data block (bypassing the cache): checksums,
+    /// Reads and checks every block (bypassing the cache): checksums,
     /// decoding, key order, and agreement with the index and properties.
     pub fn verify_checksums(&self) -> Result<()> {
+        let f = self.footer;
+        let footer_offset = self.props.file_size_bytes.saturating_sub(FOOTER_LEN as u64);
+        let on_disk = self.file.read_vec(footer_offset, FOOTER_LEN)?;
+        if Footer::decode(&on_disk, &self.file_name)? != f {
+            return Err(Error::corruption(&self.file_name, "table footer changed"));
+        }
+        self.read_block_contents(f.properties, "properties")?;
+        self.read_block_contents(f.index, "index")?;
+        if self.filter.is_some() {
+            self.read_block_contents(f.filter, "filter")?;
+        }
         let mut it = BlockIter::new();
         let mut last_key: Vec<u8> = Vec::new();
         let mut entries = 0u64;

@@ -96,17 +96,20 @@ struct FaultWritable {
 
 impl WritableFile for FaultWritable {
     fn append(&mut self, data: &[u8]) -> Result<()> {
-        self.faults.check(FaultOp::WRITE, &format!("write {}", self.name))?;
+        self.faults
+            .check(FaultOp::WRITE, &format!("write {}", self.name))?;
         self.inner.append(data)
     }
 
     fn flush(&mut self) -> Result<()> {
-        self.faults.check(FaultOp::WRITE, &format!("flush {}", self.name))?;
+        self.faults
+            .check(FaultOp::WRITE, &format!("flush {}", self.name))?;
         self.inner.flush()
     }
 
     fn sync(&mut self) -> Result<()> {
-        self.faults.check(FaultOp::SYNC, &format!("fsync {}", self.name))?;
+        self.faults
+            .check(FaultOp::SYNC, &format!("fsync {}", self.name))?;
         self.inner.sync()
     }
 
@@ -123,7 +126,8 @@ struct FaultReadable {
 
 impl RandomAccessFile for FaultReadable {
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        self.faults.check(FaultOp::READ, &format!("read {}", self.name))?;
+        self.faults
+            .check(FaultOp::READ, &format!("read {}", self.name))?;
         self.inner.read_exact_at(offset, buf)
     }
 
@@ -134,7 +138,8 @@ impl RandomAccessFile for FaultReadable {
 
 impl Storage for FaultStorage {
     fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
-        self.faults.check(FaultOp::CREATE, &format!("create {name}"))?;
+        self.faults
+            .check(FaultOp::CREATE, &format!("create {name}"))?;
         Ok(Box::new(FaultWritable {
             name: name.to_string(),
             inner: self.inner.create(name)?,
@@ -152,17 +157,20 @@ impl Storage for FaultStorage {
     }
 
     fn remove(&self, name: &str) -> Result<()> {
-        self.faults.check(FaultOp::REMOVE, &format!("remove {name}"))?;
+        self.faults
+            .check(FaultOp::REMOVE, &format!("remove {name}"))?;
         self.inner.remove(name)
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
-        self.faults.check(FaultOp::RENAME, &format!("rename {from}"))?;
+        self.faults
+            .check(FaultOp::RENAME, &format!("rename {from}"))?;
         self.inner.rename(from, to)
     }
 
     fn truncate(&self, name: &str, len: u64) -> Result<()> {
-        self.faults.check(FaultOp::WRITE, &format!("truncate {name}"))?;
+        self.faults
+            .check(FaultOp::WRITE, &format!("truncate {name}"))?;
         self.inner.truncate(name, len)
     }
 

@@ -192,7 +192,10 @@ impl RandomAccessFile for MemReadable {
 impl Storage for MemStorage {
     fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
         let file: FileRef = Arc::default();
-        self.ns.lock().current.insert(name.to_string(), file.clone());
+        self.ns
+            .lock()
+            .current
+            .insert(name.to_string(), file.clone());
         Ok(Box::new(MemWritable { file, len: 0 }))
     }
 

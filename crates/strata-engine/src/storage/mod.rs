@@ -18,7 +18,7 @@ mod fault;
 mod local;
 mod mem;
 
-pub use fault::{FaultStorage, FaultOp};
+pub use fault::{FaultOp, FaultStorage};
 pub use local::LocalStorage;
 pub use mem::{MemStorage, TornWrite};
 

@@ -47,8 +47,14 @@ fn power_loss_drops_unsynced_data_and_names() {
     g.sync().unwrap();
     let after = s.crash_copy(TornWrite::None);
     assert_eq!(read_file(&*after, "synced").unwrap(), b"durable");
-    assert!(!after.exists("unlisted").unwrap(), "no dir fsync: name lost");
-    let torn = s.crash_copy(TornWrite::Prefix { keep_per_mille: 600, garble: false });
+    assert!(
+        !after.exists("unlisted").unwrap(),
+        "no dir fsync: name lost"
+    );
+    let torn = s.crash_copy(TornWrite::Prefix {
+        keep_per_mille: 600,
+        garble: false,
+    });
     assert_eq!(read_file(&*torn, "synced").unwrap(), b"durable lo");
     let killed = s.process_crash_copy();
     assert_eq!(read_file(&*killed, "synced").unwrap(), b"durable lost");

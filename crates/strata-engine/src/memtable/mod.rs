@@ -1,71 +1,25 @@
 //! The memtable: a concurrent skiplist of internal keys, bounded in bytes by
 //! its owner (the engine switches to a new memtable when one is full).
 //!
-//! Each entry is one allocation holding the internal key followed by the
-//! value. Readers never block writers: lookups and cursors run on the
-//! lock-free skiplist while the write leader inserts.
+//! Entries live in an arena skiplist (`skiplist`): each node holds its
+//! links, internal key and value in one block, with no heap allocation per
+//! entry. Readers never block the writer: lookups and cursors run lock-free
+//! while the write leader inserts.
 
-use std::borrow::Borrow;
-use std::cmp::Ordering as CmpOrdering;
-use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+mod skiplist;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crossbeam_skiplist::map::Entry;
-use crossbeam_skiplist::SkipMap;
-
+use self::skiplist::{Cursor, SkipList};
 use crate::error::Result;
 use crate::iter::InternalIterator;
-use crate::key::{append_internal_key, IKey, SeqNo, ValueKind, SEQ_MAX};
-
-/// Bytes charged per entry on top of its key and value: the skiplist node
-/// (tower of up to 32 pointers, typically ~4), the entry header and the
-/// allocator's rounding.
-const ENTRY_OVERHEAD_BYTES: usize = 80;
-
-/// One skiplist entry: the internal key, then the value, in one buffer.
-struct MemEntry {
-    buf: Box<[u8]>,
-    key_len: u32,
-}
-
-impl MemEntry {
-    fn key(&self) -> &[u8] {
-        &self.buf[..self.key_len as usize]
-    }
-    fn value(&self) -> &[u8] {
-        &self.buf[self.key_len as usize..]
-    }
-}
-
-impl Borrow<IKey> for MemEntry {
-    fn borrow(&self) -> &IKey {
-        IKey::new(self.key())
-    }
-}
-
-impl PartialEq for MemEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for MemEntry {}
-impl PartialOrd for MemEntry {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for MemEntry {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        IKey::new(self.key()).cmp(IKey::new(other.key()))
-    }
-}
+use crate::key::{pack_trailer, SeqNo, ValueKind, SEQ_MAX, TRAILER_LEN};
 
 /// A memtable of one tree.
 pub struct Memtable {
     id: u64,
-    map: SkipMap<MemEntry, ()>,
-    size_bytes: AtomicUsize,
+    list: SkipList,
     seq_min: AtomicU64,
     seq_max: AtomicU64,
     /// The engine's last sequence number when this memtable stopped taking
@@ -91,8 +45,7 @@ impl Memtable {
     pub fn new(id: u64) -> Arc<Memtable> {
         Arc::new(Memtable {
             id,
-            map: SkipMap::new(),
-            size_bytes: AtomicUsize::new(0),
+            list: SkipList::new(),
             seq_min: AtomicU64::new(SEQ_MAX),
             seq_max: AtomicU64::new(0),
             sealed_at_seq: AtomicU64::new(SEQ_MAX),
@@ -105,34 +58,28 @@ impl Memtable {
 
     /// Adds one entry. Only the engine's write leader inserts.
     pub fn insert(&self, user_key: &[u8], seq: SeqNo, kind: ValueKind, value: &[u8]) {
-        let mut buf = Vec::with_capacity(user_key.len() + 8 + value.len());
-        append_internal_key(&mut buf, user_key, seq, kind);
-        let key_len = buf.len() as u32;
-        buf.extend_from_slice(value);
-        let charged = buf.len() + ENTRY_OVERHEAD_BYTES;
-        self.map.insert(
-            MemEntry {
-                buf: buf.into_boxed_slice(),
-                key_len,
-            },
-            (),
-        );
-        self.size_bytes.fetch_add(charged, Ordering::Relaxed);
+        let trailer = pack_trailer(seq, kind).to_le_bytes();
+        self.list
+            .insert_with(user_key.len() + TRAILER_LEN, value.len(), |k, v| {
+                k[..user_key.len()].copy_from_slice(user_key);
+                k[user_key.len()..].copy_from_slice(&trailer);
+                v.copy_from_slice(value);
+            });
         self.seq_min.fetch_min(seq, Ordering::Relaxed);
         self.seq_max.fetch_max(seq, Ordering::Relaxed);
     }
 
     /// Approximate memory held, in bytes.
     pub fn size_bytes(&self) -> usize {
-        self.size_bytes.load(Ordering::Relaxed)
+        self.list.arena_bytes()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.list.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.list.len()
     }
 
     /// Smallest sequence number inserted (SEQ_MAX when empty).
@@ -157,18 +104,19 @@ impl Memtable {
     /// (newest first) to `operands`.
     pub fn get(&self, lookup: &[u8], operands: &mut Vec<Vec<u8>>) -> Lookup {
         let user_key = crate::key::user_key(lookup);
-        let mut cur = self.map.lower_bound(Bound::Included(IKey::new(lookup)));
-        while let Some(e) = cur {
-            let Some(p) = crate::key::parse_internal_key(e.key().key()) else {
+        let mut c = Cursor::new();
+        c.seek(&self.list, lookup);
+        while c.valid() {
+            let Some(p) = crate::key::parse_internal_key(c.key()) else {
                 debug_assert!(false, "memtable holds a malformed key");
                 return Lookup::Continue;
             };
             if p.user_key != user_key {
                 break;
             }
-            match resolve_step(p.kind, e.key().value(), operands) {
+            match resolve_step(p.kind, c.value(), operands) {
                 Some(found) => return found,
-                None => cur = e.next(),
+                None => c.next(),
             }
         }
         Lookup::Continue
@@ -177,8 +125,8 @@ impl Memtable {
     /// A cursor over the memtable, keeping it alive.
     pub fn iter(self: &Arc<Self>) -> MemIter {
         MemIter {
-            cur: None,
-            _mem: self.clone(),
+            cur: Cursor::new(),
+            mem: self.clone(),
         }
     }
 }
@@ -196,57 +144,45 @@ pub fn resolve_step(kind: ValueKind, value: &[u8], operands: &mut Vec<Vec<u8>>) 
     }
 }
 
-/// A cursor over one memtable.
+/// A cursor over one memtable, keeping it alive.
 pub struct MemIter {
-    // Field order matters: `cur` borrows from the map that `_mem` keeps
-    // alive, so it must be dropped first.
-    cur: Option<Entry<'static, MemEntry, ()>>,
-    _mem: Arc<Memtable>,
-}
-
-impl MemIter {
-    fn map(&self) -> &'static SkipMap<MemEntry, ()> {
-        let map: &SkipMap<MemEntry, ()> = &self._mem.map;
-        // SAFETY: the map lives as long as `_mem`, which outlives every
-        // entry stored in `cur` (dropped first, see field order) and every
-        // use of the returned reference inside this iterator.
-        unsafe { &*(map as *const SkipMap<MemEntry, ()>) }
-    }
+    cur: Cursor,
+    mem: Arc<Memtable>,
 }
 
 impl InternalIterator for MemIter {
     fn valid(&self) -> bool {
-        self.cur.is_some()
+        self.cur.valid()
     }
     fn seek_to_first(&mut self) -> Result<()> {
-        self.cur = self.map().front();
+        self.cur.seek_to_first(&self.mem.list);
         Ok(())
     }
     fn seek_to_last(&mut self) -> Result<()> {
-        self.cur = self.map().back();
+        self.cur.seek_to_last(&self.mem.list);
         Ok(())
     }
     fn seek(&mut self, target: &[u8]) -> Result<()> {
-        self.cur = self.map().lower_bound(Bound::Included(IKey::new(target)));
+        self.cur.seek(&self.mem.list, target);
         Ok(())
     }
     fn seek_for_prev(&mut self, target: &[u8]) -> Result<()> {
-        self.cur = self.map().upper_bound(Bound::Included(IKey::new(target)));
+        self.cur.seek_for_prev(&self.mem.list, target);
         Ok(())
     }
     fn next(&mut self) -> Result<()> {
-        self.cur = self.cur.take().and_then(|e| e.next());
+        self.cur.next();
         Ok(())
     }
     fn prev(&mut self) -> Result<()> {
-        self.cur = self.cur.take().and_then(|e| e.prev());
+        self.cur.prev(&self.mem.list);
         Ok(())
     }
     fn key(&self) -> &[u8] {
-        self.cur.as_ref().expect("valid iterator").key().key()
+        self.cur.key()
     }
     fn value(&self) -> &[u8] {
-        self.cur.as_ref().expect("valid iterator").key().value()
+        self.cur.value()
     }
 }
 
@@ -263,8 +199,14 @@ mod tests {
         m.insert(b"k", 5, ValueKind::Delete, b"");
         m.insert(b"j", 4, ValueKind::Put, b"j");
         let mut ops = Vec::new();
-        assert_eq!(m.get(&lookup_key(b"k", 2), &mut ops), Lookup::Found(b"v1".to_vec()));
-        assert_eq!(m.get(&lookup_key(b"k", 4), &mut ops), Lookup::Found(b"v3".to_vec()));
+        assert_eq!(
+            m.get(&lookup_key(b"k", 2), &mut ops),
+            Lookup::Found(b"v1".to_vec())
+        );
+        assert_eq!(
+            m.get(&lookup_key(b"k", 4), &mut ops),
+            Lookup::Found(b"v3".to_vec())
+        );
         assert_eq!(m.get(&lookup_key(b"k", 9), &mut ops), Lookup::Deleted);
         assert_eq!(m.get(&lookup_key(b"k", 0), &mut ops), Lookup::Continue);
         assert_eq!(m.get(&lookup_key(b"x", 9), &mut ops), Lookup::Continue);
@@ -289,7 +231,10 @@ mod tests {
             it.next().unwrap();
         }
         assert_eq!(fwd, vec![b"a", b"b", b"c", b"d"]);
+        // (c, seq 0) sorts after every version of c: lands on c itself.
         it.seek_for_prev(&lookup_key(b"c", 0)).unwrap();
+        assert_eq!(user_key(it.key()), b"c");
+        it.prev().unwrap();
         assert_eq!(user_key(it.key()), b"b");
         it.prev().unwrap();
         assert_eq!(user_key(it.key()), b"a");

@@ -1,0 +1,445 @@
+//! An arena-backed skiplist of internal keys: one writer at a time, any
+//! number of lock-free readers (the design of LevelDB's and RocksDB's
+//! memtables).
+//!
+//! Each node lives in the arena as one block: its header, its tower of
+//! next pointers, then the key and value bytes, so a search touches one
+//! cache line or two per node and an insert allocates nothing from the
+//! heap. Nodes are never removed; the arena is freed with the list.
+//!
+//! Publication: a node is fully written before the Release store that links
+//! it at level 0 and above; readers follow links with Acquire loads, so a
+//! reader that reaches a node sees its bytes.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+
+use crate::key::cmp_internal;
+
+/// Tallest tower; with a branching factor of 4 this covers 4^12 = 16M
+/// entries per list at the expected search cost.
+const MAX_HEIGHT: usize = 12;
+const BRANCHING: u32 = 4;
+
+/// Arena chunk size; entries larger than a quarter of it get their own chunk.
+const CHUNK_BYTES: usize = 1 << 20;
+
+/// A node's header; its tower of `height` next pointers follows it, then
+/// the key and value bytes. Nodes are only handled through raw pointers
+/// (the header struct does not cover the whole node).
+#[repr(C)]
+struct Node {
+    key_len: u32,
+    value_len: u32,
+    height: u32,
+    _pad: u32,
+}
+
+const HEADER_BYTES: usize = std::mem::size_of::<Node>();
+const LINK_BYTES: usize = std::mem::size_of::<AtomicPtr<Node>>();
+
+/// Bytes of a node header with a tower of `height`.
+fn node_header_bytes(height: usize) -> usize {
+    HEADER_BYTES + height * LINK_BYTES
+}
+
+/// The link of `n` at `level`.
+///
+/// # Safety
+/// `n` is the head or a node allocated by this list, and level < its height.
+unsafe fn link<'a>(n: *const Node, level: usize) -> &'a AtomicPtr<Node> {
+    debug_assert!(level < (*n).height as usize);
+    &*((n as *const u8).add(HEADER_BYTES + level * LINK_BYTES) as *const AtomicPtr<Node>)
+}
+
+/// # Safety
+/// As for `link`.
+unsafe fn next(n: *const Node, level: usize) -> *mut Node {
+    link(n, level).load(Ordering::Acquire)
+}
+
+/// # Safety
+/// `n` is a published node of a live list.
+unsafe fn key<'a>(n: *const Node) -> &'a [u8] {
+    let data = (n as *const u8).add(node_header_bytes((*n).height as usize));
+    std::slice::from_raw_parts(data, (*n).key_len as usize)
+}
+
+/// # Safety
+/// `n` is a published node of a live list.
+unsafe fn value<'a>(n: *const Node) -> &'a [u8] {
+    let data =
+        (n as *const u8).add(node_header_bytes((*n).height as usize) + (*n).key_len as usize);
+    std::slice::from_raw_parts(data, (*n).value_len as usize)
+}
+
+struct Arena {
+    chunks: Vec<Box<[u64]>>,
+    /// Next free byte in the last chunk, and its end.
+    cur: *mut u8,
+    end: *mut u8,
+    rng: u32,
+}
+
+// SAFETY: the raw pointers point into `chunks`, owned by the arena.
+unsafe impl Send for Arena {}
+
+impl Arena {
+    /// 8-aligned zeroed memory that lives as long as the arena.
+    fn alloc(&mut self, bytes: usize) -> *mut u8 {
+        let bytes = (bytes + 7) & !7;
+        if bytes > CHUNK_BYTES / 4 {
+            let mut chunk = vec![0u64; bytes / 8].into_boxed_slice();
+            let p = chunk.as_mut_ptr() as *mut u8;
+            self.chunks.push(chunk);
+            return p;
+        }
+        if (self.end as usize) - (self.cur as usize) < bytes {
+            let mut chunk = vec![0u64; CHUNK_BYTES / 8].into_boxed_slice();
+            self.cur = chunk.as_mut_ptr() as *mut u8;
+            // SAFETY: CHUNK_BYTES is the chunk's length in bytes.
+            self.end = unsafe { self.cur.add(CHUNK_BYTES) };
+            self.chunks.push(chunk);
+        }
+        let p = self.cur;
+        // SAFETY: checked above that `bytes` fit before `end`.
+        self.cur = unsafe { self.cur.add(bytes) };
+        p
+    }
+
+    fn random_height(&mut self) -> usize {
+        let mut h = 1;
+        loop {
+            // xorshift32
+            self.rng ^= self.rng << 13;
+            self.rng ^= self.rng >> 17;
+            self.rng ^= self.rng << 5;
+            if h >= MAX_HEIGHT || self.rng % BRANCHING != 0 {
+                return h;
+            }
+            h += 1;
+        }
+    }
+}
+
+pub struct SkipList {
+    head: *mut Node,
+    height: AtomicUsize,
+    len: AtomicUsize,
+    arena_bytes: AtomicUsize,
+    /// The writer's state; the lock serializes inserts (readers never take it).
+    arena: Mutex<Arena>,
+}
+
+// SAFETY: nodes are immutable once published, linked with atomics, and
+// live as long as the list; the arena is behind a mutex.
+unsafe impl Send for SkipList {}
+unsafe impl Sync for SkipList {}
+
+impl SkipList {
+    pub fn new() -> SkipList {
+        let mut arena = Arena {
+            chunks: Vec::new(),
+            cur: ptr::null_mut(),
+            end: ptr::null_mut(),
+            rng: 0x9e37_79b9,
+        };
+        let head = arena.alloc(node_header_bytes(MAX_HEIGHT)) as *mut Node;
+        // SAFETY: freshly allocated, zeroed (null tower), aligned memory.
+        unsafe {
+            (*head).height = MAX_HEIGHT as u32;
+        }
+        SkipList {
+            head,
+            height: AtomicUsize::new(1),
+            len: AtomicUsize::new(0),
+            arena_bytes: AtomicUsize::new(0),
+            arena: Mutex::new(arena),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes taken from the arena by entries.
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Inserts an internal key (which must not be present) and its value,
+    /// written by `fill(key_dst, value_dst)`.
+    pub fn insert_with(
+        &self,
+        key_len: usize,
+        value_len: usize,
+        fill: impl FnOnce(&mut [u8], &mut [u8]),
+    ) {
+        let mut arena = self.arena.lock();
+        let height = arena.random_height();
+        let bytes = node_header_bytes(height) + key_len + value_len;
+        let node = arena.alloc(bytes) as *mut Node;
+        // SAFETY: `node` is fresh, zeroed, aligned, and `bytes` long; it is
+        // not reachable by readers until linked below.
+        unsafe {
+            (*node).key_len = key_len as u32;
+            (*node).value_len = value_len as u32;
+            (*node).height = height as u32;
+            let data = (node as *mut u8).add(node_header_bytes(height));
+            let (k, v) =
+                std::slice::from_raw_parts_mut(data, key_len + value_len).split_at_mut(key_len);
+            fill(k, v);
+        }
+        let mut prev = [ptr::null_mut::<Node>(); MAX_HEIGHT];
+        // SAFETY: the node's key is written.
+        self.find_splice(unsafe { key(node) }, &mut prev);
+        let list_height = self.height.load(Ordering::Relaxed);
+        if height > list_height {
+            for p in prev.iter_mut().take(height).skip(list_height) {
+                *p = self.head;
+            }
+            self.height.store(height, Ordering::Release);
+        }
+        for (level, &p) in prev.iter().enumerate().take(height) {
+            // SAFETY: every prev is the head or a published node of height
+            // > level; `node` has height > level.
+            unsafe {
+                link(node, level).store(next(p, level), Ordering::Relaxed);
+                link(p, level).store(node, Ordering::Release);
+            }
+        }
+        self.arena_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.len.fetch_add(1, Ordering::Release);
+    }
+
+    /// For each level, the last node whose key is < `key`.
+    fn find_splice(&self, target: &[u8], prev: &mut [*mut Node; MAX_HEIGHT]) {
+        let mut x = self.head;
+        let mut level = self.height.load(Ordering::Acquire) - 1;
+        loop {
+            // SAFETY: x is the head or a published node taller than level;
+            // non-null links point at published nodes.
+            let n = unsafe { next(x, level) };
+            if !n.is_null() && cmp_internal(unsafe { key(n) }, target) == CmpOrdering::Less {
+                x = n;
+                continue;
+            }
+            prev[level] = x;
+            if level == 0 {
+                return;
+            }
+            level -= 1;
+        }
+    }
+
+    /// The first node with key >= `key`, or null.
+    fn seek_ge(&self, target: &[u8]) -> *mut Node {
+        let mut prev = [ptr::null_mut(); MAX_HEIGHT];
+        self.find_splice(target, &mut prev);
+        // SAFETY: prev[0] is the head or a published node.
+        unsafe { next(prev[0], 0) }
+    }
+
+    /// The last node with key < `key` (`None` key: the last node), or null.
+    fn seek_lt(&self, target: Option<&[u8]>) -> *mut Node {
+        let mut x = self.head;
+        let mut level = self.height.load(Ordering::Acquire) - 1;
+        loop {
+            // SAFETY: x is the head or a published node taller than level;
+            // non-null links point at published nodes.
+            let n = unsafe { next(x, level) };
+            let go = !n.is_null()
+                && target.is_none_or(|t| cmp_internal(unsafe { key(n) }, t) == CmpOrdering::Less);
+            if go {
+                x = n;
+                continue;
+            }
+            if level == 0 {
+                return if x == self.head { ptr::null_mut() } else { x };
+            }
+            level -= 1;
+        }
+    }
+}
+
+impl Default for SkipList {
+    fn default() -> Self {
+        SkipList::new()
+    }
+}
+
+/// A cursor over a skiplist; the caller keeps the list alive.
+pub struct Cursor {
+    node: *const Node,
+}
+
+// SAFETY: a cursor only reads published, immutable nodes.
+unsafe impl Send for Cursor {}
+
+impl Cursor {
+    pub fn new() -> Cursor {
+        Cursor { node: ptr::null() }
+    }
+
+    pub fn valid(&self) -> bool {
+        !self.node.is_null()
+    }
+
+    pub fn key(&self) -> &[u8] {
+        debug_assert!(self.valid());
+        // SAFETY: valid cursors point at published nodes of a live list.
+        unsafe { key(self.node) }
+    }
+
+    pub fn value(&self) -> &[u8] {
+        debug_assert!(self.valid());
+        // SAFETY: as for key().
+        unsafe { value(self.node) }
+    }
+
+    pub fn seek_to_first(&mut self, list: &SkipList) {
+        // SAFETY: the head has a full tower.
+        self.node = unsafe { next(list.head, 0) };
+    }
+
+    pub fn seek_to_last(&mut self, list: &SkipList) {
+        self.node = list.seek_lt(None);
+    }
+
+    pub fn seek(&mut self, list: &SkipList, target: &[u8]) {
+        self.node = list.seek_ge(target);
+    }
+
+    /// The last entry <= key.
+    pub fn seek_for_prev(&mut self, list: &SkipList, target: &[u8]) {
+        let n = list.seek_ge(target);
+        // SAFETY: non-null nodes are published.
+        if !n.is_null() && cmp_internal(unsafe { key(n) }, target) == CmpOrdering::Equal {
+            self.node = n;
+        } else {
+            self.node = list.seek_lt(Some(target));
+        }
+    }
+
+    pub fn next(&mut self) {
+        debug_assert!(self.valid());
+        // SAFETY: valid cursors point at published nodes.
+        self.node = unsafe { next(self.node, 0) };
+    }
+
+    pub fn prev(&mut self, list: &SkipList) {
+        debug_assert!(self.valid());
+        // SAFETY: as for next().
+        self.node = list.seek_lt(Some(unsafe { key(self.node) }));
+    }
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+    use rand::{Rng, SeedableRng};
+
+    fn insert(l: &SkipList, k: &[u8], v: &[u8]) {
+        l.insert_with(k.len(), v.len(), |kd, vd| {
+            kd.copy_from_slice(k);
+            vd.copy_from_slice(v);
+        });
+    }
+
+    #[test]
+    fn matches_a_sorted_vector_in_both_directions() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        let l = SkipList::new();
+        let mut model = Vec::new();
+        for seq in 1..3000u64 {
+            let len = rng.gen_range(0..6);
+            let uk: Vec<u8> = (0..len).map(|_| rng.gen_range(b'a'..b'e')).collect();
+            let k = internal_key(&uk, seq, ValueKind::Put);
+            let v = vec![b'v'; rng.gen_range(0..4) * 100_000]; // some entries need their own chunk
+            insert(&l, &k, &v);
+            model.push((k, v.len()));
+        }
+        model.sort_by(|a, b| cmp_internal(&a.0, &b.0));
+        let mut c = Cursor::new();
+        c.seek_to_first(&l);
+        for (k, vlen) in &model {
+            assert_eq!((c.key(), c.value().len()), (k.as_slice(), *vlen));
+            c.next();
+        }
+        assert!(!c.valid());
+        c.seek_to_last(&l);
+        for (k, _) in model.iter().rev() {
+            assert_eq!(c.key(), k.as_slice());
+            c.prev(&l);
+        }
+        assert!(!c.valid());
+        for _ in 0..500 {
+            let uk: Vec<u8> = (0..rng.gen_range(0..6))
+                .map(|_| rng.gen_range(b'a'..b'f'))
+                .collect();
+            let t = internal_key(&uk, rng.gen_range(0..3000), ValueKind::Put);
+            let ge = model.partition_point(|(k, _)| cmp_internal(k, &t) == CmpOrdering::Less);
+            c.seek(&l, &t);
+            assert_eq!(
+                c.valid().then(|| c.key().to_vec()),
+                model.get(ge).map(|m| m.0.clone())
+            );
+            let le = model.partition_point(|(k, _)| cmp_internal(k, &t) != CmpOrdering::Greater);
+            c.seek_for_prev(&l, &t);
+            assert_eq!(
+                c.valid().then(|| c.key().to_vec()),
+                le.checked_sub(1).map(|i| model[i].0.clone())
+            );
+        }
+        assert_eq!(l.len(), model.len());
+    }
+
+    #[test]
+    fn readers_run_while_one_writer_inserts() {
+        let l = std::sync::Arc::new(SkipList::new());
+        let writer = {
+            let l = l.clone();
+            std::thread::spawn(move || {
+                for seq in 1..20_000u64 {
+                    insert(
+                        &l,
+                        &internal_key(
+                            format!("{:08}", seq * 7 % 20_000).as_bytes(),
+                            seq,
+                            ValueKind::Put,
+                        ),
+                        b"v",
+                    );
+                }
+            })
+        };
+        while !writer.is_finished() {
+            let mut c = Cursor::new();
+            c.seek_to_first(&l);
+            let mut prev: Option<Vec<u8>> = None;
+            while c.valid() {
+                if let Some(p) = &prev {
+                    assert_eq!(cmp_internal(p, c.key()), CmpOrdering::Less);
+                }
+                prev = Some(c.key().to_vec());
+                c.next();
+            }
+        }
+        writer.join().unwrap();
+        assert_eq!(l.len(), 19_999);
+    }
+}
