@@ -17,6 +17,9 @@ use common::{tiny_engine_options, tiny_tree_options};
 use strata_engine::storage::{FaultOp, FaultStorage, MemStorage, Storage, TornWrite};
 use strata_engine::{Direction, Engine};
 
+type Model = BTreeMap<Vec<u8>, Vec<u8>>;
+type KeyValue = (Vec<u8>, Vec<u8>);
+
 fn k(i: u32) -> Vec<u8> {
     format!("key{:05}", i * 7919 % 1000).into_bytes()
 }
@@ -27,7 +30,7 @@ fn v(i: u32) -> Vec<u8> {
 
 /// Writes until the engine refuses; returns the model of acknowledged
 /// writes and the key of the write that failed, if any.
-fn workload(engine: &Engine) -> (BTreeMap<Vec<u8>, Vec<u8>>, Option<(Vec<u8>, Vec<u8>)>) {
+fn workload(engine: &Engine) -> (Model, Option<KeyValue>) {
     let mut model = BTreeMap::new();
     let Ok(tree) = engine.open_tree("t", tiny_tree_options()) else {
         return (model, None);
@@ -107,7 +110,7 @@ fn every_failing_write_step_loses_no_acknowledged_write() {
 /// Builds an engine with flushed tables, log records and a manifest, closed
 /// cleanly. Returns the storage, the expected contents, and the keys
 /// written by the last log record.
-fn build_reference() -> (Arc<MemStorage>, BTreeMap<Vec<u8>, Vec<u8>>, Vec<Vec<u8>>) {
+fn build_reference() -> (Arc<MemStorage>, Model, Vec<Vec<u8>>) {
     let mem = MemStorage::new();
     let e = Engine::open(mem.clone(), tiny_engine_options()).expect("open");
     let t = e.open_tree("t", tiny_tree_options()).expect("tree");

@@ -110,6 +110,8 @@ pub(crate) struct Inner {
     pub snapshots: Mutex<BTreeMap<SeqNo, usize>>,
     pub bg: Mutex<BgState>,
     pub bg_cv: Condvar,
+    /// Set with `BgState::error` or `shutdown`: the write path's fast check.
+    pub stopped: AtomicBool,
     pub stats: Stats,
 }
 
@@ -123,6 +125,9 @@ impl Inner {
     }
 
     pub fn check_bg_error(&self) -> Result<()> {
+        if !self.stopped.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let bg = self.bg.lock();
         if let Some(e) = &bg.error {
             return Err(Error::Closed(e.clone()));
@@ -139,6 +144,7 @@ impl Inner {
         if bg.error.is_none() {
             bg.error = Some(e.to_string());
         }
+        self.stopped.store(true, Ordering::Release);
         self.bg_cv.notify_all();
     }
 
@@ -159,6 +165,7 @@ impl Lifecycle {
         {
             let mut bg = self.inner.bg.lock();
             bg.shutdown = true;
+            self.inner.stopped.store(true, Ordering::Release);
             self.inner.bg_cv.notify_all();
         }
         for t in self.threads.lock().drain(..) {

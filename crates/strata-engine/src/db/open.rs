@@ -145,6 +145,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         snapshots: Mutex::default(),
         bg: Mutex::default(),
         bg_cv: Condvar::new(),
+        stopped: AtomicBool::new(false),
         stats: Stats::default(),
     }))
 }

@@ -7,7 +7,7 @@
 //! sequence number (readers see the whole group at once) and wakes the
 //! others with their results.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -113,19 +113,19 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
 fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
     let _w = inner.write_mutex.lock();
     inner.check_bg_error()?;
-    let mut trees: HashMap<TreeId, (Arc<TreeState>, Option<Arc<Memtable>>)> = HashMap::new();
+    // The trees the group touches, with their active memtables (few: a
+    // linear search beats hashing).
+    let mut trees: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
     for w in group {
         for &id in w.batch.trees() {
-            if let std::collections::hash_map::Entry::Vacant(v) = trees.entry(id) {
-                if let Some(t) = inner.tree_by_id(id) {
-                    v.insert((t, None));
-                }
+            if trees.iter().any(|(t, _)| *t == id) {
+                continue;
+            }
+            if let Some(t) = inner.tree_by_id(id) {
+                make_room(inner, &t)?;
+                trees.push((id, t.super_version().mem.clone()));
             }
         }
-    }
-    for (t, mem) in trees.values_mut() {
-        make_room(inner, t)?;
-        *mem = Some(t.super_version().mem.clone());
     }
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
     let mut seq = first_seq;
@@ -156,7 +156,7 @@ fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
     for w in group {
         for op in w.batch.iter() {
             user_bytes += (op.key.len() + op.value.len()) as u64;
-            if let Some((_, Some(mem))) = trees.get(&op.tree) {
+            if let Some((_, mem)) = trees.iter().find(|(t, _)| *t == op.tree) {
                 mem.insert(op.key, s, op.kind, op.value);
             }
             s += 1;

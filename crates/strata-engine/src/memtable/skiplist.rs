@@ -117,7 +117,7 @@ impl Arena {
             self.rng ^= self.rng << 13;
             self.rng ^= self.rng >> 17;
             self.rng ^= self.rng << 5;
-            if h >= MAX_HEIGHT || self.rng % BRANCHING != 0 {
+            if h >= MAX_HEIGHT || !self.rng.is_multiple_of(BRANCHING) {
                 return h;
             }
             h += 1;
