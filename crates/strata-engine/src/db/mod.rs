@@ -464,20 +464,20 @@ impl Tree {
     }
 
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::with_capacity(key.len() + value.len() + 16);
         b.put(self.state.id, key, value);
         self.engine.write(b).map(|_| ())
     }
 
     pub fn delete(&self, key: &[u8]) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::with_capacity(key.len() + 16);
         b.delete(self.state.id, key);
         self.engine.write(b).map(|_| ())
     }
 
     /// Writes a merge operand (needs the tree's merge operator to read back).
     pub fn merge(&self, key: &[u8], operand: &[u8]) -> Result<()> {
-        let mut b = WriteBatch::new();
+        let mut b = WriteBatch::with_capacity(key.len() + operand.len() + 16);
         b.merge(self.state.id, key, operand);
         self.engine.write(b).map(|_| ())
     }

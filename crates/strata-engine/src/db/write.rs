@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use super::{Inner, TreeState};
 use crate::batch::{TreeId, WriteBatch};
@@ -59,6 +59,14 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
         }
     }
     inner.check_bg_error()?;
+    // Uncontended fast path: nobody queued and nobody committing, so this
+    // writer commits alone without queueing.
+    if inner.queue.lock().waiting.is_empty() {
+        if let Some(guard) = inner.write_mutex.try_lock() {
+            let alone = std::slice::from_ref(&batch);
+            return commit_group(inner, guard, alone).map(|seqs| seqs[0]);
+        }
+    }
     let me = Arc::new(Writer {
         batch,
         result: Mutex::new(None),
@@ -82,7 +90,8 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
                 group.push(q.waiting.pop_front().expect("front exists"));
             }
             drop(q);
-            let outcome = commit_group(inner, &group);
+            let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
+            let outcome = commit_group(inner, inner.write_mutex.lock(), &batches);
             q = inner.queue.lock();
             q.leader_active = false;
             match outcome {
@@ -109,15 +118,19 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
     }
 }
 
-/// Commits a group; returns each batch's last sequence number.
-fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
-    let _w = inner.write_mutex.lock();
+/// Commits a group under the write mutex; returns each batch's last
+/// sequence number.
+fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
+    inner: &Inner,
+    _write_guard: MutexGuard<'_, ()>,
+    group: &[B],
+) -> Result<Vec<SeqNo>> {
     inner.check_bg_error()?;
     // The trees the group touches, with their active memtables (few: a
     // linear search beats hashing).
     let mut trees: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
     for w in group {
-        for &id in w.batch.trees() {
+        for &id in w.borrow().trees() {
             if trees.iter().any(|(t, _)| *t == id) {
                 continue;
             }
@@ -134,8 +147,9 @@ fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
         let mut log = inner.log.lock();
         let logged = (|| -> Result<()> {
             for w in group {
-                let n = w.batch.len() as u64;
-                log.append(seq, seq + n - 1, w.batch.payload())?;
+                let w = w.borrow();
+                let n = w.len() as u64;
+                log.append(seq, seq + n - 1, w.payload())?;
                 seq += n;
                 seqs.push(seq - 1);
             }
@@ -154,7 +168,7 @@ fn commit_group(inner: &Inner, group: &[Arc<Writer>]) -> Result<Vec<SeqNo>> {
     let mut user_bytes = 0u64;
     let mut s = first_seq;
     for w in group {
-        for op in w.batch.iter() {
+        for op in w.borrow().iter() {
             user_bytes += (op.key.len() + op.value.len()) as u64;
             if let Some((_, mem)) = trees.iter().find(|(t, _)| *t == op.tree) {
                 mem.insert(op.key, s, op.kind, op.value);
