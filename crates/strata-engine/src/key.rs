@@ -196,3 +196,8 @@ mod tests {
         assert_eq!((p.user_key, p.seq, p.kind), (&b"a"[..], 9, ValueKind::Put));
     }
 }
+
+/// The sequence number in an internal (or lookup) key's trailer.
+pub fn seq_of(ikey: &[u8]) -> SeqNo {
+    trailer(ikey) >> 8
+}

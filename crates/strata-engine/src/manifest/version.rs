@@ -213,6 +213,10 @@ fn table_get(f: &FileMeta, lookup: &[u8], operands: &mut Vec<Vec<u8>>) -> Result
         if p.user_key != ukey {
             break;
         }
+        debug_assert!(
+            p.seq <= crate::key::seq_of(lookup),
+            "table seek passed the snapshot"
+        );
         if let Some(found) = resolve_step(p.kind, it.value(), operands) {
             return Ok(found);
         }

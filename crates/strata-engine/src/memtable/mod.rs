@@ -114,6 +114,10 @@ impl Memtable {
             if p.user_key != user_key {
                 break;
             }
+            debug_assert!(
+                p.seq <= crate::key::seq_of(lookup),
+                "memtable seek passed the snapshot"
+            );
             match resolve_step(p.kind, c.value(), operands) {
                 Some(found) => return found,
                 None => c.next(),

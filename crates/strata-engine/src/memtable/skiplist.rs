@@ -239,12 +239,25 @@ impl SkipList {
         }
     }
 
-    /// The first node with key >= `key`, or null.
+    /// The first node with key >= `target`, or null. Returns the node it
+    /// compared, never a reloaded link: a node inserted meanwhile before it
+    /// could sort below `target`.
     fn seek_ge(&self, target: &[u8]) -> *mut Node {
-        let mut prev = [ptr::null_mut(); MAX_HEIGHT];
-        self.find_splice(target, &mut prev);
-        // SAFETY: prev[0] is the head or a published node.
-        unsafe { next(prev[0], 0) }
+        let mut x = self.head;
+        let mut level = self.height.load(Ordering::Acquire) - 1;
+        loop {
+            // SAFETY: x is the head or a published node taller than level;
+            // non-null links point at published nodes.
+            let n = unsafe { next(x, level) };
+            if !n.is_null() && cmp_internal(unsafe { key(n) }, target) == CmpOrdering::Less {
+                x = n;
+                continue;
+            }
+            if level == 0 {
+                return n;
+            }
+            level -= 1;
+        }
     }
 
     /// The last node with key < `key` (`None` key: the last node), or null.
