@@ -125,6 +125,11 @@ pub fn cmp_bytes(a: &[u8], b: &[u8]) -> Ordering {
     a.len().cmp(&b.len())
 }
 
+/// The sequence number in an internal (or lookup) key's trailer.
+pub fn seq_of(ikey: &[u8]) -> SeqNo {
+    trailer(ikey) >> 8
+}
+
 /// Total order of internal keys: user key ascending, trailer descending.
 #[inline]
 pub fn cmp_internal(a: &[u8], b: &[u8]) -> Ordering {
@@ -195,9 +200,4 @@ mod tests {
         let p = parse_internal_key(&a9).unwrap();
         assert_eq!((p.user_key, p.seq, p.kind), (&b"a"[..], 9, ValueKind::Put));
     }
-}
-
-/// The sequence number in an internal (or lookup) key's trailer.
-pub fn seq_of(ikey: &[u8]) -> SeqNo {
-    trailer(ikey) >> 8
 }
