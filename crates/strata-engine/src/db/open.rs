@@ -54,6 +54,7 @@ fn tree_state(
 }
 
 pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<Arc<Inner>> {
+    opts.validate()?;
     let cache = BlockCache::new(opts.block_cache_bytes);
     let versions = VersionSet::open(storage.clone(), cache.clone())?;
     let mut next_mem_id = 1;

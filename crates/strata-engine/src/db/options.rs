@@ -45,6 +45,29 @@ impl Default for EngineOptions {
     }
 }
 
+impl EngineOptions {
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let bad = |m: String| Err(crate::Error::InvalidArgument(m));
+        // A batch is one log record; recovery rejects larger records.
+        let record_max = crate::log::RECORD_PAYLOAD_BYTES_MAX;
+        if self.batch_bytes_max == 0 || self.batch_bytes_max > record_max {
+            return bad(format!("batch_bytes_max must be within 1 ..= {record_max}"));
+        }
+        if self.log_segment_bytes_max < 4096 {
+            return bad("log_segment_bytes_max must be at least 4096".into());
+        }
+        if self.max_background_compactions == 0 || self.max_background_compactions > 64 {
+            return bad("max_background_compactions must be within 1 ..= 64".into());
+        }
+        if let SyncMode::Periodic(d) = self.sync_mode {
+            if d.is_zero() {
+                return bad("the periodic sync interval must be positive".into());
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Options of one tree.
 #[derive(Clone)]
 pub struct TreeOptions {

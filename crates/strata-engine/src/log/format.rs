@@ -17,7 +17,7 @@ use crate::key::SeqNo;
 pub(crate) const HEADER_BYTES: usize = 24;
 
 /// Largest payload a frame may carry; a larger length field is damage.
-pub(crate) const PAYLOAD_BYTES_MAX: usize = 1 << 30;
+pub const PAYLOAD_BYTES_MAX: usize = 1 << 30;
 
 /// Encodes the header of a frame carrying `payload`.
 pub(crate) fn encode_header(

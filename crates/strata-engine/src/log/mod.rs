@@ -19,6 +19,7 @@ mod crash_tests;
 #[cfg(test)]
 mod tests;
 
+pub use format::PAYLOAD_BYTES_MAX as RECORD_PAYLOAD_BYTES_MAX;
 pub use recovery::{recover, RecoveryReport};
 pub use writer::{CommitLog, LogOptions, SegmentInfo};
 
