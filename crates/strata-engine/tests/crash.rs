@@ -6,7 +6,7 @@
 //! of order).
 //!
 //! The child is this test binary itself, re-run with STRATA_CRASH_CHILD set.
-//! STRATA_CRASH_CYCLES sets the number of kill cycles (default 12).
+//! STRATA_CRASH_CYCLES sets the number of kill cycles (default 20).
 
 mod common;
 
@@ -96,7 +96,7 @@ fn acknowledged_writes_survive_sigkill() {
     let cycles: usize = std::env::var("STRATA_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(20);
     let dir = tempfile::tempdir().expect("tempdir");
     let dir_s = dir.path().to_str().expect("utf8 path").to_string();
     let exe = std::env::current_exe().expect("current exe");

@@ -4,7 +4,7 @@
 //! compaction, clean reopen and simulated power loss (every acknowledged
 //! write must survive it).
 //!
-//! STRATA_MODEL_CASES sets the number of cases (default 1000),
+//! STRATA_MODEL_CASES sets the number of cases (default 2000),
 //! STRATA_MODEL_SEED replays one case.
 
 mod common;
@@ -263,7 +263,7 @@ fn engine_matches_btreemap_model() {
     let cases: u64 = std::env::var("STRATA_MODEL_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+        .unwrap_or(2000);
     let base: u64 = rand::random();
     for i in 0..cases {
         let seed = base.wrapping_add(i);

@@ -13,16 +13,13 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::picker::Plan;
-use crate::db::{Inner, SuperVersion, TreeState};
+use crate::db::{Inner, SuperVersion, TableFile, TreeState};
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
-use crate::key::{internal_key, parse_internal_key, SeqNo, ValueKind};
-use crate::manifest::{
-    new_file_of, table_file_name, FileMeta, LevelIterator, VersionEdit, NUM_LEVELS,
-};
+use crate::key::{append_internal_key, parse_internal_key, SeqNo, ValueKind};
+use crate::manifest::{new_file_of, FileMeta, LevelIterator, VersionEdit, NUM_LEVELS};
 use crate::merge::MergeOperator;
-use crate::sst::{Table, TableBuilder};
 
 struct Entry {
     seq: SeqNo,
@@ -253,7 +250,7 @@ impl Deeper {
 struct Outputs<'a> {
     inner: &'a Inner,
     opts: Arc<crate::db::TreeOptions>,
-    builder: Option<(u64, String, TableBuilder)>,
+    current: Option<TableFile>,
     done: Vec<Arc<FileMeta>>,
     ikey: Vec<u8>,
 }
@@ -263,7 +260,7 @@ impl<'a> Outputs<'a> {
         Outputs {
             inner,
             opts: opts.clone(),
-            builder: None,
+            current: None,
             done: Vec::new(),
             ikey: Vec::new(),
         }
@@ -278,54 +275,31 @@ impl<'a> Outputs<'a> {
             return Ok(());
         }
         if self
-            .builder
+            .current
             .as_ref()
-            .is_some_and(|(_, _, b)| b.estimated_size_bytes() >= self.opts.target_file_size_bytes)
+            .is_some_and(|f| f.estimated_size_bytes() >= self.opts.target_file_size_bytes)
         {
             self.close_current()?;
         }
-        if self.builder.is_none() {
-            let number = self.inner.versions.lock().new_file_number();
-            let name = table_file_name(number);
-            let file = self.inner.storage.create(&name)?;
-            let b = TableBuilder::new(self.opts.table_builder_options(), file, name.clone());
-            self.builder = Some((number, name, b));
-        }
-        let (_, _, b) = self.builder.as_mut().expect("builder just set");
+        let file = match &mut self.current {
+            Some(f) => f,
+            None => self
+                .current
+                .insert(TableFile::create(self.inner, &self.opts)?),
+        };
         for (seq, kind, value) in kept {
             self.ikey.clear();
-            self.ikey.extend_from_slice(&internal_key(key, *seq, *kind));
-            b.add(&self.ikey, value)?;
+            append_internal_key(&mut self.ikey, key, *seq, *kind);
+            file.add(&self.ikey, value)?;
         }
         Ok(())
     }
 
     fn close_current(&mut self) -> Result<()> {
-        let Some((number, name, b)) = self.builder.take() else {
-            return Ok(());
-        };
-        let props = b.finish()?;
-        self.inner
-            .stats
-            .compaction_bytes_written
-            .fetch_add(props.file_size_bytes, Ordering::Relaxed);
-        let table = Table::open(
-            self.inner.storage.open(&name)?,
-            number,
-            name,
-            Some(self.inner.cache.clone()),
-        )?;
-        self.done.push(FileMeta::new(
-            number,
-            props.file_size_bytes,
-            props.smallest_key.clone(),
-            props.largest_key.clone(),
-            props.smallest_seq,
-            props.largest_seq,
-            table,
-            self.inner.storage.clone(),
-            self.inner.cache.clone(),
-        ));
+        if let Some(f) = self.current.take() {
+            let meta = f.finish(self.inner, &self.inner.stats.compaction_bytes_written)?;
+            self.done.push(meta);
+        }
         Ok(())
     }
 

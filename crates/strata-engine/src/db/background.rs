@@ -10,9 +10,9 @@ use super::options::SyncMode;
 use super::{Inner, SuperVersion, TreeState};
 use crate::compaction;
 use crate::error::{Error, Result};
+use crate::iter::InternalIterator;
 use crate::key::SeqNo;
-use crate::manifest::{new_file_of, table_file_name, FileMeta, VersionEdit};
-use crate::sst::{Table, TableBuilder};
+use crate::manifest::{new_file_of, VersionEdit};
 
 /// Longest a background thread sleeps before looking for work again.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
@@ -117,43 +117,15 @@ fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
             ..Default::default()
         };
         if !imm.is_empty() {
-            let number = inner.versions.lock().new_file_number();
-            let name = table_file_name(number);
-            let mut builder = TableBuilder::new(
-                opts.table_builder_options(),
-                inner.storage.create(&name)?,
-                name.clone(),
-            );
+            let mut file = super::TableFile::create(inner, &opts)?;
             let mut it = imm.iter();
-            use crate::iter::InternalIterator;
             it.seek_to_first()?;
             while it.valid() {
-                builder.add(it.key(), it.value())?;
+                file.add(it.key(), it.value())?;
                 it.next()?;
             }
-            let props = builder.finish()?;
+            let meta = file.finish(inner, &inner.stats.flush_bytes_written)?;
             inner.storage.sync_dir()?;
-            inner
-                .stats
-                .flush_bytes_written
-                .fetch_add(props.file_size_bytes, Ordering::Relaxed);
-            let table = Table::open(
-                inner.storage.open(&name)?,
-                number,
-                name,
-                Some(inner.cache.clone()),
-            )?;
-            let meta = FileMeta::new(
-                number,
-                props.file_size_bytes,
-                props.smallest_key.clone(),
-                props.largest_key.clone(),
-                props.smallest_seq,
-                props.largest_seq,
-                table,
-                inner.storage.clone(),
-                inner.cache.clone(),
-            );
             edit.added_files.push(new_file_of(t.id, 0, &meta));
             new_tables.push(meta);
         }

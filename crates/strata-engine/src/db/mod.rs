@@ -10,10 +10,12 @@ mod iter;
 mod open;
 mod options;
 mod read;
+mod table_file;
 mod write;
 
 pub use iter::{Direction, TreeIter};
 pub use options::{EngineOptions, SyncMode, TreeOptions};
+pub(crate) use table_file::TableFile;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;

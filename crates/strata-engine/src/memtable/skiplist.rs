@@ -219,8 +219,11 @@ impl SkipList {
         self.len.fetch_add(1, Ordering::Release);
     }
 
-    /// For each level, the last node whose key is < `key`.
-    fn find_splice(&self, target: &[u8], prev: &mut [*mut Node; MAX_HEIGHT]) {
+    /// For each level, the last node whose key is < `target`; returns the
+    /// node after it at level 0 as compared (the first node >= `target`, or
+    /// null). Callers must use this node, never reload the link: a node
+    /// inserted meanwhile could sort below `target`.
+    fn find_splice(&self, target: &[u8], prev: &mut [*mut Node; MAX_HEIGHT]) -> *mut Node {
         let mut x = self.head;
         let mut level = self.height.load(Ordering::Acquire) - 1;
         loop {
@@ -233,31 +236,16 @@ impl SkipList {
             }
             prev[level] = x;
             if level == 0 {
-                return;
+                return n;
             }
             level -= 1;
         }
     }
 
-    /// The first node with key >= `target`, or null. Returns the node it
-    /// compared, never a reloaded link: a node inserted meanwhile before it
-    /// could sort below `target`.
+    /// The first node with key >= `target`, or null.
     fn seek_ge(&self, target: &[u8]) -> *mut Node {
-        let mut x = self.head;
-        let mut level = self.height.load(Ordering::Acquire) - 1;
-        loop {
-            // SAFETY: x is the head or a published node taller than level;
-            // non-null links point at published nodes.
-            let n = unsafe { next(x, level) };
-            if !n.is_null() && cmp_internal(unsafe { key(n) }, target) == CmpOrdering::Less {
-                x = n;
-                continue;
-            }
-            if level == 0 {
-                return n;
-            }
-            level -= 1;
-        }
+        let mut prev = [ptr::null_mut(); MAX_HEIGHT];
+        self.find_splice(target, &mut prev)
     }
 
     /// The last node with key < `key` (`None` key: the last node), or null.

@@ -66,9 +66,7 @@ impl MemStorage {
     /// held by a "dead" engine cannot change it.
     pub fn crash_copy(&self, torn: TornWrite) -> Arc<MemStorage> {
         let ns = self.ns.lock();
-        let mut copy = Namespace::default();
-        for (name, f) in &ns.durable {
-            let f = f.read();
+        Self::copy_of(&ns.durable, |f| {
             let mut keep = f.synced_len;
             if let TornWrite::Prefix { keep_per_mille, .. } = torn {
                 let unsynced = f.data.len() - f.synced_len;
@@ -81,15 +79,7 @@ impl MemStorage {
                     *b ^= 0x5a;
                 }
             }
-            let file = Arc::new(RwLock::new(MemFile {
-                synced_len: data.len(),
-                data,
-            }));
-            copy.current.insert(name.clone(), file.clone());
-            copy.durable.insert(name.clone(), file);
-        }
-        Arc::new(MemStorage {
-            ns: Arc::new(Mutex::new(copy)),
+            data
         })
     }
 
@@ -97,9 +87,18 @@ impl MemStorage {
     /// OS and every namespace change.
     pub fn process_crash_copy(&self) -> Arc<MemStorage> {
         let ns = self.ns.lock();
+        Self::copy_of(&ns.current, |f| f.data.clone())
+    }
+
+    /// A new storage holding `names`, each file's bytes chosen by `bytes`,
+    /// all durable.
+    fn copy_of(
+        names: &HashMap<String, FileRef>,
+        bytes: impl Fn(&MemFile) -> Vec<u8>,
+    ) -> Arc<MemStorage> {
         let mut copy = Namespace::default();
-        for (name, f) in &ns.current {
-            let data = f.read().data.clone();
+        for (name, f) in names {
+            let data = bytes(&f.read());
             let file = Arc::new(RwLock::new(MemFile {
                 synced_len: data.len(),
                 data,
