@@ -1,0 +1,167 @@
+//! Engine behaviours a user relies on, beyond the model: log segments are
+//! deleted once flushed past (an idle tree does not pin them), memory stays
+//! bounded under a write burst, trees can be dropped, bad input is refused.
+
+mod common;
+
+use common::{tiny_engine_options, tiny_tree_options};
+use strata_engine::storage::{MemStorage, Storage};
+use strata_engine::{Direction, Engine, EngineOptions, Error, TreeOptions, WriteBatch};
+
+fn log_files(s: &MemStorage) -> usize {
+    s.list()
+        .expect("list")
+        .iter()
+        .filter(|n| n.ends_with(".log"))
+        .count()
+}
+
+#[test]
+fn log_segments_are_deleted_once_every_tree_has_flushed() {
+    let storage = MemStorage::new();
+    let engine = Engine::open(storage.clone(), tiny_engine_options()).expect("open");
+    let busy = engine.open_tree("busy", tiny_tree_options()).expect("busy");
+    let idle = engine.open_tree("idle", tiny_tree_options()).expect("idle");
+    idle.put(b"once", b"written before everything else")
+        .expect("put");
+    idle.flush().expect("flush idle");
+    for i in 0..5000u32 {
+        busy.put(format!("k{i:06}").as_bytes(), &[b'v'; 100])
+            .expect("put");
+    }
+    busy.flush().expect("flush busy");
+    // 16 KiB segments: ~600 KiB of log was written; only the live segment
+    // and at most the one being flushed past may remain.
+    let left = log_files(&storage);
+    assert!(
+        left <= 3,
+        "{left} log segments left after flushing every tree"
+    );
+    assert_eq!(
+        idle.get(b"once").expect("get"),
+        Some(b"written before everything else".to_vec())
+    );
+    drop((busy, idle));
+    engine.close().expect("close");
+    let engine = Engine::open(storage.clone(), tiny_engine_options()).expect("reopen");
+    let busy = engine.open_tree("busy", tiny_tree_options()).expect("busy");
+    assert_eq!(busy.iter(Direction::Forward).expect("iter").count(), 5000);
+}
+
+#[test]
+fn memtables_stay_bounded_under_a_write_burst() {
+    let engine = Engine::open(MemStorage::new(), tiny_engine_options()).expect("open");
+    let opts = tiny_tree_options();
+    let bound = opts.memtable_bytes_max * (opts.immutable_memtables_max + 1);
+    let t = engine.open_tree("t", opts).expect("tree");
+    let mut peak = 0;
+    for i in 0..20_000u32 {
+        t.put(
+            format!("k{:08}", i.wrapping_mul(2_654_435_761)).as_bytes(),
+            &[b'x'; 64],
+        )
+        .expect("put");
+        peak = peak.max(t.stats().memtable_bytes as usize);
+    }
+    // One entry may overshoot the active memtable before it is sealed.
+    assert!(
+        peak <= bound + 4096,
+        "memtables held {peak} bytes, bound {bound}"
+    );
+    assert!(engine.stats().flushes > 10);
+}
+
+#[test]
+fn dropped_trees_vanish_with_their_data() {
+    let storage = MemStorage::new();
+    let engine = Engine::open(storage.clone(), tiny_engine_options()).expect("open");
+    let t = engine.open_tree("gone", tiny_tree_options()).expect("tree");
+    for i in 0..2000u32 {
+        t.put(format!("k{i:05}").as_bytes(), b"value").expect("put");
+    }
+    t.flush().expect("flush");
+    let id = t.id();
+    drop(t);
+    engine.drop_tree("gone").expect("drop");
+    assert!(engine.tree("gone").is_none());
+    assert!(matches!(
+        engine.drop_tree("gone"),
+        Err(Error::TreeNotFound(_))
+    ));
+    let mut b = WriteBatch::new();
+    b.put(id, b"k", b"v");
+    assert!(
+        matches!(engine.write(b), Err(Error::TreeNotFound(_))),
+        "writes to a dropped tree are refused"
+    );
+    engine.close().expect("close");
+    let engine = Engine::open(storage.clone(), tiny_engine_options()).expect("reopen");
+    assert!(engine.tree_names().is_empty());
+    let t = engine
+        .open_tree("gone", tiny_tree_options())
+        .expect("recreate");
+    assert_eq!(
+        t.iter(Direction::Forward).expect("iter").count(),
+        0,
+        "a recreated tree starts empty"
+    );
+    assert!(
+        !storage
+            .list()
+            .expect("list")
+            .iter()
+            .any(|n| n.ends_with(".sst")),
+        "its tables were deleted"
+    );
+}
+
+#[test]
+fn bad_options_and_batches_are_refused() {
+    let bad_engine = EngineOptions {
+        batch_bytes_max: 0,
+        ..EngineOptions::default()
+    };
+    assert!(matches!(
+        Engine::open(MemStorage::new(), bad_engine),
+        Err(Error::InvalidArgument(_))
+    ));
+    let engine = Engine::open(
+        MemStorage::new(),
+        EngineOptions {
+            batch_bytes_max: 1 << 20,
+            ..tiny_engine_options()
+        },
+    )
+    .expect("open");
+    let bad_tree = TreeOptions {
+        l0_compaction_trigger: 0,
+        ..TreeOptions::default()
+    };
+    assert!(matches!(
+        engine.open_tree("t", bad_tree),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        engine.open_tree("", TreeOptions::default()),
+        Err(Error::InvalidArgument(_))
+    ));
+    let t = engine.open_tree("t", tiny_tree_options()).expect("tree");
+    let big = vec![0u8; 2 << 20];
+    assert!(
+        matches!(t.put(b"k", &big), Err(Error::InvalidArgument(_))),
+        "batch over the limit"
+    );
+    assert_eq!(
+        t.get(b"k").expect("get"),
+        None,
+        "a refused write changes nothing"
+    );
+    t.merge(b"m", b"1").expect("merge");
+    let plain = engine
+        .open_tree("t", TreeOptions::default())
+        .expect("reopen without operator");
+    assert!(
+        matches!(plain.get(b"m"), Err(Error::InvalidArgument(_))),
+        "merge operands need an operator"
+    );
+}
