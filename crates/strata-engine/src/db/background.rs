@@ -61,10 +61,16 @@ fn flush_loop(inner: &Arc<Inner>) {
         if shutting_down(inner) {
             return;
         }
+        // The tree whose oldest sealed memtable is the oldest: it pins the
+        // oldest log segment.
         let pending = all_trees(inner)
             .into_iter()
-            .filter(|t| !t.super_version().imms.is_empty())
-            .min_by_key(|t| t.super_version().imms[0].sealed_at_seq());
+            .filter_map(|t| {
+                let sealed_at = t.super_version().imms.first()?.sealed_at_seq();
+                Some((sealed_at, t))
+            })
+            .min_by_key(|(sealed_at, _)| *sealed_at)
+            .map(|(_, t)| t);
         match pending {
             Some(t) => {
                 if let Err(e) = flush_oldest(inner, &t) {

@@ -77,6 +77,10 @@ unsafe fn value<'a>(n: *const Node) -> &'a [u8] {
 }
 
 struct Arena {
+    /// For each level, the last node linked at that level (the head while
+    /// the level is empty): an insert that sorts after `tail[0]` appends
+    /// with these as its splice, without a search (sequential writes).
+    tail: [*mut Node; MAX_HEIGHT],
     chunks: Vec<Box<[u64]>>,
     /// Next free byte in the last chunk, and its end.
     cur: *mut u8,
@@ -142,6 +146,7 @@ unsafe impl Sync for SkipList {}
 impl SkipList {
     pub fn new() -> SkipList {
         let mut arena = Arena {
+            tail: [ptr::null_mut(); MAX_HEIGHT],
             chunks: Vec::new(),
             cur: ptr::null_mut(),
             end: ptr::null_mut(),
@@ -152,6 +157,7 @@ impl SkipList {
         unsafe {
             (*head).height = MAX_HEIGHT as u32;
         }
+        arena.tail = [head; MAX_HEIGHT];
         SkipList {
             head,
             height: AtomicUsize::new(1),
@@ -198,8 +204,16 @@ impl SkipList {
             fill(k, v);
         }
         let mut prev = [ptr::null_mut::<Node>(); MAX_HEIGHT];
-        // SAFETY: the node's key is written.
-        self.find_splice(unsafe { key(node) }, &mut prev);
+        // SAFETY: the node's key is written; tail nodes are published.
+        let new_key = unsafe { key(node) };
+        let last = arena.tail[0];
+        let appends =
+            last == self.head || cmp_internal(unsafe { key(last) }, new_key) == CmpOrdering::Less;
+        if appends {
+            prev = arena.tail;
+        } else {
+            self.find_splice(new_key, &mut prev);
+        }
         let list_height = self.height.load(Ordering::Relaxed);
         if height > list_height {
             for p in prev.iter_mut().take(height).skip(list_height) {
@@ -211,8 +225,15 @@ impl SkipList {
             // SAFETY: every prev is the head or a published node of height
             // > level; `node` has height > level.
             unsafe {
-                link(node, level).store(next(p, level), Ordering::Relaxed);
+                let after = next(p, level);
+                debug_assert!(
+                    after.is_null() || cmp_internal(key(after), new_key) == CmpOrdering::Greater
+                );
+                link(node, level).store(after, Ordering::Relaxed);
                 link(p, level).store(node, Ordering::Release);
+                if after.is_null() {
+                    arena.tail[level] = node;
+                }
             }
         }
         self.arena_bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -407,6 +428,31 @@ mod tests {
             );
         }
         assert_eq!(l.len(), model.len());
+    }
+
+    #[test]
+    fn appends_and_inserts_mix() {
+        let l = SkipList::new();
+        let mut model = Vec::new();
+        // Ascending runs (the append path) interleaved with inserts before them.
+        for round in 0..20u64 {
+            for i in 0..200u64 {
+                let uk = format!("{:04}-{i:05}", 20 - round);
+                let k = internal_key(uk.as_bytes(), round * 1000 + i + 1, ValueKind::Put);
+                insert(&l, &k, b"v");
+                model.push(k);
+            }
+        }
+        model.sort_by(|a, b| cmp_internal(a, b));
+        let mut c = Cursor::new();
+        c.seek_to_first(&l);
+        for k in &model {
+            assert_eq!(c.key(), k.as_slice());
+            c.next();
+        }
+        assert!(!c.valid());
+        c.seek_to_last(&l);
+        assert_eq!(c.key(), model.last().unwrap().as_slice());
     }
 
     #[test]
