@@ -36,7 +36,7 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
         let f = &plan.inputs[0];
         edit.added_files
             .push(new_file_of(t.id, plan.output_level, f));
-        return apply(inner, t, edit, Vec::new());
+        return inner.apply_tree_edit(t, edit, Vec::new(), None);
     }
     for f in &plan.overlapping {
         edit.removed_files
@@ -107,34 +107,7 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
         edit.added_files
             .push(new_file_of(t.id, plan.output_level, f));
     }
-    apply(inner, t, edit, new_tables)
-}
-
-fn apply(
-    inner: &Inner,
-    t: &TreeState,
-    edit: VersionEdit,
-    new_tables: Vec<Arc<FileMeta>>,
-) -> Result<()> {
-    let mut versions = inner.versions.lock();
-    if t.dropped.load(Ordering::Acquire) {
-        for f in &new_tables {
-            f.mark_obsolete();
-        }
-        return Ok(());
-    }
-    versions.log_and_apply(edit, new_tables)?;
-    let version = versions
-        .tree(t.id)
-        .map(|f| f.version.clone())
-        .unwrap_or_default();
-    let mut sv = t.sv.write();
-    *sv = Arc::new(SuperVersion {
-        mem: sv.mem.clone(),
-        imms: sv.imms.clone(),
-        version,
-    });
-    Ok(())
+    inner.apply_tree_edit(t, edit, new_tables, None)
 }
 
 /// The versions of one key that must survive (newest first).

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::options::SyncMode;
-use super::{Inner, SuperVersion, TreeState};
+use super::{Inner, TreeState};
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
@@ -135,22 +135,7 @@ fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
             edit.added_files.push(new_file_of(t.id, 0, &meta));
             new_tables.push(meta);
         }
-        let mut versions = inner.versions.lock();
-        if t.dropped.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        versions.log_and_apply(edit, new_tables)?;
-        let version = versions
-            .tree(t.id)
-            .map(|f| f.version.clone())
-            .unwrap_or_default();
-        let mut cur = t.sv.write();
-        debug_assert!(Arc::ptr_eq(&cur.imms[0], &imm));
-        *cur = Arc::new(SuperVersion {
-            mem: cur.mem.clone(),
-            imms: cur.imms[1..].to_vec(),
-            version,
-        });
+        inner.apply_tree_edit(t, edit, new_tables, Some(&imm))?;
         Ok(())
     })();
     inner.bg.lock().flushes_running -= 1;

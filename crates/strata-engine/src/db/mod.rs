@@ -150,6 +150,45 @@ impl Inner {
         self.bg_cv.notify_all();
     }
 
+    /// Makes a flush's or compaction's edit of tree `t` durable, then
+    /// swaps in the tree's new super-version (without `flushed`, the oldest
+    /// sealed memtable, when a flush wrote it). If the tree was dropped
+    /// meanwhile, the new tables are discarded instead.
+    pub fn apply_tree_edit(
+        &self,
+        t: &TreeState,
+        edit: crate::manifest::VersionEdit,
+        new_tables: Vec<Arc<crate::manifest::FileMeta>>,
+        flushed: Option<&Arc<Memtable>>,
+    ) -> Result<()> {
+        let mut versions = self.versions.lock();
+        if t.dropped.load(Ordering::Acquire) {
+            for f in &new_tables {
+                f.mark_obsolete();
+            }
+            return Ok(());
+        }
+        versions.log_and_apply(edit, new_tables)?;
+        let version = versions
+            .tree(t.id)
+            .map(|f| f.version.clone())
+            .unwrap_or_default();
+        let mut sv = t.sv.write();
+        let imms = match flushed {
+            Some(imm) => {
+                debug_assert!(sv.imms.first().is_some_and(|first| Arc::ptr_eq(first, imm)));
+                sv.imms[1..].to_vec()
+            }
+            None => sv.imms.clone(),
+        };
+        *sv = Arc::new(SuperVersion {
+            mem: sv.mem.clone(),
+            imms,
+            version,
+        });
+        Ok(())
+    }
+
     /// Sequence numbers pinned by live snapshots, ascending.
     pub fn snapshot_seqs(&self) -> Vec<SeqNo> {
         self.snapshots.lock().keys().copied().collect()
