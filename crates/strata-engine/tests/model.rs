@@ -227,30 +227,23 @@ fn run_case(seed: u64, ops: usize) {
                             .expect("tree")
                     })
                     .collect();
-                for t in 0..TREES {
-                    let all: Vec<(Vec<u8>, Vec<u8>)> = w.trees[t]
-                        .iter(Direction::Forward)
-                        .expect("iter")
-                        .map(|r| r.expect("item"))
-                        .collect();
-                    let want: Vec<(Vec<u8>, Vec<u8>)> = w.model[t].clone().into_iter().collect();
-                    assert_eq!(all, want, "{ctx}: tree {t} after power loss ({torn:?})");
-                }
+                assert_whole_trees(&w, &format!("{ctx}: after power loss ({torn:?})"));
             }
         }
     }
-    // Final full comparison.
+    assert_whole_trees(&w, &format!("seed {seed}: final"));
+}
+
+/// Every tree, scanned whole, equals its model.
+fn assert_whole_trees(w: &World, ctx: &str) {
     for t in 0..TREES {
         let all: Vec<(Vec<u8>, Vec<u8>)> = w.trees[t]
             .iter(Direction::Forward)
             .expect("iter")
             .map(|r| r.expect("item"))
             .collect();
-        assert_eq!(
-            all,
-            w.model[t].clone().into_iter().collect::<Vec<_>>(),
-            "seed {seed}: final"
-        );
+        let want: Vec<(Vec<u8>, Vec<u8>)> = w.model[t].clone().into_iter().collect();
+        assert_eq!(all, want, "{ctx}: tree {t}");
     }
 }
 
