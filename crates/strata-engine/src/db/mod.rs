@@ -108,7 +108,6 @@ pub(crate) struct Inner {
     pub write_mutex: Mutex<()>,
     /// The last sequence number visible to readers.
     pub last_seq: AtomicU64,
-    pub next_memtable_id: AtomicU64,
     pub snapshots: Mutex<BTreeMap<SeqNo, usize>>,
     pub bg: Mutex<BgState>,
     pub bg_cv: Condvar,
@@ -120,10 +119,6 @@ pub(crate) struct Inner {
 impl Inner {
     pub fn tree_by_id(&self, id: TreeId) -> Option<Arc<TreeState>> {
         self.trees.read().by_id.get(&id).cloned()
-    }
-
-    pub fn new_memtable(&self) -> Arc<Memtable> {
-        Memtable::new(self.next_memtable_id.fetch_add(1, Ordering::Relaxed))
     }
 
     pub fn check_bg_error(&self) -> Result<()> {
@@ -353,13 +348,11 @@ impl Engine {
             ..Default::default()
         };
         versions.log_and_apply(edit, Vec::new())?;
-        let state = open::new_tree_state(
-            &self.inner,
-            id,
-            name,
-            opts,
-            versions.tree(id).map(|t| t.version.clone()),
-        );
+        let version = versions
+            .tree(id)
+            .map(|t| t.version.clone())
+            .unwrap_or_default();
+        let state = open::tree_state(id, name, opts, version);
         self.inner
             .trees
             .write()

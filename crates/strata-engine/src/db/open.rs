@@ -16,35 +16,19 @@ use crate::memtable::Memtable;
 use crate::sst::BlockCache;
 use crate::storage::Storage;
 
-pub(crate) fn new_tree_state(
-    inner: &Inner,
-    id: TreeId,
-    name: &str,
-    opts: Arc<TreeOptions>,
-    version: Option<Arc<Version>>,
-) -> Arc<TreeState> {
-    tree_state(
-        id,
-        name,
-        opts,
-        version.unwrap_or_default(),
-        inner.new_memtable(),
-    )
-}
-
-fn tree_state(
+/// The in-memory state of a tree: an empty memtable over `version`.
+pub(crate) fn tree_state(
     id: TreeId,
     name: &str,
     opts: Arc<TreeOptions>,
     version: Arc<Version>,
-    mem: Arc<Memtable>,
 ) -> Arc<TreeState> {
     Arc::new(TreeState {
         id,
         name: name.to_string(),
         opts: RwLock::new(opts),
         sv: RwLock::new(Arc::new(SuperVersion {
-            mem,
+            mem: Memtable::new(),
             imms: Vec::new(),
             version,
         })),
@@ -57,18 +41,14 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
     opts.validate()?;
     let cache = BlockCache::new(opts.block_cache_bytes);
     let versions = VersionSet::open(storage.clone(), cache.clone())?;
-    let mut next_mem_id = 1;
     let mut trees = Trees::default();
     let mut flushed: BTreeMap<TreeId, u64> = BTreeMap::new();
     for (&id, files) in versions.trees() {
-        let mem = Memtable::new(next_mem_id);
-        next_mem_id += 1;
         let state = tree_state(
             id,
             &files.name,
             Arc::new(TreeOptions::default()),
             files.version.clone(),
-            mem,
         );
         trees.by_name.insert(files.name.clone(), id);
         trees.by_id.insert(id, state);
@@ -142,7 +122,6 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         queue_cv: Condvar::new(),
         write_mutex: Mutex::new(()),
         last_seq: AtomicU64::new(last_seq),
-        next_memtable_id: AtomicU64::new(next_mem_id),
         snapshots: Mutex::default(),
         bg: Mutex::default(),
         bg_cv: Condvar::new(),

@@ -223,7 +223,7 @@ pub(crate) fn seal_memtable(inner: &Inner, t: &TreeState) {
     let mut imms = sv.imms.clone();
     imms.push(old);
     *sv = Arc::new(super::SuperVersion {
-        mem: inner.new_memtable(),
+        mem: Memtable::new(),
         imms,
         version: sv.version.clone(),
     });

@@ -43,12 +43,10 @@ pub struct TreeFiles {
 
 pub struct VersionSet {
     storage: Arc<dyn Storage>,
-    cache: Arc<BlockCache>,
     next_file_number: Arc<AtomicU64>,
     last_seq: SeqNo,
     trees: BTreeMap<TreeId, TreeFiles>,
     manifest: Box<dyn WritableFile>,
-    manifest_number: u64,
     manifest_name: String,
     /// Bytes written to manifests by this process (write amplification).
     bytes_written: u64,
@@ -136,12 +134,10 @@ impl VersionSet {
         let manifest = storage.create(&manifest_name)?;
         let mut set = VersionSet {
             storage,
-            cache,
             next_file_number,
             last_seq,
             trees,
             manifest,
-            manifest_number,
             manifest_name,
             bytes_written: 0,
         };
@@ -199,7 +195,6 @@ impl VersionSet {
         let name = manifest_file_name(number);
         let old = std::mem::replace(&mut self.manifest_name, name.clone());
         self.manifest = self.storage.create(&name)?;
-        self.manifest_number = number;
         self.write_snapshot()?;
         self.install_current()?;
         self.storage.remove(&old)
@@ -341,20 +336,8 @@ impl VersionSet {
         self.trees.get(&id)
     }
 
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
-    }
-
-    pub fn cache(&self) -> &Arc<BlockCache> {
-        &self.cache
-    }
-
     pub fn bytes_written(&self) -> u64 {
         self.bytes_written
-    }
-
-    pub fn manifest_number(&self) -> u64 {
-        self.manifest_number
     }
 }
 

@@ -112,14 +112,6 @@ impl Version {
         self.levels[level].iter().map(|f| f.size_bytes).sum()
     }
 
-    pub fn total_bytes(&self) -> u64 {
-        (0..NUM_LEVELS).map(|l| self.level_bytes(l)).sum()
-    }
-
-    pub fn file_count(&self) -> usize {
-        self.levels.iter().map(Vec::len).sum()
-    }
-
     /// Files of `level` whose user-key range meets [lo, hi].
     pub fn overlapping(
         &self,

@@ -18,10 +18,7 @@ use crate::key::{pack_trailer, SeqNo, ValueKind, SEQ_MAX, TRAILER_LEN};
 
 /// A memtable of one tree.
 pub struct Memtable {
-    id: u64,
     list: SkipList,
-    seq_min: AtomicU64,
-    seq_max: AtomicU64,
     /// The engine's last sequence number when this memtable stopped taking
     /// writes: every write of its tree up to here is in it or older
     /// memtables. SEQ_MAX while it is the active memtable.
@@ -42,18 +39,11 @@ pub enum Lookup {
 }
 
 impl Memtable {
-    pub fn new(id: u64) -> Arc<Memtable> {
+    pub fn new() -> Arc<Memtable> {
         Arc::new(Memtable {
-            id,
             list: SkipList::new(),
-            seq_min: AtomicU64::new(SEQ_MAX),
-            seq_max: AtomicU64::new(0),
             sealed_at_seq: AtomicU64::new(SEQ_MAX),
         })
-    }
-
-    pub fn id(&self) -> u64 {
-        self.id
     }
 
     /// Adds one entry. Only the engine's write leader inserts.
@@ -65,8 +55,6 @@ impl Memtable {
                 k[user_key.len()..].copy_from_slice(&trailer);
                 v.copy_from_slice(value);
             });
-        self.seq_min.fetch_min(seq, Ordering::Relaxed);
-        self.seq_max.fetch_max(seq, Ordering::Relaxed);
     }
 
     /// Approximate memory held, in bytes.
@@ -80,16 +68,6 @@ impl Memtable {
 
     pub fn len(&self) -> usize {
         self.list.len()
-    }
-
-    /// Smallest sequence number inserted (SEQ_MAX when empty).
-    pub fn seq_min(&self) -> SeqNo {
-        self.seq_min.load(Ordering::Relaxed)
-    }
-
-    /// Largest sequence number inserted (0 when empty).
-    pub fn seq_max(&self) -> SeqNo {
-        self.seq_max.load(Ordering::Relaxed)
     }
 
     pub fn seal(&self, at_seq: SeqNo) {
@@ -197,7 +175,7 @@ mod tests {
 
     #[test]
     fn newest_visible_version_wins() {
-        let m = Memtable::new(1);
+        let m = Memtable::new();
         m.insert(b"k", 1, ValueKind::Put, b"v1");
         m.insert(b"k", 3, ValueKind::Put, b"v3");
         m.insert(b"k", 5, ValueKind::Delete, b"");
@@ -218,12 +196,12 @@ mod tests {
         m.insert(b"m", 8, ValueKind::Merge, b"+2");
         assert_eq!(m.get(&lookup_key(b"m", 9), &mut ops), Lookup::Continue);
         assert_eq!(ops, vec![b"+2".to_vec(), b"+1".to_vec()]);
-        assert_eq!((m.seq_min(), m.seq_max(), m.len()), (1, 8, 6));
+        assert_eq!(m.len(), 6);
     }
 
     #[test]
     fn cursor_both_directions() {
-        let m = Memtable::new(1);
+        let m = Memtable::new();
         for (i, k) in [b"b", b"d", b"a", b"c"].iter().enumerate() {
             m.insert(*k, i as u64 + 1, ValueKind::Put, *k);
         }
