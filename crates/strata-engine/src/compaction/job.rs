@@ -285,6 +285,16 @@ impl<'a> Outputs<'a> {
     }
 }
 
+impl Drop for Outputs<'_> {
+    /// Outputs finished but never named in an edit (the compaction failed
+    /// or was cut short) are deleted.
+    fn drop(&mut self) {
+        for f in &self.done {
+            f.mark_obsolete();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use super::version::{table_file_name, FileMeta, Version, NUM_LEVELS};
 use crate::batch::TreeId;
 use crate::error::{Error, Result};
 use crate::key::{cmp_internal, SeqNo};
-use crate::sst::{BlockCache, Table};
+use crate::sst::BlockCache;
 use crate::storage::{read_file, write_file_durably, Storage, WritableFile};
 
 const CURRENT: &str = "CURRENT";
@@ -395,30 +395,16 @@ pub fn open_file(
     cache: &Arc<BlockCache>,
     nf: &NewFile,
 ) -> Result<Arc<FileMeta>> {
-    let name = table_file_name(nf.number);
-    let file = storage.open(&name)?;
-    if file.len() != nf.size_bytes {
-        return Err(Error::corruption(
-            &name,
-            format!(
-                "size {} differs from the manifest's {}",
-                file.len(),
-                nf.size_bytes
-            ),
-        ));
-    }
-    let table = Table::open(file, nf.number, name, Some(cache.clone()))?;
-    Ok(FileMeta::new(
+    FileMeta::open(
+        storage,
+        cache,
         nf.number,
         nf.size_bytes,
         nf.smallest.clone(),
         nf.largest.clone(),
         nf.seq_min,
         nf.seq_max,
-        table,
-        storage.clone(),
-        cache.clone(),
-    ))
+    )
 }
 
 pub fn new_file_of(tree: TreeId, level: usize, f: &FileMeta) -> NewFile {

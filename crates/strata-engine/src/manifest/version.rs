@@ -41,20 +41,28 @@ pub struct FileMeta {
 }
 
 impl FileMeta {
+    /// Opens table file `number` (footer, index, filter and properties
+    /// verified) and checks it has the size the caller recorded.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub fn open(
+        storage: &Arc<dyn Storage>,
+        cache: &Arc<BlockCache>,
         number: u64,
         size_bytes: u64,
         smallest: Vec<u8>,
         largest: Vec<u8>,
         seq_min: SeqNo,
         seq_max: SeqNo,
-        table: Arc<Table>,
-        storage: Arc<dyn Storage>,
-        cache: Arc<BlockCache>,
-    ) -> Arc<FileMeta> {
+    ) -> Result<Arc<FileMeta>> {
+        let name = table_file_name(number);
+        let file = storage.open(&name)?;
+        if file.len() != size_bytes {
+            let detail = format!("size {} differs from the recorded {size_bytes}", file.len());
+            return Err(crate::Error::corruption(&name, detail));
+        }
         debug_assert!(cmp_internal(&smallest, &largest) != Ordering::Greater);
-        Arc::new(FileMeta {
+        let table = Table::open(file, number, name, Some(cache.clone()))?;
+        Ok(Arc::new(FileMeta {
             number,
             size_bytes,
             smallest,
@@ -63,9 +71,9 @@ impl FileMeta {
             seq_max,
             table,
             obsolete: AtomicBool::new(false),
-            storage,
-            cache,
-        })
+            storage: storage.clone(),
+            cache: cache.clone(),
+        }))
     }
 
     pub fn mark_obsolete(&self) {
