@@ -2,8 +2,9 @@
 //!
 //! Subcommands:
 //! - `engine`: db_bench-style embedded-engine comparison (Strata vs fjall [vs RocksDB]).
+//! - `ycsb`: YCSB-style workloads against a Bigtable API server over gRPC (see `ycsb/mod.rs`).
 //!
-//! stdout is machine-readable (`# ...` header lines, then one `key=value` line per
+//! For `engine`, stdout is machine-readable (`# ...` header lines, then one `key=value` line per
 //! engine, workload and round, plus a `round=median` line per engine and workload);
 //! progress goes to stderr.
 
@@ -11,6 +12,7 @@ mod engines;
 mod report;
 mod runner;
 mod workload;
+mod ycsb;
 
 use std::path::PathBuf;
 
@@ -22,7 +24,7 @@ use crate::workload::WorkloadKind;
 #[derive(Parser, Debug)]
 #[command(
     name = "strata-bench",
-    about = "Benchmarks for the Strata storage engine"
+    about = "Benchmarks for Strata: the storage engine and the Bigtable API server"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +35,8 @@ struct Cli {
 enum Command {
     /// db_bench-style workloads against embedded engines, alternated in one run.
     Engine(EngineArgs),
+    /// YCSB-style workloads (load, A, B, C, F) against a Bigtable API server over gRPC.
+    Ycsb(ycsb::YcsbArgs),
 }
 
 /// Arguments of the `engine` subcommand. Defaults follow db_bench where it has one.
@@ -126,5 +130,6 @@ fn main() -> anyhow::Result<()> {
             }
             result
         }
+        Command::Ycsb(args) => ycsb::run(args),
     }
 }

@@ -136,6 +136,28 @@ pub fn encode(
     Ok(k)
 }
 
+/// The row key a cell-key prefix starts with: the unescaped bytes up to
+/// the row terminator, or all of them if the prefix ends inside the row (as
+/// a shortened index separator can). A malformed escape ends the row there.
+pub fn row_of_prefix(key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(key.len());
+    let mut i = 0;
+    while i < key.len() {
+        match (key[i], key.get(i + 1)) {
+            (0, Some(&ESCAPE)) => {
+                out.push(0);
+                i += 2;
+            }
+            (0, _) => break,
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Decodes a cell key.
 pub fn decode(key: &[u8]) -> Result<CellKey, KeyError> {
     let (row, rest) = take_escaped(key)?;

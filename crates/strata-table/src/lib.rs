@@ -1,12 +1,34 @@
 //! The Bigtable data model on Strata's engine.
 //!
-//! So far: the encoding of a cell's coordinates into one engine key
-//! (`cell_key`, specified in docs/formats/cell-key.md) and the semantics of
-//! column-family GC rules (`gc`). Mutations, filters and reads follow with
-//! the API server.
+//! - `cell_key`: a cell's coordinates as one engine key
+//!   (docs/formats/cell-key.md);
+//! - `schema`: tables' column families, GC rules and value types, as the
+//!   catalog stores them (docs/formats/catalog.md);
+//! - `mutation`: row mutations and their validation;
+//! - `filter`: the RowFilter tree;
+//! - `read`: streaming reads with read-time GC and filters;
+//! - `database`: tables in one engine: the catalog, row-atomic writes,
+//!   CheckAndMutateRow, ReadModifyWriteRow, DropRowRange.
 
+pub mod aggregate;
 pub mod cell_key;
+pub mod database;
+pub mod error;
+pub mod filter;
 pub mod gc;
+mod locks;
+pub mod mutation;
+pub mod read;
+pub mod row;
+mod rows;
+pub mod schema;
 
 pub use cell_key::{CellKey, KeyError};
+pub use database::{Database, DatabaseOptions, FamilyChange, RmwRule, TableInfo};
+pub use error::{Result, TableError};
+pub use filter::{ByteBound, Filter, FilterSpec};
 pub use gc::{GcRule, GcRuleError};
+pub use mutation::Mutation;
+pub use read::{ReadRequest, ReadStats, RowReader};
+pub use row::{Cell, Row, RowBound, RowRange, RowSet};
+pub use schema::{Family, Schema, ValueType};

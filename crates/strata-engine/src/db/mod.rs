@@ -27,7 +27,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::batch::{TreeId, WriteBatch};
 use crate::error::{Error, Result};
-use crate::key::SeqNo;
+use crate::key::{self, SeqNo};
 use crate::log::CommitLog;
 use crate::manifest::{Version, VersionSet, NUM_LEVELS};
 use crate::memtable::Memtable;
@@ -558,6 +558,41 @@ impl Tree {
     pub fn compact(&self) -> Result<()> {
         self.flush()?;
         background::compact_tree(&self.engine.inner, &self.state)
+    }
+
+    /// Keys that split the tree's data into pieces of about
+    /// `step_bytes_min` or more, in key order, each with the approximate
+    /// number of bytes (on disk, in SSTables) before it, plus the total.
+    /// Taken from the SSTable indexes: no data block is read. The keys are
+    /// index separators (user keys, possibly shortened), not always keys
+    /// that exist. Memtable data is counted at the end.
+    pub fn sample_keys(&self, step_bytes_min: u64) -> (Vec<(Vec<u8>, u64)>, u64) {
+        let sv = self.state.super_version();
+        // (separator user key, bytes of the block it ends)
+        let mut blocks: Vec<(Vec<u8>, u64)> = Vec::new();
+        for level in sv.version.levels.iter() {
+            for f in level {
+                let entries = f.table.index_entries();
+                for (i, (sep, off)) in entries.iter().enumerate() {
+                    let end = entries.get(i + 1).map_or(f.size_bytes, |e| e.1);
+                    blocks.push((key::user_key(sep).to_vec(), end.saturating_sub(*off)));
+                }
+            }
+        }
+        blocks.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::new();
+        let (mut total, mut since) = (0u64, 0u64);
+        for (k, size) in blocks {
+            total += size;
+            since += size;
+            if since >= step_bytes_min.max(1) && out.last().is_none_or(|(l, _)| *l != k) {
+                out.push((k, total));
+                since = 0;
+            }
+        }
+        total +=
+            sv.mem.size_bytes() as u64 + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>();
+        (out, total)
     }
 
     pub fn stats(&self) -> TreeStats {

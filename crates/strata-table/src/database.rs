@@ -1,0 +1,473 @@
+//! A database of Bigtable tables in one engine: the catalog (schemas in
+//! the `catalog` tree), one engine tree per table, and table-level
+//! operations (create, list, modify families, drop row ranges, delete).
+//! Row operations are in `rows.rs`.
+//!
+//! Crash safety: creating a table writes its catalog entry (with the next
+//! tree id) in one engine batch before the tree exists; deleting removes
+//! the entry before dropping the tree. At open, trees no entry names are
+//! dropped, so a crash between the two steps leaves no orphan.
+
+use crate::error::{Result, TableError};
+use crate::gc::GcRule;
+use crate::locks::RowLocks;
+use crate::row::{RowRange, RowSet};
+use crate::schema::{is_valid_table_id, Family, Schema, FAMILIES_MAX};
+use crate::{aggregate::AggregateMerge, cell_key::is_valid_family};
+use parking_lot::{Mutex, RwLock};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+use strata_engine::{Direction, Engine, EngineOptions, Tree, TreeOptions, WriteBatch};
+
+const CATALOG_TREE: &str = "catalog";
+const TABLE_KEY_PREFIX: &[u8] = b"table\0";
+const NEXT_TREE_KEY: &[u8] = b"next_tree";
+/// Deletes per engine batch when purging a family or a row range.
+const PURGE_BATCH_OPS: usize = 10_000;
+
+/// Options of a database.
+#[derive(Clone, Default)]
+pub struct DatabaseOptions {
+    pub engine: EngineOptions,
+    /// Options of every table's tree (the merge operator is set here).
+    pub table: TreeOptions,
+}
+
+/// One table: its schema and tree, swapped as a unit by DDL.
+pub struct Table {
+    pub(crate) name: String,
+    pub(crate) state: RwLock<TableState>,
+}
+
+#[derive(Clone)]
+pub(crate) struct TableState {
+    pub(crate) schema: Arc<Schema>,
+    pub(crate) tree: Tree,
+}
+
+/// A table's name and schema, as listed.
+#[derive(Clone, Debug)]
+pub struct TableInfo {
+    pub name: String,
+    pub schema: Arc<Schema>,
+}
+
+/// One change of ModifyColumnFamilies.
+#[derive(Clone, Debug)]
+pub enum FamilyChange {
+    Create(String, Family),
+    /// Replaces the family's GC rule (its value type cannot change).
+    UpdateGcRule(String, GcRule),
+    Drop(String),
+}
+
+/// A ReadModifyWriteRow rule.
+#[derive(Clone, Debug)]
+pub enum RmwRule {
+    Append {
+        family: String,
+        qualifier: Vec<u8>,
+        value: Vec<u8>,
+    },
+    Increment {
+        family: String,
+        qualifier: Vec<u8>,
+        amount: i64,
+    },
+}
+
+/// Bigtable tables stored in one engine.
+pub struct Database {
+    pub(crate) engine: Engine,
+    catalog: Tree,
+    tables: RwLock<BTreeMap<String, Arc<Table>>>,
+    /// Serializes DDL; holds the next tree id.
+    ddl: Mutex<u64>,
+    pub(crate) locks: RowLocks,
+    table_opts: TreeOptions,
+}
+
+fn table_key(name: &str) -> Vec<u8> {
+    [TABLE_KEY_PREFIX, name.as_bytes()].concat()
+}
+
+/// Checks a full table name `projects/P/instances/I/tables/T`.
+pub fn validate_table_name(name: &str) -> Result<()> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let ok = parts.len() == 6
+        && parts[0] == "projects"
+        && !parts[1].is_empty()
+        && parts[2] == "instances"
+        && !parts[3].is_empty()
+        && parts[4] == "tables"
+        && is_valid_table_id(parts[5]);
+    if !ok {
+        return Err(TableError::InvalidArgument(format!(
+            "invalid table name {name:?}: want projects/<project>/instances/<instance>/tables/<id>, \
+             with an id matching [_a-zA-Z0-9][-_.a-zA-Z0-9]* of at most 50 bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn validate_family(name: &str, fam: &Family) -> Result<()> {
+    if !is_valid_family(name) {
+        return Err(TableError::InvalidArgument(format!(
+            "invalid column family name {name:?}: must match [_a-zA-Z0-9][-_.a-zA-Z0-9]* and be at most 64 bytes"
+        )));
+    }
+    fam.gc_rule
+        .validate()
+        .map_err(|e| TableError::InvalidArgument(format!("family {name:?}: {e}")))
+}
+
+impl Database {
+    /// Opens (or creates) a database in a directory.
+    pub fn open(dir: impl AsRef<Path>, opts: DatabaseOptions) -> Result<Database> {
+        let engine = Engine::open_dir(dir, opts.engine.clone())?;
+        Database::with_engine(engine, opts.table)
+    }
+
+    /// Opens the database held by an engine.
+    pub fn with_engine(engine: Engine, mut table_opts: TreeOptions) -> Result<Database> {
+        table_opts.merge_operator = Some(Arc::new(AggregateMerge));
+        let catalog = engine.open_tree(
+            CATALOG_TREE,
+            TreeOptions {
+                memtable_bytes_max: 4 << 20,
+                ..TreeOptions::default()
+            },
+        )?;
+        let mut next_tree = match catalog.get(NEXT_TREE_KEY)? {
+            Some(v) => u64::from_le_bytes(
+                v.as_slice()
+                    .try_into()
+                    .map_err(|_| TableError::Corrupt("next tree id".into()))?,
+            ),
+            None => 1,
+        };
+        let mut tables = BTreeMap::new();
+        let end = crate::mutation::prefix_end(TABLE_KEY_PREFIX);
+        for entry in catalog.range(
+            Bound::Included(TABLE_KEY_PREFIX),
+            Bound::Excluded(&end),
+            Direction::Forward,
+            None,
+        )? {
+            let (k, v) = entry?;
+            let name = String::from_utf8(k[TABLE_KEY_PREFIX.len()..].to_vec())
+                .map_err(|_| TableError::Corrupt("table name is not UTF-8".into()))?;
+            let schema = Schema::decode(&v).map_err(|e| TableError::Corrupt(e.to_string()))?;
+            if let Some(id) = schema
+                .tree
+                .strip_prefix('t')
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                next_tree = next_tree.max(id + 1);
+            }
+            let tree = engine.open_tree(&schema.tree, table_opts.clone())?;
+            let state = TableState {
+                schema: Arc::new(schema),
+                tree,
+            };
+            tables.insert(
+                name.clone(),
+                Arc::new(Table {
+                    name,
+                    state: RwLock::new(state),
+                }),
+            );
+        }
+        let referenced: std::collections::HashSet<String> = tables
+            .values()
+            .map(|t| t.state.read().schema.tree.clone())
+            .collect();
+        for name in engine.tree_names() {
+            if name != CATALOG_TREE && !referenced.contains(&name) {
+                tracing::info!(tree = %name, "dropping a tree no table refers to");
+                engine.drop_tree(&name)?;
+            }
+        }
+        Ok(Database {
+            engine,
+            catalog,
+            tables: RwLock::new(tables),
+            ddl: Mutex::new(next_tree),
+            locks: RowLocks::new(),
+            table_opts,
+        })
+    }
+
+    /// The engine underneath (for stats and shutdown).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Flushes and closes the engine.
+    pub fn close(self) -> Result<()> {
+        Ok(self.engine.close()?)
+    }
+
+    pub(crate) fn table(&self, name: &str) -> Result<Arc<Table>> {
+        self.tables
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| TableError::NotFound(format!("table {name:?} not found")))
+    }
+
+    /// A table's schema.
+    pub fn get_table(&self, name: &str) -> Result<TableInfo> {
+        let t = self.table(name)?;
+        let schema = t.state.read().schema.clone();
+        Ok(TableInfo {
+            name: t.name.clone(),
+            schema,
+        })
+    }
+
+    /// Tables whose names start with `prefix` (e.g. `projects/p/instances/i/tables/`).
+    pub fn list_tables(&self, prefix: &str) -> Vec<TableInfo> {
+        self.tables
+            .read()
+            .range(prefix.to_string()..)
+            .take_while(|(n, _)| n.starts_with(prefix))
+            .map(|(n, t)| TableInfo {
+                name: n.clone(),
+                schema: t.state.read().schema.clone(),
+            })
+            .collect()
+    }
+
+    fn alloc_tree(&self, next: &mut u64, batch: &mut WriteBatch) -> String {
+        let name = format!("t{next}");
+        *next += 1;
+        batch.put(self.catalog.id(), NEXT_TREE_KEY, &next.to_le_bytes());
+        name
+    }
+
+    /// Creates a table.
+    pub fn create_table(
+        &self,
+        name: &str,
+        families: BTreeMap<String, Family>,
+        deletion_protection: bool,
+    ) -> Result<TableInfo> {
+        validate_table_name(name)?;
+        if families.len() > FAMILIES_MAX {
+            return Err(TableError::InvalidArgument(format!(
+                "{} column families, above the limit of {FAMILIES_MAX}",
+                families.len()
+            )));
+        }
+        for (n, f) in &families {
+            validate_family(n, f)?;
+        }
+        let mut next = self.ddl.lock();
+        if self.tables.read().contains_key(name) {
+            return Err(TableError::AlreadyExists(format!(
+                "table {name:?} already exists"
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        let tree_name = self.alloc_tree(&mut next, &mut batch);
+        let schema = Schema {
+            tree: tree_name,
+            deletion_protection,
+            families,
+        };
+        batch.put(self.catalog.id(), &table_key(name), &schema.encode());
+        self.engine.write(batch)?;
+        let tree = self
+            .engine
+            .open_tree(&schema.tree, self.table_opts.clone())?;
+        let schema = Arc::new(schema);
+        let table = Arc::new(Table {
+            name: name.to_string(),
+            state: RwLock::new(TableState {
+                schema: schema.clone(),
+                tree,
+            }),
+        });
+        self.tables.write().insert(name.to_string(), table);
+        Ok(TableInfo {
+            name: name.to_string(),
+            schema,
+        })
+    }
+
+    /// Deletes a table and its data.
+    pub fn delete_table(&self, name: &str) -> Result<()> {
+        let _ddl = self.ddl.lock();
+        let t = self.table(name)?;
+        let st = t.state.write();
+        if st.schema.deletion_protection {
+            return Err(TableError::FailedPrecondition(format!(
+                "table {name:?} has deletion protection enabled; disable it with UpdateTable first"
+            )));
+        }
+        let mut batch = WriteBatch::new();
+        batch.delete(self.catalog.id(), &table_key(name));
+        self.engine.write(batch)?;
+        self.tables.write().remove(name);
+        self.engine.drop_tree(st.tree.name())?;
+        Ok(())
+    }
+
+    fn put_schema(&self, name: &str, schema: &Schema, batch: &mut WriteBatch) {
+        batch.put(self.catalog.id(), &table_key(name), &schema.encode());
+    }
+
+    /// Sets or clears deletion protection.
+    pub fn set_deletion_protection(&self, name: &str, on: bool) -> Result<TableInfo> {
+        let _ddl = self.ddl.lock();
+        let t = self.table(name)?;
+        let mut st = t.state.write();
+        let mut schema = (*st.schema).clone();
+        schema.deletion_protection = on;
+        let mut batch = WriteBatch::new();
+        self.put_schema(name, &schema, &mut batch);
+        self.engine.write(batch)?;
+        st.schema = Arc::new(schema);
+        Ok(TableInfo {
+            name: name.to_string(),
+            schema: st.schema.clone(),
+        })
+    }
+
+    /// Applies ModifyColumnFamilies changes, all or none. Dropping a family
+    /// deletes its cells.
+    pub fn modify_families(&self, name: &str, changes: &[FamilyChange]) -> Result<TableInfo> {
+        let _ddl = self.ddl.lock();
+        let t = self.table(name)?;
+        let mut st = t.state.write();
+        let mut schema = (*st.schema).clone();
+        let mut dropped = Vec::new();
+        for c in changes {
+            match c {
+                FamilyChange::Create(f, fam) => {
+                    validate_family(f, fam)?;
+                    if schema.families.contains_key(f) {
+                        return Err(TableError::AlreadyExists(format!(
+                            "column family {f:?} already exists"
+                        )));
+                    }
+                    schema.families.insert(f.clone(), fam.clone());
+                    dropped.retain(|d| d != f);
+                }
+                FamilyChange::UpdateGcRule(f, rule) => {
+                    let Some(fam) = schema.families.get_mut(f) else {
+                        return Err(TableError::NotFound(format!(
+                            "column family {f:?} not found"
+                        )));
+                    };
+                    let updated = Family {
+                        gc_rule: rule.clone(),
+                        value_type: fam.value_type,
+                    };
+                    validate_family(f, &updated)?;
+                    *fam = updated;
+                }
+                FamilyChange::Drop(f) => {
+                    if schema.families.remove(f).is_none() {
+                        return Err(TableError::NotFound(format!(
+                            "column family {f:?} not found"
+                        )));
+                    }
+                    dropped.push(f.clone());
+                }
+            }
+        }
+        if schema.families.len() > FAMILIES_MAX {
+            return Err(TableError::InvalidArgument(format!(
+                "{} column families, above the limit of {FAMILIES_MAX}",
+                schema.families.len()
+            )));
+        }
+        // Purge before the schema changes: a crash in between leaves the
+        // family in place, partly emptied, which its drop asked for anyway.
+        if !dropped.is_empty() {
+            self.purge(&st.tree, RowSet::all(), |k| {
+                crate::cell_key::decode(k).is_ok_and(|c| dropped.contains(&c.family))
+            })?;
+        }
+        let mut batch = WriteBatch::new();
+        self.put_schema(name, &schema, &mut batch);
+        self.engine.write(batch)?;
+        st.schema = Arc::new(schema);
+        Ok(TableInfo {
+            name: name.to_string(),
+            schema: st.schema.clone(),
+        })
+    }
+
+    /// Deletes every row starting with `prefix`, or (None) every row. All
+    /// rows: the table gets a fresh tree and the old one's files are
+    /// dropped whole.
+    pub fn drop_row_range(&self, name: &str, prefix: Option<&[u8]>) -> Result<()> {
+        let t = self.table(name)?;
+        match prefix {
+            Some(p) if !p.is_empty() => {
+                let st = t.state.write();
+                let rows = RowSet {
+                    keys: vec![],
+                    ranges: vec![RowRange::prefix(p)],
+                };
+                self.purge(&st.tree, rows, |_| true)
+            }
+            _ => {
+                let mut next = self.ddl.lock();
+                let mut st = t.state.write();
+                let mut schema = (*st.schema).clone();
+                let mut batch = WriteBatch::new();
+                schema.tree = self.alloc_tree(&mut next, &mut batch);
+                self.put_schema(name, &schema, &mut batch);
+                self.engine.write(batch)?;
+                let tree = self
+                    .engine
+                    .open_tree(&schema.tree, self.table_opts.clone())?;
+                let old = std::mem::replace(
+                    &mut *st,
+                    TableState {
+                        schema: Arc::new(schema),
+                        tree,
+                    },
+                );
+                self.engine.drop_tree(old.tree.name())?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes the keys of `rows` that `pred` accepts, in bounded batches.
+    fn purge(&self, tree: &Tree, rows: RowSet, pred: impl Fn(&[u8]) -> bool) -> Result<()> {
+        let snapshot = self.engine.snapshot();
+        for span in rows.spans() {
+            let lower = if span.start.is_empty() {
+                Bound::Unbounded
+            } else {
+                Bound::Included(span.start.as_slice())
+            };
+            let upper = span
+                .end
+                .as_deref()
+                .map_or(Bound::Unbounded, Bound::Excluded);
+            let mut batch = WriteBatch::new();
+            for entry in tree.range(lower, upper, Direction::Forward, Some(&snapshot))? {
+                let (k, _) = entry?;
+                if pred(&k) {
+                    batch.delete(tree.id(), &k);
+                }
+                if batch.len() >= PURGE_BATCH_OPS {
+                    self.engine.write(std::mem::take(&mut batch))?;
+                }
+            }
+            if !batch.is_empty() {
+                self.engine.write(batch)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,24 @@
+//! Errors of the data model, one variant per gRPC status class.
+
+/// What went wrong with a table operation.
+#[derive(Debug, thiserror::Error)]
+pub enum TableError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("storage error: {0}")]
+    Engine(#[from] strata_engine::Error),
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = TableError> = std::result::Result<T, E>;
+
+pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
+    Err(TableError::InvalidArgument(msg.into()))
+}

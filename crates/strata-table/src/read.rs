@@ -1,0 +1,216 @@
+//! Reads: a streaming scan over a table's tree that groups cells into rows,
+//! applies the families' GC rules (read-time GC), then the row filter.
+
+use crate::cell_key;
+use crate::error::{Result, TableError};
+use crate::filter::Filter;
+use crate::row::{Cell, KeySpan, Row, RowSet};
+use crate::schema::Schema;
+use std::collections::VecDeque;
+use std::ops::Bound;
+use std::sync::Arc;
+use strata_engine::{Direction, Snapshot, Tree, TreeIter};
+
+/// Counters of one read, for request stats.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadStats {
+    pub rows_seen: u64,
+    pub cells_seen: u64,
+    pub rows_returned: u64,
+    pub cells_returned: u64,
+}
+
+/// A read request.
+pub struct ReadRequest {
+    pub rows: RowSet,
+    pub filter: Option<Filter>,
+    /// 0 means no limit.
+    pub rows_limit: u64,
+    pub reversed: bool,
+}
+
+/// An iterator over the rows of a read, in key order (or reversed), each
+/// with at least one cell.
+pub struct RowReader {
+    tree: Tree,
+    schema: Arc<Schema>,
+    snapshot: Snapshot,
+    spans: VecDeque<KeySpan>,
+    dir: Direction,
+    filter: Option<Filter>,
+    rows_left: u64,
+    now_micros: i64,
+    iter: Option<TreeIter>,
+    /// The first cell of the next row, read ahead while closing a row.
+    carry: Option<(Vec<u8>, Cell)>,
+    pub stats: ReadStats,
+}
+
+impl RowReader {
+    pub(crate) fn new(
+        tree: Tree,
+        schema: Arc<Schema>,
+        snapshot: Snapshot,
+        req: ReadRequest,
+        now_micros: i64,
+    ) -> RowReader {
+        let mut spans: VecDeque<KeySpan> = req.rows.spans().into();
+        if req.reversed {
+            spans = spans.into_iter().rev().collect();
+        }
+        RowReader {
+            tree,
+            schema,
+            snapshot,
+            spans,
+            dir: if req.reversed {
+                Direction::Reverse
+            } else {
+                Direction::Forward
+            },
+            filter: req.filter,
+            rows_left: if req.rows_limit == 0 {
+                u64::MAX
+            } else {
+                req.rows_limit
+            },
+            now_micros,
+            iter: None,
+            carry: None,
+            stats: ReadStats::default(),
+        }
+    }
+
+    /// The next stored cell in scan order, moving across spans.
+    fn next_cell(&mut self) -> Result<Option<(Vec<u8>, Cell)>> {
+        loop {
+            if self.iter.is_none() {
+                let Some(span) = self.spans.pop_front() else {
+                    return Ok(None);
+                };
+                let lower = if span.start.is_empty() {
+                    Bound::Unbounded
+                } else {
+                    Bound::Included(span.start.as_slice())
+                };
+                let upper = match &span.end {
+                    Some(e) => Bound::Excluded(e.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                self.iter = Some(
+                    self.tree
+                        .range(lower, upper, self.dir, Some(&self.snapshot))?,
+                );
+            }
+            let iter = self.iter.as_mut().expect("set above");
+            match iter.next() {
+                None => self.iter = None,
+                Some(entry) => {
+                    let (k, value) = entry?;
+                    let ck =
+                        cell_key::decode(&k).map_err(|e| TableError::Corrupt(e.to_string()))?;
+                    self.stats.cells_seen += 1;
+                    let cell = Cell {
+                        family: ck.family,
+                        qualifier: ck.qualifier,
+                        timestamp_micros: ck.timestamp_micros,
+                        value,
+                        labels: Vec::new(),
+                    };
+                    return Ok(Some((ck.row, cell)));
+                }
+            }
+        }
+    }
+
+    /// The next stored row with all its cells in the standard order.
+    fn next_raw_row(&mut self) -> Result<Option<Row>> {
+        let (key, first) = match self.carry.take() {
+            Some(c) => c,
+            None => match self.next_cell()? {
+                Some(c) => c,
+                None => return Ok(None),
+            },
+        };
+        let mut cells = vec![first];
+        while let Some((k, c)) = self.next_cell()? {
+            if k != key {
+                self.carry = Some((k, c));
+                break;
+            }
+            cells.push(c);
+        }
+        if self.dir == Direction::Reverse {
+            cells.reverse();
+        }
+        self.stats.rows_seen += 1;
+        Ok(Some(Row { key, cells }))
+    }
+
+    fn next_row(&mut self) -> Result<Option<Row>> {
+        while self.rows_left > 0 {
+            let Some(row) = self.next_raw_row()? else {
+                return Ok(None);
+            };
+            let cells = gc_visible(&self.schema, row.cells, self.now_micros);
+            let cells = match &self.filter {
+                Some(f) if !cells.is_empty() => f.apply(&row.key, cells),
+                _ => cells,
+            };
+            if cells.is_empty() {
+                continue;
+            }
+            self.rows_left -= 1;
+            self.stats.rows_returned += 1;
+            self.stats.cells_returned += cells.len() as u64;
+            return Ok(Some(Row {
+                key: row.key,
+                cells,
+            }));
+        }
+        Ok(None)
+    }
+}
+
+impl Iterator for RowReader {
+    type Item = Result<Row>;
+
+    fn next(&mut self) -> Option<Result<Row>> {
+        match self.next_row() {
+            Ok(Some(r)) => Some(Ok(r)),
+            Ok(None) => None,
+            Err(e) => {
+                self.rows_left = 0;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// The cells of a row that GC rules keep at `now_micros`; cells of families
+/// the schema no longer has are dropped.
+pub(crate) fn gc_visible(schema: &Schema, cells: Vec<Cell>, now_micros: i64) -> Vec<Cell> {
+    let mut out = Vec::with_capacity(cells.len());
+    let mut rank = 0usize;
+    let mut prev: Option<(String, Vec<u8>)> = None;
+    let mut family = None;
+    for c in cells {
+        let same = prev
+            .as_ref()
+            .is_some_and(|(f, q)| *f == c.family && *q == c.qualifier);
+        if same {
+            rank += 1;
+        } else {
+            rank = 0;
+            if prev.as_ref().is_none_or(|(f, _)| *f != c.family) {
+                family = schema.families.get(&c.family);
+            }
+            prev = Some((c.family.clone(), c.qualifier.clone()));
+        }
+        let Some(fam) = family else { continue };
+        if !fam.gc_rule.erases(rank, c.timestamp_micros, now_micros) {
+            out.push(c);
+        }
+    }
+    out
+}

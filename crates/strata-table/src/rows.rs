@@ -1,0 +1,316 @@
+//! Row operations of a `Database`: mutations (one engine batch per
+//! request, so each row's mutations are one log record), CheckAndMutateRow
+//! and ReadModifyWriteRow under the row's lock, reads and row-key samples.
+
+use crate::database::{Database, RmwRule, TableState};
+use crate::error::{invalid, Result, TableError};
+use crate::filter::Filter;
+use crate::mutation::{self, validate_row_key, Mutation, Pending, RowWrite};
+use crate::read::{ReadRequest, RowReader};
+use crate::row::{Cell, Row, RowSet};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use strata_engine::WriteBatch;
+
+/// Rules one ReadModifyWriteRow may carry (Bigtable's limit).
+pub const RMW_RULES_MAX: usize = 100_000;
+/// SampleRowKeys returns a key about every this many bytes of data.
+pub const SAMPLE_STEP_BYTES: u64 = 64 << 20;
+
+/// The server's time in microseconds, at millisecond granularity.
+pub fn server_now_micros() -> i64 {
+    let us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    us - us % 1000
+}
+
+impl Database {
+    fn state(&self, table: &str) -> Result<(String, TableState)> {
+        let t = self.table(table)?;
+        let st = t.state.read().clone();
+        Ok((t.name.clone(), st))
+    }
+
+    /// Applies one row's mutations atomically.
+    pub fn mutate_row(&self, table: &str, row: &[u8], mutations: &[Mutation]) -> Result<()> {
+        let t = self.table(table)?;
+        let st = t.state.read();
+        mutation::validate(&st.schema, row, mutations)?;
+        let _g = self.locks.lock(st.tree.name(), &[row]);
+        let mut w = RowWrite::new(&st.tree, &st.schema, row);
+        w.apply(mutations, server_now_micros())?;
+        let mut batch = WriteBatch::new();
+        w.emit(&mut batch);
+        if !batch.is_empty() {
+            self.engine.write(batch)?;
+        }
+        Ok(())
+    }
+
+    /// Applies many rows' mutations: entries that fail validation get their
+    /// own error and are not applied; the rest are written in one batch
+    /// (each row atomically) and share its outcome.
+    pub fn mutate_rows(
+        &self,
+        table: &str,
+        entries: &[(Vec<u8>, Vec<Mutation>)],
+    ) -> Result<Vec<Result<()>>> {
+        let total: usize = entries.iter().map(|(_, m)| m.len()).sum();
+        if total > mutation::MUTATIONS_PER_REQUEST_MAX {
+            return invalid(format!(
+                "{total} mutations, above the limit of {} per request",
+                mutation::MUTATIONS_PER_REQUEST_MAX
+            ));
+        }
+        let t = self.table(table)?;
+        let st = t.state.read();
+        let mut results: Vec<Result<()>> = entries
+            .iter()
+            .map(|(row, m)| mutation::validate(&st.schema, row, m))
+            .collect();
+        let rows: Vec<&[u8]> = entries
+            .iter()
+            .zip(&results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|((row, _), _)| row.as_slice())
+            .collect();
+        if rows.is_empty() {
+            return Ok(results);
+        }
+        let _g = self.locks.lock(st.tree.name(), &rows);
+        let now = server_now_micros();
+        let mut writes: BTreeMap<&[u8], RowWrite> = BTreeMap::new();
+        for (i, (row, muts)) in entries.iter().enumerate() {
+            if results[i].is_err() {
+                continue;
+            }
+            let w = writes
+                .entry(row.as_slice())
+                .or_insert_with(|| RowWrite::new(&st.tree, &st.schema, row));
+            if let Err(e) = w.apply(muts, now) {
+                results[i] = Err(e);
+            }
+        }
+        let mut batch = WriteBatch::new();
+        for w in writes.into_values() {
+            w.emit(&mut batch);
+        }
+        if !batch.is_empty() {
+            if let Err(e) = self.engine.write(batch) {
+                let msg = e.to_string();
+                for r in results.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(TableError::Engine(strata_engine::Error::Closed(
+                        msg.clone(),
+                    )));
+                }
+            }
+        }
+        Ok(results)
+    }
+
+    /// Reads one row (GC applied, then `filter`) as of now.
+    fn read_row_locked(
+        &self,
+        st: &TableState,
+        row: &[u8],
+        filter: Option<Filter>,
+    ) -> Result<Vec<Cell>> {
+        let req = ReadRequest {
+            rows: RowSet {
+                keys: vec![row.to_vec()],
+                ranges: vec![],
+            },
+            filter,
+            rows_limit: 1,
+            reversed: false,
+        };
+        let mut reader = RowReader::new(
+            st.tree.clone(),
+            st.schema.clone(),
+            self.engine.snapshot(),
+            req,
+            server_now_micros(),
+        );
+        Ok(reader.next().transpose()?.map_or(Vec::new(), |r| r.cells))
+    }
+
+    /// CheckAndMutateRow: applies `true_mutations` if the predicate (or,
+    /// without one, the row itself) yields any cell, else
+    /// `false_mutations`. Returns whether the predicate matched.
+    pub fn check_and_mutate(
+        &self,
+        table: &str,
+        row: &[u8],
+        predicate: Option<Filter>,
+        true_mutations: &[Mutation],
+        false_mutations: &[Mutation],
+    ) -> Result<bool> {
+        validate_row_key(row)?;
+        let t = self.table(table)?;
+        let st = t.state.read();
+        for muts in [true_mutations, false_mutations] {
+            if !muts.is_empty() {
+                mutation::validate(&st.schema, row, muts)?;
+            }
+        }
+        let _g = self.locks.lock(st.tree.name(), &[row]);
+        let matched = !self.read_row_locked(&st, row, predicate)?.is_empty();
+        let muts = if matched {
+            true_mutations
+        } else {
+            false_mutations
+        };
+        if !muts.is_empty() {
+            let mut w = RowWrite::new(&st.tree, &st.schema, row);
+            w.apply(muts, server_now_micros())?;
+            let mut batch = WriteBatch::new();
+            w.emit(&mut batch);
+            if !batch.is_empty() {
+                self.engine.write(batch)?;
+            }
+        }
+        Ok(matched)
+    }
+
+    /// ReadModifyWriteRow: applies the rules in order (later rules see
+    /// earlier ones) to the newest cell of each column, writes the results
+    /// at max(now, the old cell's timestamp), and returns the new cells.
+    pub fn read_modify_write(&self, table: &str, row: &[u8], rules: &[RmwRule]) -> Result<Row> {
+        validate_row_key(row)?;
+        if rules.is_empty() {
+            return invalid("no rules provided");
+        }
+        if rules.len() > RMW_RULES_MAX {
+            return invalid(format!(
+                "{} rules, above the limit of {RMW_RULES_MAX} per request",
+                rules.len()
+            ));
+        }
+        let t = self.table(table)?;
+        let st = t.state.read();
+        for r in rules {
+            let (RmwRule::Append { family, .. } | RmwRule::Increment { family, .. }) = r;
+            match st.schema.families.get(family) {
+                None => return invalid(format!("unknown column family {family:?}")),
+                Some(f) if f.value_type.is_aggregate() => {
+                    return invalid(format!(
+                        "family {family:?} holds aggregates: use AddToCell, not ReadModifyWriteRow"
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        let _g = self.locks.lock(st.tree.name(), &[row]);
+        let current = self.read_row_locked(&st, row, None)?;
+        // Newest cell per column, updated as rules apply.
+        let mut newest: BTreeMap<(String, Vec<u8>), (i64, Vec<u8>)> = BTreeMap::new();
+        for c in current {
+            newest
+                .entry((c.family, c.qualifier))
+                .or_insert((c.timestamp_micros, c.value));
+        }
+        let now = server_now_micros();
+        let mut touched: BTreeMap<(String, Vec<u8>), (i64, Vec<u8>)> = BTreeMap::new();
+        for r in rules {
+            let (family, qualifier) = match r {
+                RmwRule::Append {
+                    family, qualifier, ..
+                }
+                | RmwRule::Increment {
+                    family, qualifier, ..
+                } => (family.clone(), qualifier.clone()),
+            };
+            let old = newest.get(&(family.clone(), qualifier.clone()));
+            let ts = old.map_or(now, |(ts, _)| now.max(*ts));
+            let value = match r {
+                RmwRule::Append { value, .. } => {
+                    let mut v = old.map_or(Vec::new(), |(_, v)| v.clone());
+                    v.extend_from_slice(value);
+                    if v.len() > mutation::CELL_VALUE_BYTES_MAX {
+                        return invalid(format!(
+                            "appended value would be {} bytes, above the limit of {} bytes",
+                            v.len(),
+                            mutation::CELL_VALUE_BYTES_MAX
+                        ));
+                    }
+                    v
+                }
+                RmwRule::Increment { amount, .. } => {
+                    let base = match old {
+                        None => 0,
+                        Some((_, v)) => match <[u8; 8]>::try_from(v.as_slice()) {
+                            Ok(b) => i64::from_be_bytes(b),
+                            Err(_) => {
+                                return invalid(format!(
+                                    "cannot increment {family}:{}: its value is {} bytes, not an 8-byte big-endian int64",
+                                    String::from_utf8_lossy(&qualifier),
+                                    v.len()
+                                ))
+                            }
+                        },
+                    };
+                    base.wrapping_add(*amount).to_be_bytes().to_vec()
+                }
+            };
+            newest.insert((family.clone(), qualifier.clone()), (ts, value.clone()));
+            touched.insert((family, qualifier), (ts, value));
+        }
+        let mut w = RowWrite::new(&st.tree, &st.schema, row);
+        let mut cells = Vec::with_capacity(touched.len());
+        for ((family, qualifier), (ts, value)) in touched {
+            let key = w.key(&family, &qualifier, ts)?;
+            w.pending.insert(key, Pending::Put(value.clone()));
+            cells.push(Cell {
+                family,
+                qualifier,
+                timestamp_micros: ts,
+                value,
+                labels: vec![],
+            });
+        }
+        let mut batch = WriteBatch::new();
+        w.emit(&mut batch);
+        self.engine.write(batch)?;
+        Ok(Row {
+            key: row.to_vec(),
+            cells,
+        })
+    }
+
+    /// Starts a read; the reader sees one consistent snapshot.
+    pub fn read_rows(&self, table: &str, req: ReadRequest) -> Result<RowReader> {
+        let (_, st) = self.state(table)?;
+        Ok(RowReader::new(
+            st.tree,
+            st.schema,
+            self.engine.snapshot(),
+            req,
+            server_now_micros(),
+        ))
+    }
+
+    /// Row keys splitting the table into pieces of about
+    /// `SAMPLE_STEP_BYTES`, each with the approximate bytes before it, and
+    /// last the empty key with the table's total size.
+    pub fn sample_row_keys(&self, table: &str) -> Result<Vec<(Vec<u8>, i64)>> {
+        let (_, st) = self.state(table)?;
+        let (samples, total) = st.tree.sample_keys(SAMPLE_STEP_BYTES);
+        let mut out: Vec<(Vec<u8>, i64)> = Vec::with_capacity(samples.len() + 1);
+        for (k, off) in samples {
+            let row = crate::cell_key::row_of_prefix(&k);
+            if row.is_empty() || out.last().is_some_and(|(l, _)| *l >= row) {
+                continue;
+            }
+            out.push((row, off as i64));
+        }
+        out.push((Vec::new(), total as i64));
+        Ok(out)
+    }
+
+    /// The current schema of a table, shared.
+    pub fn schema(&self, table: &str) -> Result<Arc<crate::schema::Schema>> {
+        Ok(self.state(table)?.1.schema)
+    }
+}
