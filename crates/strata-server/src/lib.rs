@@ -1,6 +1,14 @@
 //! Strata's gRPC server: google.bigtable.v2.Bigtable and
 //! google.bigtable.admin.v2.BigtableTableAdmin over `strata-table`.
 
+pub mod admin;
+pub mod chunks;
+pub mod convert;
+pub mod data;
+mod serve;
+
+pub use serve::{serve, ServerOptions};
+
 /// `google.protobuf.Empty` is `()` in prost; the generated stubs name it here.
 pub type Empty = ();
 
@@ -12,4 +20,7 @@ pub mod pb {
 }
 
 pub use googleapis_tonic_google_bigtable_admin_v2::google::bigtable::admin::v2 as admin_pb;
+pub use googleapis_tonic_google_bigtable_admin_v2::google::longrunning as longrunning_pb;
 pub use googleapis_tonic_google_bigtable_v2::google::bigtable::v2 as data_pb;
+pub use googleapis_tonic_google_bigtable_v2::google::rpc::Status as RpcStatus;
+pub use longrunning_pb::Operation;

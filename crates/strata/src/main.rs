@@ -1,15 +1,16 @@
-//! The `strata` command.
-//!
-//! Until the Bigtable API server lands, `strata demo` exercises the
-//! embedded engine on a local directory: it writes, reads back, reopens and
-//! verifies, printing what it did.
+//! The `strata` command: `strata serve` runs the Bigtable-API server on the
+//! embedded default (local files, no other service).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use strata_engine::{Direction, Engine, EngineOptions, TreeOptions};
+use strata_engine::{EngineOptions, SyncMode};
+use strata_server::ServerOptions;
+use strata_table::{Database, DatabaseOptions};
 
 #[derive(Parser)]
 #[command(
@@ -24,14 +25,23 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write, read back, reopen and verify rows with the embedded engine.
-    Demo {
-        /// Where the data lives.
+    /// Serve the Cloud Bigtable data and table-admin APIs over gRPC.
+    /// Clients find it with BIGTABLE_EMULATOR_HOST=<listen address>.
+    Serve {
+        /// Where the data lives (created if missing).
         #[arg(long, default_value = "./strata-data")]
         data_dir: PathBuf,
-        /// How many rows to write.
-        #[arg(long, default_value_t = 100_000)]
-        rows: u64,
+        /// Address to listen on (the Bigtable emulator's default port).
+        #[arg(long, default_value = "127.0.0.1:8086")]
+        listen: SocketAddr,
+        /// Sync the commit log every this many milliseconds instead of
+        /// before every acknowledgement (0, the default: sync before
+        /// acknowledging; a crash then loses nothing acknowledged).
+        #[arg(long, default_value_t = 0)]
+        sync_interval_ms: u64,
+        /// Block cache size in MiB.
+        #[arg(long, default_value_t = 256)]
+        cache_mib: usize,
     },
 }
 
@@ -43,60 +53,102 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Demo { data_dir, rows } => demo(&data_dir, rows),
+        Command::Serve {
+            data_dir,
+            listen,
+            sync_interval_ms,
+            cache_mib,
+        } => serve(data_dir, listen, sync_interval_ms, cache_mib),
     }
 }
 
-fn row_key(i: u64) -> Vec<u8> {
-    format!("row{i:010}").into_bytes()
-}
-
-fn demo(dir: &std::path::Path, rows: u64) -> Result<()> {
-    let opts = EngineOptions::default();
-    let engine =
-        Engine::open_dir(dir, opts.clone()).with_context(|| format!("open {}", dir.display()))?;
-    let tree = engine.open_tree("demo", TreeOptions::default())?;
-    let start = Instant::now();
-    let mut batch = strata_engine::WriteBatch::new();
-    for i in 0..rows {
-        batch.put(
-            tree.id(),
-            &row_key(i),
-            format!("value of row {i}").as_bytes(),
+fn serve(dir: PathBuf, listen: SocketAddr, sync_interval_ms: u64, cache_mib: usize) -> Result<()> {
+    let engine = EngineOptions {
+        sync_mode: if sync_interval_ms == 0 {
+            SyncMode::Always
+        } else {
+            SyncMode::Periodic(Duration::from_millis(sync_interval_ms))
+        },
+        block_cache_bytes: cache_mib << 20,
+        ..EngineOptions::default()
+    };
+    let opened = Instant::now();
+    let db = Database::open(
+        &dir,
+        DatabaseOptions {
+            engine,
+            ..DatabaseOptions::default()
+        },
+    )
+    .with_context(|| format!("opening the database in {}", dir.display()))?;
+    let tables = db.list_tables("").len();
+    tracing::info!(
+        dir = %dir.display(),
+        tables,
+        "database open in {:.2?}",
+        opened.elapsed()
+    );
+    let db = Arc::new(db);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("listening on {listen}"))?;
+        tracing::info!(
+            "serving the Bigtable API on {listen}; clients: export BIGTABLE_EMULATOR_HOST={listen}"
         );
-        if batch.len() == 1000 {
-            engine.write(std::mem::take(&mut batch))?;
+        strata_server::serve(
+            db.clone(),
+            listener,
+            ServerOptions::default(),
+            shutdown_signal(),
+        )
+        .await
+        .context("serving")
+    })?;
+    tracing::info!("stopped accepting requests; closing the database");
+    // Requests still running on the blocking pool hold the database; give
+    // them a moment, then close (every acknowledged write is already in
+    // the synced log, so closing only saves replay time at the next open).
+    drop(rt);
+    match Arc::try_unwrap(db) {
+        Ok(db) => db.close().context("closing the database")?,
+        Err(db) => {
+            tracing::warn!("requests still running at shutdown; syncing the log only");
+            db.engine().sync_log().context("syncing the log")?;
         }
     }
-    engine.write(batch)?;
-    println!("wrote {rows} rows durably in {:.2?}", start.elapsed());
-    engine.close()?;
-
-    let engine = Engine::open_dir(dir, opts)?;
-    let tree = engine.open_tree("demo", TreeOptions::default())?;
-    let start = Instant::now();
-    let mut n = 0u64;
-    for item in tree.iter(Direction::Forward)? {
-        let (k, _) = item?;
-        if k.starts_with(b"row") {
-            n += 1;
-        }
-    }
-    if n < rows {
-        bail!("reopened engine holds {n} rows, expected at least {rows}");
-    }
-    let last = row_key(rows.saturating_sub(1));
-    let got = tree.get(&last)?.context("last row missing after reopen")?;
-    println!(
-        "reopened: scanned {n} rows in {:.2?}; {} = {}",
-        start.elapsed(),
-        String::from_utf8_lossy(&last),
-        String::from_utf8_lossy(&got)
-    );
-    let st = engine.stats();
-    println!(
-        "log segments {}, flushes {}, compactions {}, last seq {}",
-        st.log_segments, st.flushes, st.compactions, st.last_seq
-    );
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for Ctrl-C: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        _ = term => tracing::info!("SIGTERM: shutting down"),
+    }
 }

@@ -1,0 +1,322 @@
+//! google.bigtable.admin.v2.BigtableTableAdmin over a `Database`: tables,
+//! column families, DropRowRange and consistency tokens. Snapshots,
+//! backups, authorized views, IAM and schema bundles answer UNIMPLEMENTED
+//! (the generated defaults).
+
+use crate::admin_pb as a;
+use crate::convert::{self, invalid, status};
+use crate::data::blocking;
+use crate::pb::bigtable_table_admin_server::BigtableTableAdmin;
+use crate::Operation;
+use prost::Message;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use strata_table::{Database, FamilyChange, TableInfo};
+use tonic::{Request, Response, Status};
+
+/// Tables one ListTables page holds when the request names no page size.
+const LIST_PAGE_SIZE_MAX: usize = 1000;
+
+pub struct AdminService {
+    pub(crate) db: Arc<Database>,
+}
+
+fn check_parent(parent: &str) -> Result<(), Status> {
+    let p: Vec<&str> = parent.split('/').collect();
+    if p.len() == 4
+        && p[0] == "projects"
+        && p[2] == "instances"
+        && !p[1].is_empty()
+        && !p[3].is_empty()
+    {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "invalid parent {parent:?}: want projects/<project>/instances/<instance>"
+        )))
+    }
+}
+
+/// A table as the API returns it, in a view.
+fn table_pb(info: &TableInfo, view: i32) -> a::Table {
+    use a::table::View;
+    let mut t = a::Table {
+        name: info.name.clone(),
+        ..Default::default()
+    };
+    if view == View::NameOnly as i32 {
+        return t;
+    }
+    t.column_families = info
+        .schema
+        .families
+        .iter()
+        .map(|(name, f)| {
+            let cf = a::ColumnFamily {
+                gc_rule: Some(convert::gc_rule_pb(&f.gc_rule)),
+                value_type: convert::value_type_pb(f.value_type),
+            };
+            (name.clone(), cf)
+        })
+        .collect::<BTreeMap<_, _>>();
+    t.granularity = a::table::TimestampGranularity::Millis as i32;
+    t.deletion_protection = info.schema.deletion_protection;
+    t
+}
+
+fn done_operation(name: &str, table: a::Table) -> Operation {
+    use crate::longrunning_pb::operation::Result as OpResult;
+    let any = |type_name: &str, value: Vec<u8>| prost_types::Any {
+        type_url: format!("type.googleapis.com/{type_name}"),
+        value,
+    };
+    let metadata = a::UpdateTableMetadata {
+        name: name.to_string(),
+        start_time: None,
+        end_time: None,
+    };
+    Operation {
+        name: format!("{name}/operations/update"),
+        metadata: Some(any(
+            "google.bigtable.admin.v2.UpdateTableMetadata",
+            metadata.encode_to_vec(),
+        )),
+        done: true,
+        result: Some(OpResult::Response(any(
+            "google.bigtable.admin.v2.Table",
+            table.encode_to_vec(),
+        ))),
+    }
+}
+
+#[tonic::async_trait]
+impl BigtableTableAdmin for AdminService {
+    async fn create_table(
+        &self,
+        request: Request<a::CreateTableRequest>,
+    ) -> Result<Response<a::Table>, Status> {
+        let r = request.into_inner();
+        check_parent(&r.parent)?;
+        if r.table_id.is_empty() {
+            return Err(invalid("table_id is required"));
+        }
+        let name = format!("{}/tables/{}", r.parent, r.table_id);
+        let table = r.table.unwrap_or_default();
+        let g = table.granularity;
+        if g != a::table::TimestampGranularity::Unspecified as i32
+            && g != a::table::TimestampGranularity::Millis as i32
+        {
+            return Err(invalid("granularity must be MILLIS"));
+        }
+        let mut families = BTreeMap::new();
+        for (fname, cf) in &table.column_families {
+            families.insert(fname.clone(), convert::family(cf)?);
+        }
+        // Initial splits are accepted and checked; tablets follow them once
+        // tables are split into tablets.
+        for s in &r.initial_splits {
+            strata_table::mutation::validate_row_key(&s.key).map_err(status)?;
+        }
+        let db = self.db.clone();
+        let protect = table.deletion_protection;
+        let info =
+            blocking(move || db.create_table(&name, families, protect).map_err(status)).await?;
+        Ok(Response::new(table_pb(
+            &info,
+            a::table::View::SchemaView as i32,
+        )))
+    }
+
+    async fn list_tables(
+        &self,
+        request: Request<a::ListTablesRequest>,
+    ) -> Result<Response<a::ListTablesResponse>, Status> {
+        let r = request.into_inner();
+        check_parent(&r.parent)?;
+        if r.page_size < 0 {
+            return Err(invalid("page_size must not be negative"));
+        }
+        let prefix = format!("{}/tables/", r.parent);
+        let page = if r.page_size == 0 {
+            LIST_PAGE_SIZE_MAX
+        } else {
+            r.page_size as usize
+        };
+        let view = if r.view == a::table::View::Unspecified as i32 {
+            a::table::View::NameOnly as i32
+        } else {
+            r.view
+        };
+        let all = self.db.list_tables(&prefix);
+        let start = all.partition_point(|t| !r.page_token.is_empty() && t.name <= r.page_token);
+        let tables: Vec<a::Table> = all[start..]
+            .iter()
+            .take(page)
+            .map(|t| table_pb(t, view))
+            .collect();
+        let next_page_token = if start + tables.len() < all.len() {
+            tables.last().map(|t| t.name.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(a::ListTablesResponse {
+            tables,
+            next_page_token,
+        }))
+    }
+
+    async fn get_table(
+        &self,
+        request: Request<a::GetTableRequest>,
+    ) -> Result<Response<a::Table>, Status> {
+        let r = request.into_inner();
+        strata_table::database::validate_table_name(&r.name).map_err(status)?;
+        let info = self.db.get_table(&r.name).map_err(status)?;
+        let view = if r.view == a::table::View::Unspecified as i32 {
+            a::table::View::SchemaView as i32
+        } else {
+            r.view
+        };
+        Ok(Response::new(table_pb(&info, view)))
+    }
+
+    async fn update_table(
+        &self,
+        request: Request<a::UpdateTableRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let r = request.into_inner();
+        let Some(table) = r.table else {
+            return Err(invalid("table is required"));
+        };
+        let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(invalid("update_mask is required"));
+        }
+        if let Some(p) = paths.iter().find(|p| p.as_str() != "deletion_protection") {
+            return Err(Status::unimplemented(format!(
+                "updating {p:?} is not supported; only deletion_protection can be updated"
+            )));
+        }
+        let db = self.db.clone();
+        let name = table.name.clone();
+        let info = blocking(move || {
+            db.set_deletion_protection(&name, table.deletion_protection)
+                .map_err(status)
+        })
+        .await?;
+        let t = table_pb(&info, a::table::View::SchemaView as i32);
+        Ok(Response::new(done_operation(&info.name, t)))
+    }
+
+    async fn delete_table(
+        &self,
+        request: Request<a::DeleteTableRequest>,
+    ) -> Result<Response<()>, Status> {
+        let r = request.into_inner();
+        strata_table::database::validate_table_name(&r.name).map_err(status)?;
+        let db = self.db.clone();
+        blocking(move || db.delete_table(&r.name).map_err(status)).await?;
+        Ok(Response::new(()))
+    }
+
+    async fn modify_column_families(
+        &self,
+        request: Request<a::ModifyColumnFamiliesRequest>,
+    ) -> Result<Response<a::Table>, Status> {
+        use a::modify_column_families_request::modification::Mod;
+        let r = request.into_inner();
+        if r.modifications.is_empty() {
+            return Err(invalid("no modifications provided"));
+        }
+        let mut changes = Vec::with_capacity(r.modifications.len());
+        for m in &r.modifications {
+            let change = match &m.r#mod {
+                Some(Mod::Create(cf)) => FamilyChange::Create(m.id.clone(), convert::family(cf)?),
+                Some(Mod::Update(cf)) => {
+                    let paths = m
+                        .update_mask
+                        .as_ref()
+                        .map(|u| u.paths.clone())
+                        .unwrap_or_default();
+                    if let Some(p) = paths.iter().find(|p| p.as_str() != "gc_rule") {
+                        return Err(invalid(format!(
+                            "cannot update {p:?} of a column family; only gc_rule can change"
+                        )));
+                    }
+                    if cf.value_type.is_some() && paths.is_empty() {
+                        return Err(invalid("a column family's value_type cannot change"));
+                    }
+                    FamilyChange::UpdateGcRule(
+                        m.id.clone(),
+                        convert::gc_rule(cf.gc_rule.as_ref(), 0)?,
+                    )
+                }
+                Some(Mod::Drop(true)) => FamilyChange::Drop(m.id.clone()),
+                Some(Mod::Drop(false)) | None => {
+                    return Err(invalid(format!(
+                        "modification of {:?} has no operation set",
+                        m.id
+                    )))
+                }
+            };
+            changes.push(change);
+        }
+        let db = self.db.clone();
+        let info = blocking(move || db.modify_families(&r.name, &changes).map_err(status)).await?;
+        Ok(Response::new(table_pb(
+            &info,
+            a::table::View::SchemaView as i32,
+        )))
+    }
+
+    async fn drop_row_range(
+        &self,
+        request: Request<a::DropRowRangeRequest>,
+    ) -> Result<Response<()>, Status> {
+        use a::drop_row_range_request::Target;
+        let r = request.into_inner();
+        strata_table::database::validate_table_name(&r.name).map_err(status)?;
+        let prefix = match r.target {
+            Some(Target::RowKeyPrefix(p)) if !p.is_empty() => Some(p),
+            Some(Target::RowKeyPrefix(_)) => {
+                return Err(invalid("row_key_prefix must not be empty"))
+            }
+            Some(Target::DeleteAllDataFromTable(true)) => None,
+            _ => return Err(invalid("set row_key_prefix or delete_all_data_from_table")),
+        };
+        let db = self.db.clone();
+        blocking(move || {
+            db.drop_row_range(&r.name, prefix.as_deref())
+                .map_err(status)
+        })
+        .await?;
+        Ok(Response::new(()))
+    }
+
+    async fn generate_consistency_token(
+        &self,
+        request: Request<a::GenerateConsistencyTokenRequest>,
+    ) -> Result<Response<a::GenerateConsistencyTokenResponse>, Status> {
+        let r = request.into_inner();
+        self.db.get_table(&r.name).map_err(status)?;
+        // One replica: every acknowledged write is already visible, so a
+        // token only has to identify the table it was made for.
+        Ok(Response::new(a::GenerateConsistencyTokenResponse {
+            consistency_token: format!("strata-1:{}", r.name),
+        }))
+    }
+
+    async fn check_consistency(
+        &self,
+        request: Request<a::CheckConsistencyRequest>,
+    ) -> Result<Response<a::CheckConsistencyResponse>, Status> {
+        let r = request.into_inner();
+        self.db.get_table(&r.name).map_err(status)?;
+        if r.consistency_token != format!("strata-1:{}", r.name) {
+            return Err(invalid("unknown consistency token for this table"));
+        }
+        Ok(Response::new(a::CheckConsistencyResponse {
+            consistent: true,
+        }))
+    }
+}

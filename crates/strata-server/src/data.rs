@@ -1,0 +1,328 @@
+//! google.bigtable.v2.Bigtable over a `Database`. Engine calls block
+//! (reads, and writes waiting for their log sync), so each runs on tokio's
+//! blocking pool; ReadRows streams from a blocking producer through a
+//! bounded channel, so a slow client holds back the scan, not memory.
+
+use crate::chunks::ChunkWriter;
+use crate::convert::{self, invalid, status};
+use crate::data_pb as v2;
+use crate::pb::bigtable_server::Bigtable;
+use std::sync::Arc;
+use std::time::Instant;
+use strata_table::database::validate_table_name;
+use strata_table::{Database, ReadRequest, RmwRule, TableError};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+/// Responses buffered ahead of a ReadRows client.
+const READ_AHEAD_RESPONSES: usize = 4;
+
+pub struct DataService {
+    pub(crate) db: Arc<Database>,
+}
+
+/// Runs blocking database work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Status::internal(format!("request task failed: {e}")))?
+}
+
+/// Checks the table name and rejects views Strata does not have.
+fn target(
+    table_name: &str,
+    authorized_view: &str,
+    materialized_view: &str,
+) -> Result<String, Status> {
+    if !authorized_view.is_empty() || !materialized_view.is_empty() {
+        return Err(Status::unimplemented(
+            "authorized and materialized views are not supported; name the table",
+        ));
+    }
+    if table_name.is_empty() {
+        return Err(invalid("table_name is required"));
+    }
+    validate_table_name(table_name).map_err(status)?;
+    Ok(table_name.to_string())
+}
+
+#[tonic::async_trait]
+impl Bigtable for DataService {
+    async fn read_rows(
+        &self,
+        request: Request<v2::ReadRowsRequest>,
+    ) -> Result<Response<BoxStream<v2::ReadRowsResponse>>, Status> {
+        let started = Instant::now();
+        let r = request.into_inner();
+        let table = target(
+            &r.table_name,
+            &r.authorized_view_name,
+            &r.materialized_view_name,
+        )?;
+        if r.rows_limit < 0 {
+            return Err(invalid(format!(
+                "rows_limit must not be negative, got {}",
+                r.rows_limit
+            )));
+        }
+        let filter = convert::filter(r.filter.as_ref())?;
+        let req = ReadRequest {
+            rows: convert::row_set(r.rows.as_ref()),
+            filter,
+            rows_limit: r.rows_limit as u64,
+            reversed: r.reversed,
+        };
+        let full_stats = r.request_stats_view
+            == v2::read_rows_request::RequestStatsView::RequestStatsFull as i32;
+        let db = self.db.clone();
+        let mut reader = blocking(move || db.read_rows(&table, req).map_err(status)).await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
+        tokio::task::spawn_blocking(move || {
+            let mut w = ChunkWriter::default();
+            for row in reader.by_ref() {
+                match row {
+                    Ok(row) => w.row(row),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(status(e)));
+                        return;
+                    }
+                }
+                for resp in w.take_ready() {
+                    if tx.blocking_send(Ok(resp)).is_err() {
+                        return; // the client went away
+                    }
+                }
+            }
+            let mut out = w.finish();
+            if full_stats {
+                out.push(stats_response(&reader.stats, started));
+            }
+            for resp in out {
+                if tx.blocking_send(Ok(resp)).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn sample_row_keys(
+        &self,
+        request: Request<v2::SampleRowKeysRequest>,
+    ) -> Result<Response<BoxStream<v2::SampleRowKeysResponse>>, Status> {
+        let r = request.into_inner();
+        let table = target(
+            &r.table_name,
+            &r.authorized_view_name,
+            &r.materialized_view_name,
+        )?;
+        let db = self.db.clone();
+        let samples = blocking(move || db.sample_row_keys(&table).map_err(status)).await?;
+        let out: Vec<Result<v2::SampleRowKeysResponse, Status>> = samples
+            .into_iter()
+            .map(|(row_key, offset_bytes)| {
+                Ok(v2::SampleRowKeysResponse {
+                    row_key,
+                    offset_bytes,
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+
+    async fn mutate_row(
+        &self,
+        request: Request<v2::MutateRowRequest>,
+    ) -> Result<Response<v2::MutateRowResponse>, Status> {
+        let r = request.into_inner();
+        let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        let muts = convert::mutations(&r.mutations)?;
+        let db = self.db.clone();
+        blocking(move || db.mutate_row(&table, &r.row_key, &muts).map_err(status)).await?;
+        Ok(Response::new(v2::MutateRowResponse {}))
+    }
+
+    async fn mutate_rows(
+        &self,
+        request: Request<v2::MutateRowsRequest>,
+    ) -> Result<Response<BoxStream<v2::MutateRowsResponse>>, Status> {
+        let r = request.into_inner();
+        let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        if r.entries.is_empty() {
+            return Err(invalid("no entries provided"));
+        }
+        // An entry whose mutations do not convert fails alone.
+        let mut converted: Vec<Result<(Vec<u8>, Vec<strata_table::Mutation>), Status>> = Vec::new();
+        for e in r.entries {
+            converted.push(convert::mutations(&e.mutations).map(|m| (e.row_key, m)));
+        }
+        let db = self.db.clone();
+        let results = blocking(move || {
+            let good: Vec<(Vec<u8>, Vec<strata_table::Mutation>)> = converted
+                .iter()
+                .filter_map(|c| c.as_ref().ok().cloned())
+                .collect();
+            let mut applied = db.mutate_rows(&table, &good).map_err(status)?.into_iter();
+            Ok(converted
+                .into_iter()
+                .map(|c| match c {
+                    Ok(_) => applied.next().expect("one result per good entry"),
+                    Err(s) => Err(TableError::InvalidArgument(s.message().to_string())),
+                })
+                .collect::<Vec<_>>())
+        })
+        .await?;
+        let entries = results
+            .iter()
+            .enumerate()
+            .map(|(i, res)| v2::mutate_rows_response::Entry {
+                index: i as i64,
+                status: Some(convert::rpc_status(res)),
+            })
+            .collect();
+        let resp = v2::MutateRowsResponse {
+            entries,
+            rate_limit_info: None,
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(vec![Ok(resp)]))))
+    }
+
+    async fn check_and_mutate_row(
+        &self,
+        request: Request<v2::CheckAndMutateRowRequest>,
+    ) -> Result<Response<v2::CheckAndMutateRowResponse>, Status> {
+        let r = request.into_inner();
+        let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        let predicate = convert::filter(r.predicate_filter.as_ref())?;
+        let t = convert::mutations(&r.true_mutations)?;
+        let f = convert::mutations(&r.false_mutations)?;
+        if t.is_empty() && f.is_empty() {
+            return Err(invalid(
+                "no mutations provided: set true_mutations or false_mutations",
+            ));
+        }
+        let db = self.db.clone();
+        let matched = blocking(move || {
+            db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)
+                .map_err(status)
+        })
+        .await?;
+        Ok(Response::new(v2::CheckAndMutateRowResponse {
+            predicate_matched: matched,
+        }))
+    }
+
+    async fn ping_and_warm(
+        &self,
+        request: Request<v2::PingAndWarmRequest>,
+    ) -> Result<Response<v2::PingAndWarmResponse>, Status> {
+        let name = request.into_inner().name;
+        let parts: Vec<&str> = name.split('/').collect();
+        let ok = parts.len() == 4 && parts[0] == "projects" && parts[2] == "instances";
+        if !ok || parts[1].is_empty() || parts[3].is_empty() {
+            return Err(invalid(format!(
+                "invalid instance name {name:?}: want projects/<project>/instances/<instance>"
+            )));
+        }
+        Ok(Response::new(v2::PingAndWarmResponse {}))
+    }
+
+    async fn read_modify_write_row(
+        &self,
+        request: Request<v2::ReadModifyWriteRowRequest>,
+    ) -> Result<Response<v2::ReadModifyWriteRowResponse>, Status> {
+        use v2::read_modify_write_rule::Rule;
+        let r = request.into_inner();
+        let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        let rules = r
+            .rules
+            .iter()
+            .map(|rule| match &rule.rule {
+                Some(Rule::AppendValue(v)) => Ok(RmwRule::Append {
+                    family: rule.family_name.clone(),
+                    qualifier: rule.column_qualifier.clone(),
+                    value: v.clone(),
+                }),
+                Some(Rule::IncrementAmount(n)) => Ok(RmwRule::Increment {
+                    family: rule.family_name.clone(),
+                    qualifier: rule.column_qualifier.clone(),
+                    amount: *n,
+                }),
+                None => Err(invalid("a ReadModifyWriteRule has no rule set")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let db = self.db.clone();
+        let row = blocking(move || {
+            db.read_modify_write(&table, &r.row_key, &rules)
+                .map_err(status)
+        })
+        .await?;
+        Ok(Response::new(v2::ReadModifyWriteRowResponse {
+            row: Some(row_pb(row)),
+        }))
+    }
+}
+
+/// A row as a `google.bigtable.v2.Row` (families, then columns, in order).
+fn row_pb(row: strata_table::Row) -> v2::Row {
+    let mut families: Vec<v2::Family> = Vec::new();
+    for c in row.cells {
+        if families.last().is_none_or(|f| f.name != c.family) {
+            families.push(v2::Family {
+                name: c.family.clone(),
+                columns: vec![],
+            });
+        }
+        let fam = families.last_mut().expect("pushed above");
+        if fam
+            .columns
+            .last()
+            .is_none_or(|col| col.qualifier != c.qualifier)
+        {
+            fam.columns.push(v2::Column {
+                qualifier: c.qualifier.clone(),
+                cells: vec![],
+            });
+        }
+        fam.columns
+            .last_mut()
+            .expect("pushed above")
+            .cells
+            .push(v2::Cell {
+                timestamp_micros: c.timestamp_micros,
+                value: c.value,
+                labels: c.labels,
+            });
+    }
+    v2::Row {
+        key: row.key,
+        families,
+    }
+}
+
+fn stats_response(s: &strata_table::ReadStats, started: Instant) -> v2::ReadRowsResponse {
+    use v2::request_stats::StatsView;
+    let elapsed = started.elapsed();
+    v2::ReadRowsResponse {
+        request_stats: Some(v2::RequestStats {
+            stats_view: Some(StatsView::FullReadStatsView(v2::FullReadStatsView {
+                read_iteration_stats: Some(v2::ReadIterationStats {
+                    rows_seen_count: s.rows_seen as i64,
+                    rows_returned_count: s.rows_returned as i64,
+                    cells_seen_count: s.cells_seen as i64,
+                    cells_returned_count: s.cells_returned as i64,
+                }),
+                request_latency_stats: Some(v2::RequestLatencyStats {
+                    frontend_server_latency: Some(prost_types::Duration {
+                        seconds: elapsed.as_secs() as i64,
+                        nanos: elapsed.subsec_nanos() as i32,
+                    }),
+                }),
+            })),
+        }),
+        ..Default::default()
+    }
+}

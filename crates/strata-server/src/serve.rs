@@ -1,0 +1,53 @@
+//! Starting and stopping the gRPC server.
+
+use crate::admin::AdminService;
+use crate::data::DataService;
+use crate::pb::bigtable_server::BigtableServer;
+use crate::pb::bigtable_table_admin_server::BigtableTableAdminServer;
+use std::future::Future;
+use std::sync::Arc;
+use strata_table::Database;
+
+/// Server limits.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Largest request or response message, in bytes (a 100 MiB cell plus
+    /// framing fits).
+    pub message_bytes_max: usize,
+    /// Concurrent streams (requests) per HTTP/2 connection.
+    pub streams_per_connection_max: u32,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            message_bytes_max: 256 << 20,
+            streams_per_connection_max: 1024,
+        }
+    }
+}
+
+/// Serves the data and table-admin APIs on `listener` until `shutdown`
+/// resolves, then stops accepting, lets in-flight requests finish, and
+/// returns.
+pub async fn serve(
+    db: Arc<Database>,
+    listener: tokio::net::TcpListener,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let data = BigtableServer::new(DataService { db: db.clone() })
+        .max_decoding_message_size(opts.message_bytes_max)
+        .max_encoding_message_size(opts.message_bytes_max);
+    let admin = BigtableTableAdminServer::new(AdminService { db })
+        .max_decoding_message_size(opts.message_bytes_max)
+        .max_encoding_message_size(opts.message_bytes_max);
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(opts.streams_per_connection_max))
+        .tcp_nodelay(true)
+        .add_service(data)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+}
