@@ -9,3 +9,6 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== cargo test"
 cargo test --workspace
+echo "== Python client tests (google-cloud-bigtable against strata serve)"
+cargo build -p strata
+./scripts/test-python.sh -q

@@ -28,6 +28,7 @@ INSTANCE = "test"
 STARTUP_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 10.0
 
+
 def _truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
 

@@ -9,6 +9,13 @@
 //! `value`, the last with `value_size` 0; `commit_row` goes on the row's
 //! last chunk, never on one with `value_size` > 0; `reset_row` is never
 //! sent (each read is one snapshot).
+//!
+//! One client-specific rule: the Python client checks that the *first*
+//! chunk of every response carries a row key greater than the last row it
+//! yielded, even when that chunk continues a split value, while the Go
+//! client rejects any key on a continuation chunk. So a continuation chunk
+//! that begins a response repeats the row key only for clients that need
+//! it (`repeat_key_on_split`, set from the `x-goog-api-client` header).
 
 use crate::data_pb::read_rows_response::{cell_chunk::RowStatus, CellChunk};
 use crate::data_pb::ReadRowsResponse;
@@ -22,12 +29,22 @@ pub const CHUNK_VALUE_BYTES_MAX: usize = 1 << 20;
 /// Accumulates chunks into responses.
 #[derive(Default)]
 pub struct ChunkWriter {
+    /// Repeat the row key on a continuation chunk that begins a response.
+    pub repeat_key_on_split: bool,
     chunks: Vec<CellChunk>,
     bytes: usize,
     ready: Vec<ReadRowsResponse>,
 }
 
 impl ChunkWriter {
+    /// A writer; `repeat_key_on_split` as described in the module docs.
+    pub fn new(repeat_key_on_split: bool) -> ChunkWriter {
+        ChunkWriter {
+            repeat_key_on_split,
+            ..ChunkWriter::default()
+        }
+    }
+
     fn push(&mut self, c: CellChunk) {
         self.bytes +=
             c.value.len() + c.row_key.len() + c.qualifier.as_ref().map_or(0, |q| q.len()) + 32;
@@ -76,6 +93,11 @@ impl ChunkWriter {
                 let last_piece = j + 1 == k;
                 let base = if j == 0 {
                     header.clone()
+                } else if self.repeat_key_on_split && self.chunks.is_empty() {
+                    CellChunk {
+                        row_key: row.key.clone(),
+                        ..CellChunk::default()
+                    }
                 } else {
                     CellChunk::default()
                 };
@@ -139,6 +161,23 @@ mod tests {
         for r in &out {
             let size: usize = r.chunks.iter().map(|c| c.value.len()).sum();
             assert!(size <= RESPONSE_BYTES_TARGET + CHUNK_VALUE_BYTES_MAX);
+        }
+    }
+
+    #[test]
+    fn continuation_chunks_repeat_the_key_only_at_a_response_start_when_asked() {
+        for repeat in [false, true] {
+            let mut w = ChunkWriter::new(repeat);
+            w.row(Row {
+                key: b"r".to_vec(),
+                cells: vec![cell("a", 3 * CHUNK_VALUE_BYTES_MAX)],
+            });
+            for (i, resp) in w.finish().iter().enumerate() {
+                for (j, c) in resp.chunks.iter().enumerate() {
+                    let keyed = i == 0 && j == 0 || repeat && j == 0;
+                    assert_eq!(!c.row_key.is_empty(), keyed, "response {i} chunk {j}");
+                }
+            }
         }
     }
 

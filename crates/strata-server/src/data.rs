@@ -56,6 +56,11 @@ impl Bigtable for DataService {
         request: Request<v2::ReadRowsRequest>,
     ) -> Result<Response<BoxStream<v2::ReadRowsResponse>>, Status> {
         let started = Instant::now();
+        let repeat_key_on_split = request
+            .metadata()
+            .get("x-goog-api-client")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("gl-python/"));
         let r = request.into_inner();
         let table = target(
             &r.table_name,
@@ -67,6 +72,12 @@ impl Bigtable for DataService {
                 "rows_limit must not be negative, got {}",
                 r.rows_limit
             )));
+        }
+        if r.rows
+            .as_ref()
+            .is_some_and(|rs| rs.row_keys.iter().any(|k| k.is_empty()))
+        {
+            return Err(invalid("row keys must be non-empty"));
         }
         let filter = convert::filter(r.filter.as_ref())?;
         let req = ReadRequest {
@@ -81,7 +92,7 @@ impl Bigtable for DataService {
         let mut reader = blocking(move || db.read_rows(&table, req).map_err(status)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         tokio::task::spawn_blocking(move || {
-            let mut w = ChunkWriter::default();
+            let mut w = ChunkWriter::new(repeat_key_on_split);
             for row in reader.by_ref() {
                 match row {
                     Ok(row) => w.row(row),

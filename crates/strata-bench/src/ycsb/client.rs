@@ -18,6 +18,9 @@ const MAX_MESSAGE: usize = 256 << 20;
 
 pub const FAMILY: &str = "cf";
 
+/// The (qualifier, value) cells written to one row.
+pub type Cells = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Opens a channel (one HTTP/2 connection), retrying until `wait` has passed, so the
 /// benchmark can be started right after the server process.
 pub async fn connect(addr: &str, wait: Duration) -> Result<Channel> {
@@ -122,7 +125,7 @@ impl Ops {
     }
 
     /// Writes the given (qualifier, value) cells of one row with MutateRow.
-    pub async fn mutate_row(&mut self, key: Vec<u8>, cells: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
+    pub async fn mutate_row(&mut self, key: Vec<u8>, cells: Cells) -> Result<()> {
         let request = v2::MutateRowRequest {
             table_name: self.table_name.clone(),
             row_key: key,
@@ -137,10 +140,7 @@ impl Ops {
     }
 
     /// Writes several rows with one MutateRows call; fails if any entry failed.
-    pub async fn mutate_rows(
-        &mut self,
-        rows: Vec<(Vec<u8>, Vec<(Vec<u8>, Vec<u8>)>)>,
-    ) -> Result<()> {
+    pub async fn mutate_rows(&mut self, rows: Vec<(Vec<u8>, Cells)>) -> Result<()> {
         let n = rows.len();
         let entries = rows
             .into_iter()

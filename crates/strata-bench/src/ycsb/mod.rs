@@ -295,7 +295,7 @@ impl Task {
         }
     }
 
-    fn record_cells(&mut self) -> Vec<(Vec<u8>, Vec<u8>)> {
+    fn record_cells(&mut self) -> client::Cells {
         (0..self.args.field_count)
             .map(|f| {
                 (
