@@ -27,5 +27,5 @@ pub use db::{
     Direction, Engine, EngineOptions, EngineStats, Snapshot, SyncMode, Tree, TreeIter, TreeOptions,
     TreeStats,
 };
-pub use merge::MergeOperator;
+pub use merge::{CompactionFilter, KeyFilter, MergeOperator};
 pub use sst::Compression;

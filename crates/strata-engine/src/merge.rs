@@ -29,3 +29,21 @@ pub fn fold_newest_first(
     let oldest_first: Vec<&[u8]> = newest_first.iter().rev().map(|v| v.as_slice()).collect();
     op.full_merge(key, base, &oldest_first)
 }
+
+/// Garbage collection in compaction: a tree's filter decides, key by key,
+/// which live keys are garbage. Used by Bigtable GC rules.
+pub trait CompactionFilter: Send + Sync {
+    /// A name, for logs.
+    fn name(&self) -> &str;
+
+    /// A key filter for one compaction run.
+    fn start(&self) -> Box<dyn KeyFilter>;
+}
+
+/// One compaction run's filter, fed every live key (newest version a value
+/// or merge operand) in ascending order. Returning true makes the key's
+/// versions newer than every snapshot a tombstone (or nothing, at the
+/// bottom), so readers stop seeing it; versions a snapshot can see stay.
+pub trait KeyFilter: Send {
+    fn drop_key(&mut self, user_key: &[u8]) -> bool;
+}

@@ -10,6 +10,7 @@
 
 use crate::error::{Result, TableError};
 use crate::gc::GcRule;
+use crate::gc_compaction::{GcFilter, SchemaCell};
 use crate::locks::RowLocks;
 use crate::row::{RowRange, RowSet};
 use crate::schema::{is_valid_table_id, Family, Schema, FAMILIES_MAX};
@@ -39,6 +40,36 @@ pub struct DatabaseOptions {
 pub struct Table {
     pub(crate) name: String,
     pub(crate) state: RwLock<TableState>,
+    /// The schema as the table's compaction filter sees it; updated with
+    /// `state` under its write lock.
+    gc_schema: SchemaCell,
+}
+
+impl Table {
+    fn new(name: String, schema: Arc<Schema>, tree: Tree, gc_schema: SchemaCell) -> Table {
+        Table {
+            name,
+            state: RwLock::new(TableState { schema, tree }),
+            gc_schema,
+        }
+    }
+
+    /// Publishes a new schema (caller holds the state's write lock).
+    fn set_schema(&self, st: &mut TableState, schema: Schema) {
+        let schema = Arc::new(schema);
+        *self.gc_schema.write() = schema.clone();
+        st.schema = schema;
+    }
+}
+
+/// The options of a table's tree: the shared ones plus its GC filter.
+fn tree_options(base: &TreeOptions, gc_schema: &SchemaCell) -> TreeOptions {
+    TreeOptions {
+        compaction_filter: Some(Arc::new(GcFilter {
+            schema: gc_schema.clone(),
+        })),
+        ..base.clone()
+    }
 }
 
 #[derive(Clone)]
@@ -167,18 +198,10 @@ impl Database {
             {
                 next_tree = next_tree.max(id + 1);
             }
-            let tree = engine.open_tree(&schema.tree, table_opts.clone())?;
-            let state = TableState {
-                schema: Arc::new(schema),
-                tree,
-            };
-            tables.insert(
-                name.clone(),
-                Arc::new(Table {
-                    name,
-                    state: RwLock::new(state),
-                }),
-            );
+            let schema = Arc::new(schema);
+            let cell: SchemaCell = Arc::new(RwLock::new(schema.clone()));
+            let tree = engine.open_tree(&schema.tree, tree_options(&table_opts, &cell))?;
+            tables.insert(name.clone(), Arc::new(Table::new(name, schema, tree, cell)));
         }
         let referenced: std::collections::HashSet<String> = tables
             .values()
@@ -280,17 +303,12 @@ impl Database {
         };
         batch.put(self.catalog.id(), &table_key(name), &schema.encode());
         self.engine.write(batch)?;
+        let schema = Arc::new(schema);
+        let cell: SchemaCell = Arc::new(RwLock::new(schema.clone()));
         let tree = self
             .engine
-            .open_tree(&schema.tree, self.table_opts.clone())?;
-        let schema = Arc::new(schema);
-        let table = Arc::new(Table {
-            name: name.to_string(),
-            state: RwLock::new(TableState {
-                schema: schema.clone(),
-                tree,
-            }),
-        });
+            .open_tree(&schema.tree, tree_options(&self.table_opts, &cell))?;
+        let table = Arc::new(Table::new(name.to_string(), schema.clone(), tree, cell));
         self.tables.write().insert(name.to_string(), table);
         Ok(TableInfo {
             name: name.to_string(),
@@ -330,7 +348,7 @@ impl Database {
         let mut batch = WriteBatch::new();
         self.put_schema(name, &schema, &mut batch);
         self.engine.write(batch)?;
-        st.schema = Arc::new(schema);
+        t.set_schema(&mut st, schema);
         Ok(TableInfo {
             name: name.to_string(),
             schema: st.schema.clone(),
@@ -396,7 +414,7 @@ impl Database {
         let mut batch = WriteBatch::new();
         self.put_schema(name, &schema, &mut batch);
         self.engine.write(batch)?;
-        st.schema = Arc::new(schema);
+        t.set_schema(&mut st, schema);
         Ok(TableInfo {
             name: name.to_string(),
             schema: st.schema.clone(),
@@ -427,15 +445,10 @@ impl Database {
                 self.engine.write(batch)?;
                 let tree = self
                     .engine
-                    .open_tree(&schema.tree, self.table_opts.clone())?;
-                let old = std::mem::replace(
-                    &mut *st,
-                    TableState {
-                        schema: Arc::new(schema),
-                        tree,
-                    },
-                );
-                self.engine.drop_tree(old.tree.name())?;
+                    .open_tree(&schema.tree, tree_options(&self.table_opts, &t.gc_schema))?;
+                let old_tree = std::mem::replace(&mut st.tree, tree);
+                t.set_schema(&mut st, schema);
+                self.engine.drop_tree(old_tree.name())?;
                 Ok(())
             }
         }

@@ -16,11 +16,12 @@ pub mod database;
 pub mod error;
 pub mod filter;
 pub mod gc;
+mod gc_compaction;
 mod locks;
 pub mod mutation;
 pub mod read;
 pub mod row;
-mod rows;
+pub mod rows;
 pub mod schema;
 
 pub use cell_key::{CellKey, KeyError};

@@ -32,7 +32,8 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
     for f in &plan.inputs {
         edit.removed_files.push((t.id, plan.level as u32, f.number));
     }
-    if plan.is_trivial_move() {
+    let filtered = plan.forced && t.options().compaction_filter.is_some();
+    if plan.is_trivial_move() && !filtered {
         let f = &plan.inputs[0];
         edit.added_files
             .push(new_file_of(t.id, plan.output_level, f));
@@ -62,6 +63,7 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
     let snapshots = inner.snapshot_seqs();
     let mut deeper = Deeper::new(&sv, plan.output_level);
     let merge = opts.merge_operator.clone();
+    let mut key_filter = opts.compaction_filter.as_ref().map(|f| f.start());
     let mut out = Outputs::new(inner, &opts);
     let mut entries: Vec<Entry> = Vec::new();
     let mut key: Vec<u8> = Vec::new();
@@ -95,7 +97,10 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
             return Err(Error::Closed("shutdown during compaction".into()));
         }
         let bottommost = deeper.is_bottommost(&key);
-        let kept = compact_key(&key, &entries, &snapshots, bottommost, merge.as_deref());
+        let mut kept = compact_key(&key, &entries, &snapshots, bottommost, merge.as_deref());
+        if let Some(kf) = key_filter.as_mut() {
+            apply_filter(kf.as_mut(), &key, &mut kept, &snapshots, bottommost);
+        }
         out.add_key(&key, &kept)?;
     }
     let new_tables = out.finish()?;
@@ -110,6 +115,41 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
     inner.apply_tree_edit(t, edit, new_tables, None)
 }
 
+type Kept<'a> = Vec<(SeqNo, ValueKind, std::borrow::Cow<'a, [u8]>)>;
+
+/// Asks the compaction filter about a live key; if it is garbage, its
+/// versions newer than every snapshot become one tombstone, or vanish when
+/// nothing older of the key exists anywhere.
+fn apply_filter(
+    kf: &mut dyn crate::merge::KeyFilter,
+    key: &[u8],
+    kept: &mut Kept<'_>,
+    snapshots: &[SeqNo],
+    bottommost: bool,
+) {
+    let live = kept.first().is_some_and(|e| e.1 != ValueKind::Delete);
+    if !live || !kf.drop_key(key) {
+        return;
+    }
+    let last_stripe = snapshots.len();
+    let stripe = |seq: SeqNo| snapshots.partition_point(|&s| s < seq);
+    let newest = kept
+        .iter()
+        .take_while(|e| stripe(e.0) == last_stripe)
+        .count();
+    if newest == 0 {
+        return; // a snapshot sees the newest version: keep it
+    }
+    let seq = kept[0].0;
+    kept.drain(..newest);
+    if !(kept.is_empty() && bottommost) {
+        kept.insert(
+            0,
+            (seq, ValueKind::Delete, std::borrow::Cow::Borrowed(&[][..])),
+        );
+    }
+}
+
 /// The versions of one key that must survive (newest first).
 fn compact_key<'a>(
     key: &[u8],
@@ -117,7 +157,7 @@ fn compact_key<'a>(
     snapshots: &[SeqNo],
     bottommost: bool,
     merge: Option<&dyn MergeOperator>,
-) -> Vec<(SeqNo, ValueKind, std::borrow::Cow<'a, [u8]>)> {
+) -> Kept<'a> {
     use std::borrow::Cow;
     let stripe = |seq: SeqNo| snapshots.partition_point(|&s| s < seq);
     let mut kept = Vec::new();
@@ -344,5 +384,61 @@ mod tests {
             shape(&compact_key(b"k", &del, &[4], true, None)),
             vec![(9, ValueKind::Delete), (2, ValueKind::Put)]
         );
+    }
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    struct DropAll;
+    impl crate::merge::KeyFilter for DropAll {
+        fn drop_key(&mut self, _: &[u8]) -> bool {
+            true
+        }
+    }
+
+    fn put(seq: SeqNo) -> (SeqNo, ValueKind, Cow<'static, [u8]>) {
+        (seq, ValueKind::Put, Cow::Borrowed(&b"v"[..]))
+    }
+
+    fn kinds(k: &Kept<'_>) -> Vec<(SeqNo, ValueKind)> {
+        k.iter().map(|e| (e.0, e.1)).collect()
+    }
+
+    #[test]
+    fn garbage_vanishes_at_the_bottom_and_is_a_tombstone_above_it() {
+        let mut k = vec![put(7)];
+        apply_filter(&mut DropAll, b"k", &mut k, &[], true);
+        assert!(k.is_empty());
+        let mut k = vec![put(7)];
+        apply_filter(&mut DropAll, b"k", &mut k, &[], false);
+        assert_eq!(kinds(&k), vec![(7, ValueKind::Delete)]);
+    }
+
+    #[test]
+    fn versions_a_snapshot_sees_stay() {
+        // Snapshot at 5: version 7 is newer than it, version 3 is its view.
+        let mut k = vec![put(7), put(3)];
+        apply_filter(&mut DropAll, b"k", &mut k, &[5], true);
+        assert_eq!(kinds(&k), vec![(7, ValueKind::Delete), (3, ValueKind::Put)]);
+        // Snapshot at 9 sees version 7: nothing changes.
+        let mut k = vec![put(7)];
+        apply_filter(&mut DropAll, b"k", &mut k, &[9], true);
+        assert_eq!(kinds(&k), vec![(7, ValueKind::Put)]);
+    }
+
+    #[test]
+    fn tombstoned_keys_are_not_offered() {
+        struct Never;
+        impl crate::merge::KeyFilter for Never {
+            fn drop_key(&mut self, _: &[u8]) -> bool {
+                panic!("a deleted key was offered")
+            }
+        }
+        let mut k = vec![(7, ValueKind::Delete, Cow::Borrowed(&[][..]))];
+        apply_filter(&mut Never, b"k", &mut k, &[], false);
+        assert_eq!(kinds(&k), vec![(7, ValueKind::Delete)]);
     }
 }

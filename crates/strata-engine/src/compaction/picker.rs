@@ -20,6 +20,9 @@ pub struct Plan {
     /// Files of `output_level` that overlap the inputs.
     pub overlapping: Vec<Arc<FileMeta>>,
     pub score: f64,
+    /// Planned by a manual compaction: rewrite even a single file, so a
+    /// compaction filter sees every key.
+    pub forced: bool,
 }
 
 impl Plan {
@@ -89,8 +92,9 @@ pub fn pick(
         } else {
             pick_level(v, level, busy, &mut pointers[level], s[level])
         };
-        if plan.is_some() {
-            return plan;
+        if let Some(mut plan) = plan {
+            plan.forced = force;
+            return Some(plan);
         }
     }
     None
@@ -112,6 +116,7 @@ fn pick_l0(v: &Version, busy: &HashSet<u64>, score: f64) -> Option<Plan> {
         inputs,
         overlapping,
         score,
+        forced: false,
     })
 }
 
@@ -148,6 +153,7 @@ fn pick_level(
             inputs: vec![f.clone()],
             overlapping,
             score,
+            forced: false,
         });
     }
     None

@@ -94,6 +94,8 @@ pub struct TreeOptions {
     /// Size at which compaction cuts output files.
     pub target_file_size_bytes: u64,
     pub merge_operator: Option<Arc<dyn MergeOperator>>,
+    /// Drops garbage in compaction (see `CompactionFilter`).
+    pub compaction_filter: Option<Arc<dyn crate::merge::CompactionFilter>>,
 }
 
 impl Default for TreeOptions {
@@ -112,6 +114,7 @@ impl Default for TreeOptions {
             level_size_multiplier: 10,
             target_file_size_bytes: 64 << 20,
             merge_operator: None,
+            compaction_filter: None,
         }
     }
 }
