@@ -334,6 +334,18 @@ impl Database {
         Ok(())
     }
 
+    /// Persists a table's new schema, then publishes it.
+    fn commit_schema(&self, t: &Table, st: &mut TableState, schema: Schema) -> Result<TableInfo> {
+        let mut batch = WriteBatch::new();
+        self.put_schema(&t.name, &schema, &mut batch);
+        self.engine.write(batch)?;
+        t.set_schema(st, schema);
+        Ok(TableInfo {
+            name: t.name.clone(),
+            schema: st.schema.clone(),
+        })
+    }
+
     fn put_schema(&self, name: &str, schema: &Schema, batch: &mut WriteBatch) {
         batch.put(self.catalog.id(), &table_key(name), &schema.encode());
     }
@@ -345,14 +357,7 @@ impl Database {
         let mut st = t.state.write();
         let mut schema = (*st.schema).clone();
         schema.deletion_protection = on;
-        let mut batch = WriteBatch::new();
-        self.put_schema(name, &schema, &mut batch);
-        self.engine.write(batch)?;
-        t.set_schema(&mut st, schema);
-        Ok(TableInfo {
-            name: name.to_string(),
-            schema: st.schema.clone(),
-        })
+        self.commit_schema(&t, &mut st, schema)
     }
 
     /// Applies ModifyColumnFamilies changes, all or none. Dropping a family
@@ -411,14 +416,7 @@ impl Database {
                 crate::cell_key::decode(k).is_ok_and(|c| dropped.contains(&c.family))
             })?;
         }
-        let mut batch = WriteBatch::new();
-        self.put_schema(name, &schema, &mut batch);
-        self.engine.write(batch)?;
-        t.set_schema(&mut st, schema);
-        Ok(TableInfo {
-            name: name.to_string(),
-            schema: st.schema.clone(),
-        })
+        self.commit_schema(&t, &mut st, schema)
     }
 
     /// Deletes every row starting with `prefix`, or (None) every row. All
