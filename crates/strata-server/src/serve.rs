@@ -42,10 +42,11 @@ pub async fn serve(
     let admin = BigtableTableAdminServer::new(AdminService { db })
         .max_decoding_message_size(opts.message_bytes_max)
         .max_encoding_message_size(opts.message_bytes_max);
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    // Small unary replies must not wait for delayed ACKs (Nagle): every
+    // accepted socket gets TCP_NODELAY.
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(opts.streams_per_connection_max))
-        .tcp_nodelay(true)
         .add_service(data)
         .add_service(admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
