@@ -89,21 +89,59 @@ impl Bigtable for DataService {
         let full_stats = r.request_stats_view
             == v2::read_rows_request::RequestStatsView::RequestStatsFull as i32;
         let db = self.db.clone();
-        let mut reader = blocking(move || db.read_rows(&table, req).map_err(status)).await?;
+        // One trip to the blocking pool opens the read and produces its
+        // first responses; most reads (a row, a short range) end there and
+        // are answered from memory. Longer ones continue on a producer that
+        // stays READ_AHEAD_RESPONSES ahead of the client.
+        let first = blocking(move || {
+            let mut reader = db.read_rows(&table, req).map_err(status)?;
+            let mut w = ChunkWriter::new(repeat_key_on_split);
+            let mut out = Vec::new();
+            while out.len() < READ_AHEAD_RESPONSES {
+                match reader.next() {
+                    Some(Ok(row)) => {
+                        w.row(row);
+                        out.extend(w.take_ready().into_iter().map(Ok));
+                    }
+                    Some(Err(e)) => {
+                        out.push(Err(status(e)));
+                        return Ok((out, None));
+                    }
+                    None => {
+                        out.extend(w.finish().into_iter().map(Ok));
+                        if full_stats {
+                            out.push(Ok(stats_response(&reader.stats, started)));
+                        }
+                        return Ok((out, None));
+                    }
+                }
+            }
+            Ok((out, Some((reader, w))))
+        })
+        .await?;
+        let (ready, rest) = first;
+        let Some((mut reader, mut w)) = rest else {
+            return Ok(Response::new(Box::pin(tokio_stream::iter(ready))));
+        };
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         tokio::task::spawn_blocking(move || {
-            let mut w = ChunkWriter::new(repeat_key_on_split);
+            let send = |r: Result<v2::ReadRowsResponse, Status>| tx.blocking_send(r).is_ok();
+            for r in ready {
+                if !send(r) {
+                    return; // the client went away
+                }
+            }
             for row in reader.by_ref() {
                 match row {
                     Ok(row) => w.row(row),
                     Err(e) => {
-                        let _ = tx.blocking_send(Err(status(e)));
+                        send(Err(status(e)));
                         return;
                     }
                 }
                 for resp in w.take_ready() {
-                    if tx.blocking_send(Ok(resp)).is_err() {
-                        return; // the client went away
+                    if !send(Ok(resp)) {
+                        return;
                     }
                 }
             }
@@ -112,7 +150,7 @@ impl Bigtable for DataService {
                 out.push(stats_response(&reader.stats, started));
             }
             for resp in out {
-                if tx.blocking_send(Ok(resp)).is_err() {
+                if !send(Ok(resp)) {
                     return;
                 }
             }
