@@ -17,14 +17,33 @@ const WRITE_BUFFER_BYTES: usize = 256 * 1024;
 /// Files in one local directory.
 pub struct LocalStorage {
     dir: PathBuf,
+    /// `LOCK`, held exclusively (flock) while this storage is open, so two
+    /// processes never open one directory.
+    _lock: fs::File,
 }
+
+/// The lock file's name.
+pub const LOCK_FILE: &str = "LOCK";
 
 impl LocalStorage {
     /// Opens (creating if needed) a directory as storage.
     pub fn open(dir: impl AsRef<Path>) -> Result<Arc<LocalStorage>> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).ctx("create directory", &dir.display().to_string())?;
-        Ok(Arc::new(LocalStorage { dir }))
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .ctx("open", &lock_path.display().to_string())?;
+        if let Err(e) = lock.try_lock() {
+            return Err(Error::InvalidArgument(format!(
+                "{} is in use by another process ({e}); one directory serves one engine",
+                dir.display()
+            )));
+        }
+        Ok(Arc::new(LocalStorage { dir, _lock: lock }))
     }
 
     pub fn dir(&self) -> &Path {
@@ -155,5 +174,22 @@ impl Storage for LocalStorage {
 
     fn describe(&self) -> String {
         format!("local:{}", self.dir.display())
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_opens_once_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = LocalStorage::open(dir.path()).unwrap();
+        let err = LocalStorage::open(dir.path())
+            .err()
+            .expect("second open refused");
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(first);
+        LocalStorage::open(dir.path()).expect("reopens once released");
     }
 }
