@@ -188,6 +188,7 @@ impl BigtableTableAdmin for AdminService {
         let Some(table) = r.table else {
             return Err(invalid("table is required"));
         };
+        strata_table::database::validate_table_name(&table.name).map_err(status)?;
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Err(invalid("update_mask is required"));
@@ -225,6 +226,7 @@ impl BigtableTableAdmin for AdminService {
     ) -> Result<Response<a::Table>, Status> {
         use a::modify_column_families_request::modification::Mod;
         let r = request.into_inner();
+        strata_table::database::validate_table_name(&r.name).map_err(status)?;
         if r.modifications.is_empty() {
             return Err(invalid("no modifications provided"));
         }
@@ -298,6 +300,7 @@ impl BigtableTableAdmin for AdminService {
         request: Request<a::GenerateConsistencyTokenRequest>,
     ) -> Result<Response<a::GenerateConsistencyTokenResponse>, Status> {
         let r = request.into_inner();
+        strata_table::database::validate_table_name(&r.name).map_err(status)?;
         self.db.get_table(&r.name).map_err(status)?;
         // One replica: every acknowledged write is already visible, so a
         // token only has to identify the table it was made for.
@@ -311,6 +314,7 @@ impl BigtableTableAdmin for AdminService {
         request: Request<a::CheckConsistencyRequest>,
     ) -> Result<Response<a::CheckConsistencyResponse>, Status> {
         let r = request.into_inner();
+        strata_table::database::validate_table_name(&r.name).map_err(status)?;
         self.db.get_table(&r.name).map_err(status)?;
         if r.consistency_token != format!("strata-1:{}", r.name) {
             return Err(invalid("unknown consistency token for this table"));

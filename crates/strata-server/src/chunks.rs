@@ -174,7 +174,7 @@ mod tests {
             });
             for (i, resp) in w.finish().iter().enumerate() {
                 for (j, c) in resp.chunks.iter().enumerate() {
-                    let keyed = i == 0 && j == 0 || repeat && j == 0;
+                    let keyed = j == 0 && (i == 0 || repeat);
                     assert_eq!(!c.row_key.is_empty(), keyed, "response {i} chunk {j}");
                 }
             }

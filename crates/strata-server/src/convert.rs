@@ -57,7 +57,11 @@ fn value_ts(v: &Option<v2::Value>, what: &str) -> Result<i64, Status> {
     use v2::value::Kind;
     match v.as_ref().and_then(|v| v.kind.as_ref()) {
         Some(Kind::RawTimestampMicros(t)) | Some(Kind::IntValue(t)) => Ok(*t),
-        Some(Kind::TimestampValue(t)) => Ok(t.seconds * 1_000_000 + i64::from(t.nanos) / 1000),
+        Some(Kind::TimestampValue(t)) => t
+            .seconds
+            .checked_mul(1_000_000)
+            .and_then(|us| us.checked_add(i64::from(t.nanos) / 1000))
+            .ok_or_else(|| invalid(format!("{what} is out of range"))),
         None => Ok(0),
         Some(_) => Err(invalid(format!(
             "{what} must be a timestamp in microseconds"

@@ -377,8 +377,9 @@ impl Database {
                             "column family {f:?} already exists"
                         )));
                     }
+                    // A family dropped earlier in this request stays on the
+                    // purge list: the new family starts empty.
                     schema.families.insert(f.clone(), fam.clone());
-                    dropped.retain(|d| d != f);
                 }
                 FamilyChange::UpdateGcRule(f, rule) => {
                     let Some(fam) = schema.families.get_mut(f) else {
