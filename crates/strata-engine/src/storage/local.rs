@@ -153,7 +153,8 @@ impl Storage for LocalStorage {
         let mut names = Vec::new();
         for entry in fs::read_dir(&self.dir).ctx("list", &shown)? {
             let entry = entry.ctx("list", &shown)?;
-            if let Some(n) = entry.file_name().to_str() {
+            // The lock file belongs to the storage, not to its user.
+            if let Some(n) = entry.file_name().to_str().filter(|n| *n != LOCK_FILE) {
                 names.push(n.to_string());
             }
         }
