@@ -295,6 +295,24 @@ fn sort_standard(cells: &mut [Cell]) {
     });
 }
 
+/// Whether a filter tree contains an apply_label transformer.
+fn applies_label(spec: &FilterSpec) -> bool {
+    match spec {
+        FilterSpec::ApplyLabel(_) => true,
+        FilterSpec::Chain(fs) | FilterSpec::Interleave(fs) => fs.iter().any(applies_label),
+        FilterSpec::Condition {
+            predicate,
+            true_filter,
+            false_filter,
+        } => {
+            applies_label(predicate)
+                || true_filter.as_deref().is_some_and(applies_label)
+                || false_filter.as_deref().is_some_and(applies_label)
+        }
+        _ => false,
+    }
+}
+
 fn compile_at(spec: &FilterSpec, depth: usize, nodes: &mut usize) -> Result<Filter, FilterError> {
     *nodes += 1;
     if *nodes > FILTER_NODES_MAX {
@@ -315,6 +333,13 @@ fn compile_at(spec: &FilterSpec, depth: usize, nodes: &mut usize) -> Result<Filt
             };
             if fs.len() < 2 {
                 return bad(format!("{kind} needs at least 2 filters, got {}", fs.len()));
+            }
+            if matches!(spec, FilterSpec::Chain(_))
+                && fs.iter().filter(|f| applies_label(f)).count() > 1
+            {
+                // Bigtable: a cell carries at most one label, so at most
+                // one sub-filter of a chain may apply labels.
+                return bad("a chain may have at most one sub-filter that applies a label");
             }
             let compiled = fs
                 .iter()
@@ -402,4 +427,25 @@ fn compile_at(spec: &FilterSpec, depth: usize, nodes: &mut usize) -> Result<Filt
             Filter::ApplyLabel(l.clone())
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_applies_at_most_one_label() {
+        let label = |l: &str| FilterSpec::ApplyLabel(l.into());
+        let two = FilterSpec::Chain(vec![label("a"), label("b")]);
+        assert!(Filter::compile(&two).is_err());
+        let nested = FilterSpec::Chain(vec![
+            label("a"),
+            FilterSpec::Interleave(vec![FilterSpec::PassAll, label("b")]),
+        ]);
+        assert!(Filter::compile(&nested).is_err());
+        let one = FilterSpec::Chain(vec![FilterSpec::PassAll, label("a")]);
+        assert!(Filter::compile(&one).is_ok());
+        let interleave = FilterSpec::Interleave(vec![label("a"), label("b")]);
+        assert!(Filter::compile(&interleave).is_ok());
+    }
 }

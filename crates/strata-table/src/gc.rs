@@ -76,6 +76,25 @@ impl GcRule {
         }
     }
 
+    /// A bound on the cells of a column the rule keeps, whatever their
+    /// timestamps: every cell of rank >= the bound is erased. None if the
+    /// rule can keep any number (it has no version limit on every path).
+    pub fn versions_kept_max(&self) -> Option<usize> {
+        match self {
+            GcRule::KeepAll | GcRule::MaxAgeMicros(_) => None,
+            GcRule::MaxVersions(n) => Some(*n as usize),
+            // Erased when any rule erases: the smallest bound holds.
+            GcRule::Union(rules) => rules.iter().filter_map(|r| r.versions_kept_max()).min(),
+            // Erased when every rule erases: needs a bound on each.
+            GcRule::Intersection(rules) if rules.is_empty() => None,
+            GcRule::Intersection(rules) => rules
+                .iter()
+                .map(|r| r.versions_kept_max())
+                .collect::<Option<Vec<_>>>()
+                .and_then(|b| b.into_iter().max()),
+        }
+    }
+
     /// How many cells of a column survive, given its timestamps newest
     /// first: GC keeps a prefix.
     pub fn kept(&self, timestamps_newest_first: &[i64], now_micros: i64) -> usize {
@@ -94,6 +113,31 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     const NOW: i64 = 1_000_000_000;
+
+    #[test]
+    fn version_bounds_agree_with_erasure() {
+        let rules = [
+            GcRule::KeepAll,
+            GcRule::MaxVersions(2),
+            GcRule::MaxAgeMicros(5000),
+            GcRule::Union(vec![GcRule::MaxVersions(3), GcRule::MaxAgeMicros(5000)]),
+            GcRule::Intersection(vec![GcRule::MaxVersions(3), GcRule::MaxVersions(1)]),
+            GcRule::Intersection(vec![GcRule::MaxVersions(3), GcRule::MaxAgeMicros(5000)]),
+            GcRule::Union(vec![]),
+            GcRule::Intersection(vec![]),
+        ];
+        for r in &rules {
+            if let Some(b) = r.versions_kept_max() {
+                for ts in [0, NOW - 1, NOW] {
+                    assert!(r.erases(b, ts, NOW), "{r:?} keeps rank {b}");
+                    assert!(r.erases(b + 5, ts, NOW), "{r:?}");
+                }
+            }
+        }
+        assert_eq!(rules[3].versions_kept_max(), Some(3));
+        assert_eq!(rules[4].versions_kept_max(), Some(3));
+        assert_eq!(rules[5].versions_kept_max(), None);
+    }
 
     #[test]
     fn basic_rules() {

@@ -11,6 +11,51 @@ use std::ops::Bound;
 use std::sync::Arc;
 use strata_engine::{Direction, Snapshot, Tree, TreeIter};
 
+/// Hidden versions of one column stepped over before the rest are skipped
+/// with a seek.
+const SEEK_AFTER_HIDDEN_VERSIONS: usize = 16;
+
+/// Tracks a column's rank during a forward scan, against its family's
+/// version limit.
+#[derive(Default)]
+struct ColumnLimit {
+    family: String,
+    qualifier: Vec<u8>,
+    rank: usize,
+    limit: Option<usize>,
+    /// Hidden versions stepped over in a row, in this column.
+    hidden: usize,
+}
+
+impl ColumnLimit {
+    /// Whether `c` is beyond its family's version limit (forward scans
+    /// only: in reverse, versions come oldest first).
+    fn hides(&mut self, schema: &Schema, c: &Cell, dir: Direction) -> bool {
+        if dir != Direction::Forward {
+            return false;
+        }
+        if c.family == self.family && c.qualifier == self.qualifier {
+            self.rank += 1;
+        } else {
+            if c.family != self.family {
+                self.family.clone_from(&c.family);
+                self.limit = schema
+                    .families
+                    .get(&c.family)
+                    .and_then(|f| f.gc_rule.versions_kept_max());
+            }
+            self.qualifier.clone_from(&c.qualifier);
+            self.rank = 0;
+            self.hidden = 0;
+        }
+        let hidden = self.limit.is_some_and(|n| self.rank >= n);
+        if hidden {
+            self.hidden += 1;
+        }
+        hidden
+    }
+}
+
 /// Counters of one read, for request stats.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadStats {
@@ -123,7 +168,11 @@ impl RowReader {
         }
     }
 
-    /// The next stored row with all its cells in the standard order.
+    /// The next stored row with its cells in the standard order, less the
+    /// versions a family's version limit hides anyway. Going forward, a
+    /// column with many hidden versions (a hot cell rewritten often, before
+    /// compaction collects the old versions) is skipped with one seek
+    /// instead of stepping over each version.
     fn next_raw_row(&mut self) -> Result<Option<Row>> {
         let (key, first) = match self.carry.take() {
             Some(c) => c,
@@ -132,13 +181,28 @@ impl RowReader {
                 None => return Ok(None),
             },
         };
-        let mut cells = vec![first];
+        let mut column = ColumnLimit::default();
+        let mut cells = Vec::new();
+        if !column.hides(&self.schema, &first, self.dir) {
+            cells.push(first);
+        }
         while let Some((k, c)) = self.next_cell()? {
             if k != key {
                 self.carry = Some((k, c));
                 break;
             }
-            cells.push(c);
+            if !column.hides(&self.schema, &c, self.dir) {
+                cells.push(c);
+            } else if column.hidden >= SEEK_AFTER_HIDDEN_VERSIONS {
+                let end = crate::mutation::prefix_end(
+                    &crate::cell_key::column_prefix(&key, &c.family, &c.qualifier)
+                        .map_err(|e| TableError::Corrupt(e.to_string()))?,
+                );
+                if let Some(it) = self.iter.as_mut() {
+                    it.skip_to(&end)?;
+                }
+                column.hidden = 0;
+            }
         }
         if self.dir == Direction::Reverse {
             cells.reverse();

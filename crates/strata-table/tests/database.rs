@@ -198,3 +198,68 @@ fn a_dropped_family_recreated_is_empty_and_row_ranges_drop() {
         "catalog + the table's tree"
     );
 }
+
+#[test]
+fn a_hot_column_with_many_hidden_versions_reads_right_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+    let fams = families(&[
+        ("one", GcRule::MaxVersions(1), ValueType::Bytes),
+        ("two", GcRule::MaxVersions(2), ValueType::Bytes),
+    ]);
+    db.create_table(T, fams, false).unwrap();
+    for ts in 1..=200i64 {
+        let v = ts.to_string();
+        db.mutate_row(
+            T,
+            b"hot",
+            &[
+                set("one", "a", ts * 1000, &v),
+                set("two", "a", ts * 1000, &v),
+            ],
+        )
+        .unwrap();
+    }
+    for (row, q) in [("hot", "b"), ("hot", "c"), ("next", "a")] {
+        db.mutate_row(
+            T,
+            row.as_bytes(),
+            &[set("one", q, 1000, "x"), set("two", q, 1000, "x")],
+        )
+        .unwrap();
+    }
+    let expect = vec![
+        ("hot", "one", "a", 200_000, "200"),
+        ("hot", "one", "b", 1000, "x"),
+        ("hot", "one", "c", 1000, "x"),
+        ("hot", "two", "a", 200_000, "200"),
+        ("hot", "two", "a", 199_000, "199"),
+        ("hot", "two", "b", 1000, "x"),
+        ("hot", "two", "c", 1000, "x"),
+    ];
+    for reversed in [false, true] {
+        let req = ReadRequest {
+            rows: RowSet::all(),
+            filter: None,
+            rows_limit: 0,
+            reversed,
+        };
+        let rows: Vec<_> = db.read_rows(T, req).unwrap().map(|r| r.unwrap()).collect();
+        let hot = rows.iter().find(|r| r.key == b"hot").unwrap();
+        let got: Vec<_> = hot
+            .cells
+            .iter()
+            .map(|c| {
+                (
+                    "hot",
+                    c.family.as_str(),
+                    std::str::from_utf8(&c.qualifier).unwrap(),
+                    c.timestamp_micros,
+                    std::str::from_utf8(&c.value).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(got, expect, "reversed={reversed}");
+        assert_eq!(rows.len(), 2);
+    }
+}

@@ -247,6 +247,23 @@ impl TreeIter {
         Ok(None)
     }
 
+    /// Skips a forward iterator ahead to the first entry at or after `key`
+    /// (a no-op if it is already past it, and on reverse iterators). Cheaper
+    /// than stepping over many entries; dearer than a few.
+    pub fn skip_to(&mut self, key: &[u8]) -> Result<()> {
+        if self.dir != Direction::Forward || self.done {
+            return Ok(());
+        }
+        if self.started && self.it.valid() {
+            let p = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
+            if p.user_key >= key {
+                return Ok(());
+            }
+        }
+        self.started = true;
+        self.it.seek(&lookup_key(key, SEQ_MAX))
+    }
+
     fn advance(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
         if !self.started {
             self.started = true;
