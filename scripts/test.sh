@@ -11,4 +11,4 @@ echo "== cargo test"
 cargo test --workspace
 echo "== Python client tests (google-cloud-bigtable against strata serve)"
 cargo build -p strata
-./scripts/test-python.sh -q
+STRATA_BIN="${CARGO_TARGET_DIR:-target}/debug/strata" ./scripts/test-python.sh -q
