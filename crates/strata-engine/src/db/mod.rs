@@ -102,7 +102,6 @@ pub(crate) struct Inner {
     pub versions: Mutex<VersionSet>,
     pub trees: RwLock<Trees>,
     pub queue: Mutex<write::WriteQueue>,
-    pub queue_cv: Condvar,
     /// Held by the write leader for a whole group; also taken to switch
     /// memtables from outside the write path.
     pub write_mutex: Mutex<()>,

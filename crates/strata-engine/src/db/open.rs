@@ -119,7 +119,6 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         versions: Mutex::new(versions),
         trees: RwLock::new(trees),
         queue: Mutex::default(),
-        queue_cv: Condvar::new(),
         write_mutex: Mutex::new(()),
         last_seq: AtomicU64::new(last_seq),
         snapshots: Mutex::default(),

@@ -5,7 +5,9 @@
 //! assigns sequence numbers, appends one log record per batch, syncs once
 //! for the whole group, inserts into the memtables, publishes the new last
 //! sequence number (readers see the whole group at once) and wakes the
-//! others with their results.
+//! others with their results. Each writer sleeps on its own condition
+//! variable, so a finished group wakes only its members and the next
+//! leader, not every queued writer.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -31,6 +33,9 @@ const STALL_WAIT: Duration = Duration::from_millis(100);
 pub(crate) struct Writer {
     batch: WriteBatch,
     result: Mutex<Option<Result<SeqNo>>>,
+    /// Waited on with the queue's mutex held; notified when this writer's
+    /// result is set or it reaches the front of the queue.
+    wake: parking_lot::Condvar,
 }
 
 #[derive(Default)]
@@ -70,6 +75,7 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
     let me = Arc::new(Writer {
         batch,
         result: Mutex::new(None),
+        wake: parking_lot::Condvar::new(),
     });
     let mut q = inner.queue.lock();
     q.waiting.push_back(me.clone());
@@ -111,10 +117,16 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
                     }
                 }
             }
-            inner.queue_cv.notify_all();
+            for w in group.iter().filter(|w| !Arc::ptr_eq(w, &me)) {
+                w.wake.notify_one();
+            }
+            // The writer now at the front leads the next group.
+            if let Some(next) = q.waiting.front() {
+                next.wake.notify_one();
+            }
             continue;
         }
-        inner.queue_cv.wait(&mut q);
+        me.wake.wait(&mut q);
     }
 }
 
