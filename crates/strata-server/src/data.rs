@@ -189,8 +189,24 @@ impl Bigtable for DataService {
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
         let muts = convert::mutations(&r.mutations)?;
-        let db = self.db.clone();
-        blocking(move || db.mutate_row(&table, &r.row_key, &muts).map_err(status)).await?;
+        // Blind writes (SetCell, AddToCell) whose locks are free are queued
+        // straight from here and answered when their group commits: no
+        // thread waits per request. Everything else takes the blocking path.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = self
+            .db
+            .try_mutate_row_async(&table, &r.row_key, &muts, move |res| {
+                let _ = tx.send(res);
+            })
+            .map_err(status)?;
+        if queued {
+            rx.await
+                .map_err(|_| Status::internal("write dropped without an answer"))?
+                .map_err(status)?;
+        } else {
+            let db = self.db.clone();
+            blocking(move || db.mutate_row(&table, &r.row_key, &muts).map_err(status)).await?;
+        }
         Ok(Response::new(v2::MutateRowResponse {}))
     }
 

@@ -39,7 +39,8 @@ pub struct DatabaseOptions {
 /// One table: its schema and tree, swapped as a unit by DDL.
 pub struct Table {
     pub(crate) name: String,
-    pub(crate) state: RwLock<TableState>,
+    /// Shared so a write can hold it (`read_arc`) until its batch commits.
+    pub(crate) state: Arc<RwLock<TableState>>,
     /// The schema as the table's compaction filter sees it; updated with
     /// `state` under its write lock.
     gc_schema: SchemaCell,
@@ -49,7 +50,7 @@ impl Table {
     fn new(name: String, schema: Arc<Schema>, tree: Tree, gc_schema: SchemaCell) -> Table {
         Table {
             name,
-            state: RwLock::new(TableState { schema, tree }),
+            state: Arc::new(RwLock::new(TableState { schema, tree })),
             gc_schema,
         }
     }

@@ -49,6 +49,46 @@ impl Database {
         Ok(())
     }
 
+    /// Queues one row's mutations without blocking, if that is possible
+    /// now: the mutations need no read of the row (SetCell, AddToCell) and
+    /// neither the table nor the row's lock is held. Returns Ok(true) when
+    /// queued — `done` then gets the outcome once the batch is committed
+    /// (durably, as `mutate_row`), with the locks held until then — and
+    /// Ok(false), without calling `done`, when the caller should use
+    /// `mutate_row` instead. Invalid mutations are an error at once.
+    pub fn try_mutate_row_async(
+        &self,
+        table: &str,
+        row: &[u8],
+        mutations: &[Mutation],
+        done: impl FnOnce(Result<()>) + Send + 'static,
+    ) -> Result<bool> {
+        let blind = mutations
+            .iter()
+            .all(|m| matches!(m, Mutation::SetCell { .. } | Mutation::AddToCell { .. }));
+        if !blind {
+            return Ok(false);
+        }
+        let t = self.table(table)?;
+        let Some(st) = t.state.try_read_arc() else {
+            return Ok(false);
+        };
+        mutation::validate(&st.schema, row, mutations)?;
+        let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
+            return Ok(false);
+        };
+        let mut w = RowWrite::new(&st.tree, &st.schema, row);
+        w.apply(mutations, server_now_micros())?;
+        let mut batch = WriteBatch::new();
+        w.emit(&mut batch);
+        self.engine.write_async(batch, move |r| {
+            drop(row_guards);
+            drop(st);
+            done(r.map(|_| ()).map_err(TableError::from));
+        });
+        Ok(true)
+    }
+
     /// Applies many rows' mutations: entries that fail validation get their
     /// own error and are not applied; the rest are written in one batch
     /// (each row atomically) and share its outcome.

@@ -37,6 +37,11 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
             Box::new(move || compaction_loop(&i)),
         )?);
     }
+    let i = inner.clone();
+    threads.push(spawn(
+        "strata-commit".into(),
+        Box::new(move || super::write::commit_loop(&i)),
+    )?);
     if let SyncMode::Periodic(interval) = inner.opts.sync_mode {
         let i = inner.clone();
         threads.push(spawn(

@@ -102,6 +102,8 @@ pub(crate) struct Inner {
     pub versions: Mutex<VersionSet>,
     pub trees: RwLock<Trees>,
     pub queue: Mutex<write::WriteQueue>,
+    /// Wakes the committer thread (asynchronous writers queued, no leader).
+    pub commit_cv: Condvar,
     /// Held by the write leader for a whole group; also taken to switch
     /// memtables from outside the write path.
     pub write_mutex: Mutex<()>,
@@ -202,6 +204,7 @@ impl Lifecycle {
             bg.shutdown = true;
             self.inner.stopped.store(true, Ordering::Release);
             self.inner.bg_cv.notify_all();
+            self.inner.commit_cv.notify_all();
         }
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
@@ -410,6 +413,18 @@ impl Engine {
     /// Writes a batch atomically (across trees) and returns the sequence
     /// number of its last operation. In `SyncMode::Always` the batch is
     /// durable when this returns.
+    /// Queues a batch without blocking the caller; `done` gets the outcome
+    /// (on the engine's committer thread) once the batch is committed —
+    /// synced in `SyncMode::Always` — exactly as `write` would return it.
+    /// For async servers: no thread waits per write.
+    pub fn write_async(
+        &self,
+        batch: WriteBatch,
+        done: impl FnOnce(Result<SeqNo>) + Send + 'static,
+    ) {
+        write::write_async(&self.inner, batch, Box::new(done))
+    }
+
     pub fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
         write::write(&self.inner, batch)
     }

@@ -30,12 +30,19 @@ const GROUP_BYTES_MAX: usize = 4 << 20;
 /// How long a stalled writer sleeps between checks of the background state.
 const STALL_WAIT: Duration = Duration::from_millis(100);
 
+/// What an asynchronous writer is told when its group commits.
+pub type WriteCallback = Box<dyn FnOnce(Result<SeqNo>) + Send>;
+
 pub(crate) struct Writer {
     batch: WriteBatch,
     result: Mutex<Option<Result<SeqNo>>>,
     /// Waited on with the queue's mutex held; notified when this writer's
     /// result is set or it reaches the front of the queue.
     wake: parking_lot::Condvar,
+    /// Set for `write_async` writers: no thread waits for them; the
+    /// committer thread leads their groups and calls this.
+    done: Mutex<Option<WriteCallback>>,
+    asynchronous: bool,
 }
 
 #[derive(Default)]
@@ -44,10 +51,8 @@ pub(crate) struct WriteQueue {
     leader_active: bool,
 }
 
-pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
-    if batch.is_empty() {
-        return Ok(inner.last_seq.load(Ordering::Acquire));
-    }
+/// Checks a batch before it is queued.
+fn admit(inner: &Inner, batch: &WriteBatch) -> Result<()> {
     if batch.size_bytes() > inner.opts.batch_bytes_max {
         return Err(Error::InvalidArgument(format!(
             "write batch of {} bytes exceeds batch_bytes_max {}",
@@ -63,7 +68,14 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
             }
         }
     }
-    inner.check_bg_error()?;
+    inner.check_bg_error()
+}
+
+pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
+    if batch.is_empty() {
+        return Ok(inner.last_seq.load(Ordering::Acquire));
+    }
+    admit(inner, &batch)?;
     // Uncontended fast path: nobody queued and nobody committing, so this
     // writer commits alone without queueing.
     if inner.queue.lock().waiting.is_empty() {
@@ -76,6 +88,8 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
         batch,
         result: Mutex::new(None),
         wake: parking_lot::Condvar::new(),
+        done: Mutex::new(None),
+        asynchronous: false,
     });
     let mut q = inner.queue.lock();
     q.waiting.push_back(me.clone());
@@ -85,49 +99,105 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
         }
         let at_front = q.waiting.front().is_some_and(|w| Arc::ptr_eq(w, &me));
         if !q.leader_active && at_front {
-            q.leader_active = true;
-            let mut group = Vec::new();
-            let mut bytes = 0;
-            while let Some(w) = q.waiting.front() {
-                if !group.is_empty() && bytes + w.batch.size_bytes() > GROUP_BYTES_MAX {
-                    break;
-                }
-                bytes += w.batch.size_bytes();
-                group.push(q.waiting.pop_front().expect("front exists"));
-            }
-            drop(q);
-            let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
-            let outcome = commit_group(inner, inner.write_mutex.lock(), &batches);
-            q = inner.queue.lock();
-            q.leader_active = false;
-            match outcome {
-                Ok(seqs) => {
-                    for (w, seq) in group.iter().zip(seqs) {
-                        *w.result.lock() = Some(Ok(seq));
-                    }
-                }
-                Err(e) => {
-                    for w in &group {
-                        let mine = Arc::ptr_eq(w, &me);
-                        *w.result.lock() = Some(Err(if mine {
-                            Error::Closed(format!("write failed: {e}"))
-                        } else {
-                            Error::Closed(format!("group commit failed: {e}"))
-                        }));
-                    }
-                }
-            }
-            for w in group.iter().filter(|w| !Arc::ptr_eq(w, &me)) {
-                w.wake.notify_one();
-            }
-            // The writer now at the front leads the next group.
-            if let Some(next) = q.waiting.front() {
-                next.wake.notify_one();
-            }
+            q = lead(inner, q);
             continue;
         }
         me.wake.wait(&mut q);
     }
+}
+
+/// Queues a batch without blocking: `done` is called (on the engine's
+/// committer thread, or at once for a rejected or empty batch) with the
+/// outcome once the batch's group is committed — durably in
+/// `SyncMode::Always`. Batches from `write` and `write_async` share groups.
+pub(crate) fn write_async(inner: &Inner, batch: WriteBatch, done: WriteCallback) {
+    if batch.is_empty() {
+        return done(Ok(inner.last_seq.load(Ordering::Acquire)));
+    }
+    if let Err(e) = admit(inner, &batch) {
+        return done(Err(e));
+    }
+    let w = Arc::new(Writer {
+        batch,
+        result: Mutex::new(None),
+        wake: parking_lot::Condvar::new(),
+        done: Mutex::new(Some(done)),
+        asynchronous: true,
+    });
+    let mut q = inner.queue.lock();
+    q.waiting.push_back(w);
+    if !q.leader_active {
+        inner.commit_cv.notify_one();
+    }
+}
+
+/// The committer thread: leads every group whose front writer is
+/// asynchronous, until shutdown leaves no such writer queued.
+pub(crate) fn commit_loop(inner: &Inner) {
+    let mut q = inner.queue.lock();
+    loop {
+        let async_front = q.waiting.front().is_some_and(|w| w.asynchronous);
+        if async_front && !q.leader_active {
+            // After a shutdown or failure `commit_group` fails fast, so
+            // queued writers still get their answer.
+            q = lead(inner, q);
+            continue;
+        }
+        if !async_front && shutting_down(inner) {
+            return;
+        }
+        inner.commit_cv.wait_for(&mut q, STALL_WAIT);
+    }
+}
+
+fn shutting_down(inner: &Inner) -> bool {
+    inner.stopped.load(Ordering::Acquire) && inner.bg.lock().shutdown
+}
+
+/// Leads one group from the front of the queue: commits it, hands each
+/// writer its result, and wakes whoever leads next.
+fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'a, WriteQueue> {
+    q.leader_active = true;
+    let mut group = Vec::new();
+    let mut bytes = 0;
+    while let Some(w) = q.waiting.front() {
+        if !group.is_empty() && bytes + w.batch.size_bytes() > GROUP_BYTES_MAX {
+            break;
+        }
+        bytes += w.batch.size_bytes();
+        group.push(q.waiting.pop_front().expect("front exists"));
+    }
+    drop(q);
+    let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
+    let outcome = commit_group(inner, inner.write_mutex.lock(), &batches);
+    let results: Vec<Result<SeqNo>> = match outcome {
+        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
+        Err(e) => group
+            .iter()
+            .map(|_| Err(Error::Closed(format!("group commit failed: {e}"))))
+            .collect(),
+    };
+    for (w, r) in group.iter().zip(results) {
+        match w.done.lock().take() {
+            Some(done) => done(r),
+            None => *w.result.lock() = Some(r),
+        }
+    }
+    let mut q = inner.queue.lock();
+    q.leader_active = false;
+    for w in group.iter().filter(|w| !w.asynchronous) {
+        w.wake.notify_one();
+    }
+    match q.waiting.front() {
+        Some(next) if next.asynchronous => {
+            inner.commit_cv.notify_one();
+        }
+        Some(next) => {
+            next.wake.notify_one();
+        }
+        None => {}
+    }
+    q
 }
 
 /// Commits a group under the write mutex; returns each batch's last
