@@ -224,22 +224,33 @@ impl Bigtable for DataService {
         for e in r.entries {
             converted.push(convert::mutations(&e.mutations).map(|m| (e.row_key, m)));
         }
-        let db = self.db.clone();
-        let results = blocking(move || {
-            let good: Vec<(Vec<u8>, Vec<strata_table::Mutation>)> = converted
-                .iter()
-                .filter_map(|c| c.as_ref().ok().cloned())
-                .collect();
-            let mut applied = db.mutate_rows(&table, &good).map_err(status)?.into_iter();
-            Ok(converted
-                .into_iter()
-                .map(|c| match c {
-                    Ok(_) => applied.next().expect("one result per good entry"),
-                    Err(s) => Err(TableError::InvalidArgument(s.message().to_string())),
-                })
-                .collect::<Vec<_>>())
-        })
-        .await?;
+        let good: Vec<(Vec<u8>, Vec<strata_table::Mutation>)> = converted
+            .iter()
+            .filter_map(|c| c.as_ref().ok().cloned())
+            .collect();
+        // Blind writes go straight to the commit queue (as in MutateRow).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let queued = self
+            .db
+            .try_mutate_rows_async(&table, &good, move |res| {
+                let _ = tx.send(res);
+            })
+            .map_err(status)?;
+        let applied = if queued {
+            rx.await
+                .map_err(|_| Status::internal("write dropped without an answer"))?
+        } else {
+            let db = self.db.clone();
+            blocking(move || db.mutate_rows(&table, &good).map_err(status)).await?
+        };
+        let mut applied = applied.into_iter();
+        let results: Vec<Result<(), TableError>> = converted
+            .into_iter()
+            .map(|c| match c {
+                Ok(_) => applied.next().expect("one result per good entry"),
+                Err(s) => Err(TableError::InvalidArgument(s.message().to_string())),
+            })
+            .collect();
         let entries = results
             .iter()
             .enumerate()

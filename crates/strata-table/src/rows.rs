@@ -63,10 +63,7 @@ impl Database {
         mutations: &[Mutation],
         done: impl FnOnce(Result<()>) + Send + 'static,
     ) -> Result<bool> {
-        let blind = mutations
-            .iter()
-            .all(|m| matches!(m, Mutation::SetCell { .. } | Mutation::AddToCell { .. }));
-        if !blind {
+        if !blind(mutations) {
             return Ok(false);
         }
         let t = self.table(table)?;
@@ -97,57 +94,53 @@ impl Database {
         table: &str,
         entries: &[(Vec<u8>, Vec<Mutation>)],
     ) -> Result<Vec<Result<()>>> {
-        let total: usize = entries.iter().map(|(_, m)| m.len()).sum();
-        if total > mutation::MUTATIONS_PER_REQUEST_MAX {
-            return invalid(format!(
-                "{total} mutations, above the limit of {} per request",
-                mutation::MUTATIONS_PER_REQUEST_MAX
-            ));
-        }
+        check_request_size(entries)?;
         let t = self.table(table)?;
         let st = t.state.read();
-        let mut results: Vec<Result<()>> = entries
-            .iter()
-            .map(|(row, m)| mutation::validate(&st.schema, row, m))
-            .collect();
-        let rows: Vec<&[u8]> = entries
-            .iter()
-            .zip(&results)
-            .filter(|(_, r)| r.is_ok())
-            .map(|((row, _), _)| row.as_slice())
-            .collect();
+        let mut results = validate_entries(&st, entries);
+        let rows = good_rows(entries, &results);
         if rows.is_empty() {
             return Ok(results);
         }
         let _g = self.locks.lock(st.tree.name(), &rows);
-        let now = server_now_micros();
-        let mut writes: BTreeMap<&[u8], RowWrite> = BTreeMap::new();
-        for (i, (row, muts)) in entries.iter().enumerate() {
-            if results[i].is_err() {
-                continue;
-            }
-            let w = writes
-                .entry(row.as_slice())
-                .or_insert_with(|| RowWrite::new(&st.tree, &st.schema, row));
-            if let Err(e) = w.apply(muts, now) {
-                results[i] = Err(e);
-            }
-        }
-        let mut batch = WriteBatch::new();
-        for w in writes.into_values() {
-            w.emit(&mut batch);
-        }
+        let batch = build_rows_batch(&st, entries, &mut results);
         if !batch.is_empty() {
-            if let Err(e) = self.engine.write(batch) {
-                let msg = e.to_string();
-                for r in results.iter_mut().filter(|r| r.is_ok()) {
-                    *r = Err(TableError::Engine(strata_engine::Error::Closed(
-                        msg.clone(),
-                    )));
-                }
-            }
+            let outcome = self.engine.write(batch);
+            settle(&mut results, outcome);
         }
         Ok(results)
+    }
+
+    /// MutateRows without blocking, when every entry is blind (SetCell,
+    /// AddToCell) and no lock it needs is held: as `try_mutate_row_async`,
+    /// `done` gets the per-entry results once the batch is committed.
+    pub fn try_mutate_rows_async(
+        &self,
+        table: &str,
+        entries: &[(Vec<u8>, Vec<Mutation>)],
+        done: impl FnOnce(Vec<Result<()>>) + Send + 'static,
+    ) -> Result<bool> {
+        check_request_size(entries)?;
+        if !entries.iter().all(|(_, m)| blind(m)) {
+            return Ok(false);
+        }
+        let t = self.table(table)?;
+        let Some(st) = t.state.try_read_arc() else {
+            return Ok(false);
+        };
+        let mut results = validate_entries(&st, entries);
+        let rows = good_rows(entries, &results);
+        let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &rows) else {
+            return Ok(false);
+        };
+        let batch = build_rows_batch(&st, entries, &mut results);
+        self.engine.write_async(batch, move |outcome| {
+            drop(row_guards);
+            drop(st);
+            settle(&mut results, outcome);
+            done(results)
+        });
+        Ok(true)
     }
 
     /// Reads one row (GC applied, then `filter`) as of now.
@@ -352,5 +345,78 @@ impl Database {
     /// The current schema of a table, shared.
     pub fn schema(&self, table: &str) -> Result<Arc<crate::schema::Schema>> {
         Ok(self.state(table)?.1.schema)
+    }
+}
+
+/// Whether mutations write without reading the row first.
+fn blind(mutations: &[Mutation]) -> bool {
+    mutations
+        .iter()
+        .all(|m| matches!(m, Mutation::SetCell { .. } | Mutation::AddToCell { .. }))
+}
+
+fn check_request_size(entries: &[(Vec<u8>, Vec<Mutation>)]) -> Result<()> {
+    let total: usize = entries.iter().map(|(_, m)| m.len()).sum();
+    if total > mutation::MUTATIONS_PER_REQUEST_MAX {
+        return invalid(format!(
+            "{total} mutations, above the limit of {} per request",
+            mutation::MUTATIONS_PER_REQUEST_MAX
+        ));
+    }
+    Ok(())
+}
+
+fn validate_entries(st: &TableState, entries: &[(Vec<u8>, Vec<Mutation>)]) -> Vec<Result<()>> {
+    entries
+        .iter()
+        .map(|(row, m)| mutation::validate(&st.schema, row, m))
+        .collect()
+}
+
+fn good_rows<'a>(entries: &'a [(Vec<u8>, Vec<Mutation>)], results: &[Result<()>]) -> Vec<&'a [u8]> {
+    entries
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| r.is_ok())
+        .map(|((row, _), _)| row.as_slice())
+        .collect()
+}
+
+/// One batch for every valid entry (each row's mutations in order); an
+/// entry that fails to apply gets its error.
+fn build_rows_batch(
+    st: &TableState,
+    entries: &[(Vec<u8>, Vec<Mutation>)],
+    results: &mut [Result<()>],
+) -> WriteBatch {
+    let now = server_now_micros();
+    let mut writes: BTreeMap<&[u8], RowWrite> = BTreeMap::new();
+    for (i, (row, muts)) in entries.iter().enumerate() {
+        if results[i].is_err() {
+            continue;
+        }
+        let w = writes
+            .entry(row.as_slice())
+            .or_insert_with(|| RowWrite::new(&st.tree, &st.schema, row));
+        if let Err(e) = w.apply(muts, now) {
+            results[i] = Err(e);
+        }
+    }
+    let mut batch = WriteBatch::new();
+    for w in writes.into_values() {
+        w.emit(&mut batch);
+    }
+    batch
+}
+
+/// Every still-good entry shares the batch's outcome.
+fn settle(results: &mut [Result<()>], outcome: strata_engine::Result<strata_engine::SeqNo>) {
+    if let Err(e) = outcome {
+        let msg = e.to_string();
+        for r in results.iter_mut().filter(|r| r.is_ok()) {
+            *r = Err(TableError::Engine(strata_engine::Error::Closed(
+                msg.clone(),
+            )));
+        }
     }
 }
