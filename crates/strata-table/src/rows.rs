@@ -9,7 +9,6 @@ use crate::mutation::{self, validate_row_key, Mutation, Pending, RowWrite};
 use crate::read::{ReadRequest, RowReader};
 use crate::row::{Cell, Row, RowSet};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_engine::WriteBatch;
 
@@ -27,10 +26,9 @@ pub fn server_now_micros() -> i64 {
 }
 
 impl Database {
-    fn state(&self, table: &str) -> Result<(String, TableState)> {
-        let t = self.table(table)?;
-        let st = t.state.read().clone();
-        Ok((t.name.clone(), st))
+    /// A copy of a table's schema and tree handle, for reads.
+    fn state(&self, table: &str) -> Result<TableState> {
+        Ok(self.table(table)?.state.read().clone())
     }
 
     /// Applies one row's mutations atomically.
@@ -39,13 +37,8 @@ impl Database {
         let st = t.state.read();
         mutation::validate(&st.schema, row, mutations)?;
         let _g = self.locks.lock(st.tree.name(), &[row]);
-        let mut w = RowWrite::new(&st.tree, &st.schema, row);
-        w.apply(mutations, server_now_micros())?;
-        let mut batch = WriteBatch::new();
-        w.emit(&mut batch);
-        if !batch.is_empty() {
-            self.engine.write(batch)?;
-        }
+        let batch = row_batch(&st, row, mutations)?;
+        self.engine.write(batch)?;
         Ok(())
     }
 
@@ -74,10 +67,7 @@ impl Database {
         let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
             return Ok(false);
         };
-        let mut w = RowWrite::new(&st.tree, &st.schema, row);
-        w.apply(mutations, server_now_micros())?;
-        let mut batch = WriteBatch::new();
-        w.emit(&mut batch);
+        let batch = row_batch(&st, row, mutations)?;
         self.engine.write_async(batch, move |r| {
             drop(row_guards);
             drop(st);
@@ -196,13 +186,7 @@ impl Database {
             false_mutations
         };
         if !muts.is_empty() {
-            let mut w = RowWrite::new(&st.tree, &st.schema, row);
-            w.apply(muts, server_now_micros())?;
-            let mut batch = WriteBatch::new();
-            w.emit(&mut batch);
-            if !batch.is_empty() {
-                self.engine.write(batch)?;
-            }
+            self.engine.write(row_batch(&st, row, muts)?)?;
         }
         Ok(matched)
     }
@@ -314,7 +298,7 @@ impl Database {
 
     /// Starts a read; the reader sees one consistent snapshot.
     pub fn read_rows(&self, table: &str, req: ReadRequest) -> Result<RowReader> {
-        let (_, st) = self.state(table)?;
+        let st = self.state(table)?;
         Ok(RowReader::new(
             st.tree,
             st.schema,
@@ -328,7 +312,7 @@ impl Database {
     /// `SAMPLE_STEP_BYTES`, each with the approximate bytes before it, and
     /// last the empty key with the table's total size.
     pub fn sample_row_keys(&self, table: &str) -> Result<Vec<(Vec<u8>, i64)>> {
-        let (_, st) = self.state(table)?;
+        let st = self.state(table)?;
         let (samples, total) = st.tree.sample_keys(SAMPLE_STEP_BYTES);
         let mut out: Vec<(Vec<u8>, i64)> = Vec::with_capacity(samples.len() + 1);
         for (k, off) in samples {
@@ -341,11 +325,16 @@ impl Database {
         out.push((Vec::new(), total as i64));
         Ok(out)
     }
+}
 
-    /// The current schema of a table, shared.
-    pub fn schema(&self, table: &str) -> Result<Arc<crate::schema::Schema>> {
-        Ok(self.state(table)?.1.schema)
-    }
+/// One row's validated mutations as an engine batch (empty if they change
+/// nothing); the caller holds the row's lock until the batch is written.
+fn row_batch(st: &TableState, row: &[u8], mutations: &[Mutation]) -> Result<WriteBatch> {
+    let mut w = RowWrite::new(&st.tree, &st.schema, row);
+    w.apply(mutations, server_now_micros())?;
+    let mut batch = WriteBatch::new();
+    w.emit(&mut batch);
+    Ok(batch)
 }
 
 /// Whether mutations write without reading the row first.
