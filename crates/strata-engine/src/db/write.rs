@@ -125,6 +125,13 @@ pub(crate) fn write_async(inner: &Inner, batch: WriteBatch, done: WriteCallback)
         asynchronous: true,
     });
     let mut q = inner.queue.lock();
+    // The committer decides to exit under this lock once shutdown is set,
+    // so checking here means a queued writer always has a committer.
+    if shutting_down(inner) {
+        drop(q);
+        let done = w.done.lock().take().expect("set above");
+        return done(Err(Error::Closed("engine is shutting down".into())));
+    }
     q.waiting.push_back(w);
     if !q.leader_active {
         inner.commit_cv.notify_one();
