@@ -4,6 +4,7 @@
 use crate::cell_key::is_valid_family;
 use crate::gc::GcRule;
 use std::collections::BTreeMap;
+use strata_engine::coding::{put_len_prefixed, put_u32, put_u64, Reader};
 
 /// Column families a table may have (Bigtable's limit).
 pub const FAMILIES_MAX: usize = 1000;
@@ -91,11 +92,11 @@ const GC_INTERSECTION: u8 = 4;
 impl Schema {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = vec![SCHEMA_VERSION];
-        put_bytes(&mut out, self.tree.as_bytes());
+        put_len_prefixed(&mut out, self.tree.as_bytes());
         out.push(self.deletion_protection as u8);
-        out.extend_from_slice(&(self.families.len() as u32).to_le_bytes());
+        put_u32(&mut out, self.families.len() as u32);
         for (name, fam) in &self.families {
-            put_bytes(&mut out, name.as_bytes());
+            put_len_prefixed(&mut out, name.as_bytes());
             out.push(fam.value_type as u8);
             put_gc(&mut out, &fam.gc_rule);
         }
@@ -106,29 +107,29 @@ impl Schema {
         if src.len() > SCHEMA_BYTES_MAX {
             return Err(SchemaDecodeError("entry too large"));
         }
-        let mut r = Reader(src);
-        if r.u8()? != SCHEMA_VERSION {
+        let mut r = Reader::new(src, "catalog entry");
+        if r.u8().map_err(truncated)? != SCHEMA_VERSION {
             return Err(SchemaDecodeError("unknown schema version"));
         }
-        let tree = r.string()?;
-        let deletion_protection = match r.u8()? {
+        let tree = r.string().map_err(truncated)?;
+        let deletion_protection = match r.u8().map_err(truncated)? {
             0 => false,
             1 => true,
             _ => return Err(SchemaDecodeError("bad deletion_protection flag")),
         };
-        let n = r.u32()? as usize;
+        let n = r.u32().map_err(truncated)? as usize;
         if n > FAMILIES_MAX {
             return Err(SchemaDecodeError("too many families"));
         }
         let mut families = BTreeMap::new();
         for _ in 0..n {
-            let name = r.string()?;
+            let name = r.string().map_err(truncated)?;
             if !is_valid_family(&name) {
                 return Err(SchemaDecodeError("bad family name"));
             }
-            let value_type =
-                ValueType::from_tag(r.u8()?).ok_or(SchemaDecodeError("unknown value type"))?;
-            let gc_rule = r.gc(0)?;
+            let value_type = ValueType::from_tag(r.u8().map_err(truncated)?)
+                .ok_or(SchemaDecodeError("unknown value type"))?;
+            let gc_rule = decode_gc(&mut r, 0)?;
             families.insert(
                 name,
                 Family {
@@ -137,7 +138,7 @@ impl Schema {
                 },
             );
         }
-        if !r.0.is_empty() {
+        if !r.is_empty() {
             return Err(SchemaDecodeError("trailing bytes"));
         }
         Ok(Schema {
@@ -148,21 +149,16 @@ impl Schema {
     }
 }
 
-fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
-    out.extend_from_slice(b);
-}
-
 fn put_gc(out: &mut Vec<u8>, rule: &GcRule) {
     match rule {
         GcRule::KeepAll => out.push(GC_KEEP_ALL),
         GcRule::MaxVersions(n) => {
             out.push(GC_MAX_VERSIONS);
-            out.extend_from_slice(&n.to_le_bytes());
+            put_u32(out, *n);
         }
         GcRule::MaxAgeMicros(m) => {
             out.push(GC_MAX_AGE);
-            out.extend_from_slice(&m.to_le_bytes());
+            put_u64(out, *m as u64);
         }
         GcRule::Union(rules) | GcRule::Intersection(rules) => {
             out.push(if matches!(rule, GcRule::Union(_)) {
@@ -170,65 +166,42 @@ fn put_gc(out: &mut Vec<u8>, rule: &GcRule) {
             } else {
                 GC_INTERSECTION
             });
-            out.extend_from_slice(&(rules.len() as u32).to_le_bytes());
+            put_u32(out, rules.len() as u32);
             rules.iter().for_each(|r| put_gc(out, r));
         }
     }
 }
 
-struct Reader<'a>(&'a [u8]);
+/// Decoding with the engine's cursor; a truncated or malformed field is a
+/// corrupt entry.
+fn truncated(_: strata_engine::Error) -> SchemaDecodeError {
+    SchemaDecodeError("truncated or malformed field")
+}
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], SchemaDecodeError> {
-        if self.0.len() < n {
-            return Err(SchemaDecodeError("truncated"));
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
+fn decode_gc(r: &mut Reader<'_>, depth: usize) -> Result<GcRule, SchemaDecodeError> {
+    if depth >= crate::gc::GC_RULE_DEPTH_MAX {
+        return Err(SchemaDecodeError("GC rule nested too deep"));
     }
-    fn u8(&mut self) -> Result<u8, SchemaDecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, SchemaDecodeError> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn i64(&mut self) -> Result<i64, SchemaDecodeError> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_le_bytes(a))
-    }
-    fn string(&mut self) -> Result<String, SchemaDecodeError> {
-        let n = self.u32()? as usize;
-        let b = self.take(n)?;
-        String::from_utf8(b.to_vec()).map_err(|_| SchemaDecodeError("name is not UTF-8"))
-    }
-    fn gc(&mut self, depth: usize) -> Result<GcRule, SchemaDecodeError> {
-        if depth >= crate::gc::GC_RULE_DEPTH_MAX {
-            return Err(SchemaDecodeError("GC rule nested too deep"));
-        }
-        Ok(match self.u8()? {
-            GC_KEEP_ALL => GcRule::KeepAll,
-            GC_MAX_VERSIONS => GcRule::MaxVersions(self.u32()?),
-            GC_MAX_AGE => GcRule::MaxAgeMicros(self.i64()?),
-            t @ (GC_UNION | GC_INTERSECTION) => {
-                let n = self.u32()? as usize;
-                if n > self.0.len() {
-                    return Err(SchemaDecodeError("truncated GC rule list"));
-                }
-                let rules = (0..n)
-                    .map(|_| self.gc(depth + 1))
-                    .collect::<Result<Vec<_>, _>>()?;
-                if t == GC_UNION {
-                    GcRule::Union(rules)
-                } else {
-                    GcRule::Intersection(rules)
-                }
+    Ok(match r.u8().map_err(truncated)? {
+        GC_KEEP_ALL => GcRule::KeepAll,
+        GC_MAX_VERSIONS => GcRule::MaxVersions(r.u32().map_err(truncated)?),
+        GC_MAX_AGE => GcRule::MaxAgeMicros(r.u64().map_err(truncated)? as i64),
+        t @ (GC_UNION | GC_INTERSECTION) => {
+            let n = r.u32().map_err(truncated)? as usize;
+            if n > r.remaining().len() {
+                return Err(SchemaDecodeError("truncated GC rule list"));
             }
-            _ => return Err(SchemaDecodeError("unknown GC rule tag")),
-        })
-    }
+            let rules = (0..n)
+                .map(|_| decode_gc(r, depth + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            if t == GC_UNION {
+                GcRule::Union(rules)
+            } else {
+                GcRule::Intersection(rules)
+            }
+        }
+        _ => return Err(SchemaDecodeError("unknown GC rule tag")),
+    })
 }
 
 #[cfg(test)]
