@@ -17,6 +17,7 @@ pub mod error;
 pub mod filter;
 pub mod gc;
 mod gc_compaction;
+pub mod hll;
 mod locks;
 pub mod mutation;
 pub mod read;
