@@ -5,8 +5,8 @@ use crate::admin_pb as a;
 use crate::data_pb as v2;
 use strata_table::filter::FilterError;
 use strata_table::{
-    ByteBound, Family, FilterSpec, GcRule, Mutation, RowBound, RowRange, RowSet, TableError,
-    ValueType,
+    AggregateInput, ByteBound, Family, FilterSpec, GcRule, Mutation, RowBound, RowRange, RowSet,
+    TableError, ValueType,
 };
 use tonic::Status;
 
@@ -69,14 +69,18 @@ fn value_ts(v: &Option<v2::Value>, what: &str) -> Result<i64, Status> {
     }
 }
 
-fn value_int(v: &Option<v2::Value>, what: &str) -> Result<i64, Status> {
+/// An AddToCell / MergeToCell input; whether it fits the family is the
+/// table layer's check.
+fn value_aggregate(v: &Option<v2::Value>, what: &str) -> Result<AggregateInput, Status> {
     use v2::value::Kind;
     match v.as_ref().and_then(|v| v.kind.as_ref()) {
-        Some(Kind::IntValue(i)) => Ok(*i),
-        Some(Kind::RawValue(b)) | Some(Kind::BytesValue(b)) if b.len() == 8 => Ok(
-            i64::from_be_bytes(b.as_slice().try_into().expect("8 bytes")),
-        ),
-        _ => Err(invalid(format!("{what} must be an int64 value"))),
+        Some(Kind::IntValue(i)) => Ok(AggregateInput::Int(*i)),
+        Some(Kind::RawValue(b)) | Some(Kind::BytesValue(b)) => Ok(AggregateInput::Bytes(b.clone())),
+        Some(Kind::StringValue(s)) => Ok(AggregateInput::Bytes(s.as_bytes().to_vec())),
+        None => Err(invalid(format!("{what} is missing"))),
+        Some(_) => Err(invalid(format!(
+            "{what} must be an int64, raw or bytes value"
+        ))),
     }
 }
 
@@ -97,13 +101,13 @@ pub fn mutation(m: &v2::Mutation) -> Result<Mutation, Status> {
             family: x.family_name.clone(),
             qualifier: value_bytes(&x.column_qualifier, "AddToCell column_qualifier")?,
             timestamp_micros: value_ts(&x.timestamp, "AddToCell timestamp")?,
-            input: value_int(&x.input, "AddToCell input")?,
+            input: value_aggregate(&x.input, "AddToCell input")?,
         },
-        M::MergeToCell(x) => Mutation::AddToCell {
+        M::MergeToCell(x) => Mutation::MergeToCell {
             family: x.family_name.clone(),
             qualifier: value_bytes(&x.column_qualifier, "MergeToCell column_qualifier")?,
             timestamp_micros: value_ts(&x.timestamp, "MergeToCell timestamp")?,
-            input: value_int(&x.input, "MergeToCell input")?,
+            input: value_aggregate(&x.input, "MergeToCell input")?,
         },
         M::DeleteFromColumn(d) => {
             let (s, e) = d.time_range.as_ref().map_or((0, 0), |r| {
@@ -338,46 +342,43 @@ pub fn gc_rule_pb(r: &GcRule) -> a::GcRule {
     }
 }
 
-/// The value type of a family: bytes, or an int64 Sum/Min/Max aggregate.
+/// The value type of a family: bytes, an int64 Sum/Min/Max aggregate, or
+/// an HLL++ unique count of int64 or raw byte inputs.
 pub fn value_type(t: Option<&a::Type>) -> Result<ValueType, Status> {
     use a::r#type::aggregate::Aggregator;
     use a::r#type::Kind;
     match t.and_then(|t| t.kind.as_ref()) {
         None | Some(Kind::BytesType(_)) => Ok(ValueType::Bytes),
         Some(Kind::AggregateType(agg)) => {
-            let input_ok = matches!(
-                agg.input_type.as_ref().and_then(|t| t.kind.as_ref()),
-                Some(Kind::Int64Type(_))
-            );
-            match (input_ok, agg.aggregator.as_ref()) {
-                (true, Some(Aggregator::Sum(_))) => Ok(ValueType::Int64Sum),
-                (true, Some(Aggregator::Min(_))) => Ok(ValueType::Int64Min),
-                (true, Some(Aggregator::Max(_))) => Ok(ValueType::Int64Max),
-                (_, Some(Aggregator::HllppUniqueCount(_))) => Err(Status::unimplemented(
-                    "HyperLogLog++ aggregate families are not supported yet; Sum, Min and Max over int64 are",
+            let input = agg.input_type.as_ref().and_then(|t| t.kind.as_ref());
+            match (input, agg.aggregator.as_ref()) {
+                (Some(Kind::Int64Type(_)), Some(Aggregator::Sum(_))) => Ok(ValueType::Int64Sum),
+                (Some(Kind::Int64Type(_)), Some(Aggregator::Min(_))) => Ok(ValueType::Int64Min),
+                (Some(Kind::Int64Type(_)), Some(Aggregator::Max(_))) => Ok(ValueType::Int64Max),
+                (Some(Kind::Int64Type(_)), Some(Aggregator::HllppUniqueCount(_))) => {
+                    Ok(ValueType::HllInt64)
+                }
+                (None | Some(Kind::BytesType(_)), Some(Aggregator::HllppUniqueCount(_))) => {
+                    Ok(ValueType::HllBytes)
+                }
+                (_, Some(Aggregator::HllppUniqueCount(_))) => Err(invalid(
+                    "HyperLogLog++ families count int64 or raw bytes inputs: set input_type to int64, bytes, or leave it unset",
                 )),
                 _ => Err(invalid(
-                    "aggregate families need an int64 input type and a Sum, Min or Max aggregator",
+                    "Sum, Min and Max aggregate families need an int64 input type",
                 )),
             }
         }
         Some(_) => Err(Status::unimplemented(
-            "column family value types other than bytes and int64 aggregates are not supported",
+            "column family value types other than bytes and aggregates are not supported",
         )),
     }
 }
 
-pub fn value_type_pb(t: ValueType) -> Option<a::Type> {
-    use a::r#type::aggregate::{Aggregator, Max, Min, Sum};
+fn int64_type() -> a::Type {
     use a::r#type::int64::{encoding::BigEndianBytes, Encoding};
-    use a::r#type::{Aggregate, Int64, Kind};
-    let aggregator = match t {
-        ValueType::Bytes => return None,
-        ValueType::Int64Sum => Aggregator::Sum(Sum {}),
-        ValueType::Int64Min => Aggregator::Min(Min {}),
-        ValueType::Int64Max => Aggregator::Max(Max {}),
-    };
-    let int64 = a::Type {
+    use a::r#type::{Int64, Kind};
+    a::Type {
         kind: Some(Kind::Int64Type(Int64 {
             encoding: Some(Encoding {
                 encoding: Some(a::r#type::int64::encoding::Encoding::BigEndianBytes(
@@ -385,11 +386,39 @@ pub fn value_type_pb(t: ValueType) -> Option<a::Type> {
                 )),
             }),
         })),
+    }
+}
+
+fn bytes_type() -> a::Type {
+    use a::r#type::{Bytes, Kind};
+    a::Type {
+        kind: Some(Kind::BytesType(Bytes::default())),
+    }
+}
+
+pub fn value_type_pb(t: ValueType) -> Option<a::Type> {
+    use a::r#type::aggregate::{Aggregator, HyperLogLogPlusPlusUniqueCount, Max, Min, Sum};
+    use a::r#type::{Aggregate, Kind};
+    let (aggregator, input, state) = match t {
+        ValueType::Bytes => return None,
+        ValueType::Int64Sum => (Aggregator::Sum(Sum {}), int64_type(), int64_type()),
+        ValueType::Int64Min => (Aggregator::Min(Min {}), int64_type(), int64_type()),
+        ValueType::Int64Max => (Aggregator::Max(Max {}), int64_type(), int64_type()),
+        ValueType::HllInt64 => (
+            Aggregator::HllppUniqueCount(HyperLogLogPlusPlusUniqueCount {}),
+            int64_type(),
+            bytes_type(),
+        ),
+        ValueType::HllBytes => (
+            Aggregator::HllppUniqueCount(HyperLogLogPlusPlusUniqueCount {}),
+            bytes_type(),
+            bytes_type(),
+        ),
     };
     Some(a::Type {
         kind: Some(Kind::AggregateType(Box::new(Aggregate {
-            input_type: Some(Box::new(int64.clone())),
-            state_type: Some(Box::new(int64)),
+            input_type: Some(Box::new(input)),
+            state_type: Some(Box::new(state)),
             aggregator: Some(aggregator),
         }))),
     })

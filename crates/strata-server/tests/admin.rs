@@ -30,6 +30,8 @@ fn every_family_shape() -> Vec<(&'static str, ColumnFamily)> {
         ("sum", agg_family(Agg::Sum)),
         ("min", agg_family(Agg::Min)),
         ("max", agg_family(Agg::Max)),
+        ("hll", agg_family(Agg::HllInt64)),
+        ("hllraw", agg_family(Agg::HllRaw)),
     ]
 }
 
@@ -76,6 +78,33 @@ async fn create_table_with_every_gc_rule_shape_and_aggregate_type() {
     assert!(matches!(
         agg_of(&t.column_families["sum"].value_type),
         Some(Aggregator::Sum(_))
+    ));
+    // HLL++ families report their input type (raw inputs as bytes) and a
+    // bytes state.
+    let input_state = |fam: &str| match t.column_families[fam]
+        .value_type
+        .as_ref()
+        .and_then(|v| v.kind.as_ref())
+    {
+        Some(a::r#type::Kind::AggregateType(agg)) => (
+            agg.input_type.as_ref().and_then(|t| t.kind.clone()),
+            agg.state_type.as_ref().and_then(|t| t.kind.clone()),
+        ),
+        other => panic!("{fam}: {other:?}"),
+    };
+    assert!(matches!(
+        input_state("hll"),
+        (
+            Some(a::r#type::Kind::Int64Type(_)),
+            Some(a::r#type::Kind::BytesType(_))
+        )
+    ));
+    assert!(matches!(
+        input_state("hllraw"),
+        (
+            Some(a::r#type::Kind::BytesType(_)),
+            Some(a::r#type::Kind::BytesType(_))
+        )
     ));
 }
 
@@ -130,23 +159,20 @@ async fn create_table_errors() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    let hll = a::Type {
-        kind: Some(a::r#type::Kind::AggregateType(Box::new(
-            a::r#type::Aggregate {
-                input_type: Some(Box::new(a::Type {
-                    kind: Some(a::r#type::Kind::Int64Type(Default::default())),
-                })),
-                state_type: None,
-                aggregator: Some(a::r#type::aggregate::Aggregator::HllppUniqueCount(
-                    Default::default(),
-                )),
-            },
-        ))),
-    };
+    // HLL++ of strings is refused; a string family is not supported.
+    let mut hll_of_strings = agg_type(Agg::HllInt64);
+    if let Some(a::r#type::Kind::AggregateType(agg)) = hll_of_strings.kind.as_mut() {
+        agg.input_type = Some(Box::new(a::Type {
+            kind: Some(a::r#type::Kind::StringType(Default::default())),
+        }));
+    }
     let string = a::Type {
         kind: Some(a::r#type::Kind::StringType(Default::default())),
     };
-    for vt in [hll, string] {
+    for (vt, code) in [
+        (hll_of_strings, Code::InvalidArgument),
+        (string, Code::Unimplemented),
+    ] {
         let cf = ColumnFamily {
             gc_rule: None,
             value_type: Some(vt),
@@ -154,7 +180,7 @@ async fn create_table_errors() {
         let e = try_create_table(&mut s, "u", vec![("cf", cf)])
             .await
             .unwrap_err();
-        assert_eq!(e.code(), Code::Unimplemented);
+        assert_eq!(e.code(), code);
     }
     let mut deep = versions(1);
     for _ in 0..20 {

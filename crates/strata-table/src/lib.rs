@@ -25,6 +25,7 @@ pub mod row;
 pub mod rows;
 pub mod schema;
 
+pub use aggregate::AggregateInput;
 pub use cell_key::{CellKey, KeyError};
 pub use database::{Database, DatabaseOptions, FamilyChange, RmwRule, TableInfo};
 pub use error::{Result, TableError};

@@ -6,7 +6,7 @@
 //! later mutation of the same request sees the earlier ones (a
 //! DeleteFromRow after a SetCell removes it) and every key is written once.
 
-use crate::aggregate;
+use crate::aggregate::{self, AggregateInput};
 use crate::cell_key::{self, column_prefix, family_prefix, row_prefix};
 use crate::error::{invalid, Result};
 use crate::schema::{Schema, ValueType};
@@ -37,13 +37,21 @@ pub enum Mutation {
         timestamp_micros: i64,
         value: Vec<u8>,
     },
-    /// Adds `input` to an aggregate cell (Sum, Min or Max by family type);
-    /// MergeToCell of an int64 state is the same operation.
+    /// Adds `input` to an aggregate cell: added to a Sum, folded into a
+    /// Min or Max, hashed into an HLL++ sketch.
     AddToCell {
         family: String,
         qualifier: Vec<u8>,
         timestamp_micros: i64,
-        input: i64,
+        input: AggregateInput,
+    },
+    /// Merges an aggregate state into a cell: an int64 for Sum, Min and
+    /// Max (the same as AddToCell), a serialized sketch for HLL++.
+    MergeToCell {
+        family: String,
+        qualifier: Vec<u8>,
+        timestamp_micros: i64,
+        input: AggregateInput,
     },
     /// Deletes the column's cells with timestamps in `[start, end)`; an end
     /// of 0 means no upper bound.
@@ -57,6 +65,20 @@ pub enum Mutation {
         family: String,
     },
     DeleteFromRow,
+}
+
+impl Mutation {
+    /// The mutation's name in the Bigtable API, for error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Mutation::SetCell { .. } => "SetCell",
+            Mutation::AddToCell { .. } => "AddToCell",
+            Mutation::MergeToCell { .. } => "MergeToCell",
+            Mutation::DeleteFromColumn { .. } => "DeleteFromColumn",
+            Mutation::DeleteFromFamily { .. } => "DeleteFromFamily",
+            Mutation::DeleteFromRow => "DeleteFromRow",
+        }
+    }
 }
 
 /// A pending write of one cell key.
@@ -101,6 +123,25 @@ fn family_type(schema: &Schema, family: &str) -> Result<ValueType> {
     }
 }
 
+/// The merge operand of an AddToCell or MergeToCell, or why it does not
+/// fit its family.
+fn aggregate_operand(schema: &Schema, m: &Mutation) -> Result<Vec<u8>> {
+    let (family, input, merge) = match m {
+        Mutation::AddToCell { family, input, .. } => (family, input, false),
+        Mutation::MergeToCell { family, input, .. } => (family, input, true),
+        _ => unreachable!("only aggregate mutations have operands"),
+    };
+    let t = family_type(schema, family)?;
+    if !t.is_aggregate() {
+        return invalid(format!(
+            "family {family:?} is not an aggregate family: {} needs one",
+            m.name()
+        ));
+    }
+    aggregate::operand(t, input, merge)
+        .or_else(|e| invalid(format!("{} on family {family:?}: {e}", m.name())))
+}
+
 /// Validates one row's mutations against the schema; nothing is applied
 /// if any fails.
 pub fn validate(schema: &Schema, row: &[u8], mutations: &[Mutation]) -> Result<()> {
@@ -142,25 +183,31 @@ pub fn validate(schema: &Schema, row: &[u8], mutations: &[Mutation]) -> Result<(
                         value.len()
                     ));
                 }
-                if t.is_aggregate() && value.len() != 8 {
+                if t.is_hll() {
+                    if let Err(e) = aggregate::decode_sketch_for(t, value) {
+                        return invalid(format!(
+                            "family {family:?} holds HLL++ sketches: SetCell needs one ({e})"
+                        ));
+                    }
+                } else if t.is_aggregate() && value.len() != 8 {
                     return invalid(format!(
                         "family {family:?} holds int64 aggregates: SetCell needs an 8-byte big-endian value"
                     ));
                 }
             }
             Mutation::AddToCell {
-                family,
+                qualifier,
+                timestamp_micros,
+                ..
+            }
+            | Mutation::MergeToCell {
                 qualifier,
                 timestamp_micros,
                 ..
             } => {
-                if !family_type(schema, family)?.is_aggregate() {
-                    return invalid(format!(
-                        "family {family:?} is not an aggregate family: AddToCell and MergeToCell need one"
-                    ));
-                }
                 qualifier_ok(qualifier)?;
-                validate_timestamp(*timestamp_micros, "AddToCell timestamp")?;
+                validate_timestamp(*timestamp_micros, &format!("{} timestamp", m.name()))?;
+                aggregate_operand(schema, m)?;
             }
             Mutation::DeleteFromColumn {
                 family,
@@ -228,11 +275,17 @@ impl<'a> RowWrite<'a> {
                     family,
                     qualifier,
                     timestamp_micros,
-                    input,
+                    ..
+                }
+                | Mutation::MergeToCell {
+                    family,
+                    qualifier,
+                    timestamp_micros,
+                    ..
                 } => {
-                    let kind = family_type(self.schema, family)?;
+                    let op = aggregate_operand(self.schema, m)?;
                     let key = self.key(family, qualifier, *timestamp_micros)?;
-                    self.add(key, kind, *input);
+                    self.add(key, op);
                 }
                 Mutation::DeleteFromColumn {
                     family,
@@ -264,9 +317,8 @@ impl<'a> RowWrite<'a> {
         cell_key::encode(self.row, family, qualifier, ts).map_err(key_err)
     }
 
-    fn add(&mut self, key: Vec<u8>, kind: ValueType, input: i64) {
+    fn add(&mut self, key: Vec<u8>, op: Vec<u8>) {
         use strata_engine::MergeOperator;
-        let op = aggregate::operand(kind, input);
         let merged = match self.pending.remove(&key) {
             None => Pending::Merge(op),
             Some(Pending::Delete) => {

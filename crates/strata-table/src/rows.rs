@@ -339,9 +339,12 @@ fn row_batch(st: &TableState, row: &[u8], mutations: &[Mutation]) -> Result<Writ
 
 /// Whether mutations write without reading the row first.
 fn blind(mutations: &[Mutation]) -> bool {
-    mutations
-        .iter()
-        .all(|m| matches!(m, Mutation::SetCell { .. } | Mutation::AddToCell { .. }))
+    mutations.iter().all(|m| {
+        matches!(
+            m,
+            Mutation::SetCell { .. } | Mutation::AddToCell { .. } | Mutation::MergeToCell { .. }
+        )
+    })
 }
 
 fn check_request_size(entries: &[(Vec<u8>, Vec<Mutation>)]) -> Result<()> {

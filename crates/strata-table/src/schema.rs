@@ -25,6 +25,11 @@ pub enum ValueType {
     Int64Min = 2,
     /// An int64 aggregate keeping the maximum.
     Int64Max = 3,
+    /// An HLL++ unique count of int64 inputs (cells hold sketches,
+    /// docs/formats/hll.md).
+    HllInt64 = 4,
+    /// An HLL++ unique count of raw byte inputs.
+    HllBytes = 5,
 }
 
 impl ValueType {
@@ -34,6 +39,8 @@ impl ValueType {
             1 => ValueType::Int64Sum,
             2 => ValueType::Int64Min,
             3 => ValueType::Int64Max,
+            4 => ValueType::HllInt64,
+            5 => ValueType::HllBytes,
             _ => return None,
         })
     }
@@ -42,6 +49,11 @@ impl ValueType {
     /// MergeToCell).
     pub fn is_aggregate(self) -> bool {
         self != ValueType::Bytes
+    }
+
+    /// Whether cells of this type are HLL++ sketches.
+    pub fn is_hll(self) -> bool {
+        matches!(self, ValueType::HllInt64 | ValueType::HllBytes)
     }
 }
 

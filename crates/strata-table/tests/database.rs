@@ -137,7 +137,7 @@ fn aggregates_fold_across_flush_and_compaction() {
         family: fam.into(),
         qualifier: b"q".to_vec(),
         timestamp_micros: 0,
-        input: x,
+        input: strata_table::AggregateInput::Int(x),
     };
     let tree_name = db.get_table(T).unwrap().schema.tree.clone();
     let tree = db.engine().tree(&tree_name).unwrap();
@@ -157,6 +157,99 @@ fn aggregates_fold_across_flush_and_compaction() {
     assert_eq!(values(&db), vec![40, 50]); // families in name order: max, sum
     tree.compact().unwrap();
     assert_eq!(values(&db), vec![40, 50]);
+}
+
+#[test]
+fn hll_sketches_count_across_flush_compaction_merge_and_reopen() {
+    use strata_table::hll::{wire, Sketch};
+    use strata_table::AggregateInput;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+    let fams = families(&[
+        ("ids", GcRule::KeepAll, ValueType::HllInt64),
+        ("names", GcRule::KeepAll, ValueType::HllBytes),
+    ]);
+    db.create_table(T, fams, false).unwrap();
+    let add = |fam: &str, input: AggregateInput| Mutation::AddToCell {
+        family: fam.into(),
+        qualifier: b"q".to_vec(),
+        timestamp_micros: 0,
+        input,
+    };
+    let tree_name = db.get_table(T).unwrap().schema.tree.clone();
+    let tree = db.engine().tree(&tree_name).unwrap();
+    // 3,000 adds of 1,000 distinct ids (and names), flushed every 500.
+    for i in 0..3000i64 {
+        let id = i % 1000;
+        db.mutate_row(
+            T,
+            b"r",
+            &[
+                add("ids", AggregateInput::Int(id)),
+                add(
+                    "names",
+                    AggregateInput::Bytes(format!("user-{id}").into_bytes()),
+                ),
+            ],
+        )
+        .unwrap();
+        if i % 500 == 499 {
+            tree.flush().unwrap();
+        }
+    }
+    let sketches = |db: &Database| -> Vec<Sketch> {
+        read_all(db)
+            .into_iter()
+            .map(|c| wire::decode(&c.4).expect("cells hold valid sketches"))
+            .collect()
+    };
+    let check = |db: &Database, distinct: u64, adds: i64| {
+        for s in sketches(db) {
+            let e = s.estimate();
+            assert!(
+                e.abs_diff(distinct) <= distinct / 100,
+                "estimate {e} for {distinct}"
+            );
+            assert_eq!(s.num_values, adds);
+        }
+    };
+    check(&db, 1000, 3000);
+    tree.compact().unwrap();
+    check(&db, 1000, 3000);
+    // MergeToCell a sketch of 1,000 other ids.
+    let mut other = Sketch::new(15, 20, strata_table::hll::VALUE_TYPE_INT64);
+    for id in 1000..2000i64 {
+        other.add_hash(strata_table::hll::fingerprint::fingerprint2011_i64(id));
+    }
+    let merge = Mutation::MergeToCell {
+        family: "ids".into(),
+        qualifier: b"q".to_vec(),
+        timestamp_micros: 0,
+        input: AggregateInput::Bytes(wire::encode(&mut other)),
+    };
+    db.mutate_row(T, b"r", &[merge]).unwrap();
+    let ids = &sketches(&db)[0];
+    assert!(ids.estimate().abs_diff(2000) <= 20, "{}", ids.estimate());
+    assert_eq!(ids.num_values, 4000);
+    // A malformed sketch or the wrong input kind changes nothing.
+    for bad in [
+        Mutation::MergeToCell {
+            family: "ids".into(),
+            qualifier: b"q".to_vec(),
+            timestamp_micros: 0,
+            input: AggregateInput::Bytes(b"junk".to_vec()),
+        },
+        add("names", AggregateInput::Int(5)),
+    ] {
+        let err = db.mutate_row(T, b"r", &[add("ids", AggregateInput::Int(1)), bad]);
+        assert!(err.is_err());
+    }
+    assert_eq!(sketches(&db)[0].num_values, 4000);
+    drop(tree);
+    db.close().unwrap();
+    let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+    assert_eq!(sketches(&db)[0].num_values, 4000);
+    assert!(sketches(&db)[0].estimate().abs_diff(2000) <= 20);
 }
 
 #[test]

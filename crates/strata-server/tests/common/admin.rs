@@ -45,23 +45,31 @@ pub enum Agg {
     Sum,
     Min,
     Max,
+    /// HLL++ unique count of int64 inputs.
+    HllInt64,
+    /// HLL++ unique count of raw inputs (no input type).
+    HllRaw,
 }
 
-/// An int64 aggregate type.
+/// An aggregate type: int64 Sum/Min/Max or HLL++.
 pub fn agg_type(agg: Agg) -> a::Type {
-    use a::r#type::aggregate::{Aggregator, Max, Min, Sum};
+    use a::r#type::aggregate::{Aggregator, HyperLogLogPlusPlusUniqueCount as Hll, Max, Min, Sum};
     use a::r#type::{Aggregate, Int64, Kind};
     let int64 = a::Type {
         kind: Some(Kind::Int64Type(Int64::default())),
     };
     a::Type {
         kind: Some(Kind::AggregateType(Box::new(Aggregate {
-            input_type: Some(Box::new(int64)),
+            input_type: match agg {
+                Agg::HllRaw => None,
+                _ => Some(Box::new(int64)),
+            },
             state_type: None,
             aggregator: Some(match agg {
                 Agg::Sum => Aggregator::Sum(Sum {}),
                 Agg::Min => Aggregator::Min(Min {}),
                 Agg::Max => Aggregator::Max(Max {}),
+                Agg::HllInt64 | Agg::HllRaw => Aggregator::HllppUniqueCount(Hll {}),
             }),
         }))),
     }
