@@ -6,6 +6,7 @@
 //! a tree's `sv` briefly, to clone its current super-version.
 
 mod background;
+mod budget;
 mod iter;
 mod open;
 mod options;
@@ -13,6 +14,7 @@ mod read;
 mod table_file;
 mod write;
 
+pub use budget::MemtableUsage;
 pub use iter::{Direction, TreeIter};
 pub use options::{EngineOptions, SyncMode, TreeOptions};
 pub(crate) use table_file::TableFile;
@@ -115,6 +117,7 @@ pub(crate) struct Inner {
     /// Set with `BgState::error` or `shutdown`: the write path's fast check.
     pub stopped: AtomicBool,
     pub stats: Stats,
+    pub budget: budget::BudgetState,
 }
 
 impl Inner {
@@ -282,6 +285,8 @@ pub struct EngineStats {
     pub block_cache_usage_bytes: u64,
     pub last_seq: SeqNo,
     pub log_segments: usize,
+    /// Bytes of the log segments still on disk.
+    pub log_bytes_retained: u64,
 }
 
 impl EngineStats {
@@ -459,12 +464,19 @@ impl Engine {
         self.inner.log.lock().sync()
     }
 
+    /// The memtable memory of every tree, measured now.
+    pub fn memtable_usage(&self) -> MemtableUsage {
+        budget::measure(&self.inner)
+    }
+
     pub fn stats(&self) -> EngineStats {
         let s = &self.inner.stats;
         let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let (log_bytes, segments) = {
+        let (log_bytes, segments, retained) = {
             let log = self.inner.log.lock();
-            (log.bytes_written(), log.segments().len())
+            let segs = log.segments();
+            let retained = segs.iter().map(|s| s.size_bytes).sum();
+            (log.bytes_written(), segs.len(), retained)
         };
         let manifest_bytes = self.inner.versions.lock().bytes_written();
         let mut st = EngineStats {
@@ -482,6 +494,7 @@ impl Engine {
             block_cache_usage_bytes: self.inner.cache.usage_bytes() as u64,
             last_seq: self.inner.last_seq.load(Ordering::Acquire),
             log_segments: segments,
+            log_bytes_retained: retained,
             ..Default::default()
         };
         st.storage_bytes_written = st.log_bytes_written

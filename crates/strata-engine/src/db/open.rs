@@ -127,5 +127,6 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         bg_cv: Condvar::new(),
         stopped: AtomicBool::new(false),
         stats: Stats::default(),
+        budget: Default::default(),
     }))
 }

@@ -31,6 +31,13 @@ pub struct EngineOptions {
     pub max_background_compactions: usize,
     /// Bytes a single write batch may hold.
     pub batch_bytes_max: usize,
+    /// Bytes all trees' memtables (active and sealed but not yet flushed)
+    /// may hold together; above it the largest are sealed and flushed, and
+    /// writes wait while sealed memtables alone exceed it.
+    pub memtable_budget_bytes: usize,
+    /// Commit-log bytes kept before the tree holding the oldest unflushed
+    /// write is made to flush, so an idle tree cannot pin the log.
+    pub log_bytes_max: u64,
 }
 
 impl Default for EngineOptions {
@@ -41,6 +48,8 @@ impl Default for EngineOptions {
             log_segment_bytes_max: 64 << 20,
             max_background_compactions: 1,
             batch_bytes_max: 512 << 20,
+            memtable_budget_bytes: 256 << 20,
+            log_bytes_max: 256 << 20,
         }
     }
 }
@@ -55,6 +64,12 @@ impl EngineOptions {
         }
         if self.log_segment_bytes_max < 4096 {
             return bad("log_segment_bytes_max must be at least 4096".into());
+        }
+        if self.memtable_budget_bytes < 64 << 10 {
+            return bad("memtable_budget_bytes must be at least 64 KiB".into());
+        }
+        if self.log_bytes_max < self.log_segment_bytes_max {
+            return bad("log_bytes_max must be at least log_segment_bytes_max".into());
         }
         if self.max_background_compactions == 0 || self.max_background_compactions > 64 {
             return bad("max_background_compactions must be within 1 ..= 64".into());

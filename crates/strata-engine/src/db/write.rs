@@ -28,7 +28,7 @@ use super::options::SyncMode;
 const GROUP_BYTES_MAX: usize = 4 << 20;
 
 /// How long a stalled writer sleeps between checks of the background state.
-const STALL_WAIT: Duration = Duration::from_millis(100);
+pub(crate) const STALL_WAIT: Duration = Duration::from_millis(100);
 
 /// What an asynchronous writer is told when its group commits.
 pub type WriteCallback = Box<dyn FnOnce(Result<SeqNo>) + Send>;
@@ -215,6 +215,7 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
     group: &[B],
 ) -> Result<Vec<SeqNo>> {
     inner.check_bg_error()?;
+    super::budget::stall_while_over(inner)?;
     // The trees the group touches, with their active memtables (few: a
     // linear search beats hashing).
     let mut trees: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
@@ -271,6 +272,7 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
         .user_bytes_written
         .fetch_add(user_bytes, Ordering::Relaxed);
     inner.last_seq.store(seq - 1, Ordering::Release);
+    super::budget::after_commit(inner, user_bytes as usize);
     Ok(seqs)
 }
 
