@@ -63,8 +63,9 @@ pub fn operand(kind: ValueType, input: &AggregateInput, merge: bool) -> Result<V
             let AggregateInput::Bytes(b) = input else {
                 return Err("MergeToCell input must be a serialized HLL++ sketch".into());
             };
-            let mut sketch = decode_sketch_for(kind, b)?;
-            op.extend_from_slice(&hll::wire::encode(&mut sketch));
+            // Checked, then kept as sent: the merge decodes it anyway.
+            decode_sketch_for(kind, b)?;
+            op.extend_from_slice(b);
         }
         ValueType::HllInt64 | ValueType::HllBytes => {
             let hash = match (kind, input) {

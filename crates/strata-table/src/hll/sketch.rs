@@ -7,6 +7,7 @@
 //! with sketches made by BigQuery's HLL_COUNT.INIT or ZetaSketch.
 
 use super::{PRECISION_MAX, PRECISION_MIN, SPARSE_PRECISION_MAX};
+use strata_engine::coding::varint_len;
 
 /// Bits of rho kept in a rho-encoded sparse entry.
 const RHO_BITS: u32 = 6;
@@ -202,7 +203,7 @@ pub fn sparse_bytes(entries: &[u32]) -> usize {
         .map(|&x| {
             let d = x - prev;
             prev = x;
-            (32 - d.leading_zeros()).max(1).div_ceil(7) as usize
+            varint_len(u64::from(d))
         })
         .sum()
 }
@@ -262,28 +263,31 @@ impl Sketch {
         }
     }
 
-    /// Converts to dense registers of precision `p` (at most the current).
-    fn densify(&mut self, p: u32) {
-        debug_assert!(p <= self.precision);
-        let mut regs = vec![0u8; 1 << p];
+    /// Folds this sketch's registers into dense registers of precision
+    /// `p` (at most this sketch's).
+    fn fold_into(&self, regs: &mut [u8], p: u32) {
+        debug_assert!(p <= self.precision && regs.len() == 1 << p);
         match &self.registers {
             Registers::Sparse(entries) => {
                 let coding = self.coding();
                 for &v in entries {
-                    coding.fold_into_dense(v, &mut regs, p);
+                    coding.fold_into_dense(v, regs, p);
                 }
             }
-            Registers::Dense(old) => {
-                for (index, &r) in old.iter().enumerate() {
-                    if r == 0 {
-                        continue;
-                    }
+            Registers::Dense(mine) => {
+                for (index, &r) in mine.iter().enumerate().filter(|(_, &r)| r != 0) {
                     let r = downgrade_rho(index as u32, r, self.precision, p);
                     let slot = &mut regs[index >> (self.precision - p)];
                     *slot = (*slot).max(r);
                 }
             }
         }
+    }
+
+    /// Converts to dense registers of precision `p` (at most the current).
+    fn densify(&mut self, p: u32) {
+        let mut regs = vec![0u8; 1 << p];
+        self.fold_into(&mut regs, p);
         self.precision = p;
         self.registers = Registers::Dense(regs);
     }
@@ -317,24 +321,7 @@ impl Sketch {
         let Registers::Dense(regs) = &mut self.registers else {
             unreachable!("densify leaves dense registers");
         };
-        match &other.registers {
-            Registers::Sparse(entries) => {
-                let coding = other.coding();
-                for &v in entries {
-                    coding.fold_into_dense(v, regs, p);
-                }
-            }
-            Registers::Dense(theirs) => {
-                for (index, &r) in theirs.iter().enumerate() {
-                    if r == 0 {
-                        continue;
-                    }
-                    let r = downgrade_rho(index as u32, r, other.precision, p);
-                    let slot = &mut regs[index >> (other.precision - p)];
-                    *slot = (*slot).max(r);
-                }
-            }
-        }
+        other.fold_into(regs, p);
     }
 
     /// The estimated number of distinct values: linear counting over the

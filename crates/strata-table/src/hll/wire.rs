@@ -5,6 +5,7 @@
 
 use super::sketch::{sparse_bytes, Registers, Sketch, SparseCoding};
 use super::{HllError, PRECISION_MAX, PRECISION_MIN, SPARSE_PRECISION_MAX};
+use strata_engine::coding::{get_varint, put_len_prefixed, put_varint};
 
 /// `AggregatorType.HYPERLOGLOG_PLUS_UNIQUE`, also the state's field number.
 const HLL_TYPE: u64 = 112;
@@ -16,14 +17,6 @@ const WIRE_FIXED64: u64 = 1;
 const WIRE_LEN: u64 = 2;
 const WIRE_FIXED32: u64 = 5;
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 fn put_field_varint(out: &mut Vec<u8>, field: u64, v: u64) {
     put_varint(out, field << 3 | WIRE_VARINT);
     put_varint(out, v);
@@ -31,8 +24,7 @@ fn put_field_varint(out: &mut Vec<u8>, field: u64, v: u64) {
 
 fn put_field_bytes(out: &mut Vec<u8>, field: u64, b: &[u8]) {
     put_varint(out, field << 3 | WIRE_LEN);
-    put_varint(out, b.len() as u64);
-    out.extend_from_slice(b);
+    put_len_prefixed(out, b);
 }
 
 /// Serializes a sketch, compacting it first.
@@ -87,19 +79,10 @@ enum Field<'a> {
 
 impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, HllError> {
-        let mut v = 0u64;
-        for i in 0..10 {
-            let (&b, rest) = self
-                .buf
-                .split_first()
-                .ok_or_else(|| HllError::new("truncated varint"))?;
-            self.buf = rest;
-            v |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err(HllError::new("varint longer than 10 bytes"))
+        let (v, n) =
+            get_varint(self.buf).ok_or_else(|| HllError::new("truncated or overlong varint"))?;
+        self.buf = &self.buf[n..];
+        Ok(v)
     }
 
     fn take(&mut self, n: u64) -> Result<&'a [u8], HllError> {
