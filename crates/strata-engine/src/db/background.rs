@@ -57,7 +57,7 @@ fn shutting_down(inner: &Inner) -> bool {
     bg.shutdown || bg.error.is_some()
 }
 
-fn all_trees(inner: &Inner) -> Vec<Arc<TreeState>> {
+pub(crate) fn all_trees(inner: &Inner) -> Vec<Arc<TreeState>> {
     inner.trees.read().by_id.values().cloned().collect()
 }
 

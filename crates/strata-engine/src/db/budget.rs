@@ -19,6 +19,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::background::all_trees as trees;
 use super::{Inner, TreeState};
 use crate::error::Result;
 
@@ -46,10 +47,6 @@ impl MemtableUsage {
     pub fn total_bytes(&self) -> usize {
         self.active_bytes + self.sealed_bytes
     }
-}
-
-fn trees(inner: &Inner) -> Vec<Arc<TreeState>> {
-    inner.trees.read().by_id.values().cloned().collect()
 }
 
 pub(crate) fn measure(inner: &Inner) -> MemtableUsage {
@@ -89,20 +86,27 @@ fn enforce(inner: &Inner) {
     let mut usage = measure(inner);
     // Seal the largest active memtables until the rule no longer asks for
     // it; each seal moves bytes from active to sealed.
-    while usage.active_bytes > budget / 8 * 7
-        || (usage.total_bytes() > budget && usage.active_bytes >= budget / 2)
-    {
-        let Some(largest) = trees(inner)
+    let over = |u: &MemtableUsage| {
+        u.active_bytes > budget / 8 * 7
+            || (u.total_bytes() > budget && u.active_bytes >= budget / 2)
+    };
+    if over(&usage) {
+        let mut active: Vec<(usize, Arc<TreeState>)> = trees(inner)
             .into_iter()
-            .filter(|t| !t.super_version().mem.is_empty())
-            .max_by_key(|t| t.super_version().mem.size_bytes())
-        else {
-            break;
-        };
-        let bytes = largest.super_version().mem.size_bytes();
-        super::write::seal_memtable(inner, &largest);
-        usage.active_bytes -= bytes;
-        usage.sealed_bytes += bytes;
+            .filter_map(|t| {
+                let mem = t.super_version().mem.clone();
+                (!mem.is_empty()).then(|| (mem.size_bytes(), t))
+            })
+            .collect();
+        active.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        for (bytes, t) in active {
+            if !over(&usage) {
+                break;
+            }
+            super::write::seal_memtable(inner, &t);
+            usage.active_bytes = usage.active_bytes.saturating_sub(bytes);
+            usage.sealed_bytes += bytes;
+        }
     }
     inner
         .budget
