@@ -390,7 +390,11 @@ fn build_rows_batch(
         let w = writes
             .entry(row.as_slice())
             .or_insert_with(|| RowWrite::new(&st.tree, &st.schema, row));
+        // Entries of one row share its RowWrite: an entry that fails part
+        // way (a read error in a delete) must leave none of its mutations.
+        let before = w.pending.clone();
         if let Err(e) = w.apply(muts, now) {
+            w.pending = before;
             results[i] = Err(e);
         }
     }
