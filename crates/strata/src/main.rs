@@ -114,6 +114,15 @@ fn serve(dir: PathBuf, listen: SocketAddr, sync_interval_ms: u64, cache_mib: usi
     // them a moment, then close (every acknowledged write is already in
     // the synced log, so closing only saves replay time at the next open).
     drop(rt);
+    let st = db.engine().stats();
+    if st.commit_groups > 0 {
+        tracing::info!(
+            "group commits: {} groups of {:.1} batches on average, {:.0} µs each in the log (append and sync)",
+            st.commit_groups,
+            st.commit_batches as f64 / st.commit_groups as f64,
+            st.commit_log_micros as f64 / st.commit_groups as f64
+        );
+    }
     match Arc::try_unwrap(db) {
         Ok(db) => db.close().context("closing the database")?,
         Err(db) => {

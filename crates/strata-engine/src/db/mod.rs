@@ -94,6 +94,9 @@ pub(crate) struct Stats {
     pub flushes: AtomicU64,
     pub compactions: AtomicU64,
     pub write_stalls: AtomicU64,
+    pub commit_groups: AtomicU64,
+    pub commit_batches: AtomicU64,
+    pub commit_log_micros: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -287,6 +290,11 @@ pub struct EngineStats {
     pub log_segments: usize,
     /// Bytes of the log segments still on disk.
     pub log_bytes_retained: u64,
+    /// Group commits, the batches they carried, and the time spent
+    /// appending their log records and syncing (or handing them to the OS).
+    pub commit_groups: u64,
+    pub commit_batches: u64,
+    pub commit_log_micros: u64,
 }
 
 impl EngineStats {
@@ -489,6 +497,9 @@ impl Engine {
             flushes: ld(&s.flushes),
             compactions: ld(&s.compactions),
             write_stalls: ld(&s.write_stalls),
+            commit_groups: ld(&s.commit_groups),
+            commit_batches: ld(&s.commit_batches),
+            commit_log_micros: ld(&s.commit_log_micros),
             block_cache_hits: self.inner.cache.hits(),
             block_cache_misses: self.inner.cache.misses(),
             block_cache_usage_bytes: self.inner.cache.usage_bytes() as u64,

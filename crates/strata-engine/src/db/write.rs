@@ -233,6 +233,7 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
     let mut seq = first_seq;
     let mut seqs = Vec::with_capacity(group.len());
+    let log_started = std::time::Instant::now();
     {
         let mut log = inner.log.lock();
         let logged = (|| -> Result<()> {
@@ -250,6 +251,14 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
             return Err(e);
         }
     }
+    let stats = &inner.stats;
+    stats.commit_groups.fetch_add(1, Ordering::Relaxed);
+    stats
+        .commit_batches
+        .fetch_add(group.len() as u64, Ordering::Relaxed);
+    stats
+        .commit_log_micros
+        .fetch_add(log_started.elapsed().as_micros() as u64, Ordering::Relaxed);
     if seq - 1 > SEQ_MAX {
         let e = Error::Closed("sequence numbers exhausted".into());
         inner.set_bg_error(&e);
