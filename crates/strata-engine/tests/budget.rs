@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::Rng;
+
 use strata_engine::{Engine, EngineOptions, TreeOptions};
 
 /// Per-tree memtables so large that only the engine-wide rules seal them.
@@ -12,18 +14,6 @@ fn big_memtables() -> TreeOptions {
     TreeOptions {
         memtable_bytes_max: 64 << 20,
         ..TreeOptions::default()
-    }
-}
-
-/// A deterministic xorshift generator.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
     }
 }
 

@@ -13,11 +13,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::picker::Plan;
-use crate::db::{Inner, SuperVersion, TableFile, TreeState};
+use crate::db::{Inner, SuperVersion, TableFile, TabletState};
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
-use crate::key::{append_internal_key, parse_internal_key, SeqNo, ValueKind};
+use crate::key::{append_internal_key, lookup_key, parse_internal_key, SeqNo, ValueKind, SEQ_MAX};
 use crate::manifest::{new_file_of, FileMeta, LevelIterator, VersionEdit, NUM_LEVELS};
 use crate::merge::MergeOperator;
 
@@ -27,7 +27,7 @@ struct Entry {
     value: Vec<u8>,
 }
 
-pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
+pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
     let mut edit = VersionEdit::default();
     for f in &plan.inputs {
         edit.removed_files.push((t.id, plan.level as u32, f.number));
@@ -58,7 +58,13 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
         false,
     )));
     let mut it = MergingIterator::new(children);
-    it.seek_to_first()?;
+    // Files shared since a split hold the neighbour's keys too: only the
+    // tablet's own range is written.
+    if t.lo.is_empty() {
+        it.seek_to_first()?;
+    } else {
+        it.seek(&lookup_key(&t.lo, SEQ_MAX))?;
+    }
 
     let snapshots = inner.snapshot_seqs();
     let mut deeper = Deeper::new(&sv, plan.output_level);
@@ -77,6 +83,9 @@ pub(crate) fn run(inner: &Inner, t: &TreeState, plan: &Plan) -> Result<()> {
         {
             let p = parse_internal_key(it.key())
                 .ok_or_else(|| Error::corruption("compaction input", "malformed key"))?;
+            if t.hi.as_ref().is_some_and(|hi| p.user_key >= hi.as_slice()) {
+                break;
+            }
             key.clear();
             key.extend_from_slice(p.user_key);
         }

@@ -26,9 +26,10 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// A single file with nothing to merge in can move down unchanged.
+    /// A single file with nothing to merge in can move down unchanged
+    /// (a rewrite in place, which clips a file to its tablet, cannot).
     pub fn is_trivial_move(&self) -> bool {
-        self.inputs.len() == 1 && self.overlapping.is_empty()
+        self.inputs.len() == 1 && self.overlapping.is_empty() && self.output_level > self.level
     }
 
     pub fn all_files(&self) -> impl Iterator<Item = &Arc<FileMeta>> {
@@ -100,7 +101,7 @@ pub fn pick(
     None
 }
 
-fn pick_l0(v: &Version, busy: &HashSet<u64>, score: f64) -> Option<Plan> {
+pub(crate) fn pick_l0(v: &Version, busy: &HashSet<u64>, score: f64) -> Option<Plan> {
     let inputs: Vec<Arc<FileMeta>> = v.levels[0].clone();
     if inputs.is_empty() || inputs.iter().any(|f| busy.contains(&f.number)) {
         return None;

@@ -7,11 +7,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::options::SyncMode;
-use super::{Inner, TreeState};
+use super::{Inner, TabletState, TreeState};
 use crate::compaction;
 use crate::error::{Error, Result};
 use crate::iter::InternalIterator;
-use crate::key::SeqNo;
+use crate::key::{lookup_key, user_key, SeqNo, SEQ_MAX};
 use crate::manifest::{new_file_of, VersionEdit};
 
 /// Longest a background thread sleeps before looking for work again.
@@ -39,6 +39,11 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
     }
     let i = inner.clone();
     threads.push(spawn(
+        "strata-tablets".into(),
+        Box::new(move || tablet_loop(&i)),
+    )?);
+    let i = inner.clone();
+    threads.push(spawn(
         "strata-commit".into(),
         Box::new(move || super::write::commit_loop(&i)),
     )?);
@@ -57,8 +62,8 @@ fn shutting_down(inner: &Inner) -> bool {
     bg.shutdown || bg.error.is_some()
 }
 
-pub(crate) fn all_trees(inner: &Inner) -> Vec<Arc<TreeState>> {
-    inner.trees.read().by_id.values().cloned().collect()
+pub(crate) fn all_tablets(inner: &Inner) -> Vec<Arc<TabletState>> {
+    inner.all_tablets()
 }
 
 fn flush_loop(inner: &Arc<Inner>) {
@@ -68,7 +73,7 @@ fn flush_loop(inner: &Arc<Inner>) {
         }
         // The tree whose oldest sealed memtable is the oldest: it pins the
         // oldest log segment.
-        let pending = all_trees(inner)
+        let pending = all_tablets(inner)
             .into_iter()
             .filter_map(|t| {
                 let sealed_at = t.super_version().imms.first()?.sealed_at_seq();
@@ -88,6 +93,32 @@ fn flush_loop(inner: &Arc<Inner>) {
                 if !bg.shutdown {
                     inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
                 }
+            }
+        }
+    }
+}
+
+/// How often the tablet policy looks for tablets to split or merge.
+const TABLET_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+fn tablet_loop(inner: &Arc<Inner>) {
+    loop {
+        if shutting_down(inner) {
+            return;
+        }
+        let changed = match super::split::maintain(inner) {
+            Ok(changed) => changed,
+            Err(e) => {
+                // A tree dropped meanwhile, or a failure the engine
+                // already reports as its background error.
+                tracing::warn!("tablet maintenance: {e}");
+                false
+            }
+        };
+        if !changed {
+            let mut bg = inner.bg.lock();
+            if !bg.shutdown {
+                inner.bg_cv.wait_for(&mut bg, TABLET_CHECK_INTERVAL);
             }
         }
     }
@@ -113,7 +144,7 @@ fn sync_loop(inner: &Arc<Inner>, interval: Duration) {
 }
 
 /// Flushes the oldest sealed memtable of `t` into an L0 table.
-fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
+fn flush_oldest(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
     let sv = t.super_version();
     let Some(imm) = sv.imms.first().cloned() else {
         return Ok(());
@@ -127,11 +158,23 @@ fn flush_oldest(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
             last_seq: Some(inner.last_seq.load(Ordering::Acquire)),
             ..Default::default()
         };
-        if !imm.is_empty() {
-            let mut file = super::TableFile::create(inner, &opts)?;
-            let mut it = imm.iter();
+        // A memtable sealed before a split holds its neighbour's keys too:
+        // only the tablet's own range is written.
+        let mut it = imm.iter();
+        if t.lo.is_empty() {
             it.seek_to_first()?;
-            while it.valid() {
+        } else {
+            it.seek(&lookup_key(&t.lo, SEQ_MAX))?;
+        }
+        let in_range = |it: &crate::memtable::MemIter| {
+            it.valid()
+                && t.hi
+                    .as_ref()
+                    .is_none_or(|hi| user_key(it.key()) < hi.as_slice())
+        };
+        if in_range(&it) {
+            let mut file = super::TableFile::create(inner, &opts)?;
+            while in_range(&it) {
                 file.add(it.key(), it.value())?;
                 it.next()?;
             }
@@ -159,10 +202,10 @@ fn log_needed_above(inner: &Inner) -> SeqNo {
     let last = inner.last_seq.load(Ordering::Acquire);
     let versions = inner.versions.lock();
     let mut min = last;
-    for t in all_trees(inner) {
+    for t in all_tablets(inner) {
         let sv = t.super_version();
         if !sv.imms.is_empty() || !sv.mem.is_empty() {
-            let flushed = versions.tree(t.id).map_or(0, |f| f.flushed_seq);
+            let flushed = versions.tablet(t.id).map_or(0, |f| f.flushed_seq);
             min = min.min(flushed);
         }
     }
@@ -180,20 +223,33 @@ fn remove_obsolete_logs(inner: &Inner) -> Result<()> {
 
 /// Seals the tree's memtable (if it holds anything) and waits until every
 /// sealed memtable is flushed.
-pub(crate) fn flush_tree(inner: &Inner, t: &TreeState) -> Result<()> {
-    {
-        let _w = inner.write_mutex.lock();
-        inner.check_bg_error()?;
-        if !t.super_version().mem.is_empty() {
-            super::write::seal_memtable(inner, t);
-        }
+pub(crate) fn flush_tree(inner: &Inner, t: &TabletState) -> Result<()> {
+    let w = inner.write_mutex.lock();
+    inner.check_bg_error()?;
+    if !t.super_version().mem.is_empty() {
+        super::write::seal_memtable(inner, t);
     }
+    drop(w);
+    wait_flushed(inner, t)
+}
+
+/// `flush_tree` for a caller that holds the write mutex (no write can
+/// arrive until it returns; the flusher does not need the mutex).
+pub(crate) fn flush_tree_locked(inner: &Inner, t: &TabletState) -> Result<()> {
+    if !t.super_version().mem.is_empty() {
+        super::write::seal_memtable(inner, t);
+    }
+    wait_flushed(inner, t)
+}
+
+fn wait_flushed(inner: &Inner, t: &TabletState) -> Result<()> {
     let mut bg = inner.bg.lock();
     loop {
         if let Some(e) = &bg.error {
             return Err(Error::Closed(e.clone()));
         }
-        if t.super_version().imms.is_empty() {
+        // A retired tablet's sealed memtables belong to its successors.
+        if t.super_version().imms.is_empty() || t.is_retired() {
             return Ok(());
         }
         if bg.shutdown {
@@ -201,6 +257,20 @@ pub(crate) fn flush_tree(inner: &Inner, t: &TreeState) -> Result<()> {
         }
         inner.bg_cv.notify_all();
         inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+    }
+}
+
+/// Flushes every tablet of a tree and waits.
+pub(crate) fn flush_whole_tree(inner: &Inner, tree: &TreeState) -> Result<()> {
+    loop {
+        let tablets = tree.tablets();
+        for t in tablets.iter() {
+            flush_tree(inner, t)?;
+        }
+        // A split meanwhile hands sealed memtables to new tablets.
+        if Arc::ptr_eq(&tablets, &tree.tablets()) {
+            return Ok(());
+        }
     }
 }
 
@@ -230,11 +300,27 @@ fn compaction_loop(inner: &Arc<Inner>) {
     }
 }
 
-/// Asks for the whole tree to be compacted into its last level and waits.
-pub(crate) fn compact_tree(inner: &Inner, t: &TreeState) -> Result<()> {
-    inner.bg.lock().manual_compactions.insert(t.id);
-    inner.bg_cv.notify_all();
-    wait_for(inner, |bg| !bg.manual_compactions.contains(&t.id))
+/// Asks for every tablet of the tree to be compacted into its last level
+/// and waits.
+pub(crate) fn compact_tree(inner: &Inner, tree: &TreeState) -> Result<()> {
+    loop {
+        let tablets = tree.tablets();
+        inner
+            .bg
+            .lock()
+            .manual_compactions
+            .extend(tablets.iter().map(|t| t.id));
+        inner.bg_cv.notify_all();
+        wait_for(inner, |bg| {
+            tablets
+                .iter()
+                .all(|t| !bg.manual_compactions.contains(&t.id))
+        })?;
+        // A split meanwhile made tablets nobody compacted yet.
+        if Arc::ptr_eq(&tablets, &tree.tablets()) {
+            return Ok(());
+        }
+    }
 }
 
 /// Waits until no compaction is needed or running.
@@ -245,7 +331,7 @@ pub(crate) fn wait_idle(inner: &Inner) -> Result<()> {
     // Also wait until no tree needs a compaction.
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let needed = all_trees(inner).iter().any(|t| {
+        let needed = all_tablets(inner).iter().any(|t| {
             let sv = t.super_version();
             !sv.imms.is_empty() || compaction::needs_compaction(&sv.version, &t.options())
         });

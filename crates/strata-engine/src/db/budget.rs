@@ -19,8 +19,8 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::background::all_trees as trees;
-use super::{Inner, TreeState};
+use super::background::all_tablets as trees;
+use super::{Inner, TabletState};
 use crate::error::Result;
 
 /// Budget state shared by the write leaders.
@@ -51,13 +51,19 @@ impl MemtableUsage {
 
 pub(crate) fn measure(inner: &Inner) -> MemtableUsage {
     let mut u = MemtableUsage::default();
+    // The halves of a split share their parent's sealed memtables.
+    let mut seen = std::collections::HashSet::new();
     for t in trees(inner) {
         let sv = t.super_version();
         if !sv.mem.is_empty() {
             u.active_bytes += sv.mem.size_bytes();
             u.active_trees += 1;
         }
-        u.sealed_bytes += sv.imms.iter().map(|m| m.size_bytes()).sum::<usize>();
+        for m in &sv.imms {
+            if seen.insert(Arc::as_ptr(m)) {
+                u.sealed_bytes += m.size_bytes();
+            }
+        }
     }
     u
 }
@@ -91,7 +97,7 @@ fn enforce(inner: &Inner) {
             || (u.total_bytes() > budget && u.active_bytes >= budget / 2)
     };
     if over(&usage) {
-        let mut active: Vec<(usize, Arc<TreeState>)> = trees(inner)
+        let mut active: Vec<(usize, Arc<TabletState>)> = trees(inner)
             .into_iter()
             .filter_map(|t| {
                 let mem = t.super_version().mem.clone();
@@ -134,14 +140,14 @@ fn bound_log(inner: &Inner) {
         return;
     };
     let versions = inner.versions.lock();
-    let pinning: Vec<Arc<TreeState>> = trees(inner)
+    let pinning: Vec<Arc<TabletState>> = trees(inner)
         .into_iter()
         .filter(|t| {
             let sv = t.super_version();
             // A tree with sealed memtables is the flusher's already.
             !sv.mem.is_empty()
                 && sv.imms.is_empty()
-                && versions.tree(t.id).map_or(0, |f| f.flushed_seq) < seq
+                && versions.tablet(t.id).map_or(0, |f| f.flushed_seq) < seq
         })
         .collect();
     drop(versions);

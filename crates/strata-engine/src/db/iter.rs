@@ -1,11 +1,11 @@
-//! The user-facing iterator: the merged stream of a tree's memtables and
-//! files, reduced to the newest visible value of each key within bounds.
+//! One tablet's stream: the merged memtables and files of a tablet,
+//! reduced to the newest visible value of each key within bounds.
 
 use std::ops::Bound;
 use std::sync::Arc;
 
 use super::read::no_merge_operator;
-use super::{SuperVersion, TreeState};
+use super::{SuperVersion, TabletState};
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
@@ -21,7 +21,7 @@ pub enum Direction {
 }
 
 /// Entries of a tree in key order (or reversed), as of one sequence number.
-pub struct TreeIter {
+pub(crate) struct TabletIter {
     it: MergingIterator,
     seq: SeqNo,
     lower: Bound<Vec<u8>>,
@@ -35,12 +35,12 @@ pub struct TreeIter {
 }
 
 pub(crate) fn new(
-    t: &TreeState,
+    t: &TabletState,
     lower: Bound<&[u8]>,
     upper: Bound<&[u8]>,
     dir: Direction,
     seq: SeqNo,
-) -> Result<TreeIter> {
+) -> Result<TabletIter> {
     let sv = t.super_version();
     let lo = match lower {
         Bound::Included(k) | Bound::Excluded(k) => Some(k),
@@ -66,7 +66,7 @@ pub(crate) fn new(
             children.push(Box::new(LevelIterator::new(files, true)));
         }
     }
-    Ok(TreeIter {
+    Ok(TabletIter {
         it: MergingIterator::new(children),
         seq,
         lower: lower.map(|k| k.to_vec()),
@@ -80,7 +80,7 @@ pub(crate) fn new(
     })
 }
 
-impl TreeIter {
+impl TabletIter {
     fn position(&mut self) -> Result<()> {
         match (self.dir, &self.lower, &self.upper) {
             (Direction::Forward, Bound::Unbounded, _) => self.it.seek_to_first(),
@@ -276,7 +276,7 @@ impl TreeIter {
     }
 }
 
-impl Iterator for TreeIter {
+impl Iterator for TabletIter {
     type Item = Result<(Vec<u8>, Vec<u8>)>;
 
     fn next(&mut self) -> Option<Self::Item> {

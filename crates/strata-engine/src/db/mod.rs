@@ -11,13 +11,19 @@ mod iter;
 mod open;
 mod options;
 mod read;
+mod split;
 mod table_file;
+mod tablet;
+mod tree_iter;
 mod write;
 
 pub use budget::MemtableUsage;
-pub use iter::{Direction, TreeIter};
-pub use options::{EngineOptions, SyncMode, TreeOptions};
+pub use iter::Direction;
+pub use options::{EngineOptions, SplitBoundary, SyncMode, TreeOptions};
+pub use split::TabletInfo;
 pub(crate) use table_file::TableFile;
+pub(crate) use tablet::{TabletState, TreeState};
+pub use tree_iter::TreeIter;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -29,7 +35,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::batch::{TreeId, WriteBatch};
 use crate::error::{Error, Result};
-use crate::key::{self, SeqNo};
+use crate::key::SeqNo;
 use crate::log::CommitLog;
 use crate::manifest::{Version, VersionSet, NUM_LEVELS};
 use crate::memtable::Memtable;
@@ -42,27 +48,6 @@ pub(crate) struct SuperVersion {
     pub mem: Arc<Memtable>,
     pub imms: Vec<Arc<Memtable>>,
     pub version: Arc<Version>,
-}
-
-pub(crate) struct TreeState {
-    pub id: TreeId,
-    pub name: String,
-    pub opts: RwLock<Arc<TreeOptions>>,
-    pub sv: RwLock<Arc<SuperVersion>>,
-    /// Per level, the largest key of the last file compacted from it
-    /// (round-robin choice of the next one).
-    pub compact_pointers: Mutex<Vec<Vec<u8>>>,
-    pub dropped: AtomicBool,
-}
-
-impl TreeState {
-    pub fn super_version(&self) -> Arc<SuperVersion> {
-        self.sv.read().clone()
-    }
-
-    pub fn options(&self) -> Arc<TreeOptions> {
-        self.opts.read().clone()
-    }
 }
 
 #[derive(Default)]
@@ -128,6 +113,15 @@ impl Inner {
         self.trees.read().by_id.get(&id).cloned()
     }
 
+    /// Every live tablet of every tree.
+    pub fn all_tablets(&self) -> Vec<Arc<TabletState>> {
+        let trees: Vec<Arc<TreeState>> = self.trees.read().by_id.values().cloned().collect();
+        trees
+            .iter()
+            .flat_map(|t| t.tablets().iter().cloned().collect::<Vec<_>>())
+            .collect()
+    }
+
     pub fn check_bg_error(&self) -> Result<()> {
         if !self.stopped.load(Ordering::Acquire) {
             return Ok(());
@@ -152,19 +146,29 @@ impl Inner {
         self.bg_cv.notify_all();
     }
 
-    /// Makes a flush's or compaction's edit of tree `t` durable, then
-    /// swaps in the tree's new super-version (without `flushed`, the oldest
-    /// sealed memtable, when a flush wrote it). If the tree was dropped
-    /// meanwhile, the new tables are discarded instead.
+    /// Makes a flush's or compaction's edit of tablet `t` durable, then
+    /// swaps in the tablet's new super-version (without `flushed`, the
+    /// oldest sealed memtable, when a flush wrote it). If the tablet was
+    /// split, merged or dropped meanwhile, the new tables are discarded
+    /// instead: its successors redo the work.
     pub fn apply_tree_edit(
         &self,
-        t: &TreeState,
+        t: &TabletState,
         edit: crate::manifest::VersionEdit,
         new_tables: Vec<Arc<crate::manifest::FileMeta>>,
         flushed: Option<&Arc<Memtable>>,
     ) -> Result<()> {
         let mut versions = self.versions.lock();
-        if t.dropped.load(Ordering::Acquire) {
+        // A compaction's inputs may have been dropped meanwhile (a drop of
+        // whole files): its outputs would bring their keys back.
+        let inputs_gone = edit.removed_files.iter().any(|&(id, level, number)| {
+            versions.tablet(id).is_none_or(|f| {
+                !f.version.levels[level as usize]
+                    .iter()
+                    .any(|x| x.number == number)
+            })
+        });
+        if t.is_retired() || inputs_gone {
             for f in &new_tables {
                 f.mark_obsolete();
             }
@@ -172,7 +176,7 @@ impl Inner {
         }
         versions.log_and_apply(edit, new_tables)?;
         let version = versions
-            .tree(t.id)
+            .tablet(t.id)
             .map(|f| f.version.clone())
             .unwrap_or_default();
         let mut sv = t.sv.write();
@@ -339,10 +343,27 @@ impl Engine {
     /// Opens the tree `name`, creating it if missing, with `opts` (which
     /// apply from now on: options are not stored on disk).
     pub fn open_tree(&self, name: &str, opts: TreeOptions) -> Result<Tree> {
+        self.open_tree_with_splits(name, opts, &[])
+    }
+
+    /// Opens the tree `name`; if it is missing, creates it as one tablet per
+    /// range between the (sorted, distinct, non-empty) `splits`. Those
+    /// boundaries are pinned: merges never remove them.
+    pub fn open_tree_with_splits(
+        &self,
+        name: &str,
+        opts: TreeOptions,
+        splits: &[Vec<u8>],
+    ) -> Result<Tree> {
         opts.validate()?;
         if name.is_empty() || name.len() > 1024 {
             return Err(Error::InvalidArgument(
                 "tree name must be 1..=1024 bytes".into(),
+            ));
+        }
+        if splits.iter().any(|k| k.is_empty()) || splits.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(Error::InvalidArgument(
+                "split keys must be non-empty, sorted and distinct".into(),
             ));
         }
         let opts = Arc::new(opts);
@@ -356,24 +377,36 @@ impl Engine {
             *t.opts.write() = opts;
             return Ok(self.tree_handle(t));
         }
-        let id = versions.trees().keys().next_back().map_or(1, |m| m + 1);
-        let edit = crate::manifest::VersionEdit {
+        let id = versions.allocate_id()?;
+        let last_seq = self.inner.last_seq.load(Ordering::Acquire);
+        let mut edit = crate::manifest::VersionEdit {
             created_trees: vec![(id, name.to_string())],
-            flushed_seqs: vec![(id, self.inner.last_seq.load(Ordering::Acquire))],
             ..Default::default()
         };
+        if splits.is_empty() {
+            edit.flushed_seqs.push((id, last_seq));
+        } else {
+            let mut lo = Vec::new();
+            for i in 0..=splits.len() {
+                let tablet = versions.allocate_id()?;
+                let hi = splits.get(i).cloned();
+                edit.created_tablets.push(crate::manifest::NewTablet {
+                    id: tablet,
+                    tree: id,
+                    lo: std::mem::take(&mut lo),
+                    hi: hi.clone(),
+                    pinned_lo: i > 0,
+                });
+                edit.flushed_seqs.push((tablet, last_seq));
+                lo = hi.unwrap_or_default();
+            }
+        }
         versions.log_and_apply(edit, Vec::new())?;
-        let version = versions
-            .tree(id)
-            .map(|t| t.version.clone())
-            .unwrap_or_default();
-        let state = open::tree_state(id, name, opts, version);
-        self.inner
-            .trees
-            .write()
-            .by_name
-            .insert(name.to_string(), id);
-        self.inner.trees.write().by_id.insert(id, state.clone());
+        let state = open::tree_state(&versions, id, name, opts);
+        let mut trees = self.inner.trees.write();
+        trees.by_name.insert(name.to_string(), id);
+        trees.by_id.insert(id, state.clone());
+        drop(trees);
         Ok(self.tree_handle(state))
     }
 
@@ -389,7 +422,8 @@ impl Engine {
         v
     }
 
-    /// Removes a tree and all its data.
+    /// Removes a tree and all its data: its tablets and files go in one
+    /// manifest edit.
     pub fn drop_tree(&self, name: &str) -> Result<()> {
         let _w = self.inner.write_mutex.lock();
         let state = self
@@ -401,6 +435,9 @@ impl Engine {
         };
         self.inner.versions.lock().log_and_apply(edit, Vec::new())?;
         state.dropped.store(true, Ordering::Release);
+        for t in state.tablets().iter() {
+            t.retired.store(true, Ordering::Release);
+        }
         let mut trees = self.inner.trees.write();
         trees.by_name.remove(name);
         trees.by_id.remove(&state.id);
@@ -457,7 +494,7 @@ impl Engine {
     pub fn flush_all(&self) -> Result<()> {
         let trees: Vec<Arc<TreeState>> = self.inner.trees.read().by_id.values().cloned().collect();
         for t in trees {
-            background::flush_tree(&self.inner, &t)?;
+            background::flush_whole_tree(&self.inner, &t)?;
         }
         Ok(())
     }
@@ -557,16 +594,16 @@ impl Tree {
     /// The newest value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let seq = self.engine.inner.last_seq.load(Ordering::Acquire);
-        read::get(&self.state, key, seq)
+        read::get(&self.state.tablet_for(key), key, seq)
     }
 
     /// The value of `key` as of a snapshot.
     pub fn get_at(&self, key: &[u8], snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
-        read::get(&self.state, key, snapshot.seq)
+        read::get(&self.state.tablet_for(key), key, snapshot.seq)
     }
 
     /// Key-ordered entries within bounds, forward or reversed, as of a
-    /// snapshot (or now).
+    /// snapshot (or now), streamed across tablet boundaries.
     pub fn range(
         &self,
         lower: std::ops::Bound<&[u8]>,
@@ -574,11 +611,7 @@ impl Tree {
         dir: Direction,
         snapshot: Option<&Snapshot>,
     ) -> Result<TreeIter> {
-        let seq = snapshot.map_or_else(
-            || self.engine.inner.last_seq.load(Ordering::Acquire),
-            |s| s.seq,
-        );
-        iter::new(&self.state, lower, upper, dir, seq)
+        tree_iter::new(&self.engine, &self.state, lower, upper, dir, snapshot)
     }
 
     /// Every entry, in the given direction.
@@ -587,63 +620,66 @@ impl Tree {
         self.range(Unbounded, Unbounded, dir, None)
     }
 
-    /// Flushes this tree's memtables and waits.
+    /// Flushes every tablet's memtables and waits.
     pub fn flush(&self) -> Result<()> {
-        background::flush_tree(&self.engine.inner, &self.state)
+        background::flush_whole_tree(&self.engine.inner, &self.state)
     }
 
-    /// Compacts the whole tree down to one sorted level and waits.
+    /// Compacts every tablet down to one sorted level and waits.
     pub fn compact(&self) -> Result<()> {
         self.flush()?;
         background::compact_tree(&self.engine.inner, &self.state)
     }
 
+    /// Splits the tablet holding `key` at `key` (online: one manifest edit;
+    /// both halves share the parent's files until compaction rewrites
+    /// them). Returns false if `key` is already a boundary.
+    pub fn split_at(&self, key: &[u8]) -> Result<bool> {
+        split::split_at(&self.engine.inner, &self.state, key)
+    }
+
+    /// Merges the tablet starting at `key` into its left neighbour, once
+    /// both are flushed (one manifest edit). Returns false if `key` is not
+    /// a boundary, or writes kept arriving.
+    pub fn merge_at(&self, key: &[u8]) -> Result<bool> {
+        split::merge_at(&self.engine.inner, &self.state, key)
+    }
+
+    /// Drops every key in [lo, hi) held by whole tablets and whole files
+    /// inside the range, without reading them. Keys in memtables and in
+    /// files that reach outside the range are left for the caller to
+    /// delete. Returns the number of tablets emptied and files dropped.
+    pub fn drop_whole_files(&self, lo: &[u8], hi: Option<&[u8]>) -> Result<(usize, usize)> {
+        split::drop_whole_files(&self.engine.inner, &self.state, lo, hi)
+    }
+
+    /// The tablets in key order, with their figures.
+    pub fn tablets(&self) -> Vec<TabletInfo> {
+        split::tablet_infos(&self.state)
+    }
+
     /// Keys that split the tree's data into pieces of about
     /// `step_bytes_min` or more, in key order, each with the approximate
     /// number of bytes (on disk, in SSTables) before it, plus the total.
-    /// Taken from the SSTable indexes: no data block is read. The keys are
-    /// index separators (user keys, possibly shortened), not always keys
-    /// that exist. Memtable data is counted at the end.
+    /// Every tablet boundary is among them; the others come from the
+    /// SSTable indexes (no data block is read) and are index separators
+    /// (possibly shortened), not always keys that exist. Memtable data is
+    /// counted in its tablet.
     pub fn sample_keys(&self, step_bytes_min: u64) -> (Vec<(Vec<u8>, u64)>, u64) {
-        let sv = self.state.super_version();
-        // (separator user key, bytes of the block it ends)
-        let mut blocks: Vec<(Vec<u8>, u64)> = Vec::new();
-        for level in sv.version.levels.iter() {
-            for f in level {
-                let entries = f.table.index_entries();
-                for (i, (sep, off)) in entries.iter().enumerate() {
-                    let end = entries.get(i + 1).map_or(f.size_bytes, |e| e.1);
-                    blocks.push((key::user_key(sep).to_vec(), end.saturating_sub(*off)));
-                }
-            }
-        }
-        blocks.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out = Vec::new();
-        let (mut total, mut since) = (0u64, 0u64);
-        for (k, size) in blocks {
-            total += size;
-            since += size;
-            if since >= step_bytes_min.max(1) && out.last().is_none_or(|(l, _)| *l != k) {
-                out.push((k, total));
-                since = 0;
-            }
-        }
-        total +=
-            sv.mem.size_bytes() as u64 + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>();
-        (out, total)
+        split::sample_keys(&self.state, step_bytes_min)
     }
 
     pub fn stats(&self) -> TreeStats {
-        let sv = self.state.super_version();
-        let mut st = TreeStats {
-            memtable_bytes: sv.mem.size_bytes() as u64
-                + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>(),
-            immutable_memtables: sv.imms.len(),
-            ..Default::default()
-        };
-        for l in 0..NUM_LEVELS {
-            st.files_per_level[l] = sv.version.levels[l].len();
-            st.bytes_per_level[l] = sv.version.level_bytes(l);
+        let mut st = TreeStats::default();
+        for t in self.state.tablets().iter() {
+            let sv = t.super_version();
+            st.memtable_bytes += sv.mem.size_bytes() as u64
+                + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>();
+            st.immutable_memtables += sv.imms.len();
+            for l in 0..NUM_LEVELS {
+                st.files_per_level[l] += sv.version.levels[l].len();
+                st.bytes_per_level[l] += sv.version.level_bytes(l);
+            }
         }
         st
     }

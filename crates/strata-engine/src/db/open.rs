@@ -1,38 +1,49 @@
 //! Opening an engine: recover the manifest, replay the commit log into
 //! memtables, sweep files nothing refers to, and start a new log segment.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
-use super::{EngineOptions, Inner, Stats, SuperVersion, TreeOptions, TreeState, Trees};
+use super::{EngineOptions, Inner, Stats, TabletState, TreeOptions, TreeState, Trees};
 use crate::batch::{decode_payload, TreeId};
 use crate::error::Result;
 use crate::log::{self, CommitLog, LogOptions};
-use crate::manifest::{file_number_of, Version, VersionSet, NUM_LEVELS};
-use crate::memtable::Memtable;
+use crate::manifest::{file_number_of, VersionSet};
 use crate::sst::BlockCache;
 use crate::storage::Storage;
 
-/// The in-memory state of a tree: an empty memtable over `version`.
+/// The in-memory state of tree `id` as the version set records it: its
+/// tablets, each with an empty memtable over its files.
 pub(crate) fn tree_state(
+    versions: &VersionSet,
     id: TreeId,
     name: &str,
     opts: Arc<TreeOptions>,
-    version: Arc<Version>,
 ) -> Arc<TreeState> {
+    let opts = Arc::new(RwLock::new(opts));
+    let mut tablets: Vec<Arc<TabletState>> = versions
+        .tablets()
+        .iter()
+        .filter(|(_, t)| t.tree == id)
+        .map(|(&tid, t)| {
+            TabletState::new(
+                &t.describe(tid),
+                name,
+                opts.clone(),
+                TabletState::empty_sv(t.version.clone()),
+            )
+        })
+        .collect();
+    tablets.sort_by(|a, b| a.lo.cmp(&b.lo));
+    debug_assert_eq!(TreeState::check_tablets(&tablets), Ok(()));
     Arc::new(TreeState {
         id,
         name: name.to_string(),
-        opts: RwLock::new(opts),
-        sv: RwLock::new(Arc::new(SuperVersion {
-            mem: Memtable::new(),
-            imms: Vec::new(),
-            version,
-        })),
-        compact_pointers: Mutex::new(vec![Vec::new(); NUM_LEVELS]),
+        opts,
+        tablets: RwLock::new(Arc::new(tablets)),
         dropped: AtomicBool::new(false),
     })
 }
@@ -42,21 +53,22 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
     let cache = BlockCache::new(opts.block_cache_bytes);
     let versions = VersionSet::open(storage.clone(), cache.clone())?;
     let mut trees = Trees::default();
-    let mut flushed: BTreeMap<TreeId, u64> = BTreeMap::new();
-    for (&id, files) in versions.trees() {
-        let state = tree_state(
-            id,
-            &files.name,
-            Arc::new(TreeOptions::default()),
-            files.version.clone(),
-        );
-        trees.by_name.insert(files.name.clone(), id);
+    for (&id, name) in versions.trees() {
+        let state = tree_state(&versions, id, name, Arc::new(TreeOptions::default()));
+        TreeState::check_tablets(&state.tablets())
+            .map_err(|e| crate::Error::corruption("manifest", format!("tree {name}: {e}")))?;
+        trees.by_name.insert(name.clone(), id);
         trees.by_id.insert(id, state);
-        flushed.insert(id, files.flushed_seq);
     }
+    let flushed: HashMap<TreeId, u64> = versions
+        .tablets()
+        .iter()
+        .map(|(&id, t)| (id, t.flushed_seq))
+        .collect();
 
-    // Replay: every op above its tree's flushed sequence number goes back
-    // into the tree's memtable.
+    // Replay: every op above its tablet's flushed sequence number goes
+    // back into the tablet's memtable (the tablet whose range holds the
+    // key now, whatever tablet held it when it was written).
     let mut last_seq = versions.last_seq();
     let mut replayed_ops = 0u64;
     let report = log::recover(&*storage, &mut |seq_first, payload| {
@@ -64,11 +76,11 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         for (i, op) in ops.iter().enumerate() {
             let seq = seq_first + i as u64;
             last_seq = last_seq.max(seq);
-            let Some(&flushed_seq) = flushed.get(&op.tree) else {
+            let Some(tree) = trees.by_id.get(&op.tree) else {
                 continue; // the tree was dropped
             };
-            if seq > flushed_seq {
-                let t = &trees.by_id[&op.tree];
+            let t = tree.tablet_for(op.key);
+            if seq > flushed[&t.id] {
                 t.sv.read().mem.insert(op.key, seq, op.kind, op.value);
                 replayed_ops += 1;
             }

@@ -84,6 +84,9 @@ impl EngineOptions {
 }
 
 /// Options of one tree.
+/// Maps a key to the first key of the unit (a row) that holds it.
+pub type SplitBoundary = Arc<dyn Fn(&[u8]) -> Vec<u8> + Send + Sync>;
+
 #[derive(Clone)]
 pub struct TreeOptions {
     /// A memtable is sealed and flushed once it holds this many bytes.
@@ -111,6 +114,15 @@ pub struct TreeOptions {
     pub merge_operator: Option<Arc<dyn MergeOperator>>,
     /// Drops garbage in compaction (see `CompactionFilter`).
     pub compaction_filter: Option<Arc<dyn crate::merge::CompactionFilter>>,
+    /// A tablet larger than this (files within its range plus memtables)
+    /// is split in two at a middle key; None: tablets split only when
+    /// asked. Adjacent tablets that together hold less than a quarter of it
+    /// are merged (except at boundaries the tree was created with).
+    pub tablet_split_bytes: Option<u64>,
+    /// Maps a key to the first key of the unit it belongs to (a row), so
+    /// that automatic splits never cut one: a split at key k is made at
+    /// `split_boundary(k)`. None: any key is a boundary.
+    pub split_boundary: Option<SplitBoundary>,
 }
 
 impl Default for TreeOptions {
@@ -130,6 +142,8 @@ impl Default for TreeOptions {
             target_file_size_bytes: 64 << 20,
             merge_operator: None,
             compaction_filter: None,
+            tablet_split_bytes: None,
+            split_boundary: None,
         }
     }
 }
@@ -178,6 +192,9 @@ impl TreeOptions {
         if self.immutable_memtables_max == 0 {
             return bad("immutable_memtables_max must be at least 1");
         }
+        if self.tablet_split_bytes.is_some_and(|b| b < 64 << 10) {
+            return bad("tablet_split_bytes must be at least 64 KiB");
+        }
         Ok(())
     }
 }
@@ -189,6 +206,7 @@ impl fmt::Debug for TreeOptions {
             .field("block_size_bytes", &self.block_size_bytes)
             .field("compression", &self.compression)
             .field("bloom_bits_per_key", &self.bloom_bits_per_key)
+            .field("tablet_split_bytes", &self.tablet_split_bytes)
             .field(
                 "merge_operator",
                 &self.merge_operator.as_ref().map(|m| m.name().to_string()),

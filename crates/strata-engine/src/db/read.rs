@@ -1,12 +1,12 @@
 //! Point lookups: memtables newest first, then the files.
 
-use super::TreeState;
+use super::TabletState;
 use crate::error::{Error, Result};
 use crate::key::{lookup_key, SeqNo};
 use crate::memtable::Lookup;
 use crate::merge::fold_newest_first;
 
-pub(crate) fn get(t: &TreeState, key: &[u8], seq: SeqNo) -> Result<Option<Vec<u8>>> {
+pub(crate) fn get(t: &TabletState, key: &[u8], seq: SeqNo) -> Result<Option<Vec<u8>>> {
     let sv = t.super_version();
     let lookup = lookup_key(key, seq);
     let mut operands = Vec::new();

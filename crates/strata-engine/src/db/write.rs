@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::{Inner, TreeState};
+use super::{Inner, TabletState, TreeState};
 use crate::batch::{TreeId, WriteBatch};
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, SEQ_MAX};
@@ -216,18 +216,38 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
 ) -> Result<Vec<SeqNo>> {
     inner.check_bg_error()?;
     super::budget::stall_while_over(inner)?;
-    // The trees the group touches, with their active memtables (few: a
-    // linear search beats hashing).
-    let mut trees: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
+    // The tablets the group writes to, with their active memtables, and
+    // for each op the index of its tablet's memtable. Tablets change only
+    // under the write mutex, which the group holds.
+    let mut trees: Vec<(TreeId, Arc<TreeState>)> = Vec::new();
+    let mut mems: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
+    let mut targets: Vec<Option<usize>> = Vec::new();
     for w in group {
-        for &id in w.borrow().trees() {
-            if trees.iter().any(|(t, _)| *t == id) {
+        for op in w.borrow().iter() {
+            let tree = match trees.iter().find(|(id, _)| *id == op.tree) {
+                Some((_, t)) => Some(t.clone()),
+                None => inner.tree_by_id(op.tree).inspect(|t| {
+                    trees.push((op.tree, t.clone()));
+                }),
+            };
+            let Some(tree) = tree else {
+                targets.push(None); // dropped since admitted
                 continue;
-            }
-            if let Some(t) = inner.tree_by_id(id) {
-                make_room(inner, &t)?;
-                trees.push((id, t.super_version().mem.clone()));
-            }
+            };
+            let tablets = tree.tablets.read();
+            let tablet = &tablets[super::tablet::index_for(&tablets, op.key)];
+            debug_assert!(tablet.contains(op.key));
+            let i = match mems.iter().position(|(id, _)| *id == tablet.id) {
+                Some(i) => i,
+                None => {
+                    let tablet = tablet.clone();
+                    drop(tablets);
+                    make_room(inner, &tablet)?;
+                    mems.push((tablet.id, tablet.super_version().mem.clone()));
+                    mems.len() - 1
+                }
+            };
+            targets.push(Some(i));
         }
     }
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
@@ -266,11 +286,12 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
     }
     let mut user_bytes = 0u64;
     let mut s = first_seq;
+    let mut target = targets.iter();
     for w in group {
         for op in w.borrow().iter() {
             user_bytes += (op.key.len() + op.value.len()) as u64;
-            if let Some((_, mem)) = trees.iter().find(|(t, _)| *t == op.tree) {
-                mem.insert(op.key, s, op.kind, op.value);
+            if let Some(Some(i)) = target.next() {
+                mems[*i].1.insert(op.key, s, op.kind, op.value);
             }
             s += 1;
         }
@@ -287,7 +308,7 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
 
 /// Makes sure the tree's active memtable has room, sealing it when full,
 /// and stalls while flushes or L0 compactions lag behind.
-fn make_room(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
+fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
     let opts = t.options();
     let mut slowed = false;
     loop {
@@ -316,7 +337,7 @@ fn make_room(inner: &Inner, t: &Arc<TreeState>) -> Result<()> {
 
 /// Moves the active memtable to the immutable list and wakes the flusher.
 /// Caller holds the write mutex.
-pub(crate) fn seal_memtable(inner: &Inner, t: &TreeState) {
+pub(crate) fn seal_memtable(inner: &Inner, t: &TabletState) {
     let mut sv = t.sv.write();
     let old = sv.mem.clone();
     old.seal(inner.last_seq.load(Ordering::Acquire));

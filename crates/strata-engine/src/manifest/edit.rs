@@ -16,6 +16,25 @@ const TAG_DROP_TREE: u64 = 4;
 const TAG_ADD_FILE: u64 = 5;
 const TAG_REMOVE_FILE: u64 = 6;
 const TAG_FLUSHED_SEQ: u64 = 7;
+const TAG_CREATE_TABLET: u64 = 8;
+const TAG_DROP_TABLET: u64 = 9;
+
+// Flags of a created tablet (on disk: NEVER renumber).
+const TABLET_HAS_HI: u64 = 1;
+const TABLET_PINNED_LO: u64 = 2;
+
+/// A tablet: the part `[lo, hi)` of a tree's keys, with its own files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTablet {
+    pub id: TreeId,
+    pub tree: TreeId,
+    pub lo: Vec<u8>,
+    /// None: unbounded above.
+    pub hi: Option<Vec<u8>>,
+    /// The lower boundary was asked for (a table's initial split) and is
+    /// never merged away.
+    pub pinned_lo: bool,
+}
 
 /// A file added to a level of a tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,6 +62,8 @@ pub struct VersionEdit {
     pub removed_files: Vec<(TreeId, u32, u64)>,
     /// Every write of the tree up to this sequence number is in its files.
     pub flushed_seqs: Vec<(TreeId, SeqNo)>,
+    pub created_tablets: Vec<NewTablet>,
+    pub dropped_tablets: Vec<TreeId>,
 }
 
 impl VersionEdit {
@@ -86,6 +107,27 @@ impl VersionEdit {
             put_varint(&mut b, TAG_FLUSHED_SEQ);
             put_varint(&mut b, u64::from(*tree));
             put_varint(&mut b, *seq);
+        }
+        for t in &self.created_tablets {
+            put_varint(&mut b, TAG_CREATE_TABLET);
+            put_varint(&mut b, u64::from(t.id));
+            put_varint(&mut b, u64::from(t.tree));
+            let mut flags = 0;
+            if t.hi.is_some() {
+                flags |= TABLET_HAS_HI;
+            }
+            if t.pinned_lo {
+                flags |= TABLET_PINNED_LO;
+            }
+            put_varint(&mut b, flags);
+            put_len_prefixed(&mut b, &t.lo);
+            if let Some(hi) = &t.hi {
+                put_len_prefixed(&mut b, hi);
+            }
+        }
+        for id in &self.dropped_tablets {
+            put_varint(&mut b, TAG_DROP_TABLET);
+            put_varint(&mut b, u64::from(*id));
         }
         b
     }
@@ -136,6 +178,34 @@ impl VersionEdit {
                     let tree = tree_id(&mut r)?;
                     e.flushed_seqs.push((tree, r.varint()?));
                 }
+                TAG_CREATE_TABLET => {
+                    let id = tree_id(&mut r)?;
+                    let tree = tree_id(&mut r)?;
+                    let flags = r.varint()?;
+                    if flags & !(TABLET_HAS_HI | TABLET_PINNED_LO) != 0 {
+                        return Err(Error::corruption(
+                            file,
+                            format!("unknown tablet flags {flags:#x}"),
+                        ));
+                    }
+                    let lo = r.len_prefixed()?.to_vec();
+                    let hi = if flags & TABLET_HAS_HI != 0 {
+                        Some(r.len_prefixed()?.to_vec())
+                    } else {
+                        None
+                    };
+                    if hi.as_ref().is_some_and(|hi| *hi <= lo) {
+                        return Err(Error::corruption(file, format!("tablet {id} is empty")));
+                    }
+                    e.created_tablets.push(NewTablet {
+                        id,
+                        tree,
+                        lo,
+                        hi,
+                        pinned_lo: flags & TABLET_PINNED_LO != 0,
+                    });
+                }
+                TAG_DROP_TABLET => e.dropped_tablets.push(tree_id(&mut r)?),
                 tag => {
                     return Err(Error::corruption(
                         file,
@@ -171,6 +241,23 @@ mod tests {
             }],
             removed_files: vec![(1, 0, 6)],
             flushed_seqs: vec![(1, 900)],
+            created_tablets: vec![
+                NewTablet {
+                    id: 4,
+                    tree: 1,
+                    lo: Vec::new(),
+                    hi: Some(b"m".to_vec()),
+                    pinned_lo: false,
+                },
+                NewTablet {
+                    id: 5,
+                    tree: 1,
+                    lo: b"m".to_vec(),
+                    hi: None,
+                    pinned_lo: true,
+                },
+            ],
+            dropped_tablets: vec![1],
         };
         assert_eq!(VersionEdit::decode(&e.encode(), "m").unwrap(), e);
         assert!(VersionEdit::decode(&[99], "m").unwrap_err().is_corruption());

@@ -6,6 +6,6 @@ mod frame;
 mod set;
 mod version;
 
-pub use edit::{NewFile, VersionEdit};
-pub use set::{file_number_of, manifest_file_name, new_file_of, TreeFiles, VersionSet};
+pub use edit::{NewFile, NewTablet, VersionEdit};
+pub use set::{file_number_of, manifest_file_name, new_file_of, TabletFiles, VersionSet};
 pub use version::{table_file_name, FileMeta, LevelIterator, Version, NUM_LEVELS};

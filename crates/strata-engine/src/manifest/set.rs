@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use super::edit::{NewFile, VersionEdit};
+use super::edit::{NewFile, NewTablet, VersionEdit};
 use super::frame;
 use super::version::{table_file_name, FileMeta, Version, NUM_LEVELS};
 use crate::batch::TreeId;
@@ -32,32 +32,77 @@ pub fn manifest_file_name(number: u64) -> String {
     format!("MANIFEST-{number:06}")
 }
 
-/// The persisted state of one tree.
+/// The persisted state of one tablet: the part `[lo, hi)` of a tree's
+/// keys, with its own files. A file may belong to several tablets (the
+/// halves of a split share their parent's files until compaction rewrites
+/// them); each sees only the keys within its bounds.
 #[derive(Clone)]
-pub struct TreeFiles {
-    pub name: String,
-    /// Every write of the tree up to this sequence number is in its files.
+pub struct TabletFiles {
+    pub tree: TreeId,
+    pub lo: Vec<u8>,
+    pub hi: Option<Vec<u8>>,
+    pub pinned_lo: bool,
+    /// Every write of the tablet up to this sequence number is in its files.
     pub flushed_seq: SeqNo,
     pub version: Arc<Version>,
+}
+
+impl TabletFiles {
+    pub fn describe(&self, id: TreeId) -> NewTablet {
+        NewTablet {
+            id,
+            tree: self.tree,
+            lo: self.lo.clone(),
+            hi: self.hi.clone(),
+            pinned_lo: self.pinned_lo,
+        }
+    }
 }
 
 pub struct VersionSet {
     storage: Arc<dyn Storage>,
     next_file_number: Arc<AtomicU64>,
     last_seq: SeqNo,
-    trees: BTreeMap<TreeId, TreeFiles>,
+    /// Tree names by id.
+    trees: BTreeMap<TreeId, String>,
+    tablets: BTreeMap<TreeId, TabletFiles>,
+    /// Ids (of trees and tablets) are never handed out twice by one process.
+    next_id: TreeId,
     manifest: Box<dyn WritableFile>,
     manifest_name: String,
     /// Bytes written to manifests by this process (write amplification).
     bytes_written: u64,
 }
 
-/// Tree state during recovery, before tables are opened.
-#[derive(Default)]
-struct PendingTree {
-    name: String,
+/// Tablet state during recovery, before tables are opened.
+struct PendingTablet {
+    desc: NewTablet,
     flushed_seq: SeqNo,
     levels: [BTreeMap<u64, NewFile>; NUM_LEVELS],
+}
+
+#[derive(Default)]
+struct Pending {
+    trees: BTreeMap<TreeId, String>,
+    tablets: BTreeMap<TreeId, PendingTablet>,
+}
+
+/// The tablets an edit's created trees start with: the ones the edit
+/// creates for them, or else one covering every key, numbered like the tree.
+fn initial_tablets(edit: &VersionEdit) -> Vec<NewTablet> {
+    let mut out = edit.created_tablets.clone();
+    for (id, _) in &edit.created_trees {
+        if !edit.created_tablets.iter().any(|t| t.tree == *id) {
+            out.push(NewTablet {
+                id: *id,
+                tree: *id,
+                lo: Vec::new(),
+                hi: None,
+                pinned_lo: false,
+            });
+        }
+    }
+    out
 }
 
 impl VersionSet {
@@ -65,7 +110,7 @@ impl VersionSet {
     /// every live table, and writes a fresh manifest.
     pub fn open(storage: Arc<dyn Storage>, cache: Arc<BlockCache>) -> Result<VersionSet> {
         let names = storage.list()?;
-        let mut pending: BTreeMap<TreeId, PendingTree> = BTreeMap::new();
+        let mut pending = Pending::default();
         let mut next_file_number = 1u64;
         let mut last_seq = 0;
         let mut old_manifest = None;
@@ -108,8 +153,8 @@ impl VersionSet {
             }
         }
         let next_file_number = Arc::new(AtomicU64::new(next_file_number));
-        let mut trees = BTreeMap::new();
-        for (id, p) in pending {
+        let mut tablets = BTreeMap::new();
+        for (id, p) in pending.tablets {
             let mut version = Version::default();
             for (level, files) in p.levels.into_iter().enumerate() {
                 for nf in files.into_values() {
@@ -120,15 +165,24 @@ impl VersionSet {
             version
                 .check_invariants()
                 .map_err(|e| Error::corruption(old_manifest.clone().unwrap_or_default(), e))?;
-            trees.insert(
+            tablets.insert(
                 id,
-                TreeFiles {
-                    name: p.name,
+                TabletFiles {
+                    tree: p.desc.tree,
+                    lo: p.desc.lo,
+                    hi: p.desc.hi,
+                    pinned_lo: p.desc.pinned_lo,
                     flushed_seq: p.flushed_seq,
                     version: Arc::new(version),
                 },
             );
         }
+        let trees = pending.trees;
+        let next_id = trees
+            .keys()
+            .chain(tablets.keys())
+            .max()
+            .map_or(1, |m| m.saturating_add(1));
         let manifest_number = next_file_number.fetch_add(1, Ordering::SeqCst);
         let manifest_name = manifest_file_name(manifest_number);
         let manifest = storage.create(&manifest_name)?;
@@ -137,6 +191,8 @@ impl VersionSet {
             next_file_number,
             last_seq,
             trees,
+            tablets,
+            next_id,
             manifest,
             manifest_name,
             bytes_written: 0,
@@ -155,8 +211,11 @@ impl VersionSet {
             last_seq: Some(self.last_seq),
             ..VersionEdit::default()
         };
-        for (&id, t) in &self.trees {
-            e.created_trees.push((id, t.name.clone()));
+        for (&id, name) in &self.trees {
+            e.created_trees.push((id, name.clone()));
+        }
+        for (&id, t) in &self.tablets {
+            e.created_tablets.push(t.describe(id));
             e.flushed_seqs.push((id, t.flushed_seq));
             for (level, files) in t.version.levels.iter().enumerate() {
                 for f in files {
@@ -216,7 +275,7 @@ impl VersionSet {
         // Validate before anything is written.
         let mut known: HashMap<u64, Arc<FileMeta>> =
             new_tables.into_iter().map(|f| (f.number, f)).collect();
-        for t in self.trees.values() {
+        for t in self.tablets.values() {
             for files in &t.version.levels {
                 for f in files {
                     known.entry(f.number).or_insert_with(|| f.clone());
@@ -257,49 +316,62 @@ impl VersionSet {
 
     fn apply(&mut self, edit: &VersionEdit, known: &HashMap<u64, Arc<FileMeta>>) {
         for (id, name) in &edit.created_trees {
-            self.trees.insert(
-                *id,
-                TreeFiles {
-                    name: name.clone(),
+            self.trees.insert(*id, name.clone());
+        }
+        for t in initial_tablets(edit) {
+            self.next_id = self.next_id.max(t.id.saturating_add(1));
+            self.tablets.insert(
+                t.id,
+                TabletFiles {
+                    tree: t.tree,
+                    lo: t.lo,
+                    hi: t.hi,
+                    pinned_lo: t.pinned_lo,
                     flushed_seq: 0,
                     version: Arc::new(Version::default()),
                 },
             );
         }
         let mut touched: BTreeMap<TreeId, Version> = BTreeMap::new();
-        for &(tree, level, number) in &edit.removed_files {
-            if let Some(t) = self.trees.get(&tree) {
-                let v = touched.entry(tree).or_insert_with(|| (*t.version).clone());
+        for &(tablet, level, number) in &edit.removed_files {
+            if let Some(t) = self.tablets.get(&tablet) {
+                let v = touched
+                    .entry(tablet)
+                    .or_insert_with(|| (*t.version).clone());
                 v.levels[level as usize].retain(|f| f.number != number);
             }
         }
         for nf in &edit.added_files {
-            if let (Some(t), Some(f)) = (self.trees.get(&nf.tree), known.get(&nf.number)) {
+            if let (Some(t), Some(f)) = (self.tablets.get(&nf.tree), known.get(&nf.number)) {
                 let v = touched
                     .entry(nf.tree)
                     .or_insert_with(|| (*t.version).clone());
                 v.levels[nf.level as usize].push(f.clone());
             }
         }
-        for (tree, mut v) in touched {
+        for (tablet, mut v) in touched {
             sort_levels(&mut v);
             debug_assert_eq!(v.check_invariants(), Ok(()));
-            if let Some(t) = self.trees.get_mut(&tree) {
+            if let Some(t) = self.tablets.get_mut(&tablet) {
                 t.version = Arc::new(v);
             }
         }
-        for &(tree, seq) in &edit.flushed_seqs {
-            if let Some(t) = self.trees.get_mut(&tree) {
+        for &(tablet, seq) in &edit.flushed_seqs {
+            if let Some(t) = self.tablets.get_mut(&tablet) {
                 t.flushed_seq = t.flushed_seq.max(seq);
             }
         }
+        for id in &edit.dropped_tablets {
+            self.tablets.remove(id);
+        }
         for id in &edit.dropped_trees {
             self.trees.remove(id);
+            self.tablets.retain(|_, t| t.tree != *id);
         }
     }
 
     fn live_file_numbers(&self) -> HashSet<u64> {
-        self.trees
+        self.tablets
             .values()
             .flat_map(|t| t.version.levels.iter().flatten().map(|f| f.number))
             .collect()
@@ -328,12 +400,26 @@ impl VersionSet {
         self.last_seq
     }
 
-    pub fn trees(&self) -> &BTreeMap<TreeId, TreeFiles> {
+    /// Tree names by id.
+    pub fn trees(&self) -> &BTreeMap<TreeId, String> {
         &self.trees
     }
 
-    pub fn tree(&self, id: TreeId) -> Option<&TreeFiles> {
-        self.trees.get(&id)
+    pub fn tablets(&self) -> &BTreeMap<TreeId, TabletFiles> {
+        &self.tablets
+    }
+
+    pub fn tablet(&self, id: TreeId) -> Option<&TabletFiles> {
+        self.tablets.get(&id)
+    }
+
+    /// A tree or tablet id never used by this process or the manifest.
+    pub fn allocate_id(&mut self) -> Result<TreeId> {
+        let id = self.next_id;
+        self.next_id = id
+            .checked_add(1)
+            .ok_or_else(|| Error::InvalidArgument("tree and tablet ids exhausted".into()))?;
+        Ok(id)
     }
 
     pub fn bytes_written(&self) -> u64 {
@@ -341,23 +427,32 @@ impl VersionSet {
     }
 }
 
-fn apply_pending(
-    pending: &mut BTreeMap<TreeId, PendingTree>,
-    edit: &VersionEdit,
-    file: &str,
-) -> Result<()> {
+fn apply_pending(pending: &mut Pending, edit: &VersionEdit, file: &str) -> Result<()> {
     for (id, name) in &edit.created_trees {
-        pending.insert(
-            *id,
-            PendingTree {
-                name: name.clone(),
-                ..PendingTree::default()
+        pending.trees.insert(*id, name.clone());
+    }
+    for t in initial_tablets(edit) {
+        if !pending.trees.contains_key(&t.tree) {
+            return Err(Error::corruption(
+                file,
+                format!("tablet {} of unknown tree {}", t.id, t.tree),
+            ));
+        }
+        pending.tablets.insert(
+            t.id,
+            PendingTablet {
+                desc: t,
+                flushed_seq: 0,
+                levels: Default::default(),
             },
         );
     }
-    for &(tree, level, number) in &edit.removed_files {
-        let t = pending.get_mut(&tree).ok_or_else(|| {
-            Error::corruption(file, format!("edit removes a file of unknown tree {tree}"))
+    for &(tablet, level, number) in &edit.removed_files {
+        let t = pending.tablets.get_mut(&tablet).ok_or_else(|| {
+            Error::corruption(
+                file,
+                format!("edit removes a file of unknown tablet {tablet}"),
+            )
         })?;
         let lvl = t
             .levels
@@ -366,10 +461,10 @@ fn apply_pending(
         lvl.remove(&number);
     }
     for nf in &edit.added_files {
-        let t = pending.get_mut(&nf.tree).ok_or_else(|| {
+        let t = pending.tablets.get_mut(&nf.tree).ok_or_else(|| {
             Error::corruption(
                 file,
-                format!("edit adds a file to unknown tree {}", nf.tree),
+                format!("edit adds a file to unknown tablet {}", nf.tree),
             )
         })?;
         let lvl = t
@@ -378,13 +473,17 @@ fn apply_pending(
             .ok_or_else(|| Error::corruption(file, format!("level {} out of range", nf.level)))?;
         lvl.insert(nf.number, nf.clone());
     }
-    for &(tree, seq) in &edit.flushed_seqs {
-        if let Some(t) = pending.get_mut(&tree) {
+    for &(tablet, seq) in &edit.flushed_seqs {
+        if let Some(t) = pending.tablets.get_mut(&tablet) {
             t.flushed_seq = t.flushed_seq.max(seq);
         }
     }
+    for id in &edit.dropped_tablets {
+        pending.tablets.remove(id);
+    }
     for id in &edit.dropped_trees {
-        pending.remove(id);
+        pending.trees.remove(id);
+        pending.tablets.retain(|_, t| t.desc.tree != *id);
     }
     Ok(())
 }

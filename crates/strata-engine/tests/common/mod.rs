@@ -59,3 +59,19 @@ pub fn concat(base: Option<&[u8]>, op: &[u8]) -> Vec<u8> {
         None => op.to_vec(),
     }
 }
+
+/// A deterministic xorshift generator.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
