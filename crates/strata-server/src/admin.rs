@@ -112,15 +112,19 @@ impl BigtableTableAdmin for AdminService {
         for (fname, cf) in &table.column_families {
             families.insert(fname.clone(), convert::family(cf)?);
         }
-        // Initial splits are accepted and checked; tablets follow them once
-        // tables are split into tablets.
-        for s in &r.initial_splits {
+        // The table starts as one tablet per range between the splits.
+        let mut splits = Vec::with_capacity(r.initial_splits.len());
+        for s in r.initial_splits {
             strata_table::mutation::validate_row_key(&s.key).map_err(status)?;
+            splits.push(s.key);
         }
         let db = self.db.clone();
         let protect = table.deletion_protection;
-        let info =
-            blocking(move || db.create_table(&name, families, protect).map_err(status)).await?;
+        let info = blocking(move || {
+            db.create_table_with_splits(&name, families, protect, &splits)
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(table_pb(
             &info,
             a::table::View::SchemaView as i32,

@@ -28,12 +28,44 @@ const NEXT_TREE_KEY: &[u8] = b"next_tree";
 /// Deletes per engine batch when purging a family or a row range.
 const PURGE_BATCH_OPS: usize = 10_000;
 
+/// A tablet of a table larger than this splits, by default (Bigtable's
+/// order of magnitude; `strata serve --tablet-split-size`).
+pub const TABLET_SPLIT_BYTES_DEFAULT: u64 = 512 << 20;
+
 /// Options of a database.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct DatabaseOptions {
     pub engine: EngineOptions,
-    /// Options of every table's tree (the merge operator is set here).
+    /// Options of every table's tree (the merge operator and the row
+    /// boundaries of splits are set here).
     pub table: TreeOptions,
+}
+
+impl Default for DatabaseOptions {
+    fn default() -> Self {
+        DatabaseOptions {
+            engine: EngineOptions::default(),
+            table: TreeOptions {
+                tablet_split_bytes: Some(TABLET_SPLIT_BYTES_DEFAULT),
+                ..TreeOptions::default()
+            },
+        }
+    }
+}
+
+/// One tablet of a table, for operators: rows `[start_row, end_row)`.
+#[derive(Clone, Debug)]
+pub struct TabletInfo {
+    pub id: u32,
+    pub start_row: Vec<u8>,
+    /// None: to the end of the table.
+    pub end_row: Option<Vec<u8>>,
+    /// Approximate bytes on disk of the tablet's own cells.
+    pub size_bytes: u64,
+    pub memtable_bytes: u64,
+    pub files_per_level: Vec<usize>,
+    /// Files shared with a neighbour since a split, not yet rewritten.
+    pub shared_files: usize,
 }
 
 /// One table: its schema and tree, swapped as a unit by DDL.
@@ -165,6 +197,10 @@ impl Database {
     /// Opens the database held by an engine.
     pub fn with_engine(engine: Engine, mut table_opts: TreeOptions) -> Result<Database> {
         table_opts.merge_operator = Some(Arc::new(AggregateMerge));
+        // Tablets split between rows, never inside one.
+        table_opts.split_boundary = Some(Arc::new(|k: &[u8]| {
+            crate::cell_key::row_prefix(&crate::cell_key::row_of_prefix(k))
+        }));
         let catalog = engine.open_tree(
             CATALOG_TREE,
             TreeOptions {
@@ -279,7 +315,27 @@ impl Database {
         families: BTreeMap<String, Family>,
         deletion_protection: bool,
     ) -> Result<TableInfo> {
+        self.create_table_with_splits(name, families, deletion_protection, &[])
+    }
+
+    /// Creates a table as one tablet per row range between `splits` (row
+    /// keys, in any order; duplicates count once). Those boundaries stay:
+    /// merges never remove them.
+    pub fn create_table_with_splits(
+        &self,
+        name: &str,
+        families: BTreeMap<String, Family>,
+        deletion_protection: bool,
+        splits: &[Vec<u8>],
+    ) -> Result<TableInfo> {
         validate_table_name(name)?;
+        let mut split_keys: Vec<Vec<u8>> = splits
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| crate::cell_key::row_prefix(r))
+            .collect();
+        split_keys.sort();
+        split_keys.dedup();
         if families.len() > FAMILIES_MAX {
             return Err(TableError::InvalidArgument(format!(
                 "{} column families, above the limit of {FAMILIES_MAX}",
@@ -306,9 +362,11 @@ impl Database {
         self.engine.write(batch)?;
         let schema = Arc::new(schema);
         let cell: SchemaCell = Arc::new(RwLock::new(schema.clone()));
-        let tree = self
-            .engine
-            .open_tree(&schema.tree, tree_options(&self.table_opts, &cell))?;
+        let tree = self.engine.open_tree_with_splits(
+            &schema.tree,
+            tree_options(&self.table_opts, &cell),
+            &split_keys,
+        )?;
         let table = Arc::new(Table::new(name.to_string(), schema.clone(), tree, cell));
         self.tables.write().insert(name.to_string(), table);
         Ok(TableInfo {
@@ -421,37 +479,49 @@ impl Database {
         self.commit_schema(&t, &mut st, schema)
     }
 
-    /// Deletes every row starting with `prefix`, or (None) every row. All
-    /// rows: the table gets a fresh tree and the old one's files are
-    /// dropped whole.
+    /// Deletes every row starting with `prefix`, or (None) every row.
+    /// Tablets inside the range are emptied and files inside it dropped
+    /// whole (one manifest edit, nothing read); what is left (memtables,
+    /// files reaching outside the range) is deleted cell by cell.
     pub fn drop_row_range(&self, name: &str, prefix: Option<&[u8]>) -> Result<()> {
         let t = self.table(name)?;
-        match prefix {
-            Some(p) if !p.is_empty() => {
-                let st = t.state.write();
-                let rows = RowSet {
-                    keys: vec![],
-                    ranges: vec![RowRange::prefix(p)],
-                };
-                self.purge(&st.tree, rows, |_| true)
-            }
-            _ => {
-                let mut next = self.ddl.lock();
-                let mut st = t.state.write();
-                let mut schema = (*st.schema).clone();
-                let mut batch = WriteBatch::new();
-                schema.tree = self.alloc_tree(&mut next, &mut batch);
-                self.put_schema(name, &schema, &mut batch);
-                self.engine.write(batch)?;
-                let tree = self
-                    .engine
-                    .open_tree(&schema.tree, tree_options(&self.table_opts, &t.gc_schema))?;
-                let old_tree = std::mem::replace(&mut st.tree, tree);
-                t.set_schema(&mut st, schema);
-                self.engine.drop_tree(old_tree.name())?;
-                Ok(())
-            }
+        let st = t.state.write();
+        let rows = RowSet {
+            keys: vec![],
+            ranges: vec![match prefix {
+                Some(p) if !p.is_empty() => RowRange::prefix(p),
+                _ => RowRange::all(),
+            }],
+        };
+        for span in rows.spans() {
+            let (tablets, files) = st.tree.drop_whole_files(&span.start, span.end.as_deref())?;
+            tracing::debug!(
+                table = name,
+                tablets,
+                files,
+                "dropped whole tablets and files"
+            );
         }
+        self.purge(&st.tree, rows, |_| true)
+    }
+
+    /// The table's tablets in row order.
+    pub fn tablets(&self, name: &str) -> Result<Vec<TabletInfo>> {
+        let t = self.table(name)?;
+        let tree = t.state.read().tree.clone();
+        Ok(tree
+            .tablets()
+            .into_iter()
+            .map(|t| TabletInfo {
+                id: t.id,
+                start_row: crate::cell_key::row_of_prefix(&t.lo),
+                end_row: t.hi.as_deref().map(crate::cell_key::row_of_prefix),
+                size_bytes: t.size_bytes,
+                memtable_bytes: t.memtable_bytes,
+                files_per_level: t.files_per_level.to_vec(),
+                shared_files: t.shared_files,
+            })
+            .collect())
     }
 
     /// Deletes the keys of `rows` that `pred` accepts, in bounded batches.

@@ -12,6 +12,8 @@ use strata_engine::{EngineOptions, SyncMode};
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
+mod size;
+
 #[derive(Parser)]
 #[command(
     name = "strata",
@@ -42,7 +44,25 @@ enum Command {
         /// Block cache size in MiB.
         #[arg(long, default_value_t = 256)]
         cache_mib: usize,
+        /// A tablet larger than this splits in two at a middle row (`off`:
+        /// tablets split only at a table's initial splits).
+        #[arg(long, default_value = "512MiB", value_parser = size::parse_size_or_off)]
+        tablet_split_size: size::Limit,
+        /// Memory for memtables across every tablet; past it the largest
+        /// are flushed, and writes wait while it is exceeded.
+        #[arg(long, default_value = "256MiB", value_parser = size::parse_size)]
+        memtable_budget: u64,
     },
+}
+
+/// Server settings from the command line.
+struct ServeArgs {
+    dir: PathBuf,
+    listen: SocketAddr,
+    sync_interval_ms: u64,
+    cache_mib: usize,
+    tablet_split_size: Option<u64>,
+    memtable_budget: u64,
 }
 
 fn main() -> Result<()> {
@@ -58,11 +78,35 @@ fn main() -> Result<()> {
             listen,
             sync_interval_ms,
             cache_mib,
-        } => serve(data_dir, listen, sync_interval_ms, cache_mib),
+            tablet_split_size,
+            memtable_budget,
+        } => serve(ServeArgs {
+            dir: data_dir,
+            listen,
+            sync_interval_ms,
+            cache_mib,
+            tablet_split_size: tablet_split_size.0,
+            memtable_budget,
+        }),
     }
 }
 
-fn serve(dir: PathBuf, listen: SocketAddr, sync_interval_ms: u64, cache_mib: usize) -> Result<()> {
+fn serve(args: ServeArgs) -> Result<()> {
+    let ServeArgs {
+        dir,
+        listen,
+        sync_interval_ms,
+        cache_mib,
+        tablet_split_size,
+        memtable_budget,
+    } = args;
+    if tablet_split_size.is_some_and(|b| b < 64 << 10) {
+        anyhow::bail!("--tablet-split-size must be at least 64KiB (or off)");
+    }
+    let memtable_budget = usize::try_from(memtable_budget)
+        .ok()
+        .filter(|&b| b >= 1 << 20)
+        .context("--memtable-budget must be at least 1MiB")?;
     let engine = EngineOptions {
         sync_mode: if sync_interval_ms == 0 {
             SyncMode::Always
@@ -70,17 +114,17 @@ fn serve(dir: PathBuf, listen: SocketAddr, sync_interval_ms: u64, cache_mib: usi
             SyncMode::Periodic(Duration::from_millis(sync_interval_ms))
         },
         block_cache_bytes: cache_mib << 20,
+        memtable_budget_bytes: memtable_budget,
         ..EngineOptions::default()
     };
+    let mut opts = DatabaseOptions {
+        engine,
+        ..DatabaseOptions::default()
+    };
+    opts.table.tablet_split_bytes = tablet_split_size;
     let opened = Instant::now();
-    let db = Database::open(
-        &dir,
-        DatabaseOptions {
-            engine,
-            ..DatabaseOptions::default()
-        },
-    )
-    .with_context(|| format!("opening the database in {}", dir.display()))?;
+    let db = Database::open(&dir, opts)
+        .with_context(|| format!("opening the database in {}", dir.display()))?;
     let tables = db.list_tables("").len();
     tracing::info!(
         dir = %dir.display(),
