@@ -3,6 +3,10 @@
 //! from the googleapis-tonic-* crates (no protoc, no .proto files). Every
 //! method defaults to UNIMPLEMENTED; `src/data.rs` and `src/admin.rs`
 //! override the ones Strata serves.
+//!
+//! Also generates the server *and* client stubs of Strata's own operator
+//! service, strata.admin.v1.StrataAdmin, whose messages are hand-written in
+//! `src/tablets.rs` (wire format: docs/formats/admin-rpc.md).
 use tonic_build::manual::{Method, Service};
 use tonic_build::CodeGenBuilder;
 
@@ -166,5 +170,23 @@ fn main() {
         let code = gen.generate_server(svc, "").to_string();
         std::fs::write(out.join(file), code).expect("write generated server stubs");
     }
+
+    // Written as strata.admin.v1.StrataAdmin.rs (client, then server).
+    let tablets = Service::builder()
+        .name("StrataAdmin")
+        .package("strata.admin.v1")
+        .method(m(
+            "list_tablets",
+            "ListTablets",
+            "crate::tablets::ListTabletsRequest".to_string(),
+            "crate::tablets::ListTabletsResponse".to_string(),
+            false,
+        ))
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(true)
+        .build_server(true)
+        .out_dir(&out)
+        .compile(&[tablets]);
     println!("cargo:rerun-if-changed=build.rs");
 }

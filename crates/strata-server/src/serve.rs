@@ -4,6 +4,8 @@ use crate::admin::AdminService;
 use crate::data::DataService;
 use crate::pb::bigtable_server::BigtableServer;
 use crate::pb::bigtable_table_admin_server::BigtableTableAdminServer;
+use crate::pb::strata_admin_server::StrataAdminServer;
+use crate::tablets::StrataAdminService;
 use std::future::Future;
 use std::sync::Arc;
 use strata_table::Database;
@@ -27,7 +29,7 @@ impl Default for ServerOptions {
     }
 }
 
-/// Serves the data and table-admin APIs on `listener` until `shutdown`
+/// Serves the data and table-admin APIs, and StrataAdmin, on `listener` until `shutdown`
 /// resolves, then stops accepting, lets in-flight requests finish, and
 /// returns.
 pub async fn serve(
@@ -39,7 +41,10 @@ pub async fn serve(
     let data = BigtableServer::new(DataService { db: db.clone() })
         .max_decoding_message_size(opts.message_bytes_max)
         .max_encoding_message_size(opts.message_bytes_max);
-    let admin = BigtableTableAdminServer::new(AdminService { db })
+    let admin = BigtableTableAdminServer::new(AdminService { db: db.clone() })
+        .max_decoding_message_size(opts.message_bytes_max)
+        .max_encoding_message_size(opts.message_bytes_max);
+    let strata_admin = StrataAdminServer::new(StrataAdminService { db })
         .max_decoding_message_size(opts.message_bytes_max)
         .max_encoding_message_size(opts.message_bytes_max);
     // Small unary replies must not wait for delayed ACKs (Nagle): every
@@ -49,6 +54,7 @@ pub async fn serve(
         .max_concurrent_streams(Some(opts.streams_per_connection_max))
         .add_service(data)
         .add_service(admin)
+        .add_service(strata_admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -1,5 +1,6 @@
 //! The `strata` command: `strata serve` runs the Bigtable-API server on the
-//! embedded default (local files, no other service).
+//! embedded default (local files, no other service); `strata tablets`
+//! lists a table's tablets on a running server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +14,7 @@ use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
 mod size;
+mod tablets_cmd;
 
 #[derive(Parser)]
 #[command(
@@ -53,6 +55,22 @@ enum Command {
         #[arg(long, default_value = "256MiB", value_parser = size::parse_size)]
         memtable_budget: u64,
     },
+    /// List a table's tablets on a running server: row range, size on
+    /// disk, memtable size and files per level.
+    Tablets {
+        /// `projects/P/instances/I/tables/T`, or a bare table id `T`
+        /// (expanded with --project and --instance).
+        table: String,
+        /// The server's address.
+        #[arg(long, default_value = "127.0.0.1:8086")]
+        server: String,
+        /// Project of a bare table id.
+        #[arg(long, default_value = "p")]
+        project: String,
+        /// Instance of a bare table id.
+        #[arg(long, default_value = "i")]
+        instance: String,
+    },
 }
 
 /// Server settings from the command line.
@@ -87,6 +105,17 @@ fn main() -> Result<()> {
             cache_mib,
             tablet_split_size: tablet_split_size.0,
             memtable_budget,
+        }),
+        Command::Tablets {
+            table,
+            server,
+            project,
+            instance,
+        } => tablets_cmd::run(tablets_cmd::TabletsArgs {
+            table,
+            server,
+            project,
+            instance,
         }),
     }
 }

@@ -3,23 +3,21 @@
 //! same directory; every acknowledged row must read back with its value.
 //! Cycles: STRATA_KILL9_CYCLES (default 3).
 
+mod common;
+
+use common::{connect, free_port};
 use googleapis_tonic_google_bigtable_admin_v2::google::bigtable::admin::v2 as admin;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2;
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use admin::bigtable_table_admin_client::BigtableTableAdminClient;
 use v2::bigtable_client::BigtableClient;
 
 const TABLE: &str = "projects/p/instances/i/tables/kill9";
 const WRITERS: usize = 8;
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
     let log = std::fs::File::create(dir.with_extension(format!("{port}.log"))).expect("log");
@@ -31,21 +29,6 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .stderr(log)
         .spawn()
         .expect("start strata serve")
-}
-
-async fn connect(port: u16) -> tonic::transport::Channel {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .expect("endpoint")
-            .connect()
-            .await
-        {
-            Ok(c) => return c,
-            Err(e) if Instant::now() > deadline => panic!("server did not come up: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
 }
 
 fn set(row: &str, value: &str) -> v2::MutateRowRequest {

@@ -35,6 +35,8 @@ pub type Row = (Vec<u8>, Vec<Cell>);
 pub struct Server {
     pub data: BigtableClient<Channel>,
     pub admin: BigtableTableAdminClient<Channel>,
+    /// Where the server listens, for clients a test connects itself.
+    pub addr: std::net::SocketAddr,
     db: Arc<Database>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
@@ -90,6 +92,7 @@ impl Server {
             admin: BigtableTableAdminClient::new(channel)
                 .max_decoding_message_size(MESSAGE_BYTES_MAX)
                 .max_encoding_message_size(MESSAGE_BYTES_MAX),
+            addr,
             db,
             stop: Some(stop),
             task: Some(task),
@@ -107,6 +110,7 @@ impl Server {
         let Server {
             data,
             admin,
+            addr: _,
             db,
             stop,
             task,

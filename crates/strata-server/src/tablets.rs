@@ -1,0 +1,140 @@
+//! strata.admin.v1.StrataAdmin: Strata's own operator RPCs, beside the
+//! Bigtable APIs. `ListTablets` lists a table's tablets with their row
+//! ranges and storage. The messages are written by hand here (no .proto);
+//! their wire format is specified in docs/formats/admin-rpc.md.
+
+use crate::convert::status;
+use crate::data::blocking;
+use crate::pb::strata_admin_server::StrataAdmin;
+use std::sync::Arc;
+use strata_table::database::validate_table_name;
+use strata_table::{Database, TabletInfo};
+use tonic::{Request, Response, Status};
+
+/// Asks for the tablets of one table.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListTabletsRequest {
+    /// `projects/P/instances/I/tables/T`.
+    #[prost(string, tag = "1")]
+    pub table_name: String,
+}
+
+/// The tablets of a table, in row order.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ListTabletsResponse {
+    #[prost(message, repeated, tag = "1")]
+    pub tablets: Vec<Tablet>,
+}
+
+/// One tablet: rows `[start_row, end_row)`, or `[start_row, end of table)`
+/// when `has_end` is false.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Tablet {
+    /// The tablet's id within its table (stable until it splits or merges).
+    #[prost(uint32, tag = "1")]
+    pub id: u32,
+    /// First row of the tablet; empty for the table's first tablet.
+    #[prost(bytes = "vec", tag = "2")]
+    pub start_row: Vec<u8>,
+    /// First row past the tablet; meaningful only when `has_end`.
+    #[prost(bytes = "vec", tag = "3")]
+    pub end_row: Vec<u8>,
+    /// False for the last tablet, which runs to the end of the table.
+    #[prost(bool, tag = "4")]
+    pub has_end: bool,
+    /// Approximate bytes on disk of the tablet's own cells.
+    #[prost(uint64, tag = "5")]
+    pub size_bytes: u64,
+    /// Bytes in the tablet's memtables (active and sealed).
+    #[prost(uint64, tag = "6")]
+    pub memtable_bytes: u64,
+    /// Files at each level, L0 first.
+    #[prost(uint32, repeated, tag = "7")]
+    pub files_per_level: Vec<u32>,
+    /// Files shared with a neighbour since a split, not yet rewritten.
+    #[prost(uint32, tag = "8")]
+    pub shared_files: u32,
+}
+
+/// A count on the wire: counts past `u32::MAX` saturate.
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl From<TabletInfo> for Tablet {
+    fn from(t: TabletInfo) -> Tablet {
+        Tablet {
+            id: t.id,
+            start_row: t.start_row,
+            has_end: t.end_row.is_some(),
+            end_row: t.end_row.unwrap_or_default(),
+            size_bytes: t.size_bytes,
+            memtable_bytes: t.memtable_bytes,
+            files_per_level: t.files_per_level.into_iter().map(count).collect(),
+            shared_files: count(t.shared_files),
+        }
+    }
+}
+
+/// Serves strata.admin.v1.StrataAdmin over a `Database`.
+pub struct StrataAdminService {
+    pub(crate) db: Arc<Database>,
+}
+
+#[tonic::async_trait]
+impl StrataAdmin for StrataAdminService {
+    async fn list_tablets(
+        &self,
+        request: Request<ListTabletsRequest>,
+    ) -> Result<Response<ListTabletsResponse>, Status> {
+        let r = request.into_inner();
+        validate_table_name(&r.table_name).map_err(status)?;
+        let db = self.db.clone();
+        let tablets = blocking(move || db.tablets(&r.table_name).map_err(status)).await?;
+        Ok(Response::new(ListTabletsResponse {
+            tablets: tablets.into_iter().map(Tablet::from).collect(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message;
+
+    #[test]
+    fn tablet_round_trips_and_keeps_its_field_numbers() {
+        let t = Tablet {
+            id: 7,
+            start_row: b"g".to_vec(),
+            end_row: b"p".to_vec(),
+            has_end: true,
+            size_bytes: 1 << 20,
+            memtable_bytes: 300,
+            files_per_level: vec![2, 0, 3],
+            shared_files: 1,
+        };
+        let bytes = t.encode_to_vec();
+        assert_eq!(Tablet::decode(bytes.as_slice()).unwrap(), t);
+        // Field 1 (id), varint: tag byte 0x08; field 2 (start_row), length
+        // delimited: 0x12; field 7 (files_per_level), packed: 0x3a.
+        assert_eq!(&bytes[..4], &[0x08, 7, 0x12, 1]);
+        assert!(bytes.windows(5).any(|w| w == [0x3a, 3, 2, 0, 3]));
+    }
+
+    #[test]
+    fn last_tablet_has_no_end() {
+        let t = Tablet::from(TabletInfo {
+            id: 1,
+            start_row: b"p".to_vec(),
+            end_row: None,
+            size_bytes: 0,
+            memtable_bytes: 0,
+            files_per_level: vec![0; 7],
+            shared_files: 0,
+        });
+        assert!(!t.has_end);
+        assert!(t.end_row.is_empty());
+        assert_eq!(t.files_per_level, vec![0; 7]);
+    }
+}
