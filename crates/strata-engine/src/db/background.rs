@@ -144,7 +144,10 @@ fn sync_loop(inner: &Arc<Inner>, interval: Duration) {
 }
 
 /// Flushes the oldest sealed memtable of `t` into an L0 table.
-fn flush_oldest(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
+fn flush_oldest(inner: &Inner, t: &TabletState) -> Result<()> {
+    // One flush of a tablet at a time (the flush thread, or a merge
+    // flushing on its own thread).
+    let _flushing = t.flush_lock.lock();
     let sv = t.super_version();
     let Some(imm) = sv.imms.first().cloned() else {
         return Ok(());
@@ -233,13 +236,18 @@ pub(crate) fn flush_tree(inner: &Inner, t: &TabletState) -> Result<()> {
     wait_flushed(inner, t)
 }
 
-/// `flush_tree` for a caller that holds the write mutex (no write can
-/// arrive until it returns; the flusher does not need the mutex).
+/// `flush_tree` for a caller that holds the write mutex: flushes on the
+/// calling thread, so writes wait only for this tablet's memtables, not for
+/// whatever the flush thread is writing.
 pub(crate) fn flush_tree_locked(inner: &Inner, t: &TabletState) -> Result<()> {
     if !t.super_version().mem.is_empty() {
         super::write::seal_memtable(inner, t);
     }
-    wait_flushed(inner, t)
+    while !t.super_version().imms.is_empty() && !t.is_retired() {
+        inner.check_bg_error()?;
+        flush_oldest(inner, t)?;
+    }
+    Ok(())
 }
 
 fn wait_flushed(inner: &Inner, t: &TabletState) -> Result<()> {

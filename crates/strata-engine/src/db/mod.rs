@@ -2,8 +2,10 @@
 //! manifest, with background flush and compaction.
 //!
 //! Locks, in the order they may be taken: the write mutex (held by the
-//! write leader), `log`, `versions`, a tree's `sv`, `bg`. Readers take only
-//! a tree's `sv` briefly, to clone its current super-version.
+//! write leader), a tablet's `flush_lock`, `log`, `versions`, a tree's
+//! `tablets`, a tablet's `sv`, `bg`. Readers take only a tree's `tablets`
+//! and a tablet's `sv` briefly, to clone the current list and
+//! super-version.
 
 mod background;
 mod budget;

@@ -101,12 +101,19 @@ pub(crate) fn split_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bo
         inner.set_bg_error(&e);
         return Err(e);
     }
-    // The parent's memtables, sealed, become both children's.
+    // The parent's memtables, sealed, become both children's. The parent
+    // keeps them as sealed ones too, for readers still holding it, with an
+    // empty active memtable that nothing will write to or seal again.
     let mut imms = sv.imms.clone();
     if !sv.mem.is_empty() {
         sv.mem.seal(inner.last_seq.load(Ordering::Acquire));
         imms.push(sv.mem.clone());
     }
+    *parent.sv.write() = Arc::new(SuperVersion {
+        mem: crate::memtable::Memtable::new(),
+        imms: imms.clone(),
+        version: sv.version.clone(),
+    });
     let child = |desc: &NewTablet| {
         let version = versions
             .tablet(desc.id)
@@ -171,10 +178,16 @@ pub(crate) fn merge_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bo
     debug_assert!(sa.mem.is_empty() && sa.imms.is_empty());
     debug_assert!(sb.mem.is_empty() && sb.imms.is_empty());
     {
-        let Some(combined) = combine(&sa.version, &sb.version) else {
+        // Read the file sets under the version lock: a compaction may have
+        // changed them since (compactions do not take the write mutex).
+        let mut versions = inner.versions.lock();
+        let version_of = |id| versions.tablet(id).map(|t| t.version.clone());
+        let (Some(va), Some(vb)) = (version_of(a.id), version_of(b.id)) else {
+            return Err(Error::corruption("manifest", "a merged tablet is missing"));
+        };
+        let Some(combined) = combine(&va, &vb) else {
             return Ok(false);
         };
-        let mut versions = inner.versions.lock();
         let id = versions.allocate_id()?;
         let desc = NewTablet {
             id,

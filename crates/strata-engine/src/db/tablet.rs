@@ -31,6 +31,8 @@ pub(crate) struct TabletState {
     /// Per level, the largest key of the last file compacted from it
     /// (round-robin choice of the next one).
     pub compact_pointers: Mutex<Vec<Vec<u8>>>,
+    /// Held while one of its memtables is being flushed.
+    pub flush_lock: Mutex<()>,
     /// Set when the tablet is split, merged, emptied or dropped: from then
     /// on it takes no writes and its background work is discarded.
     pub retired: AtomicBool,
@@ -53,6 +55,7 @@ impl TabletState {
             opts,
             sv: RwLock::new(Arc::new(sv)),
             compact_pointers: Mutex::new(vec![Vec::new(); NUM_LEVELS]),
+            flush_lock: Mutex::new(()),
             retired: AtomicBool::new(false),
         })
     }

@@ -338,6 +338,11 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
 /// Moves the active memtable to the immutable list and wakes the flusher.
 /// Caller holds the write mutex.
 pub(crate) fn seal_memtable(inner: &Inner, t: &TabletState) {
+    // A retired tablet's memtables belong to its successors; sealing one
+    // again would move its flushed sequence number past writes it lacks.
+    if t.is_retired() {
+        return;
+    }
     let mut sv = t.sv.write();
     let old = sv.mem.clone();
     old.seal(inner.last_seq.load(Ordering::Acquire));

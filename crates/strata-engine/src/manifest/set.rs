@@ -269,8 +269,10 @@ impl VersionSet {
         new_tables: Vec<Arc<FileMeta>>,
     ) -> Result<()> {
         edit.next_file_number = Some(self.next_file_number.load(Ordering::SeqCst));
-        if let Some(s) = edit.last_seq {
-            debug_assert!(s >= self.last_seq, "last_seq went back");
+        // Flushes on several threads read the last sequence number before
+        // writing their tables: the recorded one never goes back.
+        if let Some(s) = edit.last_seq.as_mut() {
+            *s = (*s).max(self.last_seq);
         }
         // Validate before anything is written.
         let mut known: HashMap<u64, Arc<FileMeta>> =
