@@ -81,7 +81,8 @@ for name in sorted(os.listdir(out)):
     mode = name.split("-")[0]
     base = os.path.join(out, name[:-5])
     phases = {p["workload"]: p for p in json.load(open(base + ".json"))["phases"]}
-    tablets = sum(1 for l in open(base + ".tablets") if l[:1].isdigit())
+    # Tablet lines start with the tablet id; the last line is the total.
+    tablets = sum(1 for l in open(base + ".tablets") if l[:1].isdigit() and "tablets, total" not in l)
     rows[mode].append({
         "load": phases["load"]["ops_per_sec"],
         "c": phases["c"]["ops_per_sec"],

@@ -89,6 +89,19 @@ def test_initial_splits(make_table):
     assert samples and samples[-1].row_key == b""
 
 
+@pytest.mark.strata_only
+def test_initial_splits_are_tablet_boundaries_in_samples(make_table):
+    # Bigtable's samples fall on tablet boundaries; Strata's tablets start
+    # at the initial splits, so every split key is a sample.
+    table = make_table(splits=[b"p", b"g"])
+    for k in (b"a", b"h", b"q"):
+        write(table, k)
+    samples = [s.row_key for s in table.sample_row_keys()]
+    assert samples[-1] == b""
+    assert b"g" in samples and b"p" in samples
+    assert samples[:-1] == sorted(samples[:-1])
+
+
 def test_column_family_create_update_delete(make_table):
     table = make_table(families={"cf1": None})
     fam = table.column_family("extra", cf.MaxVersionsGCRule(1))
