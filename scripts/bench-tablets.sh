@@ -82,7 +82,7 @@ for name in sorted(os.listdir(out)):
     base = os.path.join(out, name[:-5])
     phases = {p["workload"]: p for p in json.load(open(base + ".json"))["phases"]}
     # Tablet lines start with the tablet id; the last line is the total.
-    tablets = sum(1 for l in open(base + ".tablets") if l[:1].isdigit() and "tablets, total" not in l)
+    tablets = sum(1 for l in open(base + ".tablets") if l[:1].isdigit() and ", total " not in l)
     rows[mode].append({
         "load": phases["load"]["ops_per_sec"],
         "c": phases["c"]["ops_per_sec"],
