@@ -54,6 +54,10 @@ enum Command {
         /// are flushed, and writes wait while it is exceeded.
         #[arg(long, default_value = "256MiB", value_parser = size::parse_size)]
         memtable_budget: u64,
+        /// Compactions that may run at once across every tablet (the most
+        /// urgent go first), 1 to 64.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+        compaction_threads: u16,
     },
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
@@ -81,6 +85,7 @@ struct ServeArgs {
     cache_mib: usize,
     tablet_split_size: Option<u64>,
     memtable_budget: u64,
+    compaction_threads: u16,
 }
 
 fn main() -> Result<()> {
@@ -98,6 +103,7 @@ fn main() -> Result<()> {
             cache_mib,
             tablet_split_size,
             memtable_budget,
+            compaction_threads,
         } => serve(ServeArgs {
             dir: data_dir,
             listen,
@@ -105,6 +111,7 @@ fn main() -> Result<()> {
             cache_mib,
             tablet_split_size: tablet_split_size.0,
             memtable_budget,
+            compaction_threads,
         }),
         Command::Tablets {
             table,
@@ -148,6 +155,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         cache_mib,
         tablet_split_size,
         memtable_budget,
+        compaction_threads,
     } = args;
     if tablet_split_size.is_some_and(|b| b < 64 << 10) {
         anyhow::bail!("--tablet-split-size must be at least 64KiB (or off)");
@@ -164,6 +172,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         },
         block_cache_bytes: cache_mib << 20,
         memtable_budget_bytes: memtable_budget,
+        max_background_compactions: usize::from(compaction_threads),
         ..EngineOptions::default()
     };
     let mut opts = DatabaseOptions {
