@@ -671,16 +671,26 @@ impl Tree {
         split::sample_keys(&self.state, step_bytes_min)
     }
 
+    /// Figures of the whole tree. A file or sealed memtable that two
+    /// tablets share since a split counts once.
     pub fn stats(&self) -> TreeStats {
         let mut st = TreeStats::default();
+        let mut files = HashSet::new();
+        let mut imms = HashSet::new();
         for t in self.state.tablets().iter() {
             let sv = t.super_version();
-            st.memtable_bytes += sv.mem.size_bytes() as u64
-                + sv.imms.iter().map(|m| m.size_bytes() as u64).sum::<u64>();
-            st.immutable_memtables += sv.imms.len();
-            for l in 0..NUM_LEVELS {
-                st.files_per_level[l] += sv.version.levels[l].len();
-                st.bytes_per_level[l] += sv.version.level_bytes(l);
+            st.memtable_bytes += sv.mem.size_bytes() as u64;
+            for m in &sv.imms {
+                if imms.insert(Arc::as_ptr(m)) {
+                    st.memtable_bytes += m.size_bytes() as u64;
+                    st.immutable_memtables += 1;
+                }
+            }
+            for (l, level) in sv.version.levels.iter().enumerate() {
+                for f in level.iter().filter(|f| files.insert(f.number)) {
+                    st.files_per_level[l] += 1;
+                    st.bytes_per_level[l] += f.size_bytes;
+                }
             }
         }
         st
