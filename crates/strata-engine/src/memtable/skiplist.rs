@@ -24,8 +24,13 @@ use crate::key::cmp_internal;
 const MAX_HEIGHT: usize = 12;
 const BRANCHING: u32 = 4;
 
-/// Arena chunk size; entries larger than a quarter of it get their own chunk.
+/// Largest arena chunk; entries larger than a quarter of it get their own
+/// chunk.
 const CHUNK_BYTES: usize = 1 << 20;
+/// First arena chunk: chunks double from here up to `CHUNK_BYTES`, so a
+/// memtable holding little (one of a thousand idle tablets) holds little
+/// memory too, whatever the allocator does with zeroed blocks.
+const FIRST_CHUNK_BYTES: usize = 16 << 10;
 
 /// A node's header; its tower of `height` next pointers follows it, then
 /// the key and value bytes. Nodes are only handled through raw pointers
@@ -82,6 +87,8 @@ struct Arena {
     /// with these as its splice, without a search (sequential writes).
     tail: [*mut Node; MAX_HEIGHT],
     chunks: Vec<Box<[u64]>>,
+    /// Size of the next chunk (doubling up to `CHUNK_BYTES`).
+    next_chunk_bytes: usize,
     /// Next free byte in the last chunk, and its end.
     cur: *mut u8,
     end: *mut u8,
@@ -102,10 +109,13 @@ impl Arena {
             return p;
         }
         if (self.end as usize) - (self.cur as usize) < bytes {
-            let mut chunk = vec![0u64; CHUNK_BYTES / 8].into_boxed_slice();
+            let size = self.next_chunk_bytes.max(bytes);
+            debug_assert!(size <= CHUNK_BYTES && size.is_multiple_of(8));
+            self.next_chunk_bytes = (self.next_chunk_bytes * 2).min(CHUNK_BYTES);
+            let mut chunk = vec![0u64; size / 8].into_boxed_slice();
             self.cur = chunk.as_mut_ptr() as *mut u8;
-            // SAFETY: CHUNK_BYTES is the chunk's length in bytes.
-            self.end = unsafe { self.cur.add(CHUNK_BYTES) };
+            // SAFETY: `size` is the chunk's length in bytes.
+            self.end = unsafe { self.cur.add(size) };
             self.chunks.push(chunk);
         }
         let p = self.cur;
@@ -148,6 +158,7 @@ impl SkipList {
         let mut arena = Arena {
             tail: [ptr::null_mut(); MAX_HEIGHT],
             chunks: Vec::new(),
+            next_chunk_bytes: FIRST_CHUNK_BYTES,
             cur: ptr::null_mut(),
             end: ptr::null_mut(),
             rng: 0x9e37_79b9,
@@ -380,6 +391,33 @@ mod tests {
             kd.copy_from_slice(k);
             vd.copy_from_slice(v);
         });
+    }
+
+    #[test]
+    fn chunks_grow_with_the_memtable() {
+        let l = SkipList::new();
+        let allocated =
+            |l: &SkipList| -> usize { l.arena.lock().chunks.iter().map(|c| c.len() * 8).sum() };
+        for seq in 1..10u64 {
+            insert(&l, &internal_key(b"k", seq, ValueKind::Put), b"v");
+        }
+        assert_eq!(
+            allocated(&l),
+            FIRST_CHUNK_BYTES,
+            "a tiny memtable holds one small chunk"
+        );
+        for seq in 10..40_000u64 {
+            insert(
+                &l,
+                &internal_key(&seq.to_be_bytes(), seq, ValueKind::Put),
+                &[7; 100],
+            );
+        }
+        let (used, held) = (l.arena_bytes(), allocated(&l));
+        assert!(
+            held >= used && held <= used + CHUNK_BYTES,
+            "{held} held for {used} used"
+        );
     }
 
     #[test]
