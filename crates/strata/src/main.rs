@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use strata_engine::{EngineOptions, SyncMode};
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
@@ -31,60 +31,40 @@ struct Cli {
 enum Command {
     /// Serve the Cloud Bigtable data and table-admin APIs over gRPC.
     /// Clients find it with BIGTABLE_EMULATOR_HOST=<listen address>.
-    Serve {
-        /// Where the data lives (created if missing).
-        #[arg(long, default_value = "./strata-data")]
-        data_dir: PathBuf,
-        /// Address to listen on (the Bigtable emulator's default port).
-        #[arg(long, default_value = "127.0.0.1:8086")]
-        listen: SocketAddr,
-        /// Sync the commit log every this many milliseconds instead of
-        /// before every acknowledgement (0, the default: sync before
-        /// acknowledging; a crash then loses nothing acknowledged).
-        #[arg(long, default_value_t = 0)]
-        sync_interval_ms: u64,
-        /// Block cache size in MiB.
-        #[arg(long, default_value_t = 256)]
-        cache_mib: usize,
-        /// A tablet larger than this splits in two at a middle row (`off`:
-        /// tablets split only at a table's initial splits).
-        #[arg(long, default_value = "512MiB", value_parser = size::parse_size_or_off)]
-        tablet_split_size: size::Limit,
-        /// Memory for memtables across every tablet; past it the largest
-        /// are flushed, and writes wait while it is exceeded.
-        #[arg(long, default_value = "256MiB", value_parser = size::parse_size)]
-        memtable_budget: u64,
-        /// Compactions that may run at once across every tablet (the most
-        /// urgent go first), 1 to 64.
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
-        compaction_threads: u16,
-    },
+    Serve(ServeArgs),
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
-    Tablets {
-        /// `projects/P/instances/I/tables/T`, or a bare table id `T`
-        /// (expanded with --project and --instance).
-        table: String,
-        /// The server's address.
-        #[arg(long, default_value = "127.0.0.1:8086")]
-        server: String,
-        /// Project of a bare table id.
-        #[arg(long, default_value = "p")]
-        project: String,
-        /// Instance of a bare table id.
-        #[arg(long, default_value = "i")]
-        instance: String,
-    },
+    Tablets(tablets_cmd::TabletsArgs),
 }
 
 /// Server settings from the command line.
+#[derive(Args)]
 struct ServeArgs {
-    dir: PathBuf,
+    /// Where the data lives (created if missing).
+    #[arg(long, default_value = "./strata-data")]
+    data_dir: PathBuf,
+    /// Address to listen on (the Bigtable emulator's default port).
+    #[arg(long, default_value = "127.0.0.1:8086")]
     listen: SocketAddr,
+    /// Sync the commit log every this many milliseconds instead of
+    /// before every acknowledgement (0, the default: sync before
+    /// acknowledging; a crash then loses nothing acknowledged).
+    #[arg(long, default_value_t = 0)]
     sync_interval_ms: u64,
+    /// Block cache size in MiB.
+    #[arg(long, default_value_t = 256)]
     cache_mib: usize,
-    tablet_split_size: Option<u64>,
+    /// A tablet larger than this splits in two at a middle row (`off`:
+    /// tablets split only at a table's initial splits).
+    #[arg(long, default_value = "512MiB", value_parser = size::parse_size_or_off)]
+    tablet_split_size: size::Limit,
+    /// Memory for memtables across every tablet; past it the largest
+    /// are flushed, and writes wait while it is exceeded.
+    #[arg(long, default_value = "256MiB", value_parser = size::parse_size)]
     memtable_budget: u64,
+    /// Compactions that may run at once across every tablet (the most
+    /// urgent go first), 1 to 64.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     compaction_threads: u16,
 }
 
@@ -96,34 +76,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve {
-            data_dir,
-            listen,
-            sync_interval_ms,
-            cache_mib,
-            tablet_split_size,
-            memtable_budget,
-            compaction_threads,
-        } => serve(ServeArgs {
-            dir: data_dir,
-            listen,
-            sync_interval_ms,
-            cache_mib,
-            tablet_split_size: tablet_split_size.0,
-            memtable_budget,
-            compaction_threads,
-        }),
-        Command::Tablets {
-            table,
-            server,
-            project,
-            instance,
-        } => tablets_cmd::run(tablets_cmd::TabletsArgs {
-            table,
-            server,
-            project,
-            instance,
-        }),
+        Command::Serve(args) => serve(args),
+        Command::Tablets(args) => tablets_cmd::run(args),
     }
 }
 
@@ -133,7 +87,7 @@ fn main() -> Result<()> {
 /// the process: with many tablets sealing and freeing memtables at
 /// different times, the peak RSS of a 1,000,000-row load with 64 MiB
 /// tablets went from 262 MiB with a fixed 512 KiB threshold to 337 MiB
-/// without (docs/benchmarks.md). A fixed threshold keeps every chunk in
+/// without (`scripts/dev/rss_load.sh`, docs/benchmarks.md). A fixed threshold keeps every chunk in
 /// its own mapping, returned to the OS when freed.
 fn release_large_frees_to_the_os() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -149,11 +103,11 @@ fn release_large_frees_to_the_os() {
 fn serve(args: ServeArgs) -> Result<()> {
     release_large_frees_to_the_os();
     let ServeArgs {
-        dir,
+        data_dir: dir,
         listen,
         sync_interval_ms,
         cache_mib,
-        tablet_split_size,
+        tablet_split_size: size::Limit(tablet_split_size),
         memtable_budget,
         compaction_threads,
     } = args;

@@ -15,14 +15,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const LEVELS_DEFAULT: usize = 7;
 
 /// What `strata tablets` was asked.
+#[derive(clap::Args)]
 pub struct TabletsArgs {
-    /// A full table name, or a bare table id.
+    /// `projects/P/instances/I/tables/T`, or a bare table id `T`
+    /// (expanded with --project and --instance).
     pub table: String,
-    /// The server's `HOST:PORT` (or a full `http://` URI).
+    /// The server's address, `HOST:PORT` (or a full `http://` URI).
+    #[arg(long, default_value = "127.0.0.1:8086")]
     pub server: String,
-    /// Project a bare table id is expanded with.
+    /// Project of a bare table id.
+    #[arg(long, default_value = "p")]
     pub project: String,
-    /// Instance a bare table id is expanded with.
+    /// Instance of a bare table id.
+    #[arg(long, default_value = "i")]
     pub instance: String,
 }
 
