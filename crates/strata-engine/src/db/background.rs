@@ -62,10 +62,6 @@ fn shutting_down(inner: &Inner) -> bool {
     bg.shutdown || bg.error.is_some()
 }
 
-pub(crate) fn all_tablets(inner: &Inner) -> Vec<Arc<TabletState>> {
-    inner.all_tablets()
-}
-
 fn flush_loop(inner: &Arc<Inner>) {
     loop {
         if shutting_down(inner) {
@@ -73,7 +69,8 @@ fn flush_loop(inner: &Arc<Inner>) {
         }
         // The tree whose oldest sealed memtable is the oldest: it pins the
         // oldest log segment.
-        let pending = all_tablets(inner)
+        let pending = inner
+            .all_tablets()
             .into_iter()
             .filter_map(|t| {
                 let sealed_at = t.super_version().imms.first()?.sealed_at_seq();
@@ -205,7 +202,7 @@ fn log_needed_above(inner: &Inner) -> SeqNo {
     let last = inner.last_seq.load(Ordering::Acquire);
     let versions = inner.versions.lock();
     let mut min = last;
-    for t in all_tablets(inner) {
+    for t in inner.all_tablets() {
         let sv = t.super_version();
         if !sv.imms.is_empty() || !sv.mem.is_empty() {
             let flushed = versions.tablet(t.id).map_or(0, |f| f.flushed_seq);
@@ -339,7 +336,7 @@ pub(crate) fn wait_idle(inner: &Inner) -> Result<()> {
     // Also wait until no tree needs a compaction.
     let deadline = Instant::now() + Duration::from_secs(3600);
     loop {
-        let needed = all_tablets(inner).iter().any(|t| {
+        let needed = inner.all_tablets().iter().any(|t| {
             let sv = t.super_version();
             !sv.imms.is_empty() || compaction::needs_compaction(&sv.version, &t.options())
         });

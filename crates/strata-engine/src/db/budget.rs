@@ -19,7 +19,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::background::all_tablets as trees;
 use super::{Inner, TabletState};
 use crate::error::Result;
 
@@ -53,7 +52,7 @@ pub(crate) fn measure(inner: &Inner) -> MemtableUsage {
     let mut u = MemtableUsage::default();
     // The halves of a split share their parent's sealed memtables.
     let mut seen = std::collections::HashSet::new();
-    for t in trees(inner) {
+    for t in inner.all_tablets() {
         let sv = t.super_version();
         if !sv.mem.is_empty() {
             u.active_bytes += sv.mem.size_bytes();
@@ -97,7 +96,8 @@ fn enforce(inner: &Inner) {
             || (u.total_bytes() > budget && u.active_bytes >= budget / 2)
     };
     if over(&usage) {
-        let mut active: Vec<(usize, Arc<TabletState>)> = trees(inner)
+        let mut active: Vec<(usize, Arc<TabletState>)> = inner
+            .all_tablets()
             .into_iter()
             .filter_map(|t| {
                 let mem = t.super_version().mem.clone();
@@ -140,7 +140,8 @@ fn bound_log(inner: &Inner) {
         return;
     };
     let versions = inner.versions.lock();
-    let pinning: Vec<Arc<TabletState>> = trees(inner)
+    let pinning: Vec<Arc<TabletState>> = inner
+        .all_tablets()
         .into_iter()
         .filter(|t| {
             let sv = t.super_version();

@@ -24,14 +24,14 @@
 //! a different level or overlapping a neighbour's); otherwise the merge
 //! waits for cleanup compactions.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::tablet::{index_for, TabletState, TreeState};
 use super::{background, Inner, SuperVersion};
 use crate::error::{Error, Result};
-use crate::manifest::{new_file_of, NewTablet, Version, VersionEdit, NUM_LEVELS};
+use crate::manifest::{new_file_of, sort_levels, NewTablet, Version, VersionEdit, NUM_LEVELS};
 
 /// One tablet, for operators and for clients that split work.
 #[derive(Clone, Debug)]
@@ -241,26 +241,20 @@ pub(crate) fn merge_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bo
 /// disjoint per level (None while shared files still need cleanup).
 fn combine(a: &Version, b: &Version) -> Option<Version> {
     let mut v = Version::default();
-    let mut seen: HashSet<(usize, u64)> = HashSet::new();
-    let mut levels_of: std::collections::HashMap<u64, usize> = Default::default();
-    for (level, files) in a.levels.iter().chain(b.levels.iter()).enumerate() {
-        let level = level % NUM_LEVELS;
-        for f in files {
-            if levels_of
-                .insert(f.number, level)
-                .is_some_and(|l| l != level)
-            {
-                return None; // one file at two levels
-            }
-            if seen.insert((level, f.number)) {
-                v.levels[level].push(f.clone());
+    // Each file once, and at one level only.
+    let mut level_of: HashMap<u64, usize> = HashMap::new();
+    for version in [a, b] {
+        for (level, files) in version.levels.iter().enumerate() {
+            for f in files {
+                match level_of.insert(f.number, level) {
+                    None => v.levels[level].push(f.clone()),
+                    Some(l) if l == level => {}
+                    Some(_) => return None,
+                }
             }
         }
     }
-    v.levels[0].sort_by(|x, y| y.seq_max.cmp(&x.seq_max).then(y.number.cmp(&x.number)));
-    for files in v.levels.iter_mut().skip(1) {
-        files.sort_by(|x, y| x.smallest_user_key().cmp(y.smallest_user_key()));
-    }
+    sort_levels(&mut v);
     v.check_invariants().ok()?;
     Some(v)
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, MutexGuard};
 
-use super::{Inner, TabletState, TreeState};
+use super::{Inner, TabletState};
 use crate::batch::{TreeId, WriteBatch};
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, SEQ_MAX};
@@ -216,33 +216,35 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
 ) -> Result<Vec<SeqNo>> {
     inner.check_bg_error()?;
     super::budget::stall_while_over(inner)?;
-    // The tablets the group writes to, with their active memtables, and
-    // for each op the index of its tablet's memtable. Tablets change only
-    // under the write mutex, which the group holds.
-    let mut trees: Vec<(TreeId, Arc<TreeState>)> = Vec::new();
+    // The tablet list of each tree the group touches (taken once: lists
+    // change only under the write mutex, which the group holds), the
+    // active memtables of the tablets it writes to, and for each op the
+    // index of its tablet's memtable.
+    let mut trees: Vec<(TreeId, Arc<Vec<Arc<TabletState>>>)> = Vec::new();
     let mut mems: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
     let mut targets: Vec<Option<usize>> = Vec::new();
     for w in group {
         for op in w.borrow().iter() {
-            let tree = match trees.iter().find(|(id, _)| *id == op.tree) {
-                Some((_, t)) => Some(t.clone()),
-                None => inner.tree_by_id(op.tree).inspect(|t| {
-                    trees.push((op.tree, t.clone()));
-                }),
+            let ti = match trees.iter().position(|(id, _)| *id == op.tree) {
+                Some(ti) => ti,
+                None => match inner.tree_by_id(op.tree) {
+                    Some(t) => {
+                        trees.push((op.tree, t.tablets()));
+                        trees.len() - 1
+                    }
+                    None => {
+                        targets.push(None); // dropped since admitted
+                        continue;
+                    }
+                },
             };
-            let Some(tree) = tree else {
-                targets.push(None); // dropped since admitted
-                continue;
-            };
-            let tablets = tree.tablets.read();
-            let tablet = &tablets[super::tablet::index_for(&tablets, op.key)];
+            let tablets = &trees[ti].1;
+            let tablet = &tablets[super::tablet::index_for(tablets, op.key)];
             debug_assert!(tablet.contains(op.key));
             let i = match mems.iter().position(|(id, _)| *id == tablet.id) {
                 Some(i) => i,
                 None => {
-                    let tablet = tablet.clone();
-                    drop(tablets);
-                    make_room(inner, &tablet)?;
+                    make_room(inner, tablet)?;
                     mems.push((tablet.id, tablet.super_version().mem.clone()));
                     mems.len() - 1
                 }

@@ -7,5 +7,7 @@ mod set;
 mod version;
 
 pub use edit::{NewFile, NewTablet, VersionEdit};
-pub use set::{file_number_of, manifest_file_name, new_file_of, TabletFiles, VersionSet};
+pub use set::{
+    file_number_of, manifest_file_name, new_file_of, sort_levels, TabletFiles, VersionSet,
+};
 pub use version::{table_file_name, FileMeta, LevelIterator, Version, NUM_LEVELS};

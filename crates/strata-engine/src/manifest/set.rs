@@ -521,7 +521,8 @@ pub fn new_file_of(tree: TreeId, level: usize, f: &FileMeta) -> NewFile {
     }
 }
 
-fn sort_levels(v: &mut Version) {
+/// Orders a version's levels: L0 newest first, deeper levels by key.
+pub fn sort_levels(v: &mut Version) {
     v.levels[0].sort_by(|a, b| b.seq_max.cmp(&a.seq_max).then(b.number.cmp(&a.number)));
     for files in v.levels.iter_mut().skip(1) {
         files.sort_by(|a, b| cmp_internal(&a.smallest, &b.smallest));
