@@ -30,7 +30,8 @@ pub struct ListTabletsResponse {
 /// when `has_end` is false.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct Tablet {
-    /// The tablet's id within its table (stable until it splits or merges).
+    /// The tablet's id, unique in the server (a split, merge or whole-tablet
+    /// drop makes new ones).
     #[prost(uint32, tag = "1")]
     pub id: u32,
     /// First row of the tablet; empty for the table's first tablet.
