@@ -51,24 +51,8 @@ out=${BENCH_OUT:-bench-results}/server-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 echo "results in $out" >&2
 
-server_pid=
-data_dir=
-stop_server() {
-  if [[ -n $server_pid ]]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
-  if [[ -n $data_dir ]]; then
-    rm -rf "$data_dir"
-    data_dir=
-  fi
-}
-trap stop_server EXIT
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
 
 # start_server SYSTEM PORT LOG: starts a fresh server in the background.
 start_server() {
