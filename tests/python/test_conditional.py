@@ -149,8 +149,9 @@ def test_read_modify_write_timestamp(dtable):
     assert cells(latest)[0] == ("cf1", b"fut", future, b"ab", [])
 
 
-def test_read_modify_write_unknown_family_fails(dtable):
-    with pytest.raises(exceptions.GoogleAPICallError):
+@pytest.mark.emulator_deviation
+def test_read_modify_write_unknown_family_is_not_found(dtable):
+    with pytest.raises(exceptions.NotFound, match="Requested column family not found"):
         dtable.read_modify_write_row(b"r", IncrementRule("no-such-family", b"n", 1))
 
 

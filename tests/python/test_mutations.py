@@ -208,10 +208,30 @@ def test_unknown_table_is_not_found(instance, data_client):
     assert row.commit().code == code_pb2.NOT_FOUND
 
 
-def test_unknown_family_fails(dtable):
-    with pytest.raises(exceptions.GoogleAPICallError):
+# Bigtable answers NOT_FOUND "Requested column family not found"; the emulator
+# answers otherwise.
+@pytest.mark.emulator_deviation
+def test_unknown_family_is_not_found(dtable):
+    with pytest.raises(exceptions.NotFound, match="Requested column family not found"):
         dtable.mutate_row(b"r", SetCell("no-such-family", b"q", b"v", ts(1)))
     assert dtable.read_row(b"r") is None
+    # MutateRows: the entry naming the family fails with NOT_FOUND, the other lands.
+    with pytest.raises(MutationsExceptionGroup) as err:
+        dtable.bulk_mutate_rows(
+            [
+                RowMutationEntry(b"a", SetCell("cf1", b"q", b"v", ts(1))),
+                RowMutationEntry(b"b", SetCell("no-such-family", b"q", b"v", ts(1))),
+            ]
+        )
+    failed = err.value.exceptions
+    assert len(failed) == 1 and failed[0].index == 1
+    assert isinstance(failed[0].__cause__, exceptions.NotFound), failed[0].__cause__
+    assert [r.row_key for r in dtable.read_rows(ReadRowsQuery())] == [b"a"]
+    # CheckAndMutateRow, either branch.
+    with pytest.raises(exceptions.NotFound):
+        dtable.check_and_mutate_row(
+            b"a", None, true_case_mutations=SetCell("no-such-family", b"q", b"v", ts(1))
+        )
 
 
 # The emulator answers a non-millisecond timestamp with a bare error (UNKNOWN, "invalid

@@ -132,12 +132,32 @@ pub fn mutations(ms: &[v2::Mutation]) -> Result<Vec<Mutation>, Status> {
 }
 
 /// Converts a row set.
-pub fn row_set(rows: Option<&v2::RowSet>) -> RowSet {
+///
+/// A range whose start key sorts after its end key is INVALID_ARGUMENT, as
+/// Bigtable answers it (an empty range such as `[a, a)` is not an error).
+pub fn row_set(rows: Option<&v2::RowSet>) -> Result<RowSet, Status> {
     use v2::row_range::{EndKey, StartKey};
     let Some(rs) = rows else {
-        return RowSet::all();
+        return Ok(RowSet::all());
     };
-    RowSet {
+    for (i, r) in rs.row_ranges.iter().enumerate() {
+        let start = match &r.start_key {
+            Some(StartKey::StartKeyClosed(k) | StartKey::StartKeyOpen(k)) => k,
+            None => continue,
+        };
+        let end = match &r.end_key {
+            Some(EndKey::EndKeyClosed(k) | EndKey::EndKeyOpen(k)) => k,
+            None => continue,
+        };
+        if !end.is_empty() && start > end {
+            return Err(invalid(format!(
+                "row_ranges[{i}]: the start key {:?} sorts after the end key {:?}",
+                start.escape_ascii().to_string(),
+                end.escape_ascii().to_string()
+            )));
+        }
+    }
+    Ok(RowSet {
         keys: rs.row_keys.clone(),
         ranges: rs
             .row_ranges
@@ -159,7 +179,7 @@ pub fn row_set(rows: Option<&v2::RowSet>) -> RowSet {
                 },
             })
             .collect(),
-    }
+    })
 }
 
 fn filter_err(e: FilterError) -> Status {

@@ -81,7 +81,7 @@ impl Bigtable for DataService {
         }
         let filter = convert::filter(r.filter.as_ref())?;
         let req = ReadRequest {
-            rows: convert::row_set(r.rows.as_ref()),
+            rows: convert::row_set(r.rows.as_ref())?,
             filter,
             rows_limit: r.rows_limit as u64,
             reversed: r.reversed,

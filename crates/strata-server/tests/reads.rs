@@ -449,3 +449,32 @@ async fn read_errors() {
     };
     assert_eq!(read_code(&mut s, req).await, Code::Unimplemented);
 }
+
+#[tokio::test]
+async fn a_range_that_ends_before_it_starts_is_invalid_argument() {
+    let mut s = Server::start().await;
+    let t = create_table(&mut s, "inverted", &["cf"]).await;
+    put(&mut s, &t, b"r", "cf", b"q", 1000, b"v").await;
+    for (start, end) in [
+        (("s", true), ("r", false)),
+        (("s", false), ("r", true)),
+        (("b", true), ("a", true)),
+    ] {
+        let req = read_req(&t, Some(ranges(vec![range(Some(start), Some(end))])), None);
+        let e = try_read(&mut s, req).await.unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{start:?}..{end:?}");
+        assert!(e.message().contains("sorts after the end key"), "{e:?}");
+    }
+    // Empty but well-formed ranges are not errors.
+    for (start, end) in [(("r", true), ("r", false)), (("r", false), ("r", true))] {
+        let req = read_req(&t, Some(ranges(vec![range(Some(start), Some(end))])), None);
+        assert!(try_read(&mut s, req).await.unwrap().rows.is_empty());
+    }
+    let req = read_req(
+        &t,
+        Some(ranges(vec![range(Some(("r", true)), Some(("r", true)))])),
+        None,
+    );
+    assert_eq!(try_read(&mut s, req).await.unwrap().rows.len(), 1);
+    s.shutdown().await;
+}

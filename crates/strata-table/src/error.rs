@@ -19,6 +19,14 @@ pub enum TableError {
 
 pub type Result<T, E = TableError> = std::result::Result<T, E>;
 
+/// A mutation or rule names a family the table lacks: NOT_FOUND, in the
+/// words Bigtable uses, with the family named.
+pub(crate) fn family_not_found(family: &str) -> TableError {
+    TableError::NotFound(format!(
+        "Requested column family not found: {family:?} is not a column family of the table"
+    ))
+}
+
 pub(crate) fn invalid<T>(msg: impl Into<String>) -> Result<T> {
     Err(TableError::InvalidArgument(msg.into()))
 }

@@ -6,18 +6,17 @@
 //! (duplicates kept); a condition chooses its true or false branch by
 //! whether its predicate outputs any cell; `sink` sends cells straight to
 //! the read's output, past every enclosing filter. Regexes are RE2 syntax
-//! with full-match semantics on bytes (`\C` matches any byte).
+//! with full-match semantics on bytes, one character per byte
+//! (`byte_regex`).
 
 use crate::row::Cell;
 use rand::Rng;
-use regex::bytes::{Regex, RegexBuilder};
+use regex::bytes::Regex;
 
 /// Sub-filters a chain or interleave may hold, and total nodes of a tree.
 pub const FILTER_NODES_MAX: usize = 1024;
 /// Nesting depth of a filter tree.
 pub const FILTER_DEPTH_MAX: usize = 20;
-/// Compiled size limit of one regex.
-const REGEX_SIZE_BYTES_MAX: usize = 1 << 20;
 /// A label is at most this long (Bigtable's limit).
 pub const LABEL_BYTES_MAX: usize = 15;
 
@@ -118,32 +117,9 @@ fn bad<T>(msg: impl Into<String>) -> Result<T, FilterError> {
     Err(FilterError(msg.into()))
 }
 
-/// Compiles an RE2 pattern for full matches on bytes.
+/// Compiles an RE2 pattern for full matches on bytes (`byte_regex`).
 pub fn compile_regex(pattern: &[u8], what: &str) -> Result<Regex, FilterError> {
-    let Ok(pat) = std::str::from_utf8(pattern) else {
-        return bad(format!("{what} is not valid UTF-8"));
-    };
-    // RE2's `\C` (any byte) has no equivalent escape in the regex crate.
-    let mut translated = String::with_capacity(pat.len() + 8);
-    let mut chars = pat.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            match chars.next() {
-                Some('C') => translated.push_str("(?s-u:.)"),
-                Some(n) => {
-                    translated.push('\\');
-                    translated.push(n);
-                }
-                None => translated.push('\\'),
-            }
-        } else {
-            translated.push(c);
-        }
-    }
-    RegexBuilder::new(&format!("^(?:{translated})$"))
-        .size_limit(REGEX_SIZE_BYTES_MAX)
-        .build()
-        .map_err(|e| FilterError(format!("{what} {pat:?}: {e}")))
+    crate::byte_regex::compile(pattern).map_err(|e| FilterError(format!("{what} {}", e.0)))
 }
 
 fn positive(n: i32, what: &str) -> Result<usize, FilterError> {

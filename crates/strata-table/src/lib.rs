@@ -5,12 +5,13 @@
 //! - `schema`: tables' column families, GC rules and value types, as the
 //!   catalog stores them (docs/formats/catalog.md);
 //! - `mutation`: row mutations and their validation;
-//! - `filter`: the RowFilter tree;
+//! - `filter`: the RowFilter tree; `byte_regex`: its RE2 patterns on bytes;
 //! - `read`: streaming reads with read-time GC and filters;
 //! - `database`: tables in one engine: the catalog, row-atomic writes,
 //!   CheckAndMutateRow, ReadModifyWriteRow, DropRowRange.
 
 pub mod aggregate;
+pub mod byte_regex;
 pub mod cell_key;
 pub mod database;
 pub mod error;

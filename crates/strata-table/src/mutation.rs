@@ -119,7 +119,7 @@ fn validate_timestamp(ts: i64, what: &str) -> Result<()> {
 fn family_type(schema: &Schema, family: &str) -> Result<ValueType> {
     match schema.families.get(family) {
         Some(f) => Ok(f.value_type),
-        None => invalid(format!("unknown column family {family:?}")),
+        None => Err(crate::error::family_not_found(family)),
     }
 }
 

@@ -210,7 +210,7 @@ impl Database {
         for r in rules {
             let (RmwRule::Append { family, .. } | RmwRule::Increment { family, .. }) = r;
             match st.schema.families.get(family) {
-                None => return invalid(format!("unknown column family {family:?}")),
+                None => return Err(crate::error::family_not_found(family)),
                 Some(f) if f.value_type.is_aggregate() => {
                     return invalid(format!(
                         "family {family:?} holds aggregates: use AddToCell, not ReadModifyWriteRow"
