@@ -2,8 +2,8 @@
 //! embedded default (local files, no other service); `strata tablets`
 //! lists a table's tablets on a running server.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,9 @@ use strata_engine::{EngineOptions, SyncMode};
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
+mod listen;
+mod logging;
+mod report;
 mod size;
 mod tablets_cmd;
 
@@ -25,12 +28,16 @@ mod tablets_cmd;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How to write log lines to stderr (RUST_LOG picks which).
+    #[arg(long, global = true, value_enum, default_value_t = logging::LogFormat::Text)]
+    log_format: logging::LogFormat,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Serve the Cloud Bigtable data and table-admin APIs over gRPC.
     /// Clients find it with BIGTABLE_EMULATOR_HOST=<listen address>.
+    #[command(after_help = logging::HELP)]
     Serve(ServeArgs),
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
@@ -43,9 +50,11 @@ struct ServeArgs {
     /// Where the data lives (created if missing).
     #[arg(long, default_value = "./strata-data")]
     data_dir: PathBuf,
-    /// Address to listen on (the Bigtable emulator's default port).
-    #[arg(long, default_value = "127.0.0.1:8086")]
-    listen: SocketAddr,
+    /// Address to listen on: HOST:PORT with an IP address or host name,
+    /// or :PORT for every interface (8086 is the Bigtable emulator's
+    /// default port).
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8086")]
+    listen: listen::ListenAddr,
     /// Sync the commit log every this many milliseconds instead of
     /// before every acknowledgement (0, the default: sync before
     /// acknowledging; a crash then loses nothing acknowledged).
@@ -68,16 +77,19 @@ struct ServeArgs {
     compaction_threads: u16,
 }
 
-fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let done = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Tablets(args) => tablets_cmd::run(args),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", report::message(&e));
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -134,9 +146,12 @@ fn serve(args: ServeArgs) -> Result<()> {
         ..DatabaseOptions::default()
     };
     opts.table.tablet_split_bytes = tablet_split_size;
+    tracing::info!("strata {} starting", env!("CARGO_PKG_VERSION"));
+    // Bound before the data directory is touched, so a taken port leaves
+    // nothing behind.
+    let listener = listen.bind()?;
     let opened = Instant::now();
-    let db = Database::open(&dir, opts)
-        .with_context(|| format!("opening the database in {}", dir.display()))?;
+    let db = Database::open(&dir, opts).map_err(|e| report::open_error(&dir, e))?;
     let tables = db.list_tables("").len();
     tracing::info!(
         dir = %dir.display(),
@@ -150,11 +165,14 @@ fn serve(args: ServeArgs) -> Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("listening on {listen}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .context("registering the listening socket")?;
+        let addr = listener
+            .local_addr()
+            .context("reading the listening address")?;
         tracing::info!(
-            "serving the Bigtable API on {listen}; clients: export BIGTABLE_EMULATOR_HOST={listen}"
+            "serving the Bigtable API on {addr}; clients: export BIGTABLE_EMULATOR_HOST={}",
+            listen::client_addr(addr)
         );
         strata_server::serve(
             db.clone(),

@@ -1,8 +1,53 @@
-//! Helpers for tests that run the `strata` binary: a free port, and a
-//! channel to a `strata serve` that is still starting.
+//! Helpers for tests that run the `strata` binary: a free port, a
+//! `strata serve` killed when the test ends, and a channel to a server
+//! that is still starting.
 #![allow(dead_code)]
 
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The `strata` command, with no BIGTABLE_EMULATOR_HOST from the
+/// environment the tests run in.
+pub fn strata() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+    c.env_remove("BIGTABLE_EMULATOR_HOST");
+    c
+}
+
+/// `strata SUBCOMMAND --help`.
+pub fn help(subcommand: &str) -> String {
+    let out = strata()
+        .args([subcommand, "--help"])
+        .output()
+        .expect("strata --help");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A `strata serve`, killed when the test ends, passing or not.
+pub struct Serve(pub Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `strata serve --data-dir DIR --listen LISTEN`, its stderr to
+/// `stderr`.
+pub fn serve(dir: &std::path::Path, listen: &str, stderr: Stdio) -> Serve {
+    Serve(
+        strata()
+            .args(["serve", "--data-dir"])
+            .arg(dir)
+            .args(["--listen", listen])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("start strata serve"),
+    )
+}
 
 /// A port nothing listens on at the moment of asking.
 pub fn free_port() -> u16 {
