@@ -14,20 +14,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Levels the FILES header names when no tablet reports any.
 const LEVELS_DEFAULT: usize = 7;
 
+/// The project of a bare table id when --project is not given (the one
+/// the README's examples use).
+pub const DEFAULT_PROJECT: &str = "my-project";
+/// The instance of a bare table id when --instance is not given.
+pub const DEFAULT_INSTANCE: &str = "my-instance";
+
 /// What `strata tablets` was asked.
 #[derive(clap::Args)]
 pub struct TabletsArgs {
     /// `projects/P/instances/I/tables/T`, or a bare table id `T`
     /// (expanded with --project and --instance).
     pub table: String,
-    /// The server's address, `HOST:PORT` (or a full `http://` URI).
-    #[arg(long, default_value = "127.0.0.1:8086")]
+    /// The server's address, `HOST:PORT` (or a full `http://` URI);
+    /// without it, BIGTABLE_EMULATOR_HOST, as Bigtable clients do.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        env = "BIGTABLE_EMULATOR_HOST",
+        default_value = "127.0.0.1:8086"
+    )]
     pub server: String,
     /// Project of a bare table id.
-    #[arg(long, default_value = "p")]
+    #[arg(long, default_value = DEFAULT_PROJECT)]
     pub project: String,
     /// Instance of a bare table id.
-    #[arg(long, default_value = "i")]
+    #[arg(long, default_value = DEFAULT_INSTANCE)]
     pub instance: String,
 }
 

@@ -1,40 +1,18 @@
 //! `strata tablets` against a `strata serve` it starts: a table created
 //! with two initial splits lists three tablets; a server that is not there
-//! is an error naming its address.
+//! is an error naming its address, whether --server or
+//! BIGTABLE_EMULATOR_HOST gave it.
 
 mod common;
 
-use common::{connect, free_port};
+use common::{connect, free_port, serve, strata};
 use googleapis_tonic_google_bigtable_admin_v2::google::bigtable::admin::v2 as admin;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use admin::bigtable_table_admin_client::BigtableTableAdminClient;
 
-/// Kills the server when the test ends, passing or not.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(dir: &std::path::Path, port: u16) -> Serve {
-    Serve(
-        Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["serve", "--data-dir"])
-            .arg(dir)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start strata serve"),
-    )
-}
-
 fn tablets(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_strata"))
+    strata()
         .arg("tablets")
         .args(args)
         .output()
@@ -45,14 +23,19 @@ fn tablets(args: &[&str]) -> Output {
 async fn strata_tablets_lists_a_served_tables_tablets() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let _server = serve(&tmp.path().join("data"), port);
+    let _server = serve(
+        &tmp.path().join("data"),
+        &format!("127.0.0.1:{port}"),
+        Stdio::null(),
+    );
     let ch = connect(port).await;
     let split = |k: &str| admin::create_table_request::Split {
         key: k.as_bytes().to_vec(),
     };
     BigtableTableAdminClient::new(ch)
         .create_table(admin::CreateTableRequest {
-            parent: "projects/p/instances/i".into(),
+            // The project and instance `strata tablets` defaults to.
+            parent: "projects/my-project/instances/my-instance".into(),
             table_id: "t".into(),
             table: Some(admin::Table {
                 column_families: [("cf".to_string(), admin::ColumnFamily::default())]
@@ -91,9 +74,20 @@ async fn strata_tablets_lists_a_served_tables_tablets() {
         "{stdout}"
     );
 
-    // A full name works too; a missing table is an error.
-    let out = tablets(&["projects/p/instances/i/tables/t", "--server", &addr]);
+    // A full name works too, and BIGTABLE_EMULATOR_HOST stands for
+    // --server; a missing table is an error.
+    let out = tablets(&[
+        "projects/my-project/instances/my-instance/tables/t",
+        "--server",
+        &addr,
+    ]);
     assert!(out.status.success());
+    let out = strata()
+        .args(["tablets", "t"])
+        .env("BIGTABLE_EMULATOR_HOST", &addr)
+        .output()
+        .expect("run strata tablets");
+    assert_eq!(out.stdout, stdout.as_bytes());
     let out = tablets(&["nope", "--server", &addr]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("NotFound"));
@@ -102,11 +96,18 @@ async fn strata_tablets_lists_a_served_tables_tablets() {
 #[test]
 fn strata_tablets_names_an_unreachable_server() {
     let addr = format!("127.0.0.1:{}", free_port());
-    let out = tablets(&["t", "--server", &addr]);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("cannot connect to the Strata server at {addr}")),
-        "{stderr}"
-    );
+    let by_flag = tablets(&["t", "--server", &addr]);
+    let by_env = strata()
+        .args(["tablets", "t"])
+        .env("BIGTABLE_EMULATOR_HOST", &addr)
+        .output()
+        .expect("run strata tablets");
+    for out in [by_flag, by_env] {
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains(&format!("cannot connect to the Strata server at {addr}")),
+            "{stderr}"
+        );
+    }
 }
