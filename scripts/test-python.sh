@@ -8,14 +8,15 @@
 # build it with `cargo build -p strata`). To test an already-running server or the Go
 # emulator instead, set STRATA_TEST_HOST=host:port (and STRATA_TEST_SKIP_EMULATOR_DEVIATIONS=1
 # for the emulator, which skips tests marked `emulator_deviation`).
-# Needs python3 (>= 3.10); the virtualenv lives in target/pyvenv and is rebuilt when
-# tests/python/requirements.txt changes.
+# Needs python3 (>= 3.10; PYTHON names another) with the venv module (Debian/Ubuntu:
+# apt-get install python3-venv); the virtualenv lives in target/pyvenv (STRATA_PYVENV
+# names another) and is rebuilt when tests/python/requirements.txt changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
 REQ="tests/python/requirements.txt"
-VENV="target/pyvenv"
+VENV="${STRATA_PYVENV:-target/pyvenv}"
 PYTHON="${PYTHON:-python3}"
 
 if [[ -z "${STRATA_TEST_HOST:-}" ]]; then
@@ -35,11 +36,22 @@ if ! command -v "$PYTHON" >/dev/null 2>&1; then
     exit 1
 fi
 
+if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
+    echo "error: $("$PYTHON" --version 2>&1) is too old; the suite needs Python >= 3.10" >&2
+    echo "       (set PYTHON to a newer python3)." >&2
+    exit 1
+fi
+
 if [[ ! -x "$VENV/bin/python" ]] || ! cmp -s "$REQ" "$VENV/requirements.installed.txt"; then
     echo "== creating $VENV from $REQ" >&2
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
-    "$PYTHON" -m venv "$VENV"
+    if ! "$PYTHON" -m venv "$VENV"; then
+        rm -rf "$VENV"
+        echo "error: $PYTHON could not create a virtualenv; on Debian/Ubuntu install" >&2
+        echo "       the venv module: sudo apt-get install python3-venv" >&2
+        exit 1
+    fi
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQ"
     cp "$REQ" "$VENV/requirements.installed.txt"
 fi

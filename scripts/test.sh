@@ -1,14 +1,35 @@
 #!/usr/bin/env bash
-# Runs every check CI runs: formatting, lints, and the whole test suite.
-# Works on a fresh machine with a Rust toolchain: cargo fetches what it needs.
+# Runs every check CI runs: formatting, lints, and the whole test suite,
+# then prints a summary (tests passed and failed in cargo test and in the
+# Python client suite). Full output: target/test-logs/.
+# Works on a fresh machine with a Rust toolchain (with rustfmt and clippy),
+# a C compiler and Python 3 with venv: cargo and pip fetch what they need.
+# The first run builds everything; the whole run takes about 14 minutes in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-target}"
+logs="$target/test-logs"
+mkdir -p "$logs"
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+# The test runs go on after a failure, so the summary covers both.
 echo "== cargo test"
-cargo test --workspace
+cargo_rc=0
+cargo test --workspace 2>&1 | tee "$logs/cargo-test.log" || cargo_rc=$?
 echo "== Python client tests (google-cloud-bigtable against strata serve)"
-cargo build -p strata
-STRATA_BIN="${CARGO_TARGET_DIR:-target}/debug/strata" ./scripts/test-python.sh -q
+python_rc=0
+{ cargo build -p strata && STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh; } 2>&1 \
+    | tee "$logs/pytest.log" || python_rc=$?
+
+echo
+echo "== summary (fmt and clippy passed; full output in $logs/)"
+./scripts/test-summary.sh "$logs/cargo-test.log" "$logs/pytest.log"
+if ((cargo_rc != 0 || python_rc != 0)); then
+    echo "FAILED (cargo test exit $cargo_rc, Python suite exit $python_rc)"
+    exit 1
+fi
+echo "all passed in $((SECONDS / 60))m $((SECONDS % 60))s"
