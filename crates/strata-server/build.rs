@@ -1,8 +1,10 @@
-//! Generates tonic *server* stubs for google.bigtable.v2.Bigtable and
-//! google.bigtable.admin.v2.BigtableTableAdmin, reusing the prost message types
+//! Generates tonic *server* stubs for google.bigtable.v2.Bigtable,
+//! google.bigtable.admin.v2.BigtableTableAdmin and BigtableInstanceAdmin,
+//! and google.longrunning.Operations, reusing the prost message types
 //! from the googleapis-tonic-* crates (no protoc, no .proto files). Every
-//! method defaults to UNIMPLEMENTED; `src/data.rs` and `src/admin.rs`
-//! override the ones Strata serves.
+//! method defaults to UNIMPLEMENTED; `src/data.rs`, `src/admin.rs`,
+//! `src/instances.rs` and `src/operations.rs` override the ones Strata
+//! serves.
 //!
 //! Also generates the server *and* client stubs of Strata's own operator
 //! service, strata.admin.v1.StrataAdmin, whose messages are hand-written in
@@ -158,6 +160,9 @@ fn main() {
         .method(a("delete_schema_bundle", "DeleteSchemaBundle", "EMPTY"))
         .build();
 
+    let instance_admin = instance_admin_service(&a, &iam);
+    let operations = operations_service();
+
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut gen = CodeGenBuilder::new();
     gen.emit_package(true) // routes "/google.bigtable.v2.Bigtable/ReadRows"
@@ -166,6 +171,8 @@ fn main() {
     for (svc, file) in [
         (&data, "bigtable_server.rs"),
         (&admin, "bigtable_table_admin_server.rs"),
+        (&instance_admin, "bigtable_instance_admin_server.rs"),
+        (&operations, "operations_server.rs"),
     ] {
         let code = gen.generate_server(svc, "").to_string();
         std::fs::write(out.join(file), code).expect("write generated server stubs");
@@ -189,4 +196,121 @@ fn main() {
         .out_dir(&out)
         .compile(&[tablets]);
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// google.bigtable.admin.v2.BigtableInstanceAdmin, every RPC of the
+/// googleapis crate's client.
+fn instance_admin_service(
+    a: &dyn Fn(&str, &str, &str) -> Method,
+    iam: &dyn Fn(&str, &str, &str) -> Method,
+) -> Service {
+    // UpdateInstance and UpdateCluster take the resource itself.
+    let whole = |rust: &str, route: &str, input: &str, out: &str| {
+        let output = if out == "LRO" {
+            LRO.to_string()
+        } else {
+            format!("{ADMIN}::{out}")
+        };
+        m(rust, route, format!("{ADMIN}::{input}"), output, false)
+    };
+    let mut b = Service::builder()
+        .name("BigtableInstanceAdmin")
+        .package("google.bigtable.admin.v2")
+        .method(a("create_instance", "CreateInstance", "LRO"))
+        .method(a("get_instance", "GetInstance", "Instance"))
+        .method(a(
+            "list_instances",
+            "ListInstances",
+            "ListInstancesResponse",
+        ))
+        .method(whole(
+            "update_instance",
+            "UpdateInstance",
+            "Instance",
+            "Instance",
+        ))
+        .method(a("partial_update_instance", "PartialUpdateInstance", "LRO"))
+        .method(a("delete_instance", "DeleteInstance", "EMPTY"))
+        .method(a("create_cluster", "CreateCluster", "LRO"))
+        .method(a("get_cluster", "GetCluster", "Cluster"))
+        .method(a("list_clusters", "ListClusters", "ListClustersResponse"))
+        .method(whole("update_cluster", "UpdateCluster", "Cluster", "LRO"))
+        .method(a("partial_update_cluster", "PartialUpdateCluster", "LRO"))
+        .method(a("delete_cluster", "DeleteCluster", "EMPTY"))
+        .method(a("create_app_profile", "CreateAppProfile", "AppProfile"))
+        .method(a("get_app_profile", "GetAppProfile", "AppProfile"))
+        .method(a(
+            "list_app_profiles",
+            "ListAppProfiles",
+            "ListAppProfilesResponse",
+        ))
+        .method(a("update_app_profile", "UpdateAppProfile", "LRO"))
+        .method(a("delete_app_profile", "DeleteAppProfile", "EMPTY"))
+        .method(iam("get_iam_policy", "GetIamPolicy", "Policy"))
+        .method(iam("set_iam_policy", "SetIamPolicy", "Policy"))
+        .method(iam(
+            "test_iam_permissions",
+            "TestIamPermissions",
+            "TestIamPermissionsResponse",
+        ))
+        .method(a(
+            "list_hot_tablets",
+            "ListHotTablets",
+            "ListHotTabletsResponse",
+        ));
+    for (kind, list) in [
+        ("LogicalView", "ListLogicalViewsResponse"),
+        ("MaterializedView", "ListMaterializedViewsResponse"),
+    ] {
+        let snake = if kind == "LogicalView" {
+            "logical_view"
+        } else {
+            "materialized_view"
+        };
+        b = b
+            .method(a(
+                &format!("create_{snake}"),
+                &format!("Create{kind}"),
+                "LRO",
+            ))
+            .method(a(&format!("get_{snake}"), &format!("Get{kind}"), kind))
+            .method(a(&format!("list_{snake}s"), &format!("List{kind}s"), list))
+            .method(a(
+                &format!("update_{snake}"),
+                &format!("Update{kind}"),
+                "LRO",
+            ))
+            .method(a(
+                &format!("delete_{snake}"),
+                &format!("Delete{kind}"),
+                "EMPTY",
+            ));
+    }
+    b.build()
+}
+
+/// google.longrunning.Operations.
+fn operations_service() -> Service {
+    const LR: &str = "::googleapis_tonic_google_bigtable_admin_v2::google::longrunning";
+    let o = |rust: &str, route: &str, out: &str| {
+        let output = if out == "EMPTY" {
+            EMPTY.to_string()
+        } else {
+            format!("{LR}::{out}")
+        };
+        m(rust, route, format!("{LR}::{route}Request"), output, false)
+    };
+    Service::builder()
+        .name("Operations")
+        .package("google.longrunning")
+        .method(o(
+            "list_operations",
+            "ListOperations",
+            "ListOperationsResponse",
+        ))
+        .method(o("get_operation", "GetOperation", "Operation"))
+        .method(o("delete_operation", "DeleteOperation", "EMPTY"))
+        .method(o("cancel_operation", "CancelOperation", "EMPTY"))
+        .method(o("wait_operation", "WaitOperation", "Operation"))
+        .build()
 }

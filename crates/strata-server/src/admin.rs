@@ -1,17 +1,21 @@
 //! google.bigtable.admin.v2.BigtableTableAdmin over a `Database`: tables,
-//! column families, DropRowRange and consistency tokens. Snapshots,
-//! backups, authorized views, IAM and schema bundles answer UNIMPLEMENTED
-//! (the generated defaults).
+//! column families, DropRowRange, consistency tokens and tables' IAM
+//! policies (`iam`). Snapshots, backups, authorized views and schema
+//! bundles answer UNIMPLEMENTED (the generated defaults, named by
+//! `unimplemented`).
 
 use crate::admin_pb as a;
 use crate::convert::{self, invalid, status};
 use crate::data::blocking;
+use crate::operations::{timestamp, OperationStore};
 use crate::pb::bigtable_table_admin_server::BigtableTableAdmin;
-use crate::Operation;
-use prost::Message;
+use crate::{iam, Operation};
+use googleapis_tonic_google_bigtable_admin_v2::google::iam::v1 as iam_pb;
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use strata_table::{Database, FamilyChange, TableInfo};
+use std::time::SystemTime;
+use strata_table::{Database, FamilyChange, MetaChange, MetaKind, TableInfo};
 use tonic::{Request, Response, Status};
 
 /// Tables one ListTables page holds when the request names no page size.
@@ -19,6 +23,9 @@ const LIST_PAGE_SIZE_MAX: usize = 1000;
 
 pub struct AdminService {
     pub(crate) db: Arc<Database>,
+    pub(crate) ops: Arc<OperationStore>,
+    /// Serializes catalog-record changes with the instance admin service.
+    pub(crate) changes: Arc<Mutex<()>>,
 }
 
 fn check_parent(parent: &str) -> Result<(), Status> {
@@ -62,31 +69,6 @@ fn table_pb(info: &TableInfo, view: i32) -> a::Table {
     t.granularity = a::table::TimestampGranularity::Millis as i32;
     t.deletion_protection = info.schema.deletion_protection;
     t
-}
-
-fn done_operation(name: &str, table: a::Table) -> Operation {
-    use crate::longrunning_pb::operation::Result as OpResult;
-    let any = |type_name: &str, value: Vec<u8>| prost_types::Any {
-        type_url: format!("type.googleapis.com/{type_name}"),
-        value,
-    };
-    let metadata = a::UpdateTableMetadata {
-        name: name.to_string(),
-        start_time: None,
-        end_time: None,
-    };
-    Operation {
-        name: format!("{name}/operations/update"),
-        metadata: Some(any(
-            "google.bigtable.admin.v2.UpdateTableMetadata",
-            metadata.encode_to_vec(),
-        )),
-        done: true,
-        result: Some(OpResult::Response(any(
-            "google.bigtable.admin.v2.Table",
-            table.encode_to_vec(),
-        ))),
-    }
 }
 
 #[tonic::async_trait]
@@ -193,6 +175,7 @@ impl BigtableTableAdmin for AdminService {
             return Err(invalid("table is required"));
         };
         strata_table::database::validate_table_name(&table.name).map_err(status)?;
+        let started = timestamp(SystemTime::now());
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
             return Err(invalid("update_mask is required"));
@@ -210,7 +193,17 @@ impl BigtableTableAdmin for AdminService {
         })
         .await?;
         let t = table_pb(&info, a::table::View::SchemaView as i32);
-        Ok(Response::new(done_operation(&info.name, t)))
+        let meta = a::UpdateTableMetadata {
+            name: info.name.clone(),
+            start_time: Some(started),
+            end_time: Some(timestamp(SystemTime::now())),
+        };
+        Ok(Response::new(crate::instances::finished(
+            &self.ops,
+            &info.name,
+            ("UpdateTableMetadata", &meta),
+            Ok(("Table", &t)),
+        )))
     }
 
     async fn delete_table(
@@ -220,7 +213,15 @@ impl BigtableTableAdmin for AdminService {
         let r = request.into_inner();
         strata_table::database::validate_table_name(&r.name).map_err(status)?;
         let db = self.db.clone();
-        blocking(move || db.delete_table(&r.name).map_err(status)).await?;
+        let lock = self.changes.clone();
+        blocking(move || {
+            let _g = lock.lock();
+            db.delete_table(&r.name).map_err(status)?;
+            // The table's IAM policy goes with it.
+            db.meta_write(&[MetaChange::Delete(MetaKind::IamPolicy, r.name)])
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(()))
     }
 
@@ -326,5 +327,39 @@ impl BigtableTableAdmin for AdminService {
         Ok(Response::new(a::CheckConsistencyResponse {
             consistent: true,
         }))
+    }
+
+    async fn get_iam_policy(
+        &self,
+        request: Request<iam_pb::GetIamPolicyRequest>,
+    ) -> Result<Response<iam_pb::Policy>, Status> {
+        let r = request.into_inner();
+        let db = self.db.clone();
+        Ok(Response::new(blocking(move || iam::get(&db, r)).await?))
+    }
+
+    async fn set_iam_policy(
+        &self,
+        request: Request<iam_pb::SetIamPolicyRequest>,
+    ) -> Result<Response<iam_pb::Policy>, Status> {
+        let r = request.into_inner();
+        let db = self.db.clone();
+        let lock = self.changes.clone();
+        Ok(Response::new(
+            blocking(move || {
+                let _g = lock.lock();
+                iam::set(&db, r)
+            })
+            .await?,
+        ))
+    }
+
+    async fn test_iam_permissions(
+        &self,
+        request: Request<iam_pb::TestIamPermissionsRequest>,
+    ) -> Result<Response<iam_pb::TestIamPermissionsResponse>, Status> {
+        let r = request.into_inner();
+        let db = self.db.clone();
+        Ok(Response::new(blocking(move || iam::test(&db, r)).await?))
     }
 }

@@ -1,13 +1,23 @@
-//! Strata's gRPC server: google.bigtable.v2.Bigtable and
-//! google.bigtable.admin.v2.BigtableTableAdmin over `strata-table`, and
-//! Strata's own operator service strata.admin.v1.StrataAdmin (`tablets`).
+//! Strata's gRPC server: google.bigtable.v2.Bigtable,
+//! google.bigtable.admin.v2.BigtableTableAdmin and BigtableInstanceAdmin
+//! (`instances`, `iam`), google.longrunning.Operations (`operations`) over
+//! `strata-table`, and Strata's own operator service
+//! strata.admin.v1.StrataAdmin (`tablets`). Every RPC Strata does not serve
+//! answers UNIMPLEMENTED naming itself (`unimplemented`).
 
 pub mod admin;
+mod app_profiles;
 pub mod chunks;
 pub mod convert;
 pub mod data;
+mod iam;
+pub mod instance_admin;
+pub mod instances;
+pub mod operations;
+mod resources;
 mod serve;
 pub mod tablets;
+mod unimplemented;
 
 pub use serve::{serve, ServerOptions};
 
@@ -22,6 +32,11 @@ pub type Empty = ();
 pub mod pb {
     include!(concat!(env!("OUT_DIR"), "/bigtable_server.rs"));
     include!(concat!(env!("OUT_DIR"), "/bigtable_table_admin_server.rs"));
+    include!(concat!(
+        env!("OUT_DIR"),
+        "/bigtable_instance_admin_server.rs"
+    ));
+    include!(concat!(env!("OUT_DIR"), "/operations_server.rs"));
     include!(concat!(env!("OUT_DIR"), "/strata.admin.v1.StrataAdmin.rs"));
 }
 

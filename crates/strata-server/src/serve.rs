@@ -2,8 +2,12 @@
 
 use crate::admin::AdminService;
 use crate::data::DataService;
+use crate::instance_admin::InstanceAdminService;
+use crate::operations::{OperationStore, OperationsService};
+use crate::pb::bigtable_instance_admin_server::BigtableInstanceAdminServer;
 use crate::pb::bigtable_server::BigtableServer;
 use crate::pb::bigtable_table_admin_server::BigtableTableAdminServer;
+use crate::pb::operations_server::OperationsServer;
 use crate::pb::strata_admin_server::StrataAdminServer;
 use crate::tablets::StrataAdminService;
 use std::future::Future;
@@ -29,7 +33,8 @@ impl Default for ServerOptions {
     }
 }
 
-/// Serves the data and table-admin APIs, and StrataAdmin, on `listener` until `shutdown`
+/// Serves the data, table-admin and instance-admin APIs, long-running
+/// operations, and StrataAdmin, on `listener` until `shutdown`
 /// resolves, then stops accepting, lets in-flight requests finish, and
 /// returns.
 pub async fn serve(
@@ -41,9 +46,25 @@ pub async fn serve(
     let data = BigtableServer::new(DataService { db: db.clone() })
         .max_decoding_message_size(opts.message_bytes_max)
         .max_encoding_message_size(opts.message_bytes_max);
-    let admin = BigtableTableAdminServer::new(AdminService { db: db.clone() })
-        .max_decoding_message_size(opts.message_bytes_max)
-        .max_encoding_message_size(opts.message_bytes_max);
+    let ops = Arc::new(OperationStore::default());
+    // Admin changes that read, check and write catalog records go one at a
+    // time, across both admin services.
+    let changes = Arc::new(parking_lot::Mutex::new(()));
+    let admin = BigtableTableAdminServer::new(AdminService {
+        db: db.clone(),
+        ops: ops.clone(),
+        changes: changes.clone(),
+    })
+    .max_decoding_message_size(opts.message_bytes_max)
+    .max_encoding_message_size(opts.message_bytes_max);
+    let instance_admin = BigtableInstanceAdminServer::new(InstanceAdminService {
+        db: db.clone(),
+        ops: ops.clone(),
+        changes,
+    })
+    .max_decoding_message_size(opts.message_bytes_max)
+    .max_encoding_message_size(opts.message_bytes_max);
+    let operations = OperationsServer::new(OperationsService { store: ops });
     let strata_admin = StrataAdminServer::new(StrataAdminService { db })
         .max_decoding_message_size(opts.message_bytes_max)
         .max_encoding_message_size(opts.message_bytes_max);
@@ -52,8 +73,11 @@ pub async fn serve(
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(opts.streams_per_connection_max))
+        .layer(crate::unimplemented::NameUnimplemented)
         .add_service(data)
         .add_service(admin)
+        .add_service(instance_admin)
+        .add_service(operations)
         .add_service(strata_admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

@@ -107,7 +107,7 @@ async fn modify_column_families() {
     let e = mutate(&mut s, &name, b"r", vec![set_cell("x", b"q", 1000, b"v")])
         .await
         .unwrap_err();
-    assert_eq!(e.code(), Code::InvalidArgument);
+    assert_eq!(e.code(), Code::NotFound, "a dropped family is not found");
     modify(
         &mut s,
         &name,

@@ -270,6 +270,11 @@ impl Database {
         Ok(self.engine.close()?)
     }
 
+    /// The catalog tree (schemas, and the records of `meta`).
+    pub(crate) fn catalog(&self) -> &Tree {
+        &self.catalog
+    }
+
     pub(crate) fn table(&self, name: &str) -> Result<Arc<Table>> {
         self.tables
             .read()

@@ -20,6 +20,7 @@ pub mod gc;
 mod gc_compaction;
 pub mod hll;
 mod locks;
+mod meta;
 pub mod mutation;
 pub mod read;
 pub mod row;
@@ -35,6 +36,7 @@ pub use database::{
 pub use error::{Result, TableError};
 pub use filter::{ByteBound, Filter, FilterSpec};
 pub use gc::{GcRule, GcRuleError};
+pub use meta::{MetaChange, MetaKind, META_NAME_BYTES_MAX, META_VALUE_BYTES_MAX};
 pub use mutation::Mutation;
 pub use read::{ReadRequest, ReadStats, RowReader};
 pub use row::{Cell, Row, RowBound, RowRange, RowSet};
