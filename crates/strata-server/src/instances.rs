@@ -196,6 +196,7 @@ pub fn create_instance(db: &Database, r: &a::CreateInstanceRequest) -> Result<a:
         ),
     ])
     .map_err(status)?;
+    tracing::info!(instance = %instance.name, cluster = %cluster.name, "created instance");
     Ok(instance)
 }
 
@@ -282,7 +283,9 @@ pub fn delete_instance(db: &Database, name: &str) -> Result<(), Status> {
     if is_stored(db, name)? {
         changes.push(MetaChange::Delete(MetaKind::Instance, name.to_string()));
     }
-    db.meta_write(&changes).map_err(status)
+    db.meta_write(&changes).map_err(status)?;
+    tracing::info!(instance = name, tables = tables.len(), "deleted instance");
+    Ok(())
 }
 
 /// UpdateCluster / PartialUpdateCluster: Strata's node count is its server

@@ -374,6 +374,13 @@ impl Database {
         )?;
         let table = Arc::new(Table::new(name.to_string(), schema.clone(), tree, cell));
         self.tables.write().insert(name.to_string(), table);
+        tracing::info!(
+            table = name,
+            tree = %schema.tree,
+            families = ?schema.families.keys().collect::<Vec<_>>(),
+            tablets = split_keys.len() + 1,
+            "created table"
+        );
         Ok(TableInfo {
             name: name.to_string(),
             schema,
@@ -395,6 +402,7 @@ impl Database {
         self.engine.write(batch)?;
         self.tables.write().remove(name);
         self.engine.drop_tree(st.tree.name())?;
+        tracing::info!(table = name, tree = %st.tree.name(), "deleted table");
         Ok(())
     }
 
@@ -481,7 +489,21 @@ impl Database {
                 crate::cell_key::decode(k).is_ok_and(|c| dropped.contains(&c.family))
             })?;
         }
-        self.commit_schema(&t, &mut st, schema)
+        let info = self.commit_schema(&t, &mut st, schema)?;
+        for c in changes {
+            match c {
+                FamilyChange::Create(f, _) => {
+                    tracing::info!(table = name, family = %f, "created column family")
+                }
+                FamilyChange::UpdateGcRule(f, rule) => {
+                    tracing::info!(table = name, family = %f, gc_rule = ?rule, "changed column family's GC rule")
+                }
+                FamilyChange::Drop(f) => {
+                    tracing::info!(table = name, family = %f, "deleted column family")
+                }
+            }
+        }
+        Ok(info)
     }
 
     /// Deletes every row starting with `prefix`, or (None) every row.
