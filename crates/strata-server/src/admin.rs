@@ -182,7 +182,7 @@ impl BigtableTableAdmin for AdminService {
         }
         if let Some(p) = paths.iter().find(|p| p.as_str() != "deletion_protection") {
             return Err(Status::unimplemented(format!(
-                "updating {p:?} is not supported; only deletion_protection can be updated"
+                "updating {p:?} is not implemented by Strata; only deletion_protection can be updated"
             )));
         }
         let db = self.db.clone();

@@ -390,7 +390,7 @@ pub fn value_type(t: Option<&a::Type>) -> Result<ValueType, Status> {
             }
         }
         Some(_) => Err(Status::unimplemented(
-            "column family value types other than bytes and aggregates are not supported",
+            "column family value types other than bytes and aggregates are not implemented by Strata",
         )),
     }
 }

@@ -175,8 +175,8 @@ impl BigtableInstanceAdmin for InstanceAdminService {
                 )));
             }
             Err(Status::unimplemented(format!(
-                "{parent:?} has its cluster; Strata serves one cluster per instance \
-                 (replication is not implemented)"
+                "a second cluster in {parent:?}: replication is not implemented by Strata \
+                 (one cluster per instance)"
             )))
         })
         .await

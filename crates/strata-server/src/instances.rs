@@ -152,8 +152,8 @@ pub fn create_instance(db: &Database, r: &a::CreateInstanceRequest) -> Result<a:
         1 => r.clusters.iter().next().expect("one cluster"),
         n => {
             return Err(Status::unimplemented(format!(
-                "clusters: {n} given; Strata serves one cluster per instance \
-                 (replication is not implemented)"
+                "clusters: {n} given; replication is not implemented by Strata \
+                 (one cluster per instance)"
             )))
         }
     };

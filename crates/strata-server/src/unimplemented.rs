@@ -2,7 +2,8 @@
 //! "Not yet implemented" and an unknown service or method answers with no
 //! message at all; this layer rewrites those to
 //! `<service>/<method> is not implemented by Strata`. An UNIMPLEMENTED
-//! that Strata words itself (a feature of an RPC it does serve) is kept.
+//! that Strata words itself (a feature of an RPC it does serve, "… is not
+//! implemented by Strata") gets the RPC in front: `<service>/<method>: …`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -51,7 +52,19 @@ fn name_it<B>(res: &mut http::Response<B>, path: &str) {
                 || m.as_bytes() == STUB_MESSAGE.as_bytes()
         }
     };
+    let rpc = path.trim_start_matches('/');
     if !generic {
+        let named = headers
+            .get("grpc-message")
+            .and_then(|m| {
+                let mut v = format!("{rpc}: ").into_bytes();
+                v.extend_from_slice(m.as_bytes());
+                http::HeaderValue::from_bytes(&v).ok()
+            })
+            .filter(|_| rpc.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'%'));
+        if let Some(v) = named {
+            headers.insert("grpc-message", v);
+        }
         return;
     }
     // A path is printable ASCII with no '%', which gRPC's percent-encoding
@@ -124,9 +137,12 @@ mod tests {
                 Some("google.bigtable.admin.v2.BigtableTableAdmin/CreateBackup is not implemented by Strata")
             );
         }
-        let mut own = res("12", Some("views%20are%20not%20supported"));
+        let mut own = res("12", Some("views%20are%20not%20implemented"));
         name_it(&mut own, path);
-        assert_eq!(msg(&own), Some("views%20are%20not%20supported"));
+        assert_eq!(
+            msg(&own),
+            Some("google.bigtable.admin.v2.BigtableTableAdmin/CreateBackup: views%20are%20not%20implemented")
+        );
         let mut other = res("5", None);
         name_it(&mut other, path);
         assert_eq!(msg(&other), None);
