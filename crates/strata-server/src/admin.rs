@@ -44,6 +44,31 @@ fn check_parent(parent: &str) -> Result<(), Status> {
     }
 }
 
+/// An UpdateTable mask path: `deletion_protection` is served; the other
+/// fields Bigtable updates (and `column_families`, which Bigtable answers
+/// UNIMPLEMENTED, pointing to ModifyColumnFamilies) are UNIMPLEMENTED;
+/// anything else is not a field UpdateTable changes: INVALID_ARGUMENT.
+fn check_update_path(p: &str) -> Result<(), Status> {
+    let top = p.split('.').next().unwrap_or(p);
+    match top {
+        "deletion_protection" if p == top => Ok(()),
+        "column_families" => Err(Status::unimplemented(
+            "column_families cannot be updated with UpdateTable; use ModifyColumnFamilies",
+        )),
+        "change_stream_config"
+        | "row_key_schema"
+        | "automated_backup_policy"
+        | "tiered_storage_config" => Err(Status::unimplemented(format!(
+            "updating {p:?} is not implemented by Strata; only deletion_protection can be updated"
+        ))),
+        _ => Err(invalid(format!(
+            "update_mask path {p:?} is not a field UpdateTable can change \
+             (deletion_protection, change_stream_config, row_key_schema, automated_backup_policy, \
+             tiered_storage_config)"
+        ))),
+    }
+}
+
 /// A table as the API returns it, in a view.
 fn table_pb(info: &TableInfo, view: i32) -> a::Table {
     use a::table::View;
@@ -180,10 +205,8 @@ impl BigtableTableAdmin for AdminService {
         if paths.is_empty() {
             return Err(invalid("update_mask is required"));
         }
-        if let Some(p) = paths.iter().find(|p| p.as_str() != "deletion_protection") {
-            return Err(Status::unimplemented(format!(
-                "updating {p:?} is not implemented by Strata; only deletion_protection can be updated"
-            )));
+        for p in &paths {
+            check_update_path(p)?;
         }
         let db = self.db.clone();
         let name = table.name.clone();
@@ -289,7 +312,13 @@ impl BigtableTableAdmin for AdminService {
                 return Err(invalid("row_key_prefix must not be empty"))
             }
             Some(Target::DeleteAllDataFromTable(true)) => None,
-            _ => return Err(invalid("set row_key_prefix or delete_all_data_from_table")),
+            // "Setting this to false is a no-op" (the proto): the table
+            // must exist, nothing else happens.
+            Some(Target::DeleteAllDataFromTable(false)) => {
+                self.db.get_table(&r.name).map_err(status)?;
+                return Ok(Response::new(()));
+            }
+            None => return Err(invalid("set row_key_prefix or delete_all_data_from_table")),
         };
         let db = self.db.clone();
         blocking(move || {

@@ -10,7 +10,7 @@
 
 use crate::admin_pb as a;
 use crate::convert::{invalid, status};
-use crate::instances::{clusters_of, decode, load_instance};
+use crate::instances::{clusters_of, decode, list_instances, load_instance};
 use crate::resources;
 use a::app_profile::RoutingPolicy;
 use prost::Message;
@@ -125,13 +125,43 @@ pub fn create(db: &Database, r: &a::CreateAppProfileRequest) -> Result<a::AppPro
     Ok(p)
 }
 
-/// ListAppProfiles: `default` and the stored ones, in name order.
+/// The profiles of one existing instance: `default` and the stored ones.
+fn profiles_of(db: &Database, instance: &str) -> Result<Vec<a::AppProfile>, Status> {
+    let mut all = Vec::new();
+    for (name, bytes) in db
+        .meta_list(MetaKind::AppProfile, &format!("{instance}/appProfiles/"))
+        .map_err(status)?
+    {
+        all.push(decode::<a::AppProfile>(&name, &bytes)?);
+    }
+    let default = default_profile(db, instance)?;
+    if !all.iter().any(|p| p.name == default.name) {
+        all.push(default);
+    }
+    Ok(all)
+}
+
+/// ListAppProfiles: the profiles of an instance, or of every instance of
+/// the project for `projects/P/instances/-` (as ListClusters), in name
+/// order.
 pub fn list(
     db: &Database,
     r: &a::ListAppProfilesRequest,
 ) -> Result<a::ListAppProfilesResponse, Status> {
-    resources::instance(&r.parent)?;
-    load_instance(db, &r.parent)?;
+    let instances = match r.parent.strip_suffix("/instances/-") {
+        Some(p) => {
+            let project = resources::project(p)?;
+            list_instances(db, project)?
+                .into_iter()
+                .map(|i| i.name)
+                .collect()
+        }
+        None => {
+            resources::instance(&r.parent)?;
+            load_instance(db, &r.parent)?;
+            vec![r.parent.clone()]
+        }
+    };
     if r.page_size < 0 {
         return Err(invalid("page_size must not be negative"));
     }
@@ -140,17 +170,12 @@ pub fn list(
         n => (n as usize).min(LIST_PAGE_SIZE_MAX),
     };
     let mut all = Vec::new();
-    for (name, bytes) in db
-        .meta_list(MetaKind::AppProfile, &format!("{}/appProfiles/", r.parent))
-        .map_err(status)?
-    {
-        all.push(decode::<a::AppProfile>(&name, &bytes)?);
+    for i in &instances {
+        all.extend(profiles_of(db, i)?);
     }
-    let default = default_profile(db, &r.parent)?;
-    if !all.iter().any(|p| p.name == default.name) {
-        all.push(default);
-        all.sort_by(|x, y| x.name.cmp(&y.name));
-    }
+    // Page tokens are names, so the list is in name order (across
+    // instances too: `i-a/…` sorts before `i/…`).
+    all.sort_by(|x, y| x.name.cmp(&y.name));
     let start = all.partition_point(|p| !r.page_token.is_empty() && p.name <= r.page_token);
     let mut app_profiles: Vec<a::AppProfile> =
         all[start..].iter().take(page + 1).cloned().collect();

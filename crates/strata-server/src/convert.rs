@@ -240,6 +240,13 @@ pub fn filter_spec(f: &v2::RowFilter, depth: usize) -> Result<FilterSpec, Status
         }
         F::RowKeyRegexFilter(r) => FilterSpec::RowKeyRegex(r.clone()),
         F::RowSampleFilter(p) => FilterSpec::RowSample(*p),
+        // "For technical reasons, the regex must not contain the `:`
+        // character, even if it is not being used as a literal" (the proto).
+        F::FamilyNameRegexFilter(r) if r.contains(':') => {
+            return Err(invalid(format!(
+                "invalid filter: family_name_regex_filter {r:?} must not contain ':'"
+            )))
+        }
         F::FamilyNameRegexFilter(r) => FilterSpec::FamilyNameRegex(r.clone()),
         F::ColumnQualifierRegexFilter(r) => FilterSpec::ColumnQualifierRegex(r.clone()),
         F::ColumnRangeFilter(r) => {
@@ -294,10 +301,31 @@ pub fn filter_spec(f: &v2::RowFilter, depth: usize) -> Result<FilterSpec, Status
     })
 }
 
+/// A RowFilter's serialized size is at most this (the RowFilter proto's
+/// comment; Bigtable answers "Row filter exceeds maximum size").
+pub const FILTER_BYTES_MAX: usize = 20480;
+/// A GC rule's serialized size is at most this (the ColumnFamily proto's
+/// comment).
+pub const GC_RULE_BYTES_MAX: usize = 500;
+
+/// `what` serializes to at most `max` bytes, or INVALID_ARGUMENT.
+fn check_size(m: &impl prost::Message, max: usize, what: &str) -> Result<(), Status> {
+    let n = m.encoded_len();
+    if n > max {
+        return Err(invalid(format!(
+            "{what} is {n} bytes serialized, above the limit of {max} bytes"
+        )));
+    }
+    Ok(())
+}
+
 /// Converts and compiles an optional filter.
 pub fn filter(f: Option<&v2::RowFilter>) -> Result<Option<strata_table::Filter>, Status> {
-    f.map(|f| strata_table::Filter::compile(&filter_spec(f, 0)?).map_err(filter_err))
-        .transpose()
+    f.map(|f| {
+        check_size(f, FILTER_BYTES_MAX, "invalid filter: the row filter")?;
+        strata_table::Filter::compile(&filter_spec(f, 0)?).map_err(filter_err)
+    })
+    .transpose()
 }
 
 /// Converts a GC rule.
@@ -305,6 +333,9 @@ pub fn gc_rule(r: Option<&a::GcRule>, depth: usize) -> Result<GcRule, Status> {
     use a::gc_rule::Rule;
     if depth >= strata_table::gc::GC_RULE_DEPTH_MAX {
         return Err(invalid("GC rules nest too deeply"));
+    }
+    if let (0, Some(r)) = (depth, r) {
+        check_size(r, GC_RULE_BYTES_MAX, "gc_rule")?;
     }
     Ok(match r.and_then(|r| r.rule.as_ref()) {
         None => GcRule::KeepAll,

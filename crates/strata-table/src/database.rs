@@ -433,11 +433,23 @@ impl Database {
     }
 
     /// Applies ModifyColumnFamilies changes, all or none. Dropping a family
-    /// deletes its cells.
+    /// deletes its cells; a table with deletion protection refuses any
+    /// request that drops one (FAILED_PRECONDITION, as Bigtable: protection
+    /// covers the table's families).
     pub fn modify_families(&self, name: &str, changes: &[FamilyChange]) -> Result<TableInfo> {
         let _ddl = self.ddl.lock();
         let t = self.table(name)?;
         let mut st = t.state.write();
+        if st.schema.deletion_protection {
+            if let Some(FamilyChange::Drop(f)) =
+                changes.iter().find(|c| matches!(c, FamilyChange::Drop(_)))
+            {
+                return Err(TableError::FailedPrecondition(format!(
+                    "table {name:?} has deletion protection enabled, which protects its column \
+                     families: cannot drop {f:?}; disable it with UpdateTable first"
+                )));
+            }
+        }
         let mut schema = (*st.schema).clone();
         let mut dropped = Vec::new();
         for c in changes {
