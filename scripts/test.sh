@@ -19,7 +19,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 # The test runs go on after a failure, so the summary covers both.
 echo "== cargo test"
 cargo_rc=0
-cargo test --workspace 2>&1 | tee "$logs/cargo-test.log" || cargo_rc=$?
+cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log" || cargo_rc=$?
 echo "== Python client tests (google-cloud-bigtable against strata serve)"
 python_rc=0
 { cargo build -p strata && STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh; } 2>&1 \
