@@ -163,7 +163,7 @@ async fn tables_schemas_and_data_survive_a_restart() {
     .unwrap_err();
     assert_eq!(
         e.code(),
-        tonic::Code::InvalidArgument,
+        tonic::Code::NotFound,
         "the dropped family stays dropped"
     );
     create_table(&mut s, "dropped", &["cf"]).await;
