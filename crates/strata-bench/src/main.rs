@@ -3,6 +3,7 @@
 //! Subcommands:
 //! - `engine`: db_bench-style embedded-engine comparison (Strata vs fjall [vs RocksDB]).
 //! - `ycsb`: YCSB-style workloads against a Bigtable API server over gRPC (see `ycsb/mod.rs`).
+//! - `scan`: full-table ReadRows scans over gRPC, rows/s and MB/s (see `scan.rs`).
 //!
 //! For `engine`, stdout is machine-readable (`# ...` header lines, then one `key=value` line per
 //! engine, workload and round, plus a `round=median` line per engine and workload);
@@ -11,6 +12,7 @@
 mod engines;
 mod report;
 mod runner;
+mod scan;
 mod workload;
 mod ycsb;
 
@@ -37,6 +39,8 @@ enum Command {
     Engine(EngineArgs),
     /// YCSB-style workloads (load, A, B, C, F) against a Bigtable API server over gRPC.
     Ycsb(ycsb::YcsbArgs),
+    /// Full-table ReadRows scans against a Bigtable API server over gRPC.
+    Scan(scan::ScanArgs),
 }
 
 /// Arguments of the `engine` subcommand. Defaults follow db_bench where it has one.
@@ -131,5 +135,6 @@ fn main() -> anyhow::Result<()> {
             result
         }
         Command::Ycsb(args) => ycsb::run(args),
+        Command::Scan(args) => scan::run(args),
     }
 }

@@ -21,6 +21,43 @@ pub const FAMILY: &str = "cf";
 /// The (qualifier, value) cells written to one row.
 pub type Cells = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// The server and table a benchmark runs against.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// Server address, HOST:PORT (plain HTTP/2, no TLS).
+    #[arg(long)]
+    pub addr: String,
+
+    /// Table id.
+    #[arg(long, default_value = "usertable")]
+    pub table: String,
+
+    /// Project and instance of the table's resource name.
+    #[arg(long, default_value = "strata-bench")]
+    pub project: String,
+    #[arg(long, default_value = "bench")]
+    pub instance: String,
+
+    /// Keep retrying to connect for this many seconds (the server may be starting).
+    #[arg(long, default_value_t = 30)]
+    pub connect_wait_secs: u64,
+}
+
+impl Target {
+    pub fn instance_name(&self) -> String {
+        format!("projects/{}/instances/{}", self.project, self.instance)
+    }
+
+    pub fn table_name(&self) -> String {
+        format!("{}/tables/{}", self.instance_name(), self.table)
+    }
+
+    /// A new connection to the server (see [`connect`]).
+    pub async fn connect(&self) -> Result<Channel> {
+        connect(&self.addr, Duration::from_secs(self.connect_wait_secs)).await
+    }
+}
+
 /// Opens a channel (one HTTP/2 connection), retrying until `wait` has passed, so the
 /// benchmark can be started right after the server process.
 pub async fn connect(addr: &str, wait: Duration) -> Result<Channel> {
@@ -84,6 +121,18 @@ pub enum ReadFilter {
     None,
 }
 
+impl ReadFilter {
+    /// The request's filter.
+    pub fn row_filter(self) -> Option<v2::RowFilter> {
+        match self {
+            ReadFilter::Latest => Some(v2::RowFilter {
+                filter: Some(v2::row_filter::Filter::CellsPerColumnLimitFilter(1)),
+            }),
+            ReadFilter::None => None,
+        }
+    }
+}
+
 /// What a single-row read returned.
 pub enum ReadOutcome {
     Found { cells: usize },
@@ -100,16 +149,10 @@ pub struct Ops {
 
 impl Ops {
     pub fn new(channel: Channel, table_name: String, filter: ReadFilter) -> Self {
-        let filter = match filter {
-            ReadFilter::Latest => Some(v2::RowFilter {
-                filter: Some(v2::row_filter::Filter::CellsPerColumnLimitFilter(1)),
-            }),
-            ReadFilter::None => None,
-        };
         Self {
             client: data_client(channel),
             table_name,
-            filter,
+            filter: filter.row_filter(),
         }
     }
 

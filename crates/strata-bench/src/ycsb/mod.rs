@@ -18,7 +18,7 @@
 //! other, sharing `--channels` HTTP/2 connections; the phase ends when the shared
 //! operation counter is exhausted.
 
-mod client;
+pub(crate) mod client;
 mod report;
 mod workload;
 
@@ -38,19 +38,8 @@ use workload::{qualifier, random_value, row_key, Distribution, KeyChooser, Op, W
 /// Arguments of the `ycsb` subcommand. Defaults follow YCSB's core workloads.
 #[derive(clap::Args, Debug, Clone)]
 pub struct YcsbArgs {
-    /// Server address, HOST:PORT (plain HTTP/2, no TLS).
-    #[arg(long)]
-    pub addr: String,
-
-    /// Table id.
-    #[arg(long, default_value = "usertable")]
-    pub table: String,
-
-    /// Project and instance of the table's resource name.
-    #[arg(long, default_value = "strata-bench")]
-    pub project: String,
-    #[arg(long, default_value = "bench")]
-    pub instance: String,
+    #[command(flatten)]
+    pub target: client::Target,
 
     /// Records inserted by `load` (and the key space of the other workloads).
     #[arg(long, default_value_t = 100_000)]
@@ -110,10 +99,6 @@ pub struct YcsbArgs {
     /// Seed of the key and value generators (task t of a phase uses a seed derived from it).
     #[arg(long, default_value_t = 301)]
     pub seed: u64,
-
-    /// Keep retrying to connect for this many seconds (the server may be starting).
-    #[arg(long, default_value_t = 30)]
-    pub connect_wait_secs: u64,
 }
 
 pub fn run(args: YcsbArgs) -> Result<()> {
@@ -128,16 +113,15 @@ pub fn run(args: YcsbArgs) -> Result<()> {
 }
 
 async fn run_async(args: YcsbArgs) -> Result<()> {
-    let instance = format!("projects/{}/instances/{}", args.project, args.instance);
-    let table_name = format!("{instance}/tables/{}", args.table);
-    let wait = Duration::from_secs(args.connect_wait_secs);
+    let instance = args.target.instance_name();
+    let table_name = args.target.table_name();
     let mut clients = Vec::new();
     for _ in 0..args.channels {
-        let channel = client::connect(&args.addr, wait).await?;
+        let channel = args.target.connect().await?;
         clients.push(Ops::new(channel, table_name.clone(), args.read_filter));
     }
-    let admin_channel = client::connect(&args.addr, wait).await?;
-    client::create_table(admin_channel, &instance, &args.table).await?;
+    let admin_channel = args.target.connect().await?;
+    client::create_table(admin_channel, &instance, &args.target.table).await?;
 
     let mut plan: Vec<(Workload, Option<Distribution>)> = Vec::new();
     if args.workloads.contains(&Workload::Load) {
@@ -172,7 +156,7 @@ async fn run_async(args: YcsbArgs) -> Result<()> {
 
     if let Some(path) = &args.json {
         let config = [
-            ("addr", report::quote(&args.addr)),
+            ("addr", report::quote(&args.target.addr)),
             ("table", report::quote(&table_name)),
             ("records", args.records.to_string()),
             ("operations", args.operations.to_string()),
