@@ -1,7 +1,8 @@
 //! google.bigtable.v2.Bigtable over a `Database`. Engine calls block
 //! (reads, and writes waiting for their log sync), so each runs on tokio's
-//! blocking pool; ReadRows streams from a blocking producer through a
-//! bounded channel, so a slow client holds back the scan, not memory.
+//! blocking pool; ReadRows streams its responses (small at first, see
+//! `chunks`) from a blocking producer through a bounded channel, so a slow
+//! client holds back the scan, not memory.
 
 use crate::chunks::ChunkWriter;
 use crate::convert::{self, invalid, status};
@@ -15,7 +16,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
-/// Responses buffered ahead of a ReadRows client.
+/// Responses buffered ahead of a ReadRows client, and the most the first
+/// trip to the blocking pool produces (the first four responses of a read
+/// hold 4 + 8 + 16 + 32 rows at most: see `chunks`).
 const READ_AHEAD_RESPONSES: usize = 4;
 
 pub struct DataService {
