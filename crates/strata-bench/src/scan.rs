@@ -6,7 +6,8 @@
 //!
 //! stdout: one `key=value` line per scan: rows, cells, responses, bytes (the
 //! chunks' row keys, families, qualifiers and values: the payload, not the
-//! protobuf framing), the largest response in those bytes, seconds, rows/s
+//! protobuf framing), the largest response in those bytes, the time to the
+//! first response (from sending the request), seconds, rows/s
 //! and MB/s (10^6 payload bytes per second), and the CPU seconds (user +
 //! system, from /proc) the scan cost this client and, with `--server-pid`,
 //! the server, and what every other process on the machine used meanwhile
@@ -53,6 +54,7 @@ struct ScanStats {
     responses: u64,
     bytes: u64,
     max_response_bytes: usize,
+    first_response_ms: f64,
 }
 
 pub fn run(args: ScanArgs) -> Result<()> {
@@ -88,6 +90,9 @@ async fn run_async(args: ScanArgs) -> Result<()> {
                 s.cells += u64::from(chunk.value_size == 0);
                 s.rows += u64::from(chunk.row_status == Some(RowStatus::CommitRow(true)));
             }
+            if s.responses == 0 {
+                s.first_response_ms = started.elapsed().as_secs_f64() * 1e3;
+            }
             s.responses += 1;
             s.bytes += len as u64;
             s.max_response_bytes = s.max_response_bytes.max(len);
@@ -107,12 +112,13 @@ async fn run_async(args: ScanArgs) -> Result<()> {
             )
         });
         println!(
-            "scan={scan} rows={} cells={} responses={} bytes={} max_response_bytes={} secs={secs:.3} rows_per_sec={:.0} mb_per_sec={:.1} client_cpu_secs={client_cpu:.2}{server_cpu}",
+            "scan={scan} rows={} cells={} responses={} bytes={} max_response_bytes={} first_response_ms={:.1} secs={secs:.3} rows_per_sec={:.0} mb_per_sec={:.1} client_cpu_secs={client_cpu:.2}{server_cpu}",
             s.rows,
             s.cells,
             s.responses,
             s.bytes,
             s.max_response_bytes,
+            s.first_response_ms,
             s.rows as f64 / secs,
             s.bytes as f64 / secs / 1e6,
         );
