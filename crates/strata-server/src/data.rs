@@ -42,7 +42,7 @@ fn target(
 ) -> Result<String, Status> {
     if !authorized_view.is_empty() || !materialized_view.is_empty() {
         return Err(Status::unimplemented(
-            "authorized and materialized views are not supported; name the table",
+            "authorized and materialized views are not implemented by Strata; name the table",
         ));
     }
     if table_name.is_empty() {
