@@ -27,6 +27,11 @@ pub enum Error {
     /// A tree with this name exists already.
     #[error("tree already exists: {0}")]
     TreeExists(String),
+    /// A newer owner took the storage over (a conditional write found its
+    /// name taken): this engine must stop writing, and never acknowledges
+    /// another write.
+    #[error("storage taken over by another owner: {0}")]
+    Fenced(String),
     /// The engine was closed, or a background failure made it read-only.
     #[error("engine is closed or failed: {0}")]
     Closed(String),
@@ -45,6 +50,16 @@ impl Error {
             file: file.into(),
             detail: detail.into(),
         }
+    }
+
+    /// True when a newer owner took the storage over.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Fenced(_))
+    }
+
+    /// True for an I/O error saying the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
     }
 
     /// True for checksum and decoding failures.

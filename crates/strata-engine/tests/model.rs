@@ -4,8 +4,12 @@
 //! compaction, clean reopen and simulated power loss (every acknowledged
 //! write must survive it).
 //!
-//! STRATA_MODEL_CASES sets the number of cases (default 2000),
-//! STRATA_MODEL_SEED replays one case.
+//! The same runs over a memory object store (`MemStorage::objects`), where
+//! the engine keeps its manifest and log as numbered objects.
+//!
+//! STRATA_MODEL_CASES sets the number of cases (default 2000, a quarter of
+//! it over objects), STRATA_MODEL_SEED replays one case (with
+//! STRATA_MODEL_OBJECTS=1 over objects).
 
 mod common;
 
@@ -122,9 +126,13 @@ fn check_range(world: &World, rng: &mut SmallRng, ctx: &str) {
     );
 }
 
-fn run_case(seed: u64, ops: usize) {
+fn run_case(seed: u64, ops: usize, objects: bool) {
     let mut rng = SmallRng::seed_from_u64(seed);
-    let storage = MemStorage::new();
+    let storage = if objects {
+        MemStorage::objects()
+    } else {
+        MemStorage::new()
+    };
     let (engine, trees) = open(&storage);
     let mut w = World {
         storage,
@@ -247,22 +255,39 @@ fn assert_whole_trees(w: &World, ctx: &str) {
     }
 }
 
-#[test]
-fn engine_matches_btreemap_model() {
+fn run_cases(objects: bool, share: u64) {
     if let Ok(seed) = std::env::var("STRATA_MODEL_SEED") {
-        run_case(seed.parse().expect("numeric seed"), 400);
+        if std::env::var("STRATA_MODEL_OBJECTS").is_ok() == objects {
+            run_case(seed.parse().expect("numeric seed"), 400, objects);
+        }
         return;
     }
     let cases: u64 = std::env::var("STRATA_MODEL_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
+        .unwrap_or(2000)
+        / share;
     let base: u64 = rand::random();
     for i in 0..cases {
         let seed = base.wrapping_add(i);
-        let r = std::panic::catch_unwind(|| run_case(seed, 150));
+        let r = std::panic::catch_unwind(|| run_case(seed, 150, objects));
         if r.is_err() {
-            panic!("model case failed; replay with STRATA_MODEL_SEED={seed}");
+            let env = if objects {
+                " STRATA_MODEL_OBJECTS=1"
+            } else {
+                ""
+            };
+            panic!("model case failed; replay with STRATA_MODEL_SEED={seed}{env}");
         }
     }
+}
+
+#[test]
+fn engine_matches_btreemap_model() {
+    run_cases(false, 1);
+}
+
+#[test]
+fn engine_over_objects_matches_btreemap_model() {
+    run_cases(true, 4);
 }

@@ -27,6 +27,7 @@ pub fn code(e: &TableError) -> tonic::Code {
         TableError::InvalidArgument(_) => tonic::Code::InvalidArgument,
         TableError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
         TableError::Corrupt(_) => tonic::Code::DataLoss,
+        TableError::Engine(strata_engine::Error::Fenced(_)) => tonic::Code::Unavailable,
         TableError::Engine(_) => tonic::Code::Internal,
     }
 }

@@ -194,6 +194,16 @@ impl Database {
         Database::with_engine(engine, opts.table)
     }
 
+    /// Opens (or creates) a database on a storage: an object store, or
+    /// any other backend of the engine.
+    pub fn open_storage(
+        storage: Arc<dyn strata_engine::storage::Storage>,
+        opts: DatabaseOptions,
+    ) -> Result<Database> {
+        let engine = Engine::open(storage, opts.engine.clone())?;
+        Database::with_engine(engine, opts.table)
+    }
+
     /// Opens the database held by an engine.
     pub fn with_engine(engine: Engine, mut table_opts: TreeOptions) -> Result<Database> {
         table_opts.merge_operator = Some(Arc::new(AggregateMerge));

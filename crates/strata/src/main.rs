@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use strata_engine::{EngineOptions, SyncMode};
+use strata_object_store::ObjectStorage;
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
@@ -47,9 +48,24 @@ enum Command {
 /// Server settings from the command line.
 #[derive(Args)]
 struct ServeArgs {
-    /// Where the data lives (created if missing).
+    /// Where the data lives (created if missing). With --storage, only a
+    /// cache of tables fetched from the store: deleting it loses nothing.
     #[arg(long, default_value = "./strata-data")]
     data_dir: PathBuf,
+    /// Keep everything in an object store instead of the data directory:
+    /// s3://BUCKET/PREFIX (AWS or any S3-compatible server; credentials,
+    /// region and endpoint from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ENDPOINT_URL, and AWS_ALLOW_HTTP=true for a plain
+    /// HTTP endpoint), gs://BUCKET/PREFIX, az://CONTAINER/PREFIX,
+    /// file:///DIR (a directory used as an object store) or memory://
+    /// (lost at exit; for tests). One server owns a storage at a time: a
+    /// second one opened on it takes it over, and the first stops writing.
+    #[arg(long, value_name = "URL")]
+    storage: Option<String>,
+    /// With --storage: the most the data directory may hold of tables
+    /// fetched from the store (least recently used evicted first).
+    #[arg(long, default_value = "10GiB", value_parser = size::parse_size)]
+    cache_size: u64,
     /// Address to listen on: HOST:PORT with an IP address or host name,
     /// or :PORT for every interface (8086 is the Bigtable emulator's
     /// default port).
@@ -116,6 +132,8 @@ fn serve(args: ServeArgs) -> Result<()> {
     release_large_frees_to_the_os();
     let ServeArgs {
         data_dir: dir,
+        storage,
+        cache_size,
         listen,
         sync_interval_ms,
         cache_mib,
@@ -151,14 +169,40 @@ fn serve(args: ServeArgs) -> Result<()> {
     // nothing behind.
     let listener = listen.bind()?;
     let opened = Instant::now();
-    let db = Database::open(&dir, opts).map_err(|e| report::open_error(&dir, e))?;
+    let (db, objects) = match &storage {
+        None => (
+            Database::open(&dir, opts).map_err(|e| report::open_error(&dir, e))?,
+            None,
+        ),
+        Some(url) => {
+            if sync_interval_ms != 0 {
+                tracing::warn!(
+                    "--sync-interval-ms has no effect with --storage: every group commit is uploaded before it is acknowledged"
+                );
+            }
+            let parsed = strata_object_store::parse_storage_url(url)?;
+            let objects = ObjectStorage::open(parsed, Some(&dir), cache_size)?;
+            let db = Database::open_storage(objects.clone(), opts)
+                .map_err(|e| report::open_storage_error(url, e))?;
+            (db, Some(objects))
+        }
+    };
     let tables = db.list_tables("").len();
-    tracing::info!(
-        dir = %dir.display(),
-        tables,
-        "database open in {:.2?}",
-        opened.elapsed()
-    );
+    match &storage {
+        None => tracing::info!(
+            dir = %dir.display(),
+            tables,
+            "database open in {:.2?}",
+            opened.elapsed()
+        ),
+        Some(url) => tracing::info!(
+            storage = %url,
+            cache = %dir.display(),
+            tables,
+            "database open in {:.2?}",
+            opened.elapsed()
+        ),
+    }
     let db = Arc::new(db);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -203,6 +247,9 @@ fn serve(args: ServeArgs) -> Result<()> {
             tracing::warn!("requests still running at shutdown; syncing the log only");
             db.engine().sync_log().context("syncing the log")?;
         }
+    }
+    if let Some(objects) = objects {
+        tracing::info!("object store: {}", objects.counters());
     }
     tracing::info!("stopped");
     Ok(())

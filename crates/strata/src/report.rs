@@ -39,6 +39,11 @@ pub fn open_error(dir: &Path, e: TableError) -> anyhow::Error {
     anyhow::Error::new(e).context(format!("cannot open the database in {}", dir.display()))
 }
 
+/// The error of opening a database on an object store.
+pub fn open_storage_error(url: &str, e: TableError) -> anyhow::Error {
+    anyhow::Error::new(e).context(format!("cannot open the database on {url}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,6 +64,8 @@ pub(crate) struct BgState {
     pub shutdown: bool,
     /// A background failure: the engine refuses writes from then on.
     pub error: Option<String>,
+    /// The failure was a newer owner taking the storage over.
+    pub fenced: bool,
     /// Files that a running compaction reads or moves.
     pub busy_files: HashSet<u64>,
     pub compactions_running: usize,
@@ -130,6 +132,9 @@ impl Inner {
         }
         let bg = self.bg.lock();
         if let Some(e) = &bg.error {
+            if bg.fenced {
+                return Err(Error::Fenced(e.clone()));
+            }
             return Err(Error::Closed(e.clone()));
         }
         if bg.shutdown {
@@ -139,10 +144,17 @@ impl Inner {
     }
 
     pub fn set_bg_error(&self, e: &Error) {
-        tracing::error!("background failure, engine now refuses writes: {e}");
         let mut bg = self.bg.lock();
         if bg.error.is_none() {
+            if e.is_fenced() {
+                tracing::error!(
+                    "{e}: this server no longer owns its storage and answers no more writes"
+                );
+            } else {
+                tracing::error!("background failure, engine now refuses writes: {e}");
+            }
             bg.error = Some(e.to_string());
+            bg.fenced = e.is_fenced();
         }
         self.stopped.store(true, Ordering::Release);
         self.bg_cv.notify_all();

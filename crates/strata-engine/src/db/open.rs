@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 use super::{EngineOptions, Inner, Stats, TabletState, TreeOptions, TreeState, Trees};
 use crate::batch::{decode_payload, TreeId};
 use crate::error::Result;
-use crate::log::{self, CommitLog, LogOptions};
+use crate::log::{self, CommitLog, LogLayout, LogOptions};
 use crate::manifest::{file_number_of, VersionSet};
 use crate::sst::BlockCache;
 use crate::storage::Storage;
@@ -71,7 +71,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
     // key now, whatever tablet held it when it was written).
     let mut last_seq = versions.last_seq();
     let mut replayed_ops = 0u64;
-    let report = log::recover(&*storage, &mut |seq_first, payload| {
+    let mut replay = |seq_first: u64, payload: &[u8]| -> Result<()> {
         let ops = decode_payload(payload, "commit log")?;
         for (i, op) in ops.iter().enumerate() {
             let seq = seq_first + i as u64;
@@ -86,14 +86,29 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
             }
         }
         Ok(())
-    })?;
+    };
+    let (report, layout) = if storage.whole_objects() {
+        let epoch = versions.epoch();
+        let r = log::objects::recover(&storage, epoch, &mut replay)?;
+        let layout = LogLayout::Objects {
+            epoch,
+            next_id: r.fence + 1,
+        };
+        (r.report, layout)
+    } else {
+        (log::recover(&*storage, &mut replay)?, LogLayout::Segments)
+    };
     last_seq = last_seq.max(report.last_seq);
     if let Some((file, offset)) = &report.truncated {
         tracing::warn!("commit log {file} had a torn tail: truncated at byte {offset}");
     }
     tracing::info!(
-        "opened {}: {} trees, {} log records in {} segments, {replayed_ops} ops replayed, last seq {last_seq}",
+        "opened {}{}: {} trees, {} log records in {} segments, {replayed_ops} ops replayed, last seq {last_seq}",
         storage.describe(),
+        match versions.epoch() {
+            0 => String::new(),
+            e => format!(" as owner epoch {e}"),
+        },
         trees.by_id.len(),
         report.records,
         report.segments.len()
@@ -108,7 +123,8 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         .map(|s| crate::log::segment_file_name(s.number))
         .collect();
     for name in storage.list()? {
-        let ours = file_number_of(&name).is_some() || name == "CURRENT.tmp";
+        let ours = file_number_of(&name).is_some_and(|n| n < versions.sweep_below())
+            || name == "CURRENT.tmp";
         if ours && !live.contains(&name) && !log_names.contains(&name) && !name.ends_with(".log") {
             tracing::info!("removing unreferenced file {name}");
             storage.remove(&name)?;
@@ -120,6 +136,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         versions.file_number_counter(),
         LogOptions {
             segment_size_bytes_max: opts.log_segment_bytes_max,
+            layout,
         },
         report.segments,
     )?;

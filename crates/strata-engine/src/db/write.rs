@@ -181,7 +181,12 @@ fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'
         Ok(seqs) => seqs.into_iter().map(Ok).collect(),
         Err(e) => group
             .iter()
-            .map(|_| Err(Error::Closed(format!("group commit failed: {e}"))))
+            .map(|_| {
+                Err(match &e {
+                    Error::Fenced(why) => Error::Fenced(why.clone()),
+                    e => Error::Closed(format!("group commit failed: {e}")),
+                })
+            })
             .collect(),
     };
     for (w, r) in group.iter().zip(results) {

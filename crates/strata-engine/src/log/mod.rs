@@ -11,6 +11,7 @@
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
 
 mod format;
+pub mod objects;
 mod recovery;
 mod writer;
 
@@ -21,7 +22,7 @@ mod tests;
 
 pub use format::PAYLOAD_BYTES_MAX as RECORD_PAYLOAD_BYTES_MAX;
 pub use recovery::{recover, RecoveryReport};
-pub use writer::{CommitLog, LogOptions, SegmentInfo};
+pub use writer::{CommitLog, LogLayout, LogOptions, SegmentInfo};
 
 /// Name of log segment `number`, e.g. `000012.log`.
 pub fn segment_file_name(number: u64) -> String {

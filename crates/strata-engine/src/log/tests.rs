@@ -60,6 +60,7 @@ impl Harness {
     ) -> Harness {
         let opts = LogOptions {
             segment_size_bytes_max,
+            ..LogOptions::default()
         };
         let counter = Arc::new(AtomicU64::new(next_file_number));
         Harness {

@@ -18,14 +18,27 @@ pub struct LogOptions {
     /// A segment is sealed, and a new one started, once a group leaves it
     /// larger than this.
     pub segment_size_bytes_max: u64,
+    pub layout: LogLayout,
 }
 
 impl Default for LogOptions {
     fn default() -> Self {
         LogOptions {
             segment_size_bytes_max: 64 << 20,
+            layout: LogLayout::Segments,
         }
     }
+}
+
+/// How the log is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogLayout {
+    /// Segment files `{number:06}.log`, appended and fsynced, numbered
+    /// from the engine's file counter.
+    Segments,
+    /// One object per group commit, `wal/<id>`, ids consecutive from
+    /// `next_id`, stamped with the owner's `epoch` (`objects.rs`).
+    Objects { epoch: u64, next_id: u64 },
 }
 
 /// What the log knows about one segment.
@@ -55,16 +68,32 @@ struct LiveSegment {
 impl LiveSegment {
     /// Creates the file and makes its name durable, so no record in it is
     /// ever acknowledged while a power loss could still drop the file.
-    fn create(storage: &dyn Storage, next_file_number: &AtomicU64) -> Result<LiveSegment> {
-        let number = next_file_number.fetch_add(1, Ordering::SeqCst);
-        let name = segment_file_name(number);
-        if storage.exists(&name)? {
-            return Err(Error::InvalidArgument(format!(
-                "file number {number} is already in use: {name} exists"
-            )));
-        }
-        let file = storage.create(&name)?;
-        storage.sync_dir()?;
+    /// A log object appears only when uploaded, and takes the next id.
+    fn create(
+        storage: &Arc<dyn Storage>,
+        next_file_number: &AtomicU64,
+        layout: &mut LogLayout,
+    ) -> Result<LiveSegment> {
+        let (number, name, file): (u64, String, Box<dyn WritableFile>) = match layout {
+            LogLayout::Objects { epoch, next_id } => {
+                let id = *next_id;
+                *next_id += 1;
+                let file = Box::new(super::objects::writer(storage.clone(), id, *epoch));
+                (id, super::objects::object_name(id), file)
+            }
+            LogLayout::Segments => {
+                let number = next_file_number.fetch_add(1, Ordering::SeqCst);
+                let name = segment_file_name(number);
+                if storage.exists(&name)? {
+                    return Err(Error::InvalidArgument(format!(
+                        "file number {number} is already in use: {name} exists"
+                    )));
+                }
+                let file = storage.create(&name)?;
+                storage.sync_dir()?;
+                (number, name, file)
+            }
+        };
         Ok(LiveSegment {
             number,
             name,
@@ -134,7 +163,8 @@ impl CommitLog {
     ) -> Result<CommitLog> {
         sealed.sort_by_key(|s| s.number);
         debug_assert!(sealed.windows(2).all(|w| w[0].number < w[1].number));
-        let live = LiveSegment::create(&*storage, &next_file_number)?;
+        let mut opts = opts;
+        let live = LiveSegment::create(&storage, &next_file_number, &mut opts.layout)?;
         debug_assert!(sealed.last().is_none_or(|s| s.number < live.number));
         let seq_last = sealed.iter().map(|s| s.seq_last).max().unwrap_or(0);
         Ok(CommitLog {
@@ -199,7 +229,9 @@ impl CommitLog {
     /// `append` reports it (see `failure`).
     pub fn commit(&mut self, sync: bool) -> Result<()> {
         self.check_healthy()?;
-        let persisted = if sync {
+        // A log object is uploaded (made durable) whatever `sync` asks:
+        // nothing short of the upload survives a crash.
+        let persisted = if sync || self.objects() {
             self.live.sync()
         } else {
             self.live.flush()
@@ -207,7 +239,9 @@ impl CommitLog {
         if let Err(e) = persisted {
             return Err(self.fail(e));
         }
-        if self.live.size_bytes > self.opts.segment_size_bytes_max {
+        if self.live.size_bytes > self.opts.segment_size_bytes_max
+            || (self.objects() && self.live.size_bytes > 0)
+        {
             if let Err(e) = self.roll() {
                 let e = self.fail(e);
                 tracing::error!("commit log stopped: cannot start a new segment: {e}");
@@ -220,7 +254,8 @@ impl CommitLog {
     /// ever have a torn tail) and starts a new one.
     fn roll(&mut self) -> Result<()> {
         self.live.sync()?;
-        let next = LiveSegment::create(&*self.storage, &self.next_file_number)?;
+        let next =
+            LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
         let old = std::mem::replace(&mut self.live, next);
         self.sealed.push(old.info());
         Ok(())
@@ -229,10 +264,19 @@ impl CommitLog {
     /// Makes every appended byte durable (the periodic sync mode's timer).
     pub fn sync(&mut self) -> Result<()> {
         self.check_healthy()?;
+        if self.objects() {
+            // Groups are uploaded as they commit: nothing is pending.
+            return Ok(());
+        }
         if let Err(e) = self.live.sync() {
             return Err(self.fail(e));
         }
         Ok(())
+    }
+
+    /// Whether the log is kept as objects.
+    fn objects(&self) -> bool {
+        matches!(self.opts.layout, LogLayout::Objects { .. })
     }
 
     /// The sealed segments and then the live one, in number order.
@@ -250,11 +294,21 @@ impl CommitLog {
         let mut removed = Vec::new();
         let mut result = Ok(());
         let storage = &self.storage;
+        let objects = self.objects();
+        // The newest log object stays, even when flushed: a new owner puts
+        // its fence after the highest id it lists, which must be at or
+        // above every id this owner uploaded (docs/formats/object-store.md).
+        let newest = self.sealed.last().map(|s| s.number).filter(|_| objects);
         self.sealed.retain(|s| {
-            if result.is_err() || s.seq_last > flushed_seq {
+            if result.is_err() || s.seq_last > flushed_seq || Some(s.number) == newest {
                 return true;
             }
-            match storage.remove(&segment_file_name(s.number)) {
+            let name = if objects {
+                super::objects::object_name(s.number)
+            } else {
+                segment_file_name(s.number)
+            };
+            match storage.remove(&name) {
                 Ok(()) => {
                     removed.push(s.number);
                     false

@@ -3,6 +3,7 @@
 
 mod edit;
 mod frame;
+pub mod objects;
 mod set;
 mod version;
 

@@ -8,6 +8,10 @@
 //! write. Opening writes a fresh manifest holding one snapshot edit and
 //! swaps CURRENT to it: write CURRENT.tmp, fsync it, rename it over
 //! CURRENT, fsync the directory.
+//!
+//! On a storage of whole objects the manifest is instead one object per
+//! version (`objects.rs`): opening takes the store over with a snapshot at
+//! the next version and epoch, and each edit commits as the version after.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +19,7 @@ use std::sync::Arc;
 
 use super::edit::{NewFile, NewTablet, VersionEdit};
 use super::frame;
+use super::objects::{self, ManifestObjects};
 use super::version::{table_file_name, FileMeta, Version, NUM_LEVELS};
 use crate::batch::TreeId;
 use crate::error::{Error, Result};
@@ -24,6 +29,15 @@ use crate::storage::{read_file, write_file_durably, Storage, WritableFile};
 
 const CURRENT: &str = "CURRENT";
 const CURRENT_TMP: &str = "CURRENT.tmp";
+
+/// File numbers a new owner of a storage of whole objects skips: more than
+/// an old owner can allocate between its last committed edit and the
+/// failed one that stops it (each flush or compaction commits an edit).
+const FILE_NUMBERS_SKIPPED_AT_TAKEOVER: u64 = 10_000;
+
+/// Attempts at taking over a storage of whole objects that another owner
+/// is still changing.
+const TAKEOVER_ATTEMPTS: u64 = 100;
 
 /// A manifest larger than this is rewritten as one snapshot edit.
 const MANIFEST_BYTES_MAX: u64 = 32 << 20;
@@ -68,10 +82,26 @@ pub struct VersionSet {
     tablets: BTreeMap<TreeId, TabletFiles>,
     /// Ids (of trees and tablets) are never handed out twice by one process.
     next_id: TreeId,
-    manifest: Box<dyn WritableFile>,
-    manifest_name: String,
+    manifest: Persist,
     /// Bytes written to manifests by this process (write amplification).
     bytes_written: u64,
+    /// Unreferenced tables numbered below this are garbage the sweep at
+    /// open may delete. On local files, every one; on whole objects only
+    /// those numbered below what the manifest had recorded: a higher one
+    /// may be an upload of an old owner still running (whose edit naming
+    /// it will fail), and is deleted by a later owner's sweep instead.
+    sweep_below: u64,
+}
+
+/// Where edits go.
+enum Persist {
+    /// Local files: appended to `MANIFEST-n`, which CURRENT names.
+    Appended {
+        file: Box<dyn WritableFile>,
+        name: String,
+    },
+    /// Whole objects: one object per version.
+    Versioned(ManifestObjects),
 }
 
 /// Tablet state during recovery, before tables are opened.
@@ -108,13 +138,69 @@ fn initial_tablets(edit: &VersionEdit) -> Vec<NewTablet> {
 impl VersionSet {
     /// Opens the manifest named by CURRENT (or starts an empty one), opens
     /// every live table, and writes a fresh manifest.
+    ///
+    /// On a storage of whole objects, a previous owner still writing may
+    /// commit a version (and delete the tables it replaced) between this
+    /// owner's reading and its takeover; then the takeover's version is
+    /// taken, or a table the read manifest names is gone, and the opening
+    /// starts over from the newer manifest (a few times at most).
     pub fn open(storage: Arc<dyn Storage>, cache: Arc<BlockCache>) -> Result<VersionSet> {
+        let mut attempt = 1;
+        loop {
+            match Self::open_once(storage.clone(), cache.clone()) {
+                Err(e)
+                    if storage.whole_objects()
+                        && attempt < TAKEOVER_ATTEMPTS
+                        && (e.is_fenced() || e.is_not_found()) =>
+                {
+                    tracing::debug!(
+                        "the store changed while this owner took it over ({e}); reading it again"
+                    );
+                    // Another try at once, then with growing pauses: an old
+                    // owner still committing makes every try a race.
+                    std::thread::sleep(std::time::Duration::from_millis((attempt - 1).min(50)));
+                    attempt += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn open_once(storage: Arc<dyn Storage>, cache: Arc<BlockCache>) -> Result<VersionSet> {
         let names = storage.list()?;
         let mut pending = Pending::default();
         let mut next_file_number = 1u64;
         let mut last_seq = 0;
         let mut old_manifest = None;
-        if names.iter().any(|n| n == CURRENT) {
+        let mut loaded_objects = None;
+        let mut apply_payload = |payload: &[u8], name: &str| -> Result<()> {
+            let edit = VersionEdit::decode(payload, name)?;
+            if let Some(n) = edit.next_file_number {
+                next_file_number = next_file_number.max(n);
+            }
+            if let Some(s) = edit.last_seq {
+                last_seq = last_seq.max(s);
+            }
+            apply_pending(&mut pending, &edit, name)
+        };
+        if storage.whole_objects() {
+            let loaded = objects::load(&*storage)?;
+            for (name, payload) in &loaded.payloads {
+                apply_payload(payload, name)?;
+            }
+            if loaded.version == 0
+                && names
+                    .iter()
+                    .any(|n| n.ends_with(".sst") || n.starts_with("wal/"))
+            {
+                return Err(Error::corruption(
+                    "manifest/",
+                    "no manifest version, but the store holds tables or logs: refusing to start empty",
+                ));
+            }
+            old_manifest = loaded.payloads.last().map(|(n, _)| n.clone());
+            loaded_objects = Some(loaded);
+        } else if names.iter().any(|n| n == CURRENT) {
             let current = read_file(&*storage, CURRENT)?;
             let name = std::str::from_utf8(&current)
                 .ok()
@@ -127,14 +213,7 @@ impl VersionSet {
                 if payload.is_empty() {
                     continue; // commit frame
                 }
-                let edit = VersionEdit::decode(payload, &name)?;
-                if let Some(n) = edit.next_file_number {
-                    next_file_number = next_file_number.max(n);
-                }
-                if let Some(s) = edit.last_seq {
-                    last_seq = last_seq.max(s);
-                }
-                apply_pending(&mut pending, &edit, &name)?;
+                apply_payload(payload, &name)?;
             }
             old_manifest = Some(name);
         } else if names
@@ -146,11 +225,22 @@ impl VersionSet {
                 "missing, but the directory holds tables or logs: refusing to start empty",
             ));
         }
+        // Tables numbered from here on may belong to an old owner still
+        // writing (see `sweep_below`).
+        let recorded_next_file_number = next_file_number;
         // Any file number in use bounds the counter from below.
         for n in &names {
             if let Some(num) = file_number_of(n) {
                 next_file_number = next_file_number.max(num + 1);
             }
+        }
+        if loaded_objects.is_some() {
+            // An old owner may still be writing tables numbered from its
+            // counter, past what its last edit recorded: start well clear
+            // of them, so that its uploads and ours never take one name.
+            next_file_number = next_file_number
+                .checked_add(FILE_NUMBERS_SKIPPED_AT_TAKEOVER)
+                .ok_or_else(|| Error::corruption("manifest", "file numbers exhausted"))?;
         }
         let next_file_number = Arc::new(AtomicU64::new(next_file_number));
         let mut tablets = BTreeMap::new();
@@ -183,9 +273,15 @@ impl VersionSet {
             .chain(tablets.keys())
             .max()
             .map_or(1, |m| m.saturating_add(1));
-        let manifest_number = next_file_number.fetch_add(1, Ordering::SeqCst);
-        let manifest_name = manifest_file_name(manifest_number);
-        let manifest = storage.create(&manifest_name)?;
+        let manifest = match &loaded_objects {
+            // Replaced below, once the snapshot can be made.
+            Some(loaded) => Persist::Versioned(ManifestObjects::before_take_over(loaded)),
+            None => {
+                let name = manifest_file_name(next_file_number.fetch_add(1, Ordering::SeqCst));
+                let file = storage.create(&name)?;
+                Persist::Appended { file, name }
+            }
+        };
         let mut set = VersionSet {
             storage,
             next_file_number,
@@ -194,15 +290,40 @@ impl VersionSet {
             tablets,
             next_id,
             manifest,
-            manifest_name,
             bytes_written: 0,
+            sweep_below: if loaded_objects.is_some() {
+                recorded_next_file_number
+            } else {
+                u64::MAX
+            },
         };
+        if let Some(loaded) = loaded_objects {
+            let snapshot = set.snapshot_edit().encode();
+            let m = ManifestObjects::take_over(&*set.storage, &loaded, &snapshot)?;
+            set.bytes_written += m.bytes_written;
+            set.manifest = Persist::Versioned(m);
+            return Ok(set);
+        }
         set.write_snapshot()?;
         set.install_current()?;
         if let Some(old) = old_manifest {
             set.storage.remove(&old)?;
         }
         Ok(set)
+    }
+
+    /// See the field.
+    pub fn sweep_below(&self) -> u64 {
+        self.sweep_below
+    }
+
+    /// The epoch of this owner of a storage of whole objects; 0 on local
+    /// files.
+    pub fn epoch(&self) -> u64 {
+        match &self.manifest {
+            Persist::Appended { .. } => 0,
+            Persist::Versioned(m) => m.epoch,
+        }
     }
 
     fn snapshot_edit(&self) -> VersionEdit {
@@ -227,12 +348,22 @@ impl VersionSet {
     }
 
     fn append_synced(&mut self, edit: &VersionEdit) -> Result<()> {
-        let mut buf = Vec::new();
-        frame::encode(&edit.encode(), &mut buf);
-        frame::encode(&[], &mut buf);
-        self.manifest.append(&buf)?;
-        self.manifest.sync()?;
-        self.bytes_written += buf.len() as u64;
+        let payload = edit.encode();
+        match &mut self.manifest {
+            Persist::Appended { file, .. } => {
+                let mut buf = Vec::new();
+                frame::encode(&payload, &mut buf);
+                frame::encode(&[], &mut buf);
+                file.append(&buf)?;
+                file.sync()?;
+                self.bytes_written += buf.len() as u64;
+            }
+            Persist::Versioned(m) => {
+                let before = m.bytes_written;
+                m.commit(&*self.storage, objects::Kind::Edit, &payload)?;
+                self.bytes_written += m.bytes_written - before;
+            }
+        }
         Ok(())
     }
 
@@ -242,7 +373,10 @@ impl VersionSet {
     }
 
     fn install_current(&mut self) -> Result<()> {
-        let content = format!("{}\n", self.manifest_name);
+        let Persist::Appended { name, .. } = &self.manifest else {
+            return Ok(());
+        };
+        let content = format!("{name}\n");
         write_file_durably(&*self.storage, CURRENT_TMP, content.as_bytes())?;
         self.storage.rename(CURRENT_TMP, CURRENT)?;
         self.storage.sync_dir()
@@ -250,13 +384,34 @@ impl VersionSet {
 
     /// Starts a new manifest holding one snapshot edit.
     fn roll_manifest(&mut self) -> Result<()> {
-        let number = self.new_file_number();
-        let name = manifest_file_name(number);
-        let old = std::mem::replace(&mut self.manifest_name, name.clone());
-        self.manifest = self.storage.create(&name)?;
+        if matches!(self.manifest, Persist::Versioned(_)) {
+            let snapshot = self.snapshot_edit().encode();
+            if let Persist::Versioned(m) = &mut self.manifest {
+                let before = m.bytes_written;
+                m.commit(&*self.storage, objects::Kind::Snapshot, &snapshot)?;
+                self.bytes_written += m.bytes_written - before;
+            }
+            return Ok(());
+        }
+        let name = manifest_file_name(self.new_file_number());
+        let file = self.storage.create(&name)?;
+        let old = match &mut self.manifest {
+            Persist::Appended { file: f, name: n } => {
+                *f = file;
+                std::mem::replace(n, name)
+            }
+            Persist::Versioned(_) => return Ok(()),
+        };
         self.write_snapshot()?;
         self.install_current()?;
         self.storage.remove(&old)
+    }
+
+    fn roll_due(&self) -> bool {
+        match &self.manifest {
+            Persist::Appended { file, .. } => file.len() > MANIFEST_BYTES_MAX,
+            Persist::Versioned(m) => m.snapshot_due(),
+        }
     }
 
     /// Makes `edit` durable, then applies it. `new_tables` holds the
@@ -310,7 +465,7 @@ impl VersionSet {
                 f.mark_obsolete();
             }
         }
-        if self.manifest.len() > MANIFEST_BYTES_MAX {
+        if self.roll_due() {
             self.roll_manifest()?;
         }
         Ok(())
@@ -386,7 +541,9 @@ impl VersionSet {
             .into_iter()
             .map(table_file_name)
             .collect();
-        s.insert(self.manifest_name.clone());
+        if let Persist::Appended { name, .. } = &self.manifest {
+            s.insert(name.clone());
+        }
         s
     }
 

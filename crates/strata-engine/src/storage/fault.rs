@@ -4,6 +4,10 @@
 //! succeed, and every matching one after that fails with an I/O error until
 //! `heal` is called (a dead disk, not a flaky one: the engine must stop
 //! acknowledging, never acknowledge what it did not persist).
+//!
+//! With `set_ambiguous(true)`, a failing `put_if_absent` (or publishing
+//! `sync` of a whole object) first does its work and then reports failure:
+//! an upload that succeeded but whose answer was lost.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -23,8 +27,11 @@ impl FaultOp {
     pub const REMOVE: FaultOp = FaultOp(16);
     pub const SYNC_DIR: FaultOp = FaultOp(32);
     pub const READ: FaultOp = FaultOp(64);
-    pub const ALL_MUTATING: FaultOp = FaultOp(1 | 2 | 4 | 8 | 16 | 32);
-    pub const ALL: FaultOp = FaultOp(127);
+    /// `put_if_absent`, and on a storage of whole objects the `sync` that
+    /// publishes a created file.
+    pub const PUT: FaultOp = FaultOp(128);
+    pub const ALL_MUTATING: FaultOp = FaultOp(1 | 2 | 4 | 8 | 16 | 32 | 128);
+    pub const ALL: FaultOp = FaultOp(255);
 
     pub fn union(self, other: FaultOp) -> FaultOp {
         FaultOp(self.0 | other.0)
@@ -34,6 +41,7 @@ impl FaultOp {
 #[derive(Default)]
 struct Faults {
     armed: AtomicBool,
+    ambiguous: AtomicBool,
     mask: AtomicU32,
     remaining: AtomicI64,
     ops_seen: AtomicU64,
@@ -77,6 +85,11 @@ impl FaultStorage {
         self.faults.armed.store(true, Ordering::Release);
     }
 
+    /// Makes failing puts succeed first and then report failure.
+    pub fn set_ambiguous(&self, ambiguous: bool) {
+        self.faults.ambiguous.store(ambiguous, Ordering::Release);
+    }
+
     /// Stops failing.
     pub fn heal(&self) {
         self.faults.armed.store(false, Ordering::Release);
@@ -92,6 +105,8 @@ struct FaultWritable {
     name: String,
     inner: Box<dyn WritableFile>,
     faults: Arc<Faults>,
+    /// The inner storage keeps whole objects: `sync` is an upload.
+    whole_objects: bool,
 }
 
 impl WritableFile for FaultWritable {
@@ -108,6 +123,17 @@ impl WritableFile for FaultWritable {
     }
 
     fn sync(&mut self) -> Result<()> {
+        if self.whole_objects {
+            let what = format!("upload {}", self.name);
+            return match self.faults.check(FaultOp::PUT, &what) {
+                Ok(()) => self.inner.sync(),
+                Err(e) if self.faults.ambiguous.load(Ordering::Acquire) => {
+                    self.inner.sync()?;
+                    Err(e)
+                }
+                Err(e) => Err(e),
+            };
+        }
         self.faults
             .check(FaultOp::SYNC, &format!("fsync {}", self.name))?;
         self.inner.sync()
@@ -144,6 +170,7 @@ impl Storage for FaultStorage {
             name: name.to_string(),
             inner: self.inner.create(name)?,
             faults: self.faults.clone(),
+            whole_objects: self.inner.whole_objects(),
         }))
     }
 
@@ -189,5 +216,24 @@ impl Storage for FaultStorage {
 
     fn describe(&self) -> String {
         format!("fault({})", self.inner.describe())
+    }
+
+    fn put_if_absent(&self, name: &str, data: &[u8]) -> Result<bool> {
+        match self.faults.check(FaultOp::PUT, &format!("put {name}")) {
+            Ok(()) => self.inner.put_if_absent(name, data),
+            Err(e) if self.faults.ambiguous.load(Ordering::Acquire) => {
+                self.inner.put_if_absent(name, data)?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn whole_objects(&self) -> bool {
+        self.inner.whole_objects()
+    }
+
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        self.inner.list_prefix(prefix)
     }
 }

@@ -176,6 +176,27 @@ impl Storage for LocalStorage {
     fn describe(&self) -> String {
         format!("local:{}", self.dir.display())
     }
+
+    /// Writes and fsyncs a temporary file, then publishes it with a hard
+    /// link (which fails if the name exists: atomic create-if-absent), and
+    /// fsyncs the directory.
+    fn put_if_absent(&self, name: &str, data: &[u8]) -> Result<bool> {
+        let path = self.path(name)?;
+        let tmp = self.path(&format!("{name}.put-tmp"))?;
+        let mut f = File::create(&tmp).ctx("create", name)?;
+        f.write_all(data).ctx("write", name)?;
+        f.sync_data().ctx("fsync", name)?;
+        drop(f);
+        let linked = fs::hard_link(&tmp, &path);
+        let _ = fs::remove_file(&tmp);
+        match linked {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+            Err(e) => return Err(Error::io(format!("link {name}"), e)),
+        }
+        self.sync_dir()?;
+        Ok(true)
+    }
 }
 
 #[cfg(test)]

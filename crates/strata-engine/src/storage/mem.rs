@@ -7,13 +7,17 @@
 //! optionally a torn tail (part of the unsynced bytes, possibly garbled).
 //! `process_crash_copy` gives what survives a kill -9: everything handed to
 //! the OS.
+//!
+//! `MemStorage::objects()` models an object store instead: a created file
+//! appears, whole and durable, when its writer syncs (an upload), removes
+//! are durable at once, and there is no rename or truncate.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{RandomAccessFile, Storage, WritableFile};
+use super::{RandomAccessFile, Storage, WholeObjectWriter, WritableFile};
 use crate::error::{Error, Result};
 
 #[derive(Default)]
@@ -45,11 +49,40 @@ pub enum TornWrite {
 #[derive(Clone, Default)]
 pub struct MemStorage {
     ns: Arc<Mutex<Namespace>>,
+    /// Whole objects, as an object store keeps them.
+    objects: bool,
 }
 
 impl MemStorage {
     pub fn new() -> Arc<MemStorage> {
         Arc::new(MemStorage::default())
+    }
+
+    /// A memory object store (see the module docs).
+    pub fn objects() -> Arc<MemStorage> {
+        Arc::new(MemStorage {
+            ns: Arc::default(),
+            objects: true,
+        })
+    }
+
+    /// Publishes `data` as `name`, durably.
+    fn publish(ns: &mut Namespace, name: &str, data: Vec<u8>) {
+        let file = Arc::new(RwLock::new(MemFile {
+            synced_len: data.len(),
+            data,
+        }));
+        ns.current.insert(name.to_string(), file.clone());
+        ns.durable.insert(name.to_string(), file);
+    }
+
+    fn no_objects(&self, what: &str, name: &str) -> Result<()> {
+        if self.objects {
+            return Err(Error::InvalidArgument(format!(
+                "{what} {name}: an object store has no {what}"
+            )));
+        }
+        Ok(())
     }
 
     fn get(&self, name: &str) -> Result<FileRef> {
@@ -66,7 +99,7 @@ impl MemStorage {
     /// held by a "dead" engine cannot change it.
     pub fn crash_copy(&self, torn: TornWrite) -> Arc<MemStorage> {
         let ns = self.ns.lock();
-        Self::copy_of(&ns.durable, |f| {
+        Self::copy_of(self.objects, &ns.durable, |f| {
             let mut keep = f.synced_len;
             if let TornWrite::Prefix { keep_per_mille, .. } = torn {
                 let unsynced = f.data.len() - f.synced_len;
@@ -87,12 +120,13 @@ impl MemStorage {
     /// OS and every namespace change.
     pub fn process_crash_copy(&self) -> Arc<MemStorage> {
         let ns = self.ns.lock();
-        Self::copy_of(&ns.current, |f| f.data.clone())
+        Self::copy_of(self.objects, &ns.current, |f| f.data.clone())
     }
 
     /// A new storage holding `names`, each file's bytes chosen by `bytes`,
     /// all durable.
     fn copy_of(
+        objects: bool,
         names: &HashMap<String, FileRef>,
         bytes: impl Fn(&MemFile) -> Vec<u8>,
     ) -> Arc<MemStorage> {
@@ -108,6 +142,7 @@ impl MemStorage {
         }
         Arc::new(MemStorage {
             ns: Arc::new(Mutex::new(copy)),
+            objects,
         })
     }
 
@@ -190,6 +225,17 @@ impl RandomAccessFile for MemReadable {
 
 impl Storage for MemStorage {
     fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        if self.objects {
+            let ns = self.ns.clone();
+            return Ok(Box::new(WholeObjectWriter::new(
+                name,
+                Vec::new(),
+                Box::new(move |name, data| {
+                    MemStorage::publish(&mut ns.lock(), name, data.to_vec());
+                    Ok(())
+                }),
+            )));
+        }
         let file: FileRef = Arc::default();
         self.ns
             .lock()
@@ -206,11 +252,16 @@ impl Storage for MemStorage {
     }
 
     fn remove(&self, name: &str) -> Result<()> {
-        self.ns.lock().current.remove(name);
+        let mut ns = self.ns.lock();
+        ns.current.remove(name);
+        if self.objects {
+            ns.durable.remove(name);
+        }
         Ok(())
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.no_objects("rename", from)?;
         let mut ns = self.ns.lock();
         let f = ns.current.remove(from).ok_or_else(|| not_found(from))?;
         ns.current.insert(to.to_string(), f);
@@ -218,6 +269,7 @@ impl Storage for MemStorage {
     }
 
     fn truncate(&self, name: &str, len: u64) -> Result<()> {
+        self.no_objects("truncate", name)?;
         let f = self.get(name)?;
         let mut f = f.write();
         let len = usize::try_from(len).unwrap_or(usize::MAX).min(f.data.len());
@@ -241,6 +293,24 @@ impl Storage for MemStorage {
     }
 
     fn describe(&self) -> String {
-        "memory".to_string()
+        if self.objects {
+            "memory-objects"
+        } else {
+            "memory"
+        }
+        .to_string()
+    }
+
+    fn put_if_absent(&self, name: &str, data: &[u8]) -> Result<bool> {
+        let mut ns = self.ns.lock();
+        if ns.current.contains_key(name) {
+            return Ok(false);
+        }
+        MemStorage::publish(&mut ns, name, data.to_vec());
+        Ok(true)
+    }
+
+    fn whole_objects(&self) -> bool {
+        self.objects
     }
 }

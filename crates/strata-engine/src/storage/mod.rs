@@ -4,8 +4,8 @@
 //! immutable files written once and read by byte range (SSTables,
 //! manifests) and append-only commit-log segments. Backends: local files
 //! (`LocalStorage`), memory with an exact durability model (`MemStorage`),
-//! and a fault-injecting wrapper (`FaultStorage`). Object stores come later
-//! behind the same trait.
+//! and a fault-injecting wrapper (`FaultStorage`); object stores implement
+//! it in the `strata-object-store` crate.
 //!
 //! Durability contract, which every backend honours and the engine relies on:
 //! - `WritableFile::append` may buffer; `flush` hands the bytes to the OS
@@ -13,6 +13,16 @@
 //!   survive power loss).
 //! - `create`, `rename` and `remove` change the namespace, and are durable
 //!   only after `sync_dir`.
+//! - `put_if_absent` writes a whole file durably, or nothing, and of two
+//!   calls for one name at most one writes.
+//!
+//! A storage of *whole objects* (`whole_objects()`: an object store, or
+//! `MemStorage::objects` in tests) differs: a file written with `create`
+//! appears, whole and durable, when its writer's `sync` returns (once: it
+//! cannot be appended to afterwards), and `rename` and `truncate` are not
+//! available. Over such a storage the engine keeps its manifest and commit
+//! log as numbered objects made with `put_if_absent`
+//! (docs/formats/object-store.md); names may then hold a `/`.
 
 mod fault;
 mod local;
@@ -78,6 +88,22 @@ pub trait Storage: Send + Sync + 'static {
     fn exists(&self, name: &str) -> Result<bool>;
     /// A short description for logs ("local:/path", "memory").
     fn describe(&self) -> String;
+    /// Writes `data` as the whole file `name`, durably, if no file of that
+    /// name exists, and returns true; returns false, writing nothing, if
+    /// one exists. Of two concurrent calls for one name, at most one
+    /// returns true. An error leaves the outcome unknown: the file may
+    /// have been written (read it back to find out).
+    fn put_if_absent(&self, name: &str, data: &[u8]) -> Result<bool>;
+    /// Whether files are whole objects (see the module docs).
+    fn whole_objects(&self) -> bool {
+        false
+    }
+    /// The names that start with `prefix`, in no particular order.
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut names = self.list()?;
+        names.retain(|n| n.starts_with(prefix));
+        Ok(names)
+    }
 }
 
 /// Writes a whole small file durably: write, sync, then `sync_dir`.
@@ -87,6 +113,80 @@ pub fn write_file_durably(storage: &dyn Storage, name: &str, data: &[u8]) -> Res
     f.sync()?;
     drop(f);
     storage.sync_dir()
+}
+
+/// Uploads a whole object: `(name, bytes)`.
+pub type Upload = Box<dyn FnMut(&str, &[u8]) -> Result<()> + Send>;
+
+/// The `WritableFile` of a storage of whole objects: appends gather in
+/// memory and `sync` hands the whole object to its upload, once (a later
+/// `sync` does nothing, a later `append` is an error). `len` counts the
+/// bytes appended after the `header` it starts with.
+pub struct WholeObjectWriter {
+    name: String,
+    data: Vec<u8>,
+    header_bytes: usize,
+    published: bool,
+    upload: Upload,
+}
+
+impl WholeObjectWriter {
+    pub fn new(name: &str, header: Vec<u8>, upload: Upload) -> WholeObjectWriter {
+        WholeObjectWriter {
+            name: name.to_string(),
+            header_bytes: header.len(),
+            data: header,
+            published: false,
+            upload,
+        }
+    }
+}
+
+impl WritableFile for WholeObjectWriter {
+    fn append(&mut self, data: &[u8]) -> Result<()> {
+        if self.published {
+            return Err(crate::error::Error::InvalidArgument(format!(
+                "append to {}: an object is uploaded whole, once",
+                self.name
+            )));
+        }
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    /// Nothing reaches the store before the upload.
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if !self.published {
+            (self.upload)(&self.name, &self.data)?;
+            self.published = true;
+        }
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        (self.data.len() - self.header_bytes) as u64
+    }
+}
+
+/// `put_if_absent` with its unknown outcomes resolved: when the put fails,
+/// or finds the name taken, the file is read back, and if it holds exactly
+/// `data` the put had succeeded (an earlier attempt whose answer was lost:
+/// `data` always holds its writer's epoch, so no other writer makes the
+/// same bytes). Ok(false): another writer's file has the name. An error:
+/// the outcome is still unknown.
+pub fn put_new(storage: &dyn Storage, name: &str, data: &[u8]) -> Result<bool> {
+    match storage.put_if_absent(name, data) {
+        Ok(true) => Ok(true),
+        Ok(false) => Ok(read_file(storage, name)? == data),
+        Err(e) => match read_file(storage, name) {
+            Ok(bytes) if bytes == data => Ok(true),
+            _ => Err(e),
+        },
+    }
 }
 
 /// Reads a whole file.

@@ -1,0 +1,216 @@
+//! The commit log on a storage of whole objects: one object per group
+//! commit, `wal/<id>`, ids consecutive, each made with create-if-absent and
+//! stamped with its owner's epoch; and the fence a new owner puts after
+//! the last one (docs/formats/object-store.md, "Log objects" and
+//! "Takeover and fencing").
+//!
+//! Object: `magic u32 | format u8 | epoch u64 | id u64 | crc32c u32 |
+//! frame*`, little-endian, the crc covering the 21 bytes before it; the
+//! frames are `format.rs`'s, each with its own checksum. An object is
+//! written whole, so any damage in it is corruption, never a torn tail.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use super::format::decode_frame;
+use super::recovery::{check_frame, RecoveryReport};
+use super::writer::SegmentInfo;
+use crate::coding::{get_u32, get_u64};
+use crate::error::{Error, Result};
+use crate::key::SeqNo;
+use crate::storage::{put_new, read_file, Storage, WholeObjectWriter};
+
+/// "SWAL" read as a little-endian u32.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"SWAL");
+pub const FORMAT: u8 = 1;
+pub const HEADER_BYTES: usize = 25;
+
+const PREFIX: &str = "wal/";
+
+/// The object name of log object `id`.
+pub fn object_name(id: u64) -> String {
+    format!("{PREFIX}{id:020}")
+}
+
+/// The id of a log object name; `None` for any other name.
+pub fn parse_object_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?;
+    let id = digits.parse().ok()?;
+    (object_name(id) == name).then_some(id)
+}
+
+pub fn encode_header(epoch: u64, id: u64) -> [u8; HEADER_BYTES] {
+    let mut h = [0u8; HEADER_BYTES];
+    h[..4].copy_from_slice(&MAGIC.to_le_bytes());
+    h[4] = FORMAT;
+    h[5..13].copy_from_slice(&epoch.to_le_bytes());
+    h[13..21].copy_from_slice(&id.to_le_bytes());
+    let crc = crc32c::crc32c(&h[..21]);
+    h[21..].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Checks a log object's header; returns its epoch.
+fn decode_header(buf: &[u8], name: &str, id: u64) -> Result<u64> {
+    let bad = |detail: String| Error::corruption(name, detail);
+    if buf.len() < HEADER_BYTES {
+        return Err(bad("shorter than a log object header".into()));
+    }
+    if get_u32(buf, 0) != Some(MAGIC) {
+        return Err(bad("bad magic: not a log object".into()));
+    }
+    if get_u32(buf, 21) != Some(crc32c::crc32c(&buf[..21])) {
+        return Err(bad("header checksum mismatch".into()));
+    }
+    if buf[4] != FORMAT {
+        return Err(bad(format!("unknown log object format {}", buf[4])));
+    }
+    let found = get_u64(buf, 13).unwrap_or(0);
+    if found != id {
+        return Err(bad(format!("holds log object id {found}")));
+    }
+    Ok(get_u64(buf, 5).unwrap_or(0))
+}
+
+/// The live log object `id`: frames gathered in memory, uploaded whole
+/// by `sync` (once). A name already taken means a newer owner fenced this
+/// one: `Error::Fenced`.
+pub fn writer(storage: Arc<dyn Storage>, id: u64, epoch: u64) -> WholeObjectWriter {
+    let header = encode_header(epoch, id).to_vec();
+    WholeObjectWriter::new(
+        &object_name(id),
+        header,
+        Box::new(move |name, data| {
+            if !put_new(&*storage, name, data)? {
+                return Err(Error::Fenced(format!(
+                    "log object {name} was written by a newer owner (this one has epoch {epoch})"
+                )));
+            }
+            Ok(())
+        }),
+    )
+}
+
+/// What recovery over log objects found.
+pub struct ObjectRecovery {
+    pub report: RecoveryReport,
+    /// The fence: the id this owner wrote after every earlier object.
+    pub fence: u64,
+}
+
+/// Fences the log for a new owner with `epoch`, then replays it.
+///
+/// 1. Lists `wal/`: ids up to `h`.
+/// 2. Creates `wal/<h+1>` empty with `epoch`, the fence; if that id is
+///    taken (an upload of the old owner landed meanwhile), the next one.
+/// 3. Fills every missing id between the lowest listed and the fence with
+///    an empty object, so no upload of an old owner can land there later.
+/// 4. Replays every object below the fence in id order: `apply(seq_first,
+///    payload)` per record, as `recover` does for segments. Any damage is
+///    corruption.
+///
+/// Objects above the fence stamped with an older epoch (uploads of an old
+/// owner that had several in flight) were never acknowledged: they are
+/// removed. One stamped with a newer epoch means a newer owner exists:
+/// `Error::Fenced`.
+pub fn recover(
+    storage: &Arc<dyn Storage>,
+    epoch: u64,
+    apply: &mut dyn FnMut(SeqNo, &[u8]) -> Result<()>,
+) -> Result<ObjectRecovery> {
+    let mut ids: BTreeSet<u64> = list(&**storage)?;
+    let mut fence = ids.last().map_or(1, |h| h + 1);
+    loop {
+        if put_new(
+            &**storage,
+            &object_name(fence),
+            &encode_header(epoch, fence),
+        )? {
+            break;
+        }
+        ids.insert(fence);
+        fence += 1;
+    }
+    if let Some(&lowest) = ids.first() {
+        for id in lowest..fence {
+            if !ids.contains(&id) {
+                // Taken meanwhile: read like any other.
+                put_new(&**storage, &object_name(id), &encode_header(epoch, id))?;
+                ids.insert(id);
+            }
+        }
+    }
+    for id in list(&**storage)?.range(fence + 1..) {
+        let name = object_name(*id);
+        let data = read_file(&**storage, &name)?;
+        let found = decode_header(&data, &name, *id)?;
+        if found >= epoch {
+            return Err(Error::Fenced(format!(
+                "{name} has epoch {found}, not below this owner's {epoch}"
+            )));
+        }
+        tracing::info!(
+            "removing {name}: an upload of an older owner (epoch {found}) past the fence"
+        );
+        storage.remove(&name)?;
+    }
+    let mut report = RecoveryReport::default();
+    for &id in ids.range(..fence) {
+        let name = object_name(id);
+        let data = match read_file(&**storage, &name) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() && deleted_as_flushed(&**storage, id)? => {
+                // The old owner deleted it after a flush this owner's
+                // manifest already holds (it deletes in id order, so a
+                // deleted id is below every remaining one).
+                tracing::info!("{name} was removed by the old owner after a flush; skipped");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let found = decode_header(&data, &name, id)?;
+        if found > epoch {
+            return Err(Error::Fenced(format!(
+                "{name} has epoch {found}, above this owner's {epoch}"
+            )));
+        }
+        let mut seg = SegmentInfo {
+            number: id,
+            seq_last: 0,
+            size_bytes: (data.len() - HEADER_BYTES) as u64,
+        };
+        let mut offset = HEADER_BYTES;
+        while offset < data.len() {
+            let frame = decode_frame(&data, offset).map_err(|why| {
+                Error::corruption(&name, format!("damaged record at byte {offset}: {why}"))
+            })?;
+            let seq_last = check_frame(&frame, report.last_seq, &name)?;
+            apply(frame.seq_first, frame.payload)?;
+            report.records += 1;
+            report.last_seq = seq_last;
+            seg.seq_last = seq_last;
+            offset = frame.end();
+        }
+        report.segments.push(seg);
+    }
+    report.segments.push(SegmentInfo {
+        number: fence,
+        seq_last: 0,
+        size_bytes: 0,
+    });
+    Ok(ObjectRecovery { report, fence })
+}
+
+/// Whether log object `id`, listed but now gone, lies below every
+/// remaining one.
+fn deleted_as_flushed(storage: &dyn Storage, id: u64) -> Result<bool> {
+    Ok(list(storage)?.first().is_some_and(|&lowest| id < lowest))
+}
+
+fn list(storage: &dyn Storage) -> Result<BTreeSet<u64>> {
+    Ok(storage
+        .list_prefix(PREFIX)?
+        .iter()
+        .filter_map(|n| parse_object_name(n))
+        .collect())
+}

@@ -1,0 +1,266 @@
+//! The manifest on a storage of whole objects: one object per committed
+//! version, `manifest/<version>`, each made with create-if-absent, so two
+//! writers that read one version can never both commit the next
+//! (docs/formats/object-store.md, "Manifest objects").
+//!
+//! Object: `magic u32 | format u8 | kind u8 | epoch u64 | payload_len u32 |
+//! crc32c u32 | payload`, little-endian, the crc covering the 18 bytes
+//! before it and the payload. The payload is a version edit
+//! (`edit.rs`); a snapshot's edit recreates every tree, tablet and file.
+
+use crate::coding::{get_u32, get_u64};
+use crate::error::{Error, Result};
+use crate::storage::{put_new, read_file, Storage};
+
+/// "SMOB" read as a little-endian u32.
+pub const MAGIC: u32 = u32::from_le_bytes(*b"SMOB");
+pub const FORMAT: u8 = 1;
+const HEADER_BYTES: usize = 22;
+
+/// The kinds of manifest objects. Stored: never renumber.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Every live tree, tablet and file.
+    Snapshot = 1,
+    /// One version edit on top of the versions before it.
+    Edit = 2,
+}
+
+/// A new snapshot is written after this many edits.
+pub const EDITS_PER_SNAPSHOT: u64 = 1000;
+
+const PREFIX: &str = "manifest/";
+
+/// The object name of manifest version `version`.
+pub fn object_name(version: u64) -> String {
+    format!("{PREFIX}{version:020}")
+}
+
+/// The version of a manifest object name; `None` for any other name.
+pub fn parse_object_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix(PREFIX)?;
+    let v = digits.parse().ok()?;
+    (object_name(v) == name).then_some(v)
+}
+
+pub fn encode(kind: Kind, epoch: u64, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_BYTES + payload.len());
+    out.extend_from_slice(&MAGIC.to_le_bytes());
+    out.push(FORMAT);
+    out.push(kind as u8);
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&out), payload);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out.extend_from_slice(payload);
+    debug_assert_eq!(out.len(), HEADER_BYTES + payload.len());
+    out
+}
+
+/// A decoded manifest object.
+pub struct Object<'a> {
+    pub kind: Kind,
+    pub epoch: u64,
+    pub payload: &'a [u8],
+}
+
+pub fn decode<'a>(buf: &'a [u8], name: &str) -> Result<Object<'a>> {
+    let bad = |detail: &str| Error::corruption(name, detail.to_string());
+    if buf.len() < HEADER_BYTES {
+        return Err(bad("shorter than a manifest object header"));
+    }
+    if get_u32(buf, 0) != Some(MAGIC) {
+        return Err(bad("bad magic: not a manifest object"));
+    }
+    if buf[4] != FORMAT {
+        return Err(bad(&format!("unknown manifest object format {}", buf[4])));
+    }
+    let len = get_u32(buf, 14).unwrap_or(0) as usize;
+    let crc = get_u32(buf, 18).unwrap_or(0);
+    if buf.len() != HEADER_BYTES + len {
+        return Err(bad("length does not match the header"));
+    }
+    let payload = &buf[HEADER_BYTES..];
+    if crc32c::crc32c_append(crc32c::crc32c(&buf[..18]), payload) != crc {
+        return Err(bad("checksum mismatch"));
+    }
+    let kind = match buf[5] {
+        1 => Kind::Snapshot,
+        2 => Kind::Edit,
+        k => return Err(bad(&format!("unknown manifest object kind {k}"))),
+    };
+    Ok(Object {
+        kind,
+        epoch: get_u64(buf, 6).unwrap_or(0),
+        payload,
+    })
+}
+
+/// What loading found: the payloads to apply in order (the newest
+/// snapshot, then every edit after it), the newest version and the
+/// highest epoch.
+pub struct Loaded {
+    pub payloads: Vec<(String, Vec<u8>)>,
+    pub version: u64,
+    pub epoch: u64,
+    /// The version of the snapshot the payloads start with (0: none).
+    pub snapshot_version: u64,
+}
+
+/// Reads the newest snapshot and the edits after it. An empty store loads
+/// as version 0, epoch 0.
+pub fn load(storage: &dyn Storage) -> Result<Loaded> {
+    let mut versions: Vec<u64> = storage
+        .list_prefix(PREFIX)?
+        .iter()
+        .filter_map(|n| parse_object_name(n))
+        .collect();
+    versions.sort_unstable();
+    let Some(&newest) = versions.last() else {
+        return Ok(Loaded {
+            payloads: Vec::new(),
+            version: 0,
+            epoch: 0,
+            snapshot_version: 0,
+        });
+    };
+    // Walk down from the newest version to its snapshot; every version in
+    // between must be there.
+    let mut chain = Vec::new();
+    let mut epoch_above = u64::MAX;
+    let mut epoch = 0;
+    let mut v = newest;
+    loop {
+        let name = object_name(v);
+        if versions.binary_search(&v).is_err() {
+            return Err(Error::corruption(
+                name,
+                format!(
+                    "missing: manifest version {newest} needs every version down to its snapshot"
+                ),
+            ));
+        }
+        let bytes = read_file(storage, &name)?;
+        let obj = decode(&bytes, &name)?;
+        if obj.epoch > epoch_above {
+            return Err(Error::corruption(
+                name,
+                format!("epoch {} above the epoch of a later version", obj.epoch),
+            ));
+        }
+        epoch_above = obj.epoch;
+        epoch = epoch.max(obj.epoch);
+        let snapshot = obj.kind == Kind::Snapshot;
+        chain.push((name, obj.payload.to_vec()));
+        if snapshot {
+            break;
+        }
+        if v == 1 {
+            return Err(Error::corruption(
+                object_name(1),
+                "the first manifest version is not a snapshot",
+            ));
+        }
+        v -= 1;
+    }
+    chain.reverse();
+    Ok(Loaded {
+        payloads: chain,
+        version: newest,
+        epoch,
+        snapshot_version: v,
+    })
+}
+
+/// The writer's side: the version it last committed and its epoch.
+pub struct ManifestObjects {
+    pub version: u64,
+    pub epoch: u64,
+    /// Edits committed since the newest snapshot.
+    pub edits_since_snapshot: u64,
+    /// The newest snapshot's version and the one before it: objects older
+    /// than the one before are deleted.
+    snapshots: (u64, u64),
+    pub bytes_written: u64,
+}
+
+impl ManifestObjects {
+    /// The state `loaded` describes, before this writer takes over.
+    pub fn before_take_over(loaded: &Loaded) -> Self {
+        ManifestObjects {
+            version: loaded.version,
+            epoch: loaded.epoch,
+            edits_since_snapshot: 0,
+            snapshots: (loaded.snapshot_version, loaded.snapshot_version),
+            bytes_written: 0,
+        }
+    }
+
+    /// Takes the store over: commits a snapshot as the version after
+    /// `loaded` with the next epoch. Fails with `Error::Fenced` if another
+    /// writer committed that version first.
+    pub fn take_over(storage: &dyn Storage, loaded: &Loaded, snapshot: &[u8]) -> Result<Self> {
+        let mut m = ManifestObjects {
+            version: loaded.version,
+            epoch: loaded
+                .epoch
+                .checked_add(1)
+                .ok_or_else(|| Error::corruption("manifest", "epoch exhausted"))?,
+            edits_since_snapshot: 0,
+            snapshots: (loaded.snapshot_version, loaded.snapshot_version),
+            bytes_written: 0,
+        };
+        m.commit(storage, Kind::Snapshot, snapshot)?;
+        Ok(m)
+    }
+
+    /// Commits `payload` as the next version. `Error::Fenced` if the
+    /// version exists: a newer owner took the store over.
+    pub fn commit(&mut self, storage: &dyn Storage, kind: Kind, payload: &[u8]) -> Result<()> {
+        let version = self.version + 1;
+        let name = object_name(version);
+        let bytes = encode(kind, self.epoch, payload);
+        if !put_new(storage, &name, &bytes)? {
+            return Err(Error::Fenced(format!(
+                "manifest version {version} was written by another owner (this one has epoch {})",
+                self.epoch
+            )));
+        }
+        self.version = version;
+        self.bytes_written += bytes.len() as u64;
+        match kind {
+            Kind::Edit => self.edits_since_snapshot += 1,
+            Kind::Snapshot => {
+                self.edits_since_snapshot = 0;
+                let (newest_before, _) = self.snapshots;
+                self.snapshots = (version, newest_before);
+                self.remove_below(storage, newest_before);
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the versions below `version` (best effort: a leftover is
+    /// only garbage, never read again).
+    fn remove_below(&self, storage: &dyn Storage, version: u64) {
+        let names = match storage.list_prefix(PREFIX) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!("cannot list old manifest versions: {e}");
+                return;
+            }
+        };
+        for name in names {
+            if parse_object_name(&name).is_some_and(|v| v < version) {
+                if let Err(e) = storage.remove(&name) {
+                    tracing::warn!("cannot remove old manifest version {name}: {e}");
+                }
+            }
+        }
+    }
+
+    /// Whether the next commit should be a snapshot.
+    pub fn snapshot_due(&self) -> bool {
+        self.edits_since_snapshot >= EDITS_PER_SNAPSHOT
+    }
+}

@@ -1,0 +1,54 @@
+//! Requests made to the object store and bytes moved, for the cost report
+//! `strata serve` logs at stop (and, later, the metrics).
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default, Debug)]
+pub struct Counters {
+    pub puts: AtomicU64,
+    pub put_bytes: AtomicU64,
+    /// Conditional puts that found the name taken.
+    pub put_conflicts: AtomicU64,
+    pub gets: AtomicU64,
+    pub get_bytes: AtomicU64,
+    pub heads: AtomicU64,
+    pub lists: AtomicU64,
+    pub deletes: AtomicU64,
+    pub errors: AtomicU64,
+    /// SSTable reads served from the local cache, and from the store.
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let g = Counters::get;
+        write!(
+            f,
+            "{} PUTs ({} bytes, {} conflicts), {} GETs ({} bytes), {} HEADs, {} LISTs, {} DELETEs, {} errors; \
+             cached table reads {} of {}",
+            g(&self.puts),
+            g(&self.put_bytes),
+            g(&self.put_conflicts),
+            g(&self.gets),
+            g(&self.get_bytes),
+            g(&self.heads),
+            g(&self.lists),
+            g(&self.deletes),
+            g(&self.errors),
+            g(&self.cache_hits),
+            g(&self.cache_hits) + g(&self.cache_misses),
+        )
+    }
+}

@@ -1,0 +1,415 @@
+//! `ObjectStorage`: the engine's `Storage` over an object store.
+//!
+//! Names: the engine's SSTables (`000012.sst`) live at `PREFIX/sst/…`; the
+//! manifest's and the log's objects are named `manifest/…` and `wal/…` by
+//! the engine and live at `PREFIX/manifest/…` and `PREFIX/wal/…`. A table
+//! is written in memory and uploaded whole, with create-if-absent, when
+//! the engine syncs it; it is then kept in the local cache. A table read
+//! from the store is served by ranged GETs until a background download
+//! has put it in the cache.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::Path as FsPath;
+use std::sync::{Arc, OnceLock};
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use strata_engine::storage::{RandomAccessFile, Storage, WholeObjectWriter, WritableFile};
+use strata_engine::{Error, Result};
+
+use crate::bridge::Bridge;
+use crate::cache::FileCache;
+use crate::counters::Counters;
+use crate::url::StorageUrl;
+use crate::SetupError;
+
+const SST_DIR: &str = "sst";
+
+struct Shared {
+    url: String,
+    store: Arc<dyn ObjectStore>,
+    prefix: Path,
+    bridge: Bridge,
+    cache: Option<FileCache>,
+    counters: Counters,
+}
+
+/// An engine's storage in one prefix of an object store.
+pub struct ObjectStorage {
+    shared: Arc<Shared>,
+}
+
+fn store_err(what: &str, name: &str, e: object_store::Error) -> Error {
+    let kind = match e {
+        object_store::Error::NotFound { .. } => std::io::ErrorKind::NotFound,
+        _ => std::io::ErrorKind::Other,
+    };
+    Error::io(format!("{what} {name}"), std::io::Error::new(kind, e))
+}
+
+impl ObjectStorage {
+    /// Storage at `url`, with SSTables cached in `cache_dir` up to
+    /// `cache_bytes_max` (none when `cache_dir` is `None`).
+    pub fn open(
+        url: StorageUrl,
+        cache_dir: Option<&FsPath>,
+        cache_bytes_max: u64,
+    ) -> Result<Arc<ObjectStorage>, SetupError> {
+        let cache = cache_dir
+            .map(|dir| FileCache::open(dir, cache_bytes_max, &url.url))
+            .transpose()?;
+        Ok(Arc::new(ObjectStorage {
+            shared: Arc::new(Shared {
+                url: url.url,
+                store: url.store,
+                prefix: url.prefix,
+                bridge: Bridge::new()?,
+                cache,
+                counters: Counters::default(),
+            }),
+        }))
+    }
+
+    /// Requests and bytes so far.
+    pub fn counters(&self) -> &Counters {
+        &self.shared.counters
+    }
+}
+
+impl Shared {
+    /// The object path of an engine file name.
+    fn path(&self, name: &str) -> Result<Path> {
+        let bad = || Error::InvalidArgument(format!("bad object name {name:?}"));
+        if name.is_empty() || name.starts_with('/') || name.ends_with('/') || name.contains("//") {
+            return Err(bad());
+        }
+        let rel = if name.ends_with(".sst") && !name.contains('/') {
+            format!("{SST_DIR}/{name}")
+        } else {
+            name.to_string()
+        };
+        let mut path = self.prefix.clone();
+        for part in rel.split('/') {
+            path = path.clone().join(part);
+        }
+        Ok(path)
+    }
+
+    /// The engine file name of an object path under the prefix.
+    fn name_of(&self, path: &Path) -> Option<String> {
+        let rel: Vec<_> = path
+            .prefix_match(&self.prefix)?
+            .map(|p| p.as_ref().to_string())
+            .collect();
+        match rel.as_slice() {
+            [dir, file] if dir == SST_DIR => Some(file.clone()),
+            parts if !parts.is_empty() => Some(parts.join("/")),
+            _ => None,
+        }
+    }
+
+    fn run<F>(&self, what: &str, name: &str, f: F) -> Result<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.bridge.run(&format!("{what} {name}"), f)
+    }
+
+    /// PUT with create-if-absent: Ok(false) if the name is taken.
+    fn put_create(&self, name: &str, data: Vec<u8>) -> Result<bool> {
+        let path = self.path(name)?;
+        let store = self.store.clone();
+        let len = data.len() as u64;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        let r = self.run("upload", name, async move {
+            store.put_opts(&path, PutPayload::from(data), opts).await
+        })?;
+        Counters::add(&self.counters.puts, 1);
+        match r {
+            Ok(_) => {
+                Counters::add(&self.counters.put_bytes, len);
+                Ok(true)
+            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => {
+                Counters::add(&self.counters.put_conflicts, 1);
+                Ok(false)
+            }
+            Err(e) => {
+                Counters::add(&self.counters.errors, 1);
+                Err(store_err("upload", name, e))
+            }
+        }
+    }
+
+    fn get_range(&self, name: &str, offset: u64, len: usize) -> Result<bytes::Bytes> {
+        let path = self.path(name)?;
+        let store = self.store.clone();
+        let range = offset..offset + len as u64;
+        let r = self.run(
+            "read",
+            name,
+            async move { store.get_range(&path, range).await },
+        )?;
+        Counters::add(&self.counters.gets, 1);
+        match r {
+            Ok(b) => {
+                Counters::add(&self.counters.get_bytes, b.len() as u64);
+                Ok(b)
+            }
+            Err(e) => {
+                Counters::add(&self.counters.errors, 1);
+                Err(store_err("read", name, e))
+            }
+        }
+    }
+
+    fn head(&self, name: &str) -> Result<Option<u64>> {
+        let path = self.path(name)?;
+        let store = self.store.clone();
+        let r = self.run("stat", name, async move { store.head(&path).await })?;
+        Counters::add(&self.counters.heads, 1);
+        match r {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => {
+                Counters::add(&self.counters.errors, 1);
+                Err(store_err("stat", name, e))
+            }
+        }
+    }
+
+    fn list_under(&self, dir: Option<&str>) -> Result<Vec<String>> {
+        let mut prefix = self.prefix.clone();
+        if let Some(d) = dir {
+            prefix = prefix.join(d);
+        }
+        let store = self.store.clone();
+        let what = prefix.to_string();
+        let r = self.run("list", &what, async move {
+            store.list(Some(&prefix)).try_collect::<Vec<_>>().await
+        })?;
+        Counters::add(&self.counters.lists, 1);
+        let metas = r.map_err(|e| {
+            Counters::add(&self.counters.errors, 1);
+            store_err("list", &what, e)
+        })?;
+        Ok(metas
+            .iter()
+            .filter_map(|m| self.name_of(&m.location))
+            .collect())
+    }
+
+    /// Downloads `name` whole into the cache, in the background, and
+    /// hands the opened copy to `slot`.
+    fn fill_cache(self: &Arc<Self>, name: String, slot: Arc<OnceLock<File>>) {
+        let Ok(path) = self.path(&name) else { return };
+        let shared = self.clone();
+        self.bridge.spawn(async move {
+            let got = async { shared.store.get(&path).await?.bytes().await }.await;
+            Counters::add(&shared.counters.gets, 1);
+            match got {
+                Ok(bytes) => {
+                    Counters::add(&shared.counters.get_bytes, bytes.len() as u64);
+                    let shared2 = shared.clone();
+                    // Writing the file blocks: off the runtime's workers.
+                    let _ = tokio::task::spawn_blocking(move || {
+                        if let Some(cache) = &shared2.cache {
+                            if let Some(f) = cache.insert(&name, &bytes) {
+                                let _ = slot.set(f);
+                            }
+                        }
+                    })
+                    .await;
+                }
+                Err(e) => {
+                    Counters::add(&shared.counters.errors, 1);
+                    tracing::warn!("cannot fetch {name} into the cache: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// A table read from the cache, or from the store until the cache has it.
+struct ObjectReadable {
+    shared: Arc<Shared>,
+    name: String,
+    len: u64,
+    local: Arc<OnceLock<File>>,
+}
+
+impl RandomAccessFile for ObjectReadable {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        if offset
+            .checked_add(buf.len() as u64)
+            .is_none_or(|end| end > self.len)
+        {
+            return Err(Error::io(
+                format!("read {}", self.name),
+                std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past end"),
+            ));
+        }
+        if let Some(f) = self.local.get() {
+            Counters::add(&self.shared.counters.cache_hits, 1);
+            return f
+                .read_exact_at(buf, offset)
+                .map_err(|e| Error::io(format!("read cached {}", self.name), e));
+        }
+        Counters::add(&self.shared.counters.cache_misses, 1);
+        let got = self.shared.get_range(&self.name, offset, buf.len())?;
+        if got.len() != buf.len() {
+            return Err(Error::io(
+                format!("read {}", self.name),
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!("asked for {} bytes, got {}", buf.len(), got.len()),
+                ),
+            ));
+        }
+        buf.copy_from_slice(&got);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl Storage for ObjectStorage {
+    /// A table: uploaded whole by `sync` with create-if-absent, the
+    /// outcome of a failed upload resolved by reading it back, then kept
+    /// in the cache.
+    fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        self.shared.path(name)?;
+        let shared = self.shared.clone();
+        Ok(Box::new(WholeObjectWriter::new(
+            name,
+            Vec::new(),
+            Box::new(move |name, data| {
+                let created = match shared.put_create(name, data.to_vec()) {
+                    Ok(c) => c,
+                    Err(e) => match shared.get_range(name, 0, data.len()) {
+                        Ok(b) if b.as_ref() == data => true,
+                        _ => return Err(e),
+                    },
+                };
+                if !created {
+                    return Err(Error::Fenced(format!(
+                        "{name} exists in the store: another owner wrote it"
+                    )));
+                }
+                if let Some(cache) = &shared.cache {
+                    cache.insert(name, data);
+                }
+                Ok(())
+            }),
+        )))
+    }
+
+    fn open(&self, name: &str) -> Result<Arc<dyn RandomAccessFile>> {
+        let local = Arc::new(OnceLock::new());
+        if let Some(f) = self.shared.cache.as_ref().and_then(|c| c.get(name)) {
+            let len = f
+                .metadata()
+                .map_err(|e| Error::io(format!("stat cached {name}"), e))?
+                .len();
+            let _ = local.set(f);
+            return Ok(Arc::new(ObjectReadable {
+                shared: self.shared.clone(),
+                name: name.to_string(),
+                len,
+                local,
+            }));
+        }
+        let Some(len) = self.shared.head(name)? else {
+            return Err(Error::io(
+                format!("open {name}"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+            ));
+        };
+        if self.shared.cache.is_some() && name.ends_with(".sst") {
+            self.shared.fill_cache(name.to_string(), local.clone());
+        }
+        Ok(Arc::new(ObjectReadable {
+            shared: self.shared.clone(),
+            name: name.to_string(),
+            len,
+            local,
+        }))
+    }
+
+    fn remove(&self, name: &str) -> Result<()> {
+        let path = self.shared.path(name)?;
+        let store = self.shared.store.clone();
+        let r = self
+            .shared
+            .run("delete", name, async move { store.delete(&path).await })?;
+        Counters::add(&self.shared.counters.deletes, 1);
+        if let Some(cache) = &self.shared.cache {
+            cache.remove(name);
+        }
+        match r {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => {
+                Counters::add(&self.shared.counters.errors, 1);
+                Err(store_err("delete", name, e))
+            }
+        }
+    }
+
+    fn rename(&self, from: &str, _to: &str) -> Result<()> {
+        Err(Error::InvalidArgument(format!(
+            "rename {from}: an object store has no rename"
+        )))
+    }
+
+    fn truncate(&self, name: &str, _len: u64) -> Result<()> {
+        Err(Error::InvalidArgument(format!(
+            "truncate {name}: an object store has no truncate"
+        )))
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.shared.list_under(None)
+    }
+
+    fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
+        // The engine's object names are `dir/number`: list that directory.
+        let mut names = match prefix.split_once('/') {
+            Some((dir, _)) if !dir.is_empty() => self.shared.list_under(Some(dir))?,
+            _ => self.shared.list_under(None)?,
+        };
+        names.retain(|n| n.starts_with(prefix));
+        Ok(names)
+    }
+
+    /// Every upload is durable when it returns: nothing to sync.
+    fn sync_dir(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn exists(&self, name: &str) -> Result<bool> {
+        Ok(self.shared.head(name)?.is_some())
+    }
+
+    fn describe(&self) -> String {
+        self.shared.url.clone()
+    }
+
+    fn put_if_absent(&self, name: &str, data: &[u8]) -> Result<bool> {
+        self.shared.put_create(name, data.to_vec())
+    }
+
+    fn whole_objects(&self) -> bool {
+        true
+    }
+}
