@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Sums up a run of scripts/test.sh from its logs: one line for cargo test
 # (the `test result:` lines of every test binary and doc-test run added up)
-# and pytest's own summary line.
+# and pytest's own summary line for each pytest log (the suite on local
+# disk, then on an S3-compatible object store).
 #
-#   ./scripts/test-summary.sh CARGO_TEST_LOG PYTEST_LOG
+#   ./scripts/test-summary.sh CARGO_TEST_LOG PYTEST_LOG [PYTEST_S3_LOG]
 set -euo pipefail
 cargo_log="$1"
-pytest_log="$2"
 
 # Colour codes, in case a tool wrote them.
 plain() { sed -e $'s/\x1b\\[[0-9;]*m//g' "$1" 2>/dev/null || true; }
@@ -26,10 +26,17 @@ plain "$cargo_log" | awk '
         else printf "cargo test: %d passed, %d failed, %d ignored (%d test binaries and doc-test runs)\n", passed, failed, ignored, runs
     }'
 
-line="$(plain "$pytest_log" \
-    | grep -E '^=* ?[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed)\b.* in [0-9.]+s' \
-    | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true)"
-if [[ -z "$line" ]]; then
-    line="$(plain "$pytest_log" | grep -E '^=* ?no tests ran' | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true)"
+pytest_line() { # LOG LABEL
+    local line
+    line="$(plain "$1" \
+        | grep -E '^=* ?[0-9]+ (passed|failed|errors?|skipped|deselected|xfailed|xpassed)\b.* in [0-9.]+s' \
+        | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true)"
+    if [[ -z "$line" ]]; then
+        line="$(plain "$1" | grep -E '^=* ?no tests ran' | tail -n 1 | sed -E 's/^=+ //; s/ =+$//' || true)"
+    fi
+    echo "$2${line:-no summary (did it run?)}"
+}
+pytest_line "$2" "pytest:     "
+if [[ $# -ge 3 ]]; then
+    pytest_line "$3" "pytest, S3: "
 fi
-echo "pytest:     ${line:-no summary (did it run?)}"

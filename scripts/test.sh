@@ -3,7 +3,9 @@
 # then prints a summary (tests passed and failed in cargo test and in the
 # Python client suite). Full output: target/test-logs/.
 # Works on a fresh machine with a Rust toolchain (with rustfmt and clippy),
-# a C compiler and Python 3 with venv: cargo and pip fetch what they need.
+# a C compiler and Python 3 with venv: cargo and pip fetch what they need
+# (pip installs the client and moto, the S3-compatible server the suite's
+# second run and tests/python/test_object_store.py use).
 # The first run builds everything; the whole run takes about 14 minutes in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,10 +26,13 @@ echo "== Python client tests (google-cloud-bigtable against strata serve)"
 python_rc=0
 { cargo build -p strata && STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh; } 2>&1 \
     | tee "$logs/pytest.log" || python_rc=$?
+echo "== Python client tests again, the server on an S3-compatible store (moto)"
+STRATA_TEST_STORAGE=s3 STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh 2>&1 \
+    | tee "$logs/pytest-s3.log" || python_rc=$?
 
 echo
 echo "== summary (fmt and clippy passed; full output in $logs/)"
-./scripts/test-summary.sh "$logs/cargo-test.log" "$logs/pytest.log"
+./scripts/test-summary.sh "$logs/cargo-test.log" "$logs/pytest.log" "$logs/pytest-s3.log"
 if ((cargo_rc != 0 || python_rc != 0)); then
     echo "FAILED (cargo test exit $cargo_rc, Python suite exit $python_rc)"
     exit 1

@@ -5,6 +5,8 @@ Target selection:
   * STRATA_TEST_HOST=host:port   use an already-running server (or cbtemulator);
   * otherwise start `$STRATA_BIN serve --data-dir <tmp> --listen 127.0.0.1:<port>`
     (STRATA_BIN defaults to target/debug/strata).
+  * STRATA_TEST_STORAGE=s3       the started server keeps its data on an S3-compatible
+    object store (moto's server, started too) instead of a local directory;
   * STRATA_TEST_EMULATOR=1       the target is Google's Go emulator: skip tests marked
     `emulator_deviation` (the emulator deviates from Bigtable's documented behaviour)
     and `strata_only` (guarantees Strata makes beyond Bigtable's docs).
@@ -101,6 +103,50 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+_MOTO: subprocess.Popen | None = None
+
+
+def start_moto(tmp: Path, buckets: list[str]) -> tuple[subprocess.Popen, dict]:
+    """Starts moto's S3 server (installed in the test venv) and creates `buckets`;
+    returns the process and the environment a strata server needs to use it."""
+    import sys
+
+    import boto3
+
+    port = _free_port()
+    log = open(tmp / "moto.log", "wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise RuntimeError(f"moto_server did not start; see {tmp / 'moto.log'}")
+        time.sleep(0.05)
+    env = {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_ALLOW_HTTP": "true",
+    }
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        region_name="us-east-1",
+    )
+    for b in buckets:
+        s3.create_bucket(Bucket=b)
+    return proc, env
+
+
 def _start_server(tmp: Path) -> _Server:
     bin_path = Path(os.environ.get("STRATA_BIN", REPO_ROOT / "target" / "debug" / "strata"))
     if not bin_path.is_absolute():
@@ -117,8 +163,19 @@ def _start_server(tmp: Path) -> _Server:
     port = _free_port()
     listen = f"127.0.0.1:{port}"
     cmd = [str(bin_path), "serve", "--data-dir", str(data_dir), "--listen", listen]
+    env = dict(os.environ)
+    storage = os.environ.get("STRATA_TEST_STORAGE", "").strip()
+    if storage == "s3":
+        global _MOTO
+        _MOTO, s3_env = start_moto(tmp, ["strata-suite"])
+        env.update(s3_env)
+        cmd += ["--storage", "s3://strata-suite/suite"]
+    elif storage:
+        pytest.exit(f"STRATA_TEST_STORAGE={storage!r}: only 's3' is known", returncode=2)
     log = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+    )
     log.close()
     server = _Server(listen, proc, log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -154,6 +211,8 @@ def server(tmp_path_factory):
     yield _SERVER
     if _SERVER.proc is not None:
         _stop(_SERVER.proc)
+    if _MOTO is not None:
+        _stop(_MOTO)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

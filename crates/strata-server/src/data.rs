@@ -34,6 +34,17 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("request task failed: {e}")))?
 }
 
+impl DataService {
+    /// UNAVAILABLE once another server has taken the storage over: this
+    /// one's data may be stale.
+    fn check_owner(&self) -> Result<(), Status> {
+        self.db
+            .engine()
+            .check_owner()
+            .map_err(|e| status(TableError::Engine(e)))
+    }
+}
+
 /// Checks the table name and rejects views Strata does not have.
 fn target(
     table_name: &str,
@@ -83,6 +94,7 @@ impl Bigtable for DataService {
             return Err(invalid("row keys must be non-empty"));
         }
         let filter = convert::filter(r.filter.as_ref())?;
+        self.check_owner()?;
         let req = ReadRequest {
             rows: convert::row_set(r.rows.as_ref())?,
             filter,
@@ -171,6 +183,7 @@ impl Bigtable for DataService {
             &r.authorized_view_name,
             &r.materialized_view_name,
         )?;
+        self.check_owner()?;
         let db = self.db.clone();
         let samples = blocking(move || db.sample_row_keys(&table).map_err(status)).await?;
         let out: Vec<Result<v2::SampleRowKeysResponse, Status>> = samples

@@ -52,6 +52,20 @@ fn the_summary_adds_up_cargo_test_and_quotes_pytest() {
          pytest:     1 failed, 3 passed, 1 skipped in 0.15s\n"
     );
 
+    let s3 = tmp.path().join("pytest-s3.log");
+    std::fs::write(&s3, "....\n4 passed in 1.50s\n").unwrap();
+    let (out, stdout, stderr) = run(Command::new("bash")
+        .arg(script("test-summary.sh"))
+        .args([&cargo, &pytest, &s3]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.ends_with(
+            "pytest:     1 failed, 3 passed, 1 skipped in 0.15s\n\
+             pytest, S3: 4 passed in 1.50s\n"
+        ),
+        "{stdout}"
+    );
+
     let none = tmp.path().join("missing.log");
     let (out, stdout, _) = run(Command::new("bash")
         .arg(script("test-summary.sh"))

@@ -518,6 +518,17 @@ impl Engine {
         background::wait_idle(&self.inner)
     }
 
+    /// `Error::Fenced` once a newer owner has taken the storage over (this
+    /// engine found out at a write or an edit): reads may be stale from then
+    /// on, so a server stops answering them too.
+    pub fn check_owner(&self) -> Result<()> {
+        let bg = self.inner.bg.lock();
+        match &bg.error {
+            Some(e) if bg.fenced => Err(Error::Fenced(e.clone())),
+            _ => Ok(()),
+        }
+    }
+
     /// fsyncs the commit log (useful in the periodic mode).
     pub fn sync_log(&self) -> Result<()> {
         self.inner.log.lock().sync()
