@@ -32,6 +32,15 @@ pub enum Error {
     /// another write.
     #[error("storage taken over by another owner: {0}")]
     Fenced(String),
+    /// The storage is full (a full disk, a quota): the engine refuses writes
+    /// until a retry of what failed succeeds, which it attempts by itself.
+    #[error("storage full: {0}")]
+    NoSpace(String),
+    /// The storage failed or could not be reached: the engine refuses
+    /// writes until a retry of what failed succeeds, which it attempts by
+    /// itself.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The engine was closed, or a background failure made it read-only.
     #[error("engine is closed or failed: {0}")]
     Closed(String),
@@ -57,6 +66,44 @@ impl Error {
         matches!(self, Error::Fenced(_))
     }
 
+    /// What writers are told after this error stopped a group commit or a
+    /// background job: the same class, so a fenced, full or unreachable
+    /// storage keeps its meaning (and its gRPC code) across the engine.
+    pub fn for_writers(&self) -> Error {
+        match self {
+            Error::NoSpace(m) => return Error::NoSpace(m.clone()),
+            Error::Unavailable(m) => return Error::Unavailable(m.clone()),
+            _ => {}
+        }
+        match self.retry_class() {
+            Some(RetryClass::NoSpace) => Error::NoSpace(self.to_string()),
+            Some(RetryClass::Unavailable) => Error::Unavailable(self.to_string()),
+            None => match self {
+                Error::Fenced(why) => Error::Fenced(why.clone()),
+                Error::Closed(why) => Error::Closed(why.clone()),
+                e => Error::Closed(e.to_string()),
+            },
+        }
+    }
+
+    /// Whether the engine may leave the state this error put it in by
+    /// retrying: I/O errors (a full disk, an unreachable store) are; a
+    /// missing file, corruption, a newer owner are not.
+    pub fn retry_class(&self) -> Option<RetryClass> {
+        match self {
+            Error::Io { source, .. } => match source.kind() {
+                io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+                    Some(RetryClass::NoSpace)
+                }
+                io::ErrorKind::NotFound => None,
+                _ => Some(RetryClass::Unavailable),
+            },
+            Error::NoSpace(_) => Some(RetryClass::NoSpace),
+            Error::Unavailable(_) => Some(RetryClass::Unavailable),
+            _ => None,
+        }
+    }
+
     /// True for an I/O error saying the file does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::Io { source, .. } if source.kind() == io::ErrorKind::NotFound)
@@ -66,6 +113,13 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Error::Corruption { .. })
     }
+}
+
+/// The kinds of failure the engine retries by itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryClass {
+    NoSpace,
+    Unavailable,
 }
 
 /// Adds file context to an `io::Result`.

@@ -11,7 +11,7 @@ pub mod iter;
 pub mod key;
 pub mod storage;
 
-pub use error::{Error, Result};
+pub use error::{Error, Result, RetryClass};
 pub use key::{SeqNo, ValueKind};
 pub mod batch;
 pub mod compaction;

@@ -59,8 +59,19 @@ fn contents(engine: &Engine) -> strata_engine::Result<BTreeMap<Vec<u8>, Vec<u8>>
 
 #[test]
 fn every_failing_write_step_loses_no_acknowledged_write() {
+    failing_write_steps(MemStorage::new);
+}
+
+/// The same sweep over a memory object store: failed uploads, manifest
+/// versions and log objects at every step.
+#[test]
+fn every_failing_upload_step_loses_no_acknowledged_write() {
+    failing_write_steps(MemStorage::objects);
+}
+
+fn failing_write_steps(new_storage: fn() -> Arc<MemStorage>) {
     // Count the mutating operations of a fault-free run to size the sweep.
-    let probe = FaultStorage::new(MemStorage::new());
+    let probe = FaultStorage::new(new_storage());
     {
         let e = Engine::open(probe.clone(), tiny_engine_options()).expect("open");
         workload(&e);
@@ -71,7 +82,7 @@ fn every_failing_write_step_loses_no_acknowledged_write() {
     let mut n = 0;
     let mut failed_runs = 0;
     while n < total_ops {
-        let mem = MemStorage::new();
+        let mem = new_storage();
         let faulty = FaultStorage::new(mem.clone());
         faulty.fail_after(n, FaultOp::ALL_MUTATING);
         let (model, failed) = match Engine::open(faulty.clone(), tiny_engine_options()) {

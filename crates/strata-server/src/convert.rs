@@ -27,7 +27,10 @@ pub fn code(e: &TableError) -> tonic::Code {
         TableError::InvalidArgument(_) => tonic::Code::InvalidArgument,
         TableError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
         TableError::Corrupt(_) => tonic::Code::DataLoss,
-        TableError::Engine(strata_engine::Error::Fenced(_)) => tonic::Code::Unavailable,
+        TableError::Engine(
+            strata_engine::Error::Fenced(_) | strata_engine::Error::Unavailable(_),
+        ) => tonic::Code::Unavailable,
+        TableError::Engine(strata_engine::Error::NoSpace(_)) => tonic::Code::ResourceExhausted,
         TableError::Engine(_) => tonic::Code::Internal,
     }
 }

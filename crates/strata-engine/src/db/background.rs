@@ -57,15 +57,90 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
     Ok(threads)
 }
 
+/// Whether background threads should end: at shutdown, or after a failure
+/// the engine does not retry.
 fn shutting_down(inner: &Inner) -> bool {
     let bg = inner.bg.lock();
-    bg.shutdown || bg.error.is_some()
+    bg.shutdown || (bg.error.is_some() && bg.retry.is_none())
+}
+
+/// Waits while a failure the engine retries is in force (the flush thread
+/// retries it); true if one was.
+fn paused(inner: &Inner) -> bool {
+    let mut bg = inner.bg.lock();
+    if bg.error.is_some() && bg.retry.is_some() && !bg.shutdown {
+        inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
+        return true;
+    }
+    false
+}
+
+/// Pause between attempts at leaving a retried failure.
+const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Tries to leave a retried failure (a full disk, an unreachable store):
+/// repairs the commit log (`CommitLog::repair`), flushes every sealed
+/// memtable, and if all that worked, clears the failure so writes resume.
+fn recover(inner: &Inner) -> Result<()> {
+    inner.log.lock().repair()?;
+    for t in inner.all_tablets() {
+        while !t.super_version().imms.is_empty() && !t.is_retired() {
+            flush_oldest(inner, &t)?;
+        }
+    }
+    remove_obsolete_logs(inner)?;
+    let mut bg = inner.bg.lock();
+    if bg.retry.is_some() {
+        if let Some(e) = bg.error.take() {
+            tracing::info!("the storage works again; writes resume (the failure was: {e})");
+        }
+        bg.retry = None;
+        if !bg.shutdown {
+            inner.stopped.store(false, Ordering::Release);
+        }
+        inner.bg_cv.notify_all();
+    }
+    Ok(())
 }
 
 fn flush_loop(inner: &Arc<Inner>) {
+    let mut attempts = 0u64;
     loop {
         if shutting_down(inner) {
             return;
+        }
+        if inner.bg.lock().retry.is_some() {
+            attempts += 1;
+            {
+                let mut bg = inner.bg.lock();
+                if !bg.shutdown {
+                    inner.bg_cv.wait_for(&mut bg, RECOVERY_INTERVAL);
+                }
+                if bg.shutdown {
+                    return;
+                }
+            }
+            match recover(inner) {
+                Ok(()) => attempts = 0,
+                Err(e) if e.retry_class().is_some() => {
+                    if attempts.is_multiple_of(10) {
+                        tracing::warn!("the storage still fails ({attempts} retries): {e}");
+                    }
+                }
+                Err(e) => {
+                    // No longer a failure to retry: stop for good.
+                    let mut bg = inner.bg.lock();
+                    tracing::error!(
+                        "retrying a storage failure met another: {e}; writes stay refused"
+                    );
+                    bg.error = Some(e.to_string());
+                    bg.fenced = e.is_fenced();
+                    bg.retry = None;
+                    inner.bg_cv.notify_all();
+                    return;
+                }
+            }
+            continue;
         }
         // The tree whose oldest sealed memtable is the oldest: it pins the
         // oldest log segment.
@@ -82,7 +157,9 @@ fn flush_loop(inner: &Arc<Inner>) {
             Some(t) => {
                 if let Err(e) = flush_oldest(inner, &t) {
                     inner.set_bg_error(&e);
-                    return;
+                    if e.retry_class().is_none() {
+                        return;
+                    }
                 }
             }
             None => {
@@ -102,6 +179,9 @@ fn tablet_loop(inner: &Arc<Inner>) {
     loop {
         if shutting_down(inner) {
             return;
+        }
+        if paused(inner) {
+            continue;
         }
         let changed = match super::split::maintain(inner) {
             Ok(changed) => changed,
@@ -133,9 +213,14 @@ fn sync_loop(inner: &Arc<Inner>, interval: Duration) {
                 return;
             }
         }
+        if paused(inner) {
+            continue; // the flush thread repairs the log
+        }
         if let Err(e) = inner.log.lock().sync() {
             inner.set_bg_error(&e);
-            return;
+            if e.retry_class().is_none() {
+                return;
+            }
         }
     }
 }
@@ -251,7 +336,7 @@ fn wait_flushed(inner: &Inner, t: &TabletState) -> Result<()> {
     let mut bg = inner.bg.lock();
     loop {
         if let Some(e) = &bg.error {
-            return Err(Error::Closed(e.clone()));
+            return Err(super::bg_error(&bg, e));
         }
         // A retired tablet's sealed memtables belong to its successors.
         if t.super_version().imms.is_empty() || t.is_retired() {
@@ -284,6 +369,9 @@ fn compaction_loop(inner: &Arc<Inner>) {
         if shutting_down(inner) {
             return;
         }
+        if paused(inner) {
+            continue;
+        }
         match compaction::run_one(inner) {
             Ok(true) => {
                 let _bg = inner.bg.lock();
@@ -299,7 +387,9 @@ fn compaction_loop(inner: &Arc<Inner>) {
                 if !inner.bg.lock().shutdown {
                     inner.set_bg_error(&e);
                 }
-                return;
+                if e.retry_class().is_none() {
+                    return;
+                }
             }
         }
     }
@@ -348,7 +438,7 @@ pub(crate) fn wait_idle(inner: &Inner) -> Result<()> {
         }
         let mut bg = inner.bg.lock();
         if let Some(e) = &bg.error {
-            return Err(Error::Closed(e.clone()));
+            return Err(super::bg_error(&bg, e));
         }
         inner.bg_cv.notify_all();
         inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
@@ -359,7 +449,7 @@ fn wait_for(inner: &Inner, done: impl Fn(&super::BgState) -> bool) -> Result<()>
     let mut bg = inner.bg.lock();
     loop {
         if let Some(e) = &bg.error {
-            return Err(Error::Closed(e.clone()));
+            return Err(super::bg_error(&bg, e));
         }
         if done(&bg) {
             return Ok(());

@@ -58,6 +58,16 @@ pub(crate) struct Trees {
     pub by_name: HashMap<String, TreeId>,
 }
 
+/// The error writers get while the engine is stopped by `bg.error` (`e`).
+pub(crate) fn bg_error(bg: &BgState, e: &str) -> Error {
+    match bg.retry {
+        _ if bg.fenced => Error::Fenced(e.to_string()),
+        Some(crate::error::RetryClass::NoSpace) => Error::NoSpace(e.to_string()),
+        Some(crate::error::RetryClass::Unavailable) => Error::Unavailable(e.to_string()),
+        None => Error::Closed(e.to_string()),
+    }
+}
+
 /// Background coordination, under `Inner::bg`.
 #[derive(Default)]
 pub(crate) struct BgState {
@@ -66,6 +76,9 @@ pub(crate) struct BgState {
     pub error: Option<String>,
     /// The failure was a newer owner taking the storage over.
     pub fenced: bool,
+    /// The failure is one the engine retries (`background::recover`):
+    /// writes are refused meanwhile with this class of error.
+    pub retry: Option<crate::error::RetryClass>,
     /// Files that a running compaction reads or moves.
     pub busy_files: HashSet<u64>,
     pub compactions_running: usize,
@@ -132,10 +145,7 @@ impl Inner {
         }
         let bg = self.bg.lock();
         if let Some(e) = &bg.error {
-            if bg.fenced {
-                return Err(Error::Fenced(e.clone()));
-            }
-            return Err(Error::Closed(e.clone()));
+            return Err(bg_error(&bg, e));
         }
         if bg.shutdown {
             return Err(Error::Closed("engine is shutting down".into()));
@@ -146,15 +156,19 @@ impl Inner {
     pub fn set_bg_error(&self, e: &Error) {
         let mut bg = self.bg.lock();
         if bg.error.is_none() {
+            let retry = e.retry_class();
             if e.is_fenced() {
                 tracing::error!(
                     "{e}: this server no longer owns its storage and answers no more writes"
                 );
+            } else if retry.is_some() {
+                tracing::error!("{e}: refusing writes, and retrying until the storage works again");
             } else {
                 tracing::error!("background failure, engine now refuses writes: {e}");
             }
             bg.error = Some(e.to_string());
             bg.fenced = e.is_fenced();
+            bg.retry = retry;
         }
         self.stopped.store(true, Ordering::Release);
         self.bg_cv.notify_all();

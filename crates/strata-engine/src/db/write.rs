@@ -179,15 +179,7 @@ fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'
     let outcome = commit_group(inner, inner.write_mutex.lock(), &batches);
     let results: Vec<Result<SeqNo>> = match outcome {
         Ok(seqs) => seqs.into_iter().map(Ok).collect(),
-        Err(e) => group
-            .iter()
-            .map(|_| {
-                Err(match &e {
-                    Error::Fenced(why) => Error::Fenced(why.clone()),
-                    e => Error::Closed(format!("group commit failed: {e}")),
-                })
-            })
-            .collect(),
+        Err(e) => group.iter().map(|_| Err(e.for_writers())).collect(),
     };
     for (w, r) in group.iter().zip(results) {
         match w.done.lock().take() {
@@ -274,8 +266,12 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
             log.commit(inner.opts.sync_mode == SyncMode::Always)
         })();
         if let Err(e) = logged {
+            // The failed group's sequence numbers are spent: its records
+            // may have reached the log (a lost answer from an object store)
+            // and the log takes only higher ones after it.
+            inner.last_seq.fetch_max(log.seq_last(), Ordering::AcqRel);
             inner.set_bg_error(&e);
-            return Err(e);
+            return Err(e.for_writers());
         }
     }
     let stats = &inner.stats;

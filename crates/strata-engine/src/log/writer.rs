@@ -61,6 +61,8 @@ struct LiveSegment {
     size_bytes: u64,
     /// Bytes handed to the OS.
     flushed_bytes: u64,
+    /// The highest sequence number in those bytes.
+    flushed_seq_last: SeqNo,
     /// Bytes known durable: the watermark written in every new frame.
     synced_bytes: u64,
 }
@@ -101,6 +103,7 @@ impl LiveSegment {
             seq_last: 0,
             size_bytes: 0,
             flushed_bytes: 0,
+            flushed_seq_last: 0,
             synced_bytes: 0,
         })
     }
@@ -117,6 +120,7 @@ impl LiveSegment {
         if self.flushed_bytes < self.size_bytes {
             self.file.flush()?;
             self.flushed_bytes = self.size_bytes;
+            self.flushed_seq_last = self.seq_last;
         }
         Ok(())
     }
@@ -125,9 +129,30 @@ impl LiveSegment {
         if self.synced_bytes < self.size_bytes {
             self.file.sync()?;
             self.flushed_bytes = self.size_bytes;
+            self.flushed_seq_last = self.seq_last;
             self.synced_bytes = self.size_bytes;
         }
         Ok(())
+    }
+}
+
+/// The stand-in for a segment file given up after a failure.
+struct Abandoned;
+
+impl WritableFile for Abandoned {
+    fn append(&mut self, _: &[u8]) -> Result<()> {
+        Err(Error::Closed(
+            "log segment abandoned after a failure".into(),
+        ))
+    }
+    fn flush(&mut self) -> Result<()> {
+        self.append(&[])
+    }
+    fn sync(&mut self) -> Result<()> {
+        self.append(&[])
+    }
+    fn len(&self) -> u64 {
+        0
     }
 }
 
@@ -272,6 +297,54 @@ impl CommitLog {
             return Err(self.fail(e));
         }
         Ok(())
+    }
+
+    /// Makes the log writable again after a failure (a full disk, an
+    /// unreachable store), if the storage now allows it; Ok at once if the
+    /// log has not failed. Records the failure left unpersisted are given
+    /// up (their writers were told of the failure), and the log goes on in
+    /// a new segment:
+    /// - segments: the failed one is cut back to the bytes that were
+    ///   persisted (so no damaged record is left in a segment that is no
+    ///   longer the newest) and sealed;
+    /// - objects: the failed object's id is not reused (its upload's
+    ///   outcome may be unknown: if it landed, its records are replayed,
+    ///   their sequence numbers below every later record's).
+    ///
+    /// A failure here leaves the log failed; the next call starts over.
+    pub fn repair(&mut self) -> Result<()> {
+        if self.failure.is_none() {
+            return Ok(());
+        }
+        if !self.objects() {
+            let file = std::mem::replace(&mut self.live.file, Box::new(Abandoned));
+            file.abandon();
+            self.storage
+                .truncate(&self.live.name, self.live.flushed_bytes)?;
+        }
+        let next =
+            LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
+        let mut old = std::mem::replace(&mut self.live, next);
+        if !self.objects() {
+            old.size_bytes = old.flushed_bytes;
+            old.seq_last = old.flushed_seq_last;
+            self.sealed.push(old.info());
+        } else if old.synced_bytes > 0 {
+            self.sealed.push(old.info()); // uploaded before the failure
+        }
+        old.file.abandon();
+        tracing::info!(
+            "commit log repaired after {}: continuing in {}",
+            self.failure.as_deref().unwrap_or(""),
+            self.live.name
+        );
+        self.failure = None;
+        Ok(())
+    }
+
+    /// The highest sequence number appended (failed groups included).
+    pub fn seq_last(&self) -> SeqNo {
+        self.seq_last
     }
 
     /// Whether the log is kept as objects.

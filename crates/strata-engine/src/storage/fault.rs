@@ -42,6 +42,8 @@ impl FaultOp {
 struct Faults {
     armed: AtomicBool,
     ambiguous: AtomicBool,
+    /// Injected errors say the storage is full instead of failing.
+    no_space: AtomicBool,
     mask: AtomicU32,
     remaining: AtomicI64,
     ops_seen: AtomicU64,
@@ -56,9 +58,14 @@ impl Faults {
         if self.remaining.fetch_sub(1, Ordering::AcqRel) > 0 {
             return Ok(());
         }
+        let kind = if self.no_space.load(Ordering::Acquire) {
+            std::io::ErrorKind::StorageFull
+        } else {
+            std::io::ErrorKind::Other
+        };
         Err(Error::io(
             format!("{what} (injected fault)"),
-            std::io::Error::other("injected fault"),
+            std::io::Error::new(kind, "injected fault"),
         ))
     }
 }
@@ -83,6 +90,11 @@ impl FaultStorage {
         self.faults.remaining.store(n as i64, Ordering::Release);
         self.faults.mask.store(ops.0, Ordering::Release);
         self.faults.armed.store(true, Ordering::Release);
+    }
+
+    /// Makes injected errors say the storage is full (ENOSPC).
+    pub fn set_no_space(&self, no_space: bool) {
+        self.faults.no_space.store(no_space, Ordering::Release);
     }
 
     /// Makes failing puts succeed first and then report failure.
@@ -141,6 +153,10 @@ impl WritableFile for FaultWritable {
 
     fn len(&self) -> u64 {
         self.inner.len()
+    }
+
+    fn abandon(self: Box<Self>) {
+        self.inner.abandon();
     }
 }
 

@@ -83,6 +83,11 @@ impl WritableFile for LocalWritable {
     fn len(&self) -> u64 {
         self.len
     }
+
+    fn abandon(self: Box<Self>) {
+        // Dropping a BufWriter writes its buffer: take the file without.
+        let (_file, _unwritten) = self.out.into_parts();
+    }
 }
 
 struct LocalReadable {

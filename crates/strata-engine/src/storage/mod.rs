@@ -46,6 +46,9 @@ pub trait WritableFile: Send {
     fn sync(&mut self) -> Result<()>;
     /// Bytes appended so far.
     fn len(&self) -> u64;
+    /// Drops the file without writing what is still buffered (after a
+    /// failure, the caller cuts the file back to what was persisted).
+    fn abandon(self: Box<Self>) {}
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
