@@ -140,3 +140,43 @@ fn takeover_on_a_file_store_loses_no_acknowledged_write() {
         new.close().unwrap();
     }
 }
+
+/// A table whose bytes were damaged in the store reads as an error, never
+/// as wrong data.
+#[test]
+fn damaged_bytes_in_the_store_are_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", dir.path().display());
+    {
+        let (_s, engine, tree) = open(parse_storage_url(&url).unwrap(), None);
+        for i in 0..2000 {
+            tree.put(&key(i), &value(i)).unwrap();
+        }
+        tree.flush().unwrap();
+        engine.close().unwrap();
+    }
+    let mut damaged = 0;
+    for entry in std::fs::read_dir(dir.path().join("sst")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // A byte early in the first data block.
+        bytes[100] ^= 0x40;
+        std::fs::write(&path, bytes).unwrap();
+        damaged += 1;
+    }
+    assert!(damaged > 0);
+    let cache = tempfile::tempdir().unwrap();
+    let (_s, _e, tree) = open(parse_storage_url(&url).unwrap(), Some(cache.path()));
+    let mut errors = 0;
+    for i in 0..2000 {
+        match tree.get(&key(i)) {
+            Ok(Some(v)) => assert_eq!(v, value(i), "key {i}: wrong data"),
+            Ok(None) => panic!("key {i} missing without an error"),
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                errors += 1;
+            }
+        }
+    }
+    assert!(errors > 0, "the damage went unnoticed");
+}
