@@ -13,7 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
 use std::sync::{Arc, OnceLock};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use strata_engine::storage::{RandomAccessFile, Storage, WholeObjectWriter, WritableFile};
@@ -26,6 +26,9 @@ use crate::url::StorageUrl;
 use crate::SetupError;
 
 const SST_DIR: &str = "sst";
+
+/// Objects `read_many` fetches at once.
+const READ_MANY_IN_FLIGHT: usize = 32;
 
 struct Shared {
     url: String,
@@ -380,6 +383,61 @@ impl Storage for ObjectStorage {
 
     fn list(&self) -> Result<Vec<String>> {
         self.shared.list_under(None)
+    }
+
+    /// Fetches up to `READ_MANY_IN_FLIGHT` objects at once.
+    fn read_many(&self, names: &[String]) -> Vec<Result<Vec<u8>>> {
+        let paths: Vec<Result<Path>> = names.iter().map(|n| self.shared.path(n)).collect();
+        let store = self.shared.store.clone();
+        let fetch = async move {
+            futures::stream::iter(paths)
+                .map(|p| {
+                    let store = store.clone();
+                    async move {
+                        match p {
+                            Ok(p) => Some(store.get(&p).await.map(|r| r.bytes())),
+                            Err(_) => None,
+                        }
+                    }
+                })
+                .buffered(READ_MANY_IN_FLIGHT)
+                .then(|r| async move {
+                    match r {
+                        Some(Ok(body)) => Some(body.await),
+                        Some(Err(e)) => Some(Err(e)),
+                        None => None,
+                    }
+                })
+                .collect::<Vec<_>>()
+                .await
+        };
+        let results = match self.shared.run("read", "log objects", fetch) {
+            Ok(r) => r,
+            Err(e) => {
+                return names
+                    .iter()
+                    .map(|_| Err(Error::io("read", std::io::Error::other(e.to_string()))))
+                    .collect()
+            }
+        };
+        names
+            .iter()
+            .zip(results)
+            .map(|(name, r)| {
+                Counters::add(&self.shared.counters.gets, 1);
+                match r {
+                    None => Err(Error::InvalidArgument(format!("bad object name {name:?}"))),
+                    Some(Ok(b)) => {
+                        Counters::add(&self.shared.counters.get_bytes, b.len() as u64);
+                        Ok(b.to_vec())
+                    }
+                    Some(Err(e)) => {
+                        Counters::add(&self.shared.counters.errors, 1);
+                        Err(store_err("read", name, e))
+                    }
+                }
+            })
+            .collect()
     }
 
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {

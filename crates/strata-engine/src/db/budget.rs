@@ -27,6 +27,8 @@ use crate::error::Result;
 pub(crate) struct BudgetState {
     /// Bytes inserted since the last measurement.
     since_check: AtomicUsize,
+    /// Group commits since then (on an object store, each is a log object).
+    groups_since_check: AtomicUsize,
     /// Active and sealed memtable bytes at the last measurement.
     total_bytes: AtomicUsize,
 }
@@ -79,10 +81,18 @@ fn check_interval(inner: &Inner) -> usize {
 /// the budget and the log bound. Caller holds the write mutex.
 pub(crate) fn after_commit(inner: &Inner, bytes: usize) {
     let since = inner.budget.since_check.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    if since < check_interval(inner) {
+    let groups = inner
+        .budget
+        .groups_since_check
+        .fetch_add(1, Ordering::Relaxed)
+        + 1;
+    let objects_due =
+        inner.storage.whole_objects() && groups >= (inner.opts.log_objects_max / 8).max(1);
+    if since < check_interval(inner) && !objects_due {
         return;
     }
     inner.budget.since_check.store(0, Ordering::Relaxed);
+    inner.budget.groups_since_check.store(0, Ordering::Relaxed);
     enforce(inner);
 }
 
@@ -121,17 +131,23 @@ fn enforce(inner: &Inner) {
     bound_log(inner);
 }
 
-/// While the log holds more than `log_bytes_max`, seals the active
-/// memtable of every tree that may hold a write from the segments that
-/// must go (its flushed sequence number is below their last one), so the
-/// flushes let those segments be deleted.
+/// While the log holds more than `log_bytes_max` (or, on an object store,
+/// more than `log_objects_max` objects), seals the active memtable of every
+/// tree that may hold a write from the segments that must go (its flushed
+/// sequence number is below their last one), so the flushes let those
+/// segments be deleted.
 fn bound_log(inner: &Inner) {
     let segments = inner.log.lock().segments();
+    let objects_max = if inner.storage.whole_objects() {
+        inner.opts.log_objects_max
+    } else {
+        usize::MAX
+    };
     let mut kept = 0u64;
     let mut must_go_below = None;
-    for s in segments.iter().rev() {
+    for (count, s) in segments.iter().rev().enumerate() {
         kept += s.size_bytes;
-        if kept > inner.opts.log_bytes_max {
+        if kept > inner.opts.log_bytes_max || count >= objects_max {
             must_go_below = Some(s.seq_last);
             break;
         }

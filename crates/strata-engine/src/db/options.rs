@@ -38,6 +38,9 @@ pub struct EngineOptions {
     /// Commit-log bytes kept before the tree holding the oldest unflushed
     /// write is made to flush, so an idle tree cannot pin the log.
     pub log_bytes_max: u64,
+    /// On an object store, log objects (one per group commit) kept before
+    /// the same happens: it bounds what a restart fetches to replay.
+    pub log_objects_max: usize,
 }
 
 impl Default for EngineOptions {
@@ -50,6 +53,7 @@ impl Default for EngineOptions {
             batch_bytes_max: 512 << 20,
             memtable_budget_bytes: 256 << 20,
             log_bytes_max: 256 << 20,
+            log_objects_max: 1000,
         }
     }
 }

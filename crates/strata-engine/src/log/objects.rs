@@ -27,6 +27,9 @@ pub const HEADER_BYTES: usize = 25;
 
 const PREFIX: &str = "wal/";
 
+/// Log objects fetched at once during replay.
+const REPLAY_BATCH: usize = 64;
+
 /// The object name of log object `id`.
 pub fn object_name(id: u64) -> String {
     format!("{PREFIX}{id:020}")
@@ -155,9 +158,21 @@ pub fn recover(
         storage.remove(&name)?;
     }
     let mut report = RecoveryReport::default();
-    for &id in ids.range(..fence) {
-        let name = object_name(id);
-        let data = match read_file(&**storage, &name) {
+    // Fetched a batch at a time (an object store fetches a batch at once),
+    // replayed in id order.
+    let below: Vec<u64> = ids.range(..fence).copied().collect();
+    let fetched = below.chunks(REPLAY_BATCH).flat_map(|chunk| {
+        let names: Vec<String> = chunk.iter().map(|&id| object_name(id)).collect();
+        let data = storage.read_many(&names);
+        chunk
+            .iter()
+            .copied()
+            .zip(names)
+            .zip(data)
+            .collect::<Vec<_>>()
+    });
+    for ((id, name), data) in fetched {
+        let data = match data {
             Ok(d) => d,
             Err(e) if e.is_not_found() && deleted_as_flushed(&**storage, id)? => {
                 // The old owner deleted it after a flush this owner's

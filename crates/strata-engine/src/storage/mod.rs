@@ -101,6 +101,14 @@ pub trait Storage: Send + Sync + 'static {
     fn whole_objects(&self) -> bool {
         false
     }
+    /// Reads whole files, one result per name in order; a storage that
+    /// gains by it (an object store) fetches several at once.
+    fn read_many(&self, names: &[String]) -> Vec<Result<Vec<u8>>> {
+        names
+            .iter()
+            .map(|n| self.open(n).and_then(|f| read_whole(&*f, n)))
+            .collect()
+    }
     /// The names that start with `prefix`, in no particular order.
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut names = self.list()?;
@@ -194,7 +202,10 @@ pub fn put_new(storage: &dyn Storage, name: &str, data: &[u8]) -> Result<bool> {
 
 /// Reads a whole file.
 pub fn read_file(storage: &dyn Storage, name: &str) -> Result<Vec<u8>> {
-    let f = storage.open(name)?;
+    read_whole(&*storage.open(name)?, name)
+}
+
+fn read_whole(f: &dyn RandomAccessFile, name: &str) -> Result<Vec<u8>> {
     let len = usize::try_from(f.len()).map_err(|_| {
         crate::error::Error::InvalidArgument(format!("file {name} too large to read whole"))
     })?;
