@@ -6,7 +6,7 @@
 # a C compiler and Python 3 with venv: cargo and pip fetch what they need
 # (pip installs the client and moto, the S3-compatible server the suite's
 # second run and tests/python/test_object_store.py use).
-# The first run builds everything; the whole run takes about 14 minutes in CI.
+# The first run builds everything; the whole run takes about 30 minutes in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
