@@ -71,17 +71,14 @@ impl Error {
     /// storage keeps its meaning (and its gRPC code) across the engine.
     pub fn for_writers(&self) -> Error {
         match self {
-            Error::NoSpace(m) => return Error::NoSpace(m.clone()),
-            Error::Unavailable(m) => return Error::Unavailable(m.clone()),
-            _ => {}
-        }
-        match self.retry_class() {
-            Some(RetryClass::NoSpace) => Error::NoSpace(self.to_string()),
-            Some(RetryClass::Unavailable) => Error::Unavailable(self.to_string()),
-            None => match self {
-                Error::Fenced(why) => Error::Fenced(why.clone()),
-                Error::Closed(why) => Error::Closed(why.clone()),
-                e => Error::Closed(e.to_string()),
+            Error::NoSpace(m) => Error::NoSpace(m.clone()),
+            Error::Unavailable(m) => Error::Unavailable(m.clone()),
+            Error::Fenced(why) => Error::Fenced(why.clone()),
+            Error::Closed(why) => Error::Closed(why.clone()),
+            e => match e.retry_class() {
+                Some(RetryClass::NoSpace) => Error::NoSpace(e.to_string()),
+                Some(RetryClass::Unavailable) => Error::Unavailable(e.to_string()),
+                None => Error::Closed(e.to_string()),
             },
         }
     }

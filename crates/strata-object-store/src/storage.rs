@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
-use strata_engine::storage::{RandomAccessFile, Storage, WholeObjectWriter, WritableFile};
+use strata_engine::storage::{put_new, RandomAccessFile, Storage, WholeObjectWriter, WritableFile};
 use strata_engine::{Error, Result};
 
 use crate::bridge::Bridge;
@@ -42,6 +42,11 @@ struct Shared {
 /// An engine's storage in one prefix of an object store.
 pub struct ObjectStorage {
     shared: Arc<Shared>,
+}
+
+/// GETs a whole object.
+async fn get_whole(store: &dyn ObjectStore, path: &Path) -> object_store::Result<bytes::Bytes> {
+    store.get(path).await?.bytes().await
 }
 
 fn store_err(what: &str, name: &str, e: object_store::Error) -> Error {
@@ -217,7 +222,7 @@ impl Shared {
         let Ok(path) = self.path(&name) else { return };
         let shared = self.clone();
         self.bridge.spawn(async move {
-            let got = async { shared.store.get(&path).await?.bytes().await }.await;
+            let got = get_whole(&*shared.store, &path).await;
             Counters::add(&shared.counters.gets, 1);
             match got {
                 Ok(bytes) => {
@@ -298,14 +303,10 @@ impl Storage for ObjectStorage {
             name,
             Vec::new(),
             Box::new(move |name, data| {
-                let created = match shared.put_create(name, data.to_vec()) {
-                    Ok(c) => c,
-                    Err(e) => match shared.get_range(name, 0, data.len()) {
-                        Ok(b) if b.as_ref() == data => true,
-                        _ => return Err(e),
-                    },
+                let storage = ObjectStorage {
+                    shared: shared.clone(),
                 };
-                if !created {
+                if !put_new(&storage, name, data)? {
                     return Err(Error::Fenced(format!(
                         "{name} exists in the store: another owner wrote it"
                     )));
@@ -395,19 +396,12 @@ impl Storage for ObjectStorage {
                     let store = store.clone();
                     async move {
                         match p {
-                            Ok(p) => Some(store.get(&p).await.map(|r| r.bytes())),
+                            Ok(p) => Some(get_whole(&*store, &p).await),
                             Err(_) => None,
                         }
                     }
                 })
                 .buffered(READ_MANY_IN_FLIGHT)
-                .then(|r| async move {
-                    match r {
-                        Some(Ok(body)) => Some(body.await),
-                        Some(Err(e)) => Some(Err(e)),
-                        None => None,
-                    }
-                })
                 .collect::<Vec<_>>()
                 .await
         };

@@ -109,17 +109,14 @@ fn flush_loop(inner: &Arc<Inner>) {
         if shutting_down(inner) {
             return;
         }
-        if inner.bg.lock().retry.is_some() {
+        let mut bg = inner.bg.lock();
+        if bg.retry.is_some() {
             attempts += 1;
-            {
-                let mut bg = inner.bg.lock();
-                if !bg.shutdown {
-                    inner.bg_cv.wait_for(&mut bg, RECOVERY_INTERVAL);
-                }
-                if bg.shutdown {
-                    return;
-                }
+            inner.bg_cv.wait_for(&mut bg, RECOVERY_INTERVAL);
+            if bg.shutdown {
+                return;
             }
+            drop(bg);
             match recover(inner) {
                 Ok(()) => attempts = 0,
                 Err(e) if e.retry_class().is_some() => {
@@ -128,20 +125,15 @@ fn flush_loop(inner: &Arc<Inner>) {
                     }
                 }
                 Err(e) => {
-                    // No longer a failure to retry: stop for good.
-                    let mut bg = inner.bg.lock();
-                    tracing::error!(
-                        "retrying a storage failure met another: {e}; writes stay refused"
-                    );
-                    bg.error = Some(e.to_string());
-                    bg.fenced = e.is_fenced();
-                    bg.retry = None;
-                    inner.bg_cv.notify_all();
+                    // No longer a failure to retry: stop for good with it.
+                    inner.bg.lock().error = None;
+                    inner.set_bg_error(&e);
                     return;
                 }
             }
             continue;
         }
+        drop(bg);
         // The tree whose oldest sealed memtable is the oldest: it pins the
         // oldest log segment.
         let pending = inner

@@ -158,6 +158,8 @@ pub fn recover(
         storage.remove(&name)?;
     }
     let mut report = RecoveryReport::default();
+    // The lowest id still there, listed once an object turns out gone.
+    let mut lowest_remaining = None;
     // Fetched a batch at a time (an object store fetches a batch at once),
     // replayed in id order.
     let below: Vec<u64> = ids.range(..fence).copied().collect();
@@ -174,7 +176,10 @@ pub fn recover(
     for ((id, name), data) in fetched {
         let data = match data {
             Ok(d) => d,
-            Err(e) if e.is_not_found() && deleted_as_flushed(&**storage, id)? => {
+            Err(e)
+                if e.is_not_found()
+                    && deleted_as_flushed(&**storage, id, &mut lowest_remaining)? =>
+            {
                 // The old owner deleted it after a flush this owner's
                 // manifest already holds (it deletes in id order, so a
                 // deleted id is below every remaining one).
@@ -217,9 +222,19 @@ pub fn recover(
 }
 
 /// Whether log object `id`, listed but now gone, lies below every
-/// remaining one.
-fn deleted_as_flushed(storage: &dyn Storage, id: u64) -> Result<bool> {
-    Ok(list(storage)?.first().is_some_and(|&lowest| id < lowest))
+/// remaining one. `lowest_remaining` keeps the last listing's lowest id, so
+/// a run of objects the old owner deleted costs one listing, not one each;
+/// the store is listed again only when `id` is not below it.
+fn deleted_as_flushed(
+    storage: &dyn Storage,
+    id: u64,
+    lowest_remaining: &mut Option<u64>,
+) -> Result<bool> {
+    if lowest_remaining.is_some_and(|lowest| id < lowest) {
+        return Ok(true);
+    }
+    *lowest_remaining = list(storage)?.first().copied();
+    Ok(lowest_remaining.is_some_and(|lowest| id < lowest))
 }
 
 fn list(storage: &dyn Storage) -> Result<BTreeSet<u64>> {

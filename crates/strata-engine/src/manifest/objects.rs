@@ -177,11 +177,10 @@ pub struct ManifestObjects {
     pub version: u64,
     pub epoch: u64,
     /// Edits committed since the newest snapshot.
-    pub edits_since_snapshot: u64,
-    /// The newest snapshot's version and the one before it: objects older
-    /// than the one before are deleted.
-    snapshots: (u64, u64),
-    pub bytes_written: u64,
+    edits_since_snapshot: u64,
+    /// The newest snapshot's version: when a newer one is written, the
+    /// versions below this one are deleted (two chains stay readable).
+    newest_snapshot: u64,
 }
 
 impl ManifestObjects {
@@ -191,32 +190,32 @@ impl ManifestObjects {
             version: loaded.version,
             epoch: loaded.epoch,
             edits_since_snapshot: 0,
-            snapshots: (loaded.snapshot_version, loaded.snapshot_version),
-            bytes_written: 0,
+            newest_snapshot: loaded.snapshot_version,
         }
     }
 
     /// Takes the store over: commits a snapshot as the version after
-    /// `loaded` with the next epoch. Fails with `Error::Fenced` if another
-    /// writer committed that version first.
-    pub fn take_over(storage: &dyn Storage, loaded: &Loaded, snapshot: &[u8]) -> Result<Self> {
-        let mut m = ManifestObjects {
-            version: loaded.version,
-            epoch: loaded
-                .epoch
-                .checked_add(1)
-                .ok_or_else(|| Error::corruption("manifest", "epoch exhausted"))?,
-            edits_since_snapshot: 0,
-            snapshots: (loaded.snapshot_version, loaded.snapshot_version),
-            bytes_written: 0,
-        };
-        m.commit(storage, Kind::Snapshot, snapshot)?;
-        Ok(m)
+    /// `loaded` with the next epoch; returns the writer and the bytes
+    /// written. Fails with `Error::Fenced` if another writer committed that
+    /// version first.
+    pub fn take_over(
+        storage: &dyn Storage,
+        loaded: &Loaded,
+        snapshot: &[u8],
+    ) -> Result<(Self, u64)> {
+        let mut m = Self::before_take_over(loaded);
+        m.epoch = m
+            .epoch
+            .checked_add(1)
+            .ok_or_else(|| Error::corruption("manifest", "epoch exhausted"))?;
+        let written = m.commit(storage, Kind::Snapshot, snapshot)?;
+        Ok((m, written))
     }
 
-    /// Commits `payload` as the next version. `Error::Fenced` if the
-    /// version exists: a newer owner took the store over.
-    pub fn commit(&mut self, storage: &dyn Storage, kind: Kind, payload: &[u8]) -> Result<()> {
+    /// Commits `payload` as the next version; returns the bytes written.
+    /// `Error::Fenced` if the version exists: a newer owner took the store
+    /// over.
+    pub fn commit(&mut self, storage: &dyn Storage, kind: Kind, payload: &[u8]) -> Result<u64> {
         let version = self.version + 1;
         let name = object_name(version);
         let bytes = encode(kind, self.epoch, payload);
@@ -227,17 +226,15 @@ impl ManifestObjects {
             )));
         }
         self.version = version;
-        self.bytes_written += bytes.len() as u64;
         match kind {
             Kind::Edit => self.edits_since_snapshot += 1,
             Kind::Snapshot => {
                 self.edits_since_snapshot = 0;
-                let (newest_before, _) = self.snapshots;
-                self.snapshots = (version, newest_before);
-                self.remove_below(storage, newest_before);
+                let previous = std::mem::replace(&mut self.newest_snapshot, version);
+                self.remove_below(storage, previous);
             }
         }
-        Ok(())
+        Ok(bytes.len() as u64)
     }
 
     /// Deletes the versions below `version` (best effort: a leftover is

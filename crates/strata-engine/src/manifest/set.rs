@@ -198,7 +198,6 @@ impl VersionSet {
                     "no manifest version, but the store holds tables or logs: refusing to start empty",
                 ));
             }
-            old_manifest = loaded.payloads.last().map(|(n, _)| n.clone());
             loaded_objects = Some(loaded);
         } else if names.iter().any(|n| n == CURRENT) {
             let current = read_file(&*storage, CURRENT)?;
@@ -299,8 +298,8 @@ impl VersionSet {
         };
         if let Some(loaded) = loaded_objects {
             let snapshot = set.snapshot_edit().encode();
-            let m = ManifestObjects::take_over(&*set.storage, &loaded, &snapshot)?;
-            set.bytes_written += m.bytes_written;
+            let (m, written) = ManifestObjects::take_over(&*set.storage, &loaded, &snapshot)?;
+            set.bytes_written += written;
             set.manifest = Persist::Versioned(m);
             return Ok(set);
         }
@@ -359,9 +358,7 @@ impl VersionSet {
                 self.bytes_written += buf.len() as u64;
             }
             Persist::Versioned(m) => {
-                let before = m.bytes_written;
-                m.commit(&*self.storage, objects::Kind::Edit, &payload)?;
-                self.bytes_written += m.bytes_written - before;
+                self.bytes_written += m.commit(&*self.storage, objects::Kind::Edit, &payload)?;
             }
         }
         Ok(())
@@ -387,9 +384,8 @@ impl VersionSet {
         if matches!(self.manifest, Persist::Versioned(_)) {
             let snapshot = self.snapshot_edit().encode();
             if let Persist::Versioned(m) = &mut self.manifest {
-                let before = m.bytes_written;
-                m.commit(&*self.storage, objects::Kind::Snapshot, &snapshot)?;
-                self.bytes_written += m.bytes_written - before;
+                self.bytes_written +=
+                    m.commit(&*self.storage, objects::Kind::Snapshot, &snapshot)?;
             }
             return Ok(());
         }

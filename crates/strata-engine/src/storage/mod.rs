@@ -186,9 +186,10 @@ impl WritableFile for WholeObjectWriter {
 /// `put_if_absent` with its unknown outcomes resolved: when the put fails,
 /// or finds the name taken, the file is read back, and if it holds exactly
 /// `data` the put had succeeded (an earlier attempt whose answer was lost:
-/// `data` always holds its writer's epoch, so no other writer makes the
-/// same bytes). Ok(false): another writer's file has the name. An error:
-/// the outcome is still unknown.
+/// manifest and log objects hold their writer's epoch, so no other writer
+/// makes the same bytes; a table of the same bytes is the same table).
+/// Ok(false): another writer's file has the name. An error: the outcome is
+/// still unknown.
 pub fn put_new(storage: &dyn Storage, name: &str, data: &[u8]) -> Result<bool> {
     match storage.put_if_absent(name, data) {
         Ok(true) => Ok(true),
