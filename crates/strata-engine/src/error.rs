@@ -86,6 +86,17 @@ impl Error {
     /// Whether the engine may leave the state this error put it in by
     /// retrying: I/O errors (a full disk, an unreachable store) are; a
     /// missing file, corruption, a newer owner are not.
+    /// `for_writers`' classes (fenced, no space, unavailable, closed)
+    /// with another message; any other error becomes `Closed`.
+    pub fn with_message(&self, message: String) -> Error {
+        match self {
+            Error::NoSpace(_) => Error::NoSpace(message),
+            Error::Unavailable(_) => Error::Unavailable(message),
+            Error::Fenced(_) => Error::Fenced(message),
+            _ => Error::Closed(message),
+        }
+    }
+
     pub fn retry_class(&self) -> Option<RetryClass> {
         match self {
             Error::Io { source, .. } => match source.kind() {

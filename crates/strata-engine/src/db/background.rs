@@ -42,6 +42,19 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
         "strata-tablets".into(),
         Box::new(move || tablet_loop(&i)),
     )?);
+    if let Some(p) = &inner.pipeline {
+        for n in 0..p.uploaders() {
+            let i = inner.clone();
+            threads.push(spawn(
+                format!("strata-upload-{n}"),
+                Box::new(move || {
+                    if let Some(p) = &i.pipeline {
+                        p.upload_loop(&i);
+                    }
+                }),
+            )?);
+        }
+    }
     let i = inner.clone();
     threads.push(spawn(
         "strata-commit".into(),
@@ -82,7 +95,15 @@ const RECOVERY_INTERVAL: Duration = Duration::from_secs(1);
 /// repairs the commit log (`CommitLog::repair`), flushes every sealed
 /// memtable, and if all that worked, clears the failure so writes resume.
 fn recover(inner: &Inner) -> Result<()> {
-    inner.log.lock().repair()?;
+    {
+        // Groups in flight meet the failure first (they are not
+        // acknowledged); then the log may be repaired and groups pass again.
+        let _w = inner.lock_writes();
+        inner.log.lock().repair()?;
+        if let Some(p) = &inner.pipeline {
+            p.clear_failure();
+        }
+    }
     for t in inner.all_tablets() {
         while !t.super_version().imms.is_empty() && !t.is_retired() {
             flush_oldest(inner, &t)?;
@@ -301,7 +322,7 @@ fn remove_obsolete_logs(inner: &Inner) -> Result<()> {
 /// Seals the tree's memtable (if it holds anything) and waits until every
 /// sealed memtable is flushed.
 pub(crate) fn flush_tree(inner: &Inner, t: &TabletState) -> Result<()> {
-    let w = inner.write_mutex.lock();
+    let w = inner.lock_writes();
     inner.check_bg_error()?;
     if !t.super_version().mem.is_empty() {
         super::write::seal_memtable(inner, t);

@@ -12,6 +12,7 @@ mod budget;
 mod iter;
 mod open;
 mod options;
+mod pipeline;
 mod read;
 mod split;
 mod table_file;
@@ -123,6 +124,8 @@ pub(crate) struct Inner {
     pub stopped: AtomicBool,
     pub stats: Stats,
     pub budget: budget::BudgetState,
+    /// Log uploads in flight; only on log objects (an object store).
+    pub pipeline: Option<pipeline::Pipeline>,
 }
 
 impl Inner {
@@ -137,6 +140,16 @@ impl Inner {
             .iter()
             .flat_map(|t| t.tablets().iter().cloned().collect::<Vec<_>>())
             .collect()
+    }
+
+    /// Takes the write mutex and waits until no group is in flight: for
+    /// whatever switches memtables or tablets outside the write path.
+    pub fn lock_writes(&self) -> parking_lot::MutexGuard<'_, ()> {
+        let w = self.write_mutex.lock();
+        if let Some(p) = &self.pipeline {
+            p.drain();
+        }
+        w
     }
 
     pub fn check_bg_error(&self) -> Result<()> {
@@ -243,6 +256,12 @@ impl Lifecycle {
             self.inner.stopped.store(true, Ordering::Release);
             self.inner.bg_cv.notify_all();
             self.inner.commit_cv.notify_all();
+        }
+        if let Some(p) = &self.inner.pipeline {
+            // Writes now fail before they reach the log: once the groups in
+            // flight are published, the uploaders may end.
+            let _w = self.inner.lock_writes();
+            p.close();
         }
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
@@ -399,7 +418,7 @@ impl Engine {
             *t.opts.write() = opts;
             return Ok(self.tree_handle(t));
         }
-        let _w = self.inner.write_mutex.lock();
+        let _w = self.inner.lock_writes();
         let mut versions = self.inner.versions.lock();
         if let Some(t) = self.tree_state(name) {
             *t.opts.write() = opts;
@@ -453,7 +472,7 @@ impl Engine {
     /// Removes a tree and all its data: its tablets and files go in one
     /// manifest edit.
     pub fn drop_tree(&self, name: &str) -> Result<()> {
-        let _w = self.inner.write_mutex.lock();
+        let _w = self.inner.lock_writes();
         let state = self
             .tree_state(name)
             .ok_or_else(|| Error::TreeNotFound(name.to_string()))?;

@@ -140,6 +140,13 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         },
         report.segments,
     )?;
+    let pipeline = match layout {
+        LogLayout::Objects { epoch, .. } => Some(super::pipeline::Pipeline::new(
+            opts.log_uploads_in_flight_max,
+            epoch,
+        )),
+        LogLayout::Segments => None,
+    };
     Ok(Arc::new(Inner {
         storage,
         opts,
@@ -157,5 +164,6 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         stopped: AtomicBool::new(false),
         stats: Stats::default(),
         budget: Default::default(),
+        pipeline,
     }))
 }

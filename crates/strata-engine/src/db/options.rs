@@ -41,6 +41,9 @@ pub struct EngineOptions {
     /// On an object store, log objects (one per group commit) kept before
     /// the same happens: it bounds what a restart fetches to replay.
     pub log_objects_max: usize,
+    /// On an object store, group commits whose log objects may upload at
+    /// once (writes are acknowledged in order as they land).
+    pub log_uploads_in_flight_max: usize,
 }
 
 impl Default for EngineOptions {
@@ -54,6 +57,7 @@ impl Default for EngineOptions {
             memtable_budget_bytes: 256 << 20,
             log_bytes_max: 256 << 20,
             log_objects_max: 1000,
+            log_uploads_in_flight_max: 8,
         }
     }
 }
@@ -77,6 +81,9 @@ impl EngineOptions {
         }
         if self.max_background_compactions == 0 || self.max_background_compactions > 64 {
             return bad("max_background_compactions must be within 1 ..= 64".into());
+        }
+        if self.log_uploads_in_flight_max == 0 || self.log_uploads_in_flight_max > 64 {
+            return bad("log_uploads_in_flight_max must be within 1 ..= 64".into());
         }
         if let SyncMode::Periodic(d) = self.sync_mode {
             if d.is_zero() {

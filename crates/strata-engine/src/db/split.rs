@@ -49,7 +49,7 @@ pub struct TabletInfo {
 }
 
 pub(crate) fn split_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bool> {
-    let _w = inner.write_mutex.lock();
+    let _w = inner.lock_writes();
     inner.check_bg_error()?;
     if tree.dropped.load(Ordering::Acquire) {
         return Err(Error::TreeNotFound(tree.name.clone()));
@@ -167,7 +167,7 @@ pub(crate) fn merge_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bo
     background::flush_tree(inner, &b)?;
     crate::compaction::clean_up(inner, &a)?;
     crate::compaction::clean_up(inner, &b)?;
-    let _w = inner.write_mutex.lock();
+    let _w = inner.lock_writes();
     inner.check_bg_error()?;
     if !Arc::ptr_eq(&tablets, &tree.tablets()) {
         return Ok(false);
@@ -267,7 +267,7 @@ pub(crate) fn drop_whole_files(
     lo: &[u8],
     hi: Option<&[u8]>,
 ) -> Result<(usize, usize)> {
-    let _w = inner.write_mutex.lock();
+    let _w = inner.lock_writes();
     inner.check_bg_error()?;
     let tablets = tree.tablets();
     let busy = inner.bg.lock().busy_files.clone();

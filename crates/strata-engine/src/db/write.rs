@@ -77,8 +77,9 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
     }
     admit(inner, &batch)?;
     // Uncontended fast path: nobody queued and nobody committing, so this
-    // writer commits alone without queueing.
-    if inner.queue.lock().waiting.is_empty() {
+    // writer commits alone without queueing. (Log uploads in flight go
+    // through the queue: their writers are answered by the publisher.)
+    if inner.pipeline.is_none() && inner.queue.lock().waiting.is_empty() {
         if let Some(guard) = inner.write_mutex.try_lock() {
             let alone = std::slice::from_ref(&batch);
             return commit_group(inner, guard, alone).map(|seqs| seqs[0]);
@@ -175,6 +176,13 @@ fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'
         group.push(q.waiting.pop_front().expect("front exists"));
     }
     drop(q);
+    if inner.pipeline.is_some() {
+        begin_group(inner, inner.write_mutex.lock(), group);
+        let mut q = inner.queue.lock();
+        q.leader_active = false;
+        wake_next_leader(inner, &q);
+        return q;
+    }
     let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
     let outcome = commit_group(inner, inner.write_mutex.lock(), &batches);
     let results: Vec<Result<SeqNo>> = match outcome {
@@ -192,6 +200,13 @@ fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'
     for w in group.iter().filter(|w| !w.asynchronous) {
         w.wake.notify_one();
     }
+    wake_next_leader(inner, &q);
+    q
+}
+
+/// Wakes whoever leads the next group: the committer thread for an
+/// asynchronous writer, else the writer itself.
+fn wake_next_leader(inner: &Inner, q: &WriteQueue) {
     match q.waiting.front() {
         Some(next) if next.asynchronous => {
             inner.commit_cv.notify_one();
@@ -201,16 +216,35 @@ fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'
         }
         None => {}
     }
-    q
 }
 
-/// Commits a group under the write mutex; returns each batch's last
-/// sequence number.
-fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
-    inner: &Inner,
-    _write_guard: MutexGuard<'_, ()>,
-    group: &[B],
-) -> Result<Vec<SeqNo>> {
+/// Hands each writer of a group its result and wakes the synchronous ones.
+fn deliver(inner: &Inner, group: &[Arc<Writer>], results: Vec<Result<SeqNo>>) {
+    debug_assert_eq!(group.len(), results.len());
+    for (w, r) in group.iter().zip(results) {
+        match w.done.lock().take() {
+            Some(done) => done(r),
+            None => *w.result.lock() = Some(r),
+        }
+    }
+    let _q = inner.queue.lock();
+    for w in group.iter().filter(|w| !w.asynchronous) {
+        w.wake.notify_one();
+    }
+}
+
+/// Where each operation of a group goes: the active memtables of the
+/// tablets it writes to, and for each op the index of its memtable (None:
+/// its tree was dropped since the batch was admitted).
+pub(crate) struct Routes {
+    mems: Vec<(TreeId, Arc<Memtable>)>,
+    targets: Vec<Option<usize>>,
+}
+
+/// Checks the engine, waits out stalls and makes room in the memtables the
+/// group writes to; returns where each op goes. Caller holds the write
+/// mutex.
+fn route<B: std::borrow::Borrow<WriteBatch>>(inner: &Inner, group: &[B]) -> Result<Routes> {
     inner.check_bg_error()?;
     super::budget::stall_while_over(inner)?;
     // The tablet list of each tree the group touches (taken once: lists
@@ -249,64 +283,216 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
             targets.push(Some(i));
         }
     }
-    let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
-    let mut seq = first_seq;
-    let mut seqs = Vec::with_capacity(group.len());
-    let log_started = std::time::Instant::now();
-    {
-        let mut log = inner.log.lock();
-        let logged = (|| -> Result<()> {
-            for w in group {
-                let w = w.borrow();
-                let n = w.len() as u64;
-                log.append(seq, seq + n - 1, w.payload())?;
-                seq += n;
-                seqs.push(seq - 1);
-            }
-            log.commit(inner.opts.sync_mode == SyncMode::Always)
-        })();
-        if let Err(e) = logged {
-            // The failed group's sequence numbers are spent: its records
-            // may have reached the log (a lost answer from an object store)
-            // and the log takes only higher ones after it.
-            inner.last_seq.fetch_max(log.seq_last(), Ordering::AcqRel);
-            inner.set_bg_error(&e);
-            return Err(e.for_writers());
-        }
-    }
-    let stats = &inner.stats;
-    stats.commit_groups.fetch_add(1, Ordering::Relaxed);
-    stats
-        .commit_batches
-        .fetch_add(group.len() as u64, Ordering::Relaxed);
-    stats
-        .commit_log_micros
-        .fetch_add(log_started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    if seq - 1 > SEQ_MAX {
-        let e = Error::Closed("sequence numbers exhausted".into());
-        inner.set_bg_error(&e);
-        return Err(e);
-    }
+    Ok(Routes { mems, targets })
+}
+
+/// Inserts a logged group into its memtables, its ops numbered from
+/// `first_seq`; returns the user bytes (keys and values) it wrote.
+fn insert<B: std::borrow::Borrow<WriteBatch>>(
+    group: &[B],
+    first_seq: SeqNo,
+    routes: &Routes,
+) -> u64 {
     let mut user_bytes = 0u64;
     let mut s = first_seq;
-    let mut target = targets.iter();
+    let mut target = routes.targets.iter();
     for w in group {
         for op in w.borrow().iter() {
             user_bytes += (op.key.len() + op.value.len()) as u64;
             if let Some(Some(i)) = target.next() {
-                mems[*i].1.insert(op.key, s, op.kind, op.value);
+                routes.mems[*i].1.insert(op.key, s, op.kind, op.value);
             }
             s += 1;
         }
     }
-    debug_assert_eq!(s, seq);
+    user_bytes
+}
+
+/// Appends a group's records to the log (`group` in order, from
+/// `first_seq`); returns each batch's last sequence number.
+fn append<B: std::borrow::Borrow<WriteBatch>>(
+    log: &mut crate::log::CommitLog,
+    group: &[B],
+    first_seq: SeqNo,
+) -> Result<Vec<SeqNo>> {
+    let mut seq = first_seq;
+    let mut seqs = Vec::with_capacity(group.len());
+    for w in group {
+        let w = w.borrow();
+        let n = w.len() as u64;
+        log.append(seq, seq + n - 1, w.payload())?;
+        seq += n;
+        seqs.push(seq - 1);
+    }
+    Ok(seqs)
+}
+
+/// After a failed log write: the group's sequence numbers are spent (its
+/// records may have reached the log, as with a lost answer from an object
+/// store, and the log takes only higher ones after it), and the engine
+/// stops writing until the failure is repaired or for good.
+fn log_failed(inner: &Inner, seq_last: SeqNo, e: &Error) {
+    inner.last_seq.fetch_max(seq_last, Ordering::AcqRel);
+    inner.set_bg_error(e);
+}
+
+fn count_group(inner: &Inner, batches: usize, log_started: std::time::Instant) {
+    let stats = &inner.stats;
+    stats.commit_groups.fetch_add(1, Ordering::Relaxed);
+    stats
+        .commit_batches
+        .fetch_add(batches as u64, Ordering::Relaxed);
+    stats
+        .commit_log_micros
+        .fetch_add(log_started.elapsed().as_micros() as u64, Ordering::Relaxed);
+}
+
+/// Commits a group under the write mutex; returns each batch's last
+/// sequence number.
+fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
+    inner: &Inner,
+    _write_guard: MutexGuard<'_, ()>,
+    group: &[B],
+) -> Result<Vec<SeqNo>> {
+    let routes = route(inner, group)?;
+    let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
+    let log_started = std::time::Instant::now();
+    let seqs = {
+        let mut log = inner.log.lock();
+        let logged = append(&mut log, group, first_seq).and_then(|seqs| {
+            log.commit(inner.opts.sync_mode == SyncMode::Always)
+                .map(|()| seqs)
+        });
+        match logged {
+            Ok(seqs) => seqs,
+            Err(e) => {
+                log_failed(inner, log.seq_last(), &e);
+                return Err(e.for_writers());
+            }
+        }
+    };
+    count_group(inner, group.len(), log_started);
+    let seq_last = *seqs.last().expect("a group holds a batch");
+    if seq_last > SEQ_MAX {
+        let e = Error::Closed("sequence numbers exhausted".into());
+        inner.set_bg_error(&e);
+        return Err(e);
+    }
+    let user_bytes = insert(group, first_seq, &routes);
     inner
         .stats
         .user_bytes_written
         .fetch_add(user_bytes, Ordering::Relaxed);
-    inner.last_seq.store(seq - 1, Ordering::Release);
+    inner.last_seq.store(seq_last, Ordering::Release);
     super::budget::after_commit(inner, user_bytes as usize);
     Ok(seqs)
+}
+
+/// On log objects: routes and logs a group under the write mutex, then
+/// queues its object for upload (`pipeline.rs`) and returns, so the next
+/// group can be written meanwhile. The publisher answers the writers;
+/// a failure before the upload is answered here.
+fn begin_group(inner: &Inner, _write_guard: MutexGuard<'_, ()>, group: Vec<Arc<Writer>>) {
+    let pipeline = inner.pipeline.as_ref().expect("only on log objects");
+    let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
+    let routes = match route(inner, &batches) {
+        Ok(r) => r,
+        Err(e) => {
+            let results = group.iter().map(|_| Err(e.for_writers())).collect();
+            return deliver(inner, &group, results);
+        }
+    };
+    pipeline.wait_for_room();
+    let started = {
+        let mut log = inner.log.lock();
+        // Groups in flight have numbers above the visible last one.
+        let first_seq = inner.last_seq.load(Ordering::Acquire).max(log.seq_last()) + 1;
+        let logged = append(&mut log, &batches, first_seq)
+            .and_then(|seqs| log.commit_start().map(|object| (object, seqs)));
+        match logged {
+            Ok((object, seqs)) => Ok((object, seqs, first_seq)),
+            Err(e) => {
+                log_failed(inner, log.seq_last(), &e);
+                Err(e)
+            }
+        }
+    };
+    let (object, seqs, first_seq) = match started {
+        Ok(s) => s,
+        Err(e) => {
+            let results = group.iter().map(|_| Err(e.for_writers())).collect();
+            return deliver(inner, &group, results);
+        }
+    };
+    let user_bytes: u64 = batches
+        .iter()
+        .flat_map(|b| b.iter())
+        .map(|op| (op.key.len() + op.value.len()) as u64)
+        .sum();
+    drop(batches);
+    pipeline.submit(super::pipeline::InFlight::new(
+        object, group, seqs, first_seq, routes, user_bytes,
+    ));
+    // After the submit: a seal here waits for this group to land in the
+    // memtable it chose.
+    super::budget::after_commit(inner, user_bytes as usize);
+}
+
+/// Publishes a group whose upload is done (called in id order by the
+/// pipeline): records the outcome in the log, and if it and every earlier
+/// group succeeded (`failed_before` is false), inserts the group into its
+/// memtables, makes it visible and acknowledges it; else answers its
+/// writers with the failure. Returns whether the group was acknowledged.
+pub(crate) fn finish_group(
+    inner: &Inner,
+    group: &super::pipeline::InFlight,
+    failed_before: bool,
+) -> bool {
+    let outcome = group
+        .take_outcome()
+        .unwrap_or_else(|| Err(Error::Closed("log upload without an outcome".into())));
+    let info = group.object.info.clone();
+    let seq_last = info.seq_last;
+    inner
+        .log
+        .lock()
+        .complete(info, outcome.as_ref().map(|_| ()));
+    let results: Vec<Result<SeqNo>> = match outcome {
+        Ok(()) if !failed_before && seq_last <= SEQ_MAX => {
+            let batches: Vec<&WriteBatch> = group.writers.iter().map(|w| &w.batch).collect();
+            let user_bytes = insert(&batches, group.first_seq, &group.routes);
+            debug_assert_eq!(user_bytes, group.user_bytes);
+            count_group(inner, batches.len(), group.started);
+            inner
+                .stats
+                .user_bytes_written
+                .fetch_add(user_bytes, Ordering::Relaxed);
+            let previous = inner.last_seq.swap(seq_last, Ordering::AcqRel);
+            debug_assert!(previous < group.first_seq);
+            group.seqs.iter().map(|&s| Ok(s)).collect()
+        }
+        Ok(()) => {
+            // Uploaded, but an earlier group failed: not acknowledged (the
+            // records replay at the next open: an unknown outcome).
+            let e = if seq_last > SEQ_MAX {
+                Error::Closed("sequence numbers exhausted".into())
+            } else {
+                inner
+                    .check_bg_error()
+                    .err()
+                    .unwrap_or_else(|| Error::Unavailable("an earlier log upload failed".into()))
+            };
+            log_failed(inner, seq_last, &e);
+            group.writers.iter().map(|_| Err(e.for_writers())).collect()
+        }
+        Err(e) => {
+            log_failed(inner, seq_last, &e);
+            group.writers.iter().map(|_| Err(e.for_writers())).collect()
+        }
+    };
+    let acknowledged = results.iter().all(|r| r.is_ok());
+    deliver(inner, &group.writers, results);
+    acknowledged
 }
 
 /// Makes sure the tree's active memtable has room, sealing it when full,
@@ -341,6 +527,10 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
 /// Moves the active memtable to the immutable list and wakes the flusher.
 /// Caller holds the write mutex.
 pub(crate) fn seal_memtable(inner: &Inner, t: &TabletState) {
+    // Groups in flight hold the memtables they chose: let them land first.
+    if let Some(p) = &inner.pipeline {
+        p.drain();
+    }
     // A retired tablet's memtables belong to its successors; sealing one
     // again would move its flushed sequence number past writes it lacks.
     if t.is_retired() {

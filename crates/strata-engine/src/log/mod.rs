@@ -8,6 +8,7 @@
 //!
 //! - `format`: frame encoding and decoding.
 //! - `writer`: `CommitLog` (segments, group commit, rolling, deletion).
+//! - `objects`: the log as one object per group (object stores).
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
 
 mod format;
@@ -22,7 +23,7 @@ mod tests;
 
 pub use format::PAYLOAD_BYTES_MAX as RECORD_PAYLOAD_BYTES_MAX;
 pub use recovery::{recover, RecoveryReport};
-pub use writer::{CommitLog, LogLayout, LogOptions, SegmentInfo};
+pub use writer::{CommitLog, LogLayout, LogOptions, PendingObject, SegmentInfo};
 
 /// Name of log segment `number`, e.g. `000012.log`.
 pub fn segment_file_name(number: u64) -> String {

@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use super::format::decode_frame;
 use super::recovery::{check_frame, RecoveryReport};
-use super::writer::SegmentInfo;
+use super::writer::{PendingObject, SegmentInfo};
 use crate::coding::{get_u32, get_u64};
 use crate::error::{Error, Result};
 use crate::key::SeqNo;
-use crate::storage::{put_new, read_file, Storage, WholeObjectWriter};
+use crate::storage::{put_new, read_file, Storage};
 
 /// "SWAL" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"SWAL");
@@ -75,23 +75,36 @@ fn decode_header(buf: &[u8], name: &str, id: u64) -> Result<u64> {
     Ok(get_u64(buf, 5).unwrap_or(0))
 }
 
-/// The live log object `id`: frames gathered in memory, uploaded whole
-/// by `sync` (once). A name already taken means a newer owner fenced this
-/// one: `Error::Fenced`.
-pub fn writer(storage: Arc<dyn Storage>, id: u64, epoch: u64) -> WholeObjectWriter {
-    let header = encode_header(epoch, id).to_vec();
-    WholeObjectWriter::new(
-        &object_name(id),
-        header,
-        Box::new(move |name, data| {
-            if !put_new(&*storage, name, data)? {
-                return Err(Error::Fenced(format!(
-                    "log object {name} was written by a newer owner (this one has epoch {epoch})"
-                )));
-            }
-            Ok(())
-        }),
-    )
+/// Uploads a group's log object (`CommitLog::commit_start`) with
+/// create-if-absent, its unknown outcomes resolved (`put_new`). A name
+/// already taken means a newer owner fenced this one: `Error::Fenced`.
+pub fn upload(storage: &dyn Storage, object: &PendingObject, epoch: u64) -> Result<()> {
+    if !put_new(storage, &object.name, &object.data)? {
+        return Err(fenced(&object.name, epoch));
+    }
+    Ok(())
+}
+
+/// Makes id `id`, whose upload failed, hold an object of this owner (of
+/// `epoch`): the failed upload if it landed after all, else an empty one.
+/// Another owner's object there means this one is fenced.
+pub fn fill(storage: &dyn Storage, id: u64, epoch: u64) -> Result<()> {
+    let name = object_name(id);
+    if put_new(storage, &name, &encode_header(epoch, id))? {
+        return Ok(());
+    }
+    let data = read_file(storage, &name)?;
+    if decode_header(&data, &name, id)? == epoch {
+        tracing::info!("{name}, whose upload had failed, landed after all");
+        return Ok(());
+    }
+    Err(fenced(&name, epoch))
+}
+
+fn fenced(name: &str, epoch: u64) -> Error {
+    Error::Fenced(format!(
+        "log object {name} was written by a newer owner (this one has epoch {epoch})"
+    ))
 }
 
 /// What recovery over log objects found.

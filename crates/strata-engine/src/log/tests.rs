@@ -237,10 +237,13 @@ fn failed_sync_stops_the_log() {
     assert!(h.log.commit(true).is_err());
     faults.heal();
     assert!(h.log.failure().is_some());
-    assert!(matches!(
-        h.log.append(h.next_seq, h.next_seq, batch_for(3).payload()),
-        Err(Error::Closed(_))
-    ));
+    // Refused with the failure's class (an I/O error: retried).
+    let refused = h
+        .log
+        .append(h.next_seq, h.next_seq, batch_for(3).payload())
+        .unwrap_err();
+    assert!(matches!(refused, Error::Unavailable(_)), "{refused}");
+    assert!(refused.to_string().contains("commit log failed earlier"));
     assert!(h.log.commit(false).is_err());
     assert!(h.log.sync().is_err());
     // The acknowledged record survives.

@@ -52,11 +52,29 @@ pub struct SegmentInfo {
     pub size_bytes: u64,
 }
 
+/// A group's log object, taken from the log by `CommitLog::commit_start`
+/// to be uploaded while the next group is written.
+pub struct PendingObject {
+    pub info: SegmentInfo,
+    pub name: String,
+    /// The whole object: header and frames.
+    pub data: Vec<u8>,
+}
+
+/// Where the live segment's bytes go.
+enum LiveFile {
+    /// A segment file, appended to.
+    Segment(Box<dyn WritableFile>),
+    /// A log object, gathered in memory (the header first) until its group
+    /// is committed.
+    Object(Vec<u8>),
+}
+
 /// The segment being appended to.
 struct LiveSegment {
     number: u64,
     name: String,
-    file: Box<dyn WritableFile>,
+    file: LiveFile,
     seq_last: SeqNo,
     size_bytes: u64,
     /// Bytes handed to the OS.
@@ -76,12 +94,16 @@ impl LiveSegment {
         next_file_number: &AtomicU64,
         layout: &mut LogLayout,
     ) -> Result<LiveSegment> {
-        let (number, name, file): (u64, String, Box<dyn WritableFile>) = match layout {
+        let (number, name, file) = match layout {
             LogLayout::Objects { epoch, next_id } => {
                 let id = *next_id;
                 *next_id += 1;
-                let file = Box::new(super::objects::writer(storage.clone(), id, *epoch));
-                (id, super::objects::object_name(id), file)
+                let header = super::objects::encode_header(*epoch, id).to_vec();
+                (
+                    id,
+                    super::objects::object_name(id),
+                    LiveFile::Object(header),
+                )
             }
             LogLayout::Segments => {
                 let number = next_file_number.fetch_add(1, Ordering::SeqCst);
@@ -93,7 +115,7 @@ impl LiveSegment {
                 }
                 let file = storage.create(&name)?;
                 storage.sync_dir()?;
-                (number, name, file)
+                (number, name, LiveFile::Segment(file))
             }
         };
         Ok(LiveSegment {
@@ -116,9 +138,32 @@ impl LiveSegment {
         }
     }
 
+    fn append(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
+        match &mut self.file {
+            LiveFile::Segment(f) => f.append(header).and_then(|()| f.append(payload)),
+            LiveFile::Object(data) => {
+                data.extend_from_slice(header);
+                data.extend_from_slice(payload);
+                Ok(())
+            }
+        }
+    }
+
+    /// The segment file; an error for a log object, which is never
+    /// flushed or synced, only uploaded whole (`CommitLog::commit_start`).
+    fn segment_file(&mut self) -> Result<&mut Box<dyn WritableFile>> {
+        match &mut self.file {
+            LiveFile::Segment(f) => Ok(f),
+            LiveFile::Object(_) => Err(Error::InvalidArgument(format!(
+                "{}: a log object is uploaded whole, not flushed or synced",
+                self.name
+            ))),
+        }
+    }
+
     fn flush(&mut self) -> Result<()> {
         if self.flushed_bytes < self.size_bytes {
-            self.file.flush()?;
+            self.segment_file()?.flush()?;
             self.flushed_bytes = self.size_bytes;
             self.flushed_seq_last = self.seq_last;
         }
@@ -127,7 +172,7 @@ impl LiveSegment {
 
     fn sync(&mut self) -> Result<()> {
         if self.synced_bytes < self.size_bytes {
-            self.file.sync()?;
+            self.segment_file()?.sync()?;
             self.flushed_bytes = self.size_bytes;
             self.flushed_seq_last = self.seq_last;
             self.synced_bytes = self.size_bytes;
@@ -172,8 +217,13 @@ pub struct CommitLog {
     /// Highest sequence number logged so far (0 before the first record).
     seq_last: SeqNo,
     bytes_written: u64,
-    /// Why the log stopped accepting records.
-    failure: Option<String>,
+    /// Why the log stopped accepting records, and the error (of the same
+    /// class as the failure's) that later appends report.
+    failure: Option<(String, Error)>,
+    /// Log objects: the newest id known uploaded.
+    newest_uploaded: Option<u64>,
+    /// Log objects: ids whose upload failed, for `repair` to fill.
+    given_up: Vec<u64>,
 }
 
 impl CommitLog {
@@ -192,6 +242,8 @@ impl CommitLog {
         let live = LiveSegment::create(&storage, &next_file_number, &mut opts.layout)?;
         debug_assert!(sealed.last().is_none_or(|s| s.number < live.number));
         let seq_last = sealed.iter().map(|s| s.seq_last).max().unwrap_or(0);
+        // At open, every listed object (the fence included) exists.
+        let newest_uploaded = sealed.last().map(|s| s.number);
         Ok(CommitLog {
             storage,
             next_file_number,
@@ -201,6 +253,8 @@ impl CommitLog {
             seq_last,
             bytes_written: 0,
             failure: None,
+            newest_uploaded,
+            given_up: Vec::new(),
         })
     }
 
@@ -229,12 +283,7 @@ impl CommitLog {
             )));
         }
         let header = encode_header(seq_first, self.live.synced_bytes, payload);
-        let written = self
-            .live
-            .file
-            .append(&header)
-            .and_then(|()| self.live.file.append(payload));
-        if let Err(e) = written {
+        if let Err(e) = self.live.append(&header, payload) {
             return Err(self.fail(e));
         }
         let frame_bytes = (HEADER_BYTES + payload.len()) as u64;
@@ -252,11 +301,18 @@ impl CommitLog {
     /// (fsync) and starts a new one. A failure there cannot undo the group,
     /// so it does not fail this call: it stops the log, and the next
     /// `append` reports it (see `failure`).
+    ///
+    /// On log objects, the group's object is uploaded before this returns
+    /// (`commit_start`, `upload`, `complete` in one).
     pub fn commit(&mut self, sync: bool) -> Result<()> {
         self.check_healthy()?;
-        // A log object is uploaded (made durable) whatever `sync` asks:
-        // nothing short of the upload survives a crash.
-        let persisted = if sync || self.objects() {
+        if self.objects() {
+            let pending = self.commit_start()?;
+            let outcome = super::objects::upload(&*self.storage, &pending, self.epoch());
+            self.complete(pending.info, outcome.as_ref().map(|_| ()));
+            return outcome;
+        }
+        let persisted = if sync {
             self.live.sync()
         } else {
             self.live.flush()
@@ -264,15 +320,71 @@ impl CommitLog {
         if let Err(e) = persisted {
             return Err(self.fail(e));
         }
-        if self.live.size_bytes > self.opts.segment_size_bytes_max
-            || (self.objects() && self.live.size_bytes > 0)
-        {
+        if self.live.size_bytes > self.opts.segment_size_bytes_max {
             if let Err(e) = self.roll() {
                 let e = self.fail(e);
                 tracing::error!("commit log stopped: cannot start a new segment: {e}");
             }
         }
         Ok(())
+    }
+
+    /// Ends a group on log objects without waiting for its upload: takes
+    /// the group's object out of the log and starts the next one, so the
+    /// next group is written while this one uploads. The caller uploads it
+    /// (`objects::upload`) and reports the outcome to `complete`, for
+    /// each object in id order; it acknowledges a write only once its
+    /// object and every earlier one are uploaded.
+    pub fn commit_start(&mut self) -> Result<PendingObject> {
+        self.check_healthy()?;
+        if self.live.size_bytes == 0 {
+            return Err(Error::InvalidArgument(format!(
+                "{}: a log object ends a group of at least one record",
+                self.live.name
+            )));
+        }
+        let next =
+            LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
+        let old = std::mem::replace(&mut self.live, next);
+        let info = old.info();
+        let LiveFile::Object(data) = old.file else {
+            return Err(Error::InvalidArgument(format!(
+                "{}: commit_start is for log objects; segments use commit",
+                old.name
+            )));
+        };
+        debug_assert_eq!(
+            data.len() as u64,
+            info.size_bytes + super::objects::HEADER_BYTES as u64
+        );
+        Ok(PendingObject {
+            info,
+            name: old.name,
+            data,
+        })
+    }
+
+    /// Records the outcome of a `commit_start` object's upload; called in
+    /// id order. An uploaded object is kept until flushes pass it (and the
+    /// newest uploaded one always). A failed one stops the log (`failure`);
+    /// `repair` later makes sure its id holds this owner's object before
+    /// any later write is acknowledged.
+    pub fn complete(&mut self, info: SegmentInfo, outcome: std::result::Result<(), &Error>) {
+        debug_assert!(self.sealed.last().is_none_or(|s| s.number < info.number));
+        debug_assert!(info.number < self.live.number);
+        match outcome {
+            Ok(()) => {
+                self.newest_uploaded = Some(info.number);
+                self.sealed.push(info);
+            }
+            Err(e) => {
+                self.set_failure(e, &super::objects::object_name(info.number));
+                self.given_up.push(info.number);
+                // Kept like the others: if the upload landed after all, it
+                // is deleted once flushes pass its sequence numbers.
+                self.sealed.push(info);
+            }
+        }
     }
 
     /// Seals the live segment (synced first, so only the newest segment can
@@ -302,40 +414,57 @@ impl CommitLog {
     /// Makes the log writable again after a failure (a full disk, an
     /// unreachable store), if the storage now allows it; Ok at once if the
     /// log has not failed. Records the failure left unpersisted are given
-    /// up (their writers were told of the failure), and the log goes on in
-    /// a new segment:
+    /// up (their writers were told of the failure), and the log goes on:
     /// - segments: the failed one is cut back to the bytes that were
     ///   persisted (so no damaged record is left in a segment that is no
-    ///   longer the newest) and sealed;
-    /// - objects: the failed object's id is not reused (its upload's
-    ///   outcome may be unknown: if it landed, its records are replayed,
-    ///   their sequence numbers below every later record's).
+    ///   longer the newest) and sealed, and a new segment starts;
+    /// - objects: every id whose upload failed is made to hold an object
+    ///   of this owner: the failed upload if it landed after all (its
+    ///   records are replayed at the next open, in order), else an empty
+    ///   one. Only then may a later write be acknowledged: every id an
+    ///   owner acknowledges above must exist (the fencing argument in
+    ///   docs/formats/object-store.md). An id found holding another
+    ///   owner's object means this one is fenced.
     ///
     /// A failure here leaves the log failed; the next call starts over.
     pub fn repair(&mut self) -> Result<()> {
         if self.failure.is_none() {
             return Ok(());
         }
-        if !self.objects() {
-            let file = std::mem::replace(&mut self.live.file, Box::new(Abandoned));
-            file.abandon();
+        if self.objects() {
+            if self.live.size_bytes > 0 {
+                // Records of a group that failed before its upload began.
+                let next = LiveSegment::create(
+                    &self.storage,
+                    &self.next_file_number,
+                    &mut self.opts.layout,
+                )?;
+                let old = std::mem::replace(&mut self.live, next);
+                self.given_up.push(old.number);
+                self.sealed.push(old.info());
+            }
+            while let Some(&id) = self.given_up.first() {
+                super::objects::fill(&*self.storage, id, self.epoch())?;
+                self.given_up.remove(0);
+            }
+        } else {
+            let file =
+                std::mem::replace(&mut self.live.file, LiveFile::Segment(Box::new(Abandoned)));
+            if let LiveFile::Segment(f) = file {
+                f.abandon();
+            }
             self.storage
                 .truncate(&self.live.name, self.live.flushed_bytes)?;
-        }
-        let next =
-            LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
-        let mut old = std::mem::replace(&mut self.live, next);
-        if !self.objects() {
+            let next =
+                LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
+            let mut old = std::mem::replace(&mut self.live, next);
             old.size_bytes = old.flushed_bytes;
             old.seq_last = old.flushed_seq_last;
             self.sealed.push(old.info());
-        } else if old.synced_bytes > 0 {
-            self.sealed.push(old.info()); // uploaded before the failure
         }
-        old.file.abandon();
         tracing::info!(
             "commit log repaired after {}: continuing in {}",
-            self.failure.as_deref().unwrap_or(""),
+            self.failure().unwrap_or(""),
             self.live.name
         );
         self.failure = None;
@@ -348,11 +477,20 @@ impl CommitLog {
     }
 
     /// Whether the log is kept as objects.
-    fn objects(&self) -> bool {
+    pub fn objects(&self) -> bool {
         matches!(self.opts.layout, LogLayout::Objects { .. })
     }
 
-    /// The sealed segments and then the live one, in number order.
+    /// The owner epoch stamped on log objects (0 for segments).
+    fn epoch(&self) -> u64 {
+        match self.opts.layout {
+            LogLayout::Objects { epoch, .. } => epoch,
+            LogLayout::Segments => 0,
+        }
+    }
+
+    /// The sealed segments and then the live one, in number order. On log
+    /// objects, objects still uploading are not among them.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         let mut all = Vec::with_capacity(self.sealed.len() + 1);
         all.extend_from_slice(&self.sealed);
@@ -368,12 +506,19 @@ impl CommitLog {
         let mut result = Ok(());
         let storage = &self.storage;
         let objects = self.objects();
-        // The newest log object stays, even when flushed: a new owner puts
-        // its fence after the highest id it lists, which must be at or
-        // above every id this owner uploaded (docs/formats/object-store.md).
-        let newest = self.sealed.last().map(|s| s.number).filter(|_| objects);
+        // The newest uploaded log object stays, even when flushed: a new
+        // owner puts its fence after the highest id it lists, which must
+        // be at or above every id this owner uploaded
+        // (docs/formats/object-store.md). Ids given up and not yet
+        // repaired stay too: `repair` fills them.
+        let newest = self.newest_uploaded.filter(|_| objects);
+        let given_up = &self.given_up;
         self.sealed.retain(|s| {
-            if result.is_err() || s.seq_last > flushed_seq || Some(s.number) == newest {
+            if result.is_err()
+                || s.seq_last > flushed_seq
+                || Some(s.number) == newest
+                || given_up.contains(&s.number)
+            {
                 return true;
             }
             let name = if objects {
@@ -386,6 +531,8 @@ impl CommitLog {
                     removed.push(s.number);
                     false
                 }
+                // A failed upload that never landed.
+                Err(e) if objects && e.is_not_found() => false,
                 Err(e) => {
                     result = Err(e);
                     true
@@ -407,21 +554,30 @@ impl CommitLog {
 
     /// Why the log stopped accepting records, if it did.
     pub fn failure(&self) -> Option<&str> {
-        self.failure.as_deref()
+        self.failure.as_ref().map(|(why, _)| why.as_str())
     }
 
     fn check_healthy(&self) -> Result<()> {
         match &self.failure {
             None => Ok(()),
-            Some(cause) => Err(Error::Closed(format!("commit log failed earlier: {cause}"))),
+            Some((_, e)) => Err(e.for_writers()),
+        }
+    }
+
+    fn set_failure(&mut self, e: &Error, file: &str) {
+        if self.failure.is_none() {
+            let why = format!("{e} ({file})");
+            let later = e
+                .for_writers()
+                .with_message(format!("commit log failed earlier: {why}"));
+            self.failure = Some((why, later));
         }
     }
 
     /// Stops the log for good after an I/O failure.
     fn fail(&mut self, e: Error) -> Error {
-        if self.failure.is_none() {
-            self.failure = Some(format!("{} ({})", e, self.live.name));
-        }
+        let name = self.live.name.clone();
+        self.set_failure(&e, &name);
         e
     }
 }

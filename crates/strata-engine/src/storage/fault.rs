@@ -46,7 +46,13 @@ struct Faults {
     no_space: AtomicBool,
     mask: AtomicU32,
     remaining: AtomicI64,
+    /// Fail only the one operation that finds `remaining` at zero.
+    once: AtomicBool,
     ops_seen: AtomicU64,
+    /// Every put waits this long first (a slow store).
+    put_delay_micros: AtomicU64,
+    puts_in_flight: AtomicU64,
+    puts_in_flight_max: AtomicU64,
 }
 
 impl Faults {
@@ -55,7 +61,8 @@ impl Faults {
         if !self.armed.load(Ordering::Acquire) || self.mask.load(Ordering::Acquire) & op.0 == 0 {
             return Ok(());
         }
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) > 0 {
+        let remaining = self.remaining.fetch_sub(1, Ordering::AcqRel);
+        if remaining > 0 || (remaining < 0 && self.once.load(Ordering::Acquire)) {
             return Ok(());
         }
         let kind = if self.no_space.load(Ordering::Acquire) {
@@ -87,9 +94,29 @@ impl FaultStorage {
     /// Lets `n` more operations of the classes in `ops` succeed, then fails
     /// all of them.
     pub fn fail_after(&self, n: u64, ops: FaultOp) {
+        self.faults.once.store(false, Ordering::Release);
         self.faults.remaining.store(n as i64, Ordering::Release);
         self.faults.mask.store(ops.0, Ordering::Release);
         self.faults.armed.store(true, Ordering::Release);
+    }
+
+    /// Lets `n` more operations of the classes in `ops` succeed, fails the
+    /// next one, and lets every later one succeed.
+    pub fn fail_once_after(&self, n: u64, ops: FaultOp) {
+        self.fail_after(n, ops);
+        self.faults.once.store(true, Ordering::Release);
+    }
+
+    /// Makes every put (an object upload) take `delay` first.
+    pub fn set_put_delay(&self, delay: std::time::Duration) {
+        self.faults
+            .put_delay_micros
+            .store(delay.as_micros() as u64, Ordering::Release);
+    }
+
+    /// The most puts seen in progress at once.
+    pub fn puts_in_flight_max(&self) -> u64 {
+        self.faults.puts_in_flight_max.load(Ordering::Acquire)
     }
 
     /// Makes injected errors say the storage is full (ENOSPC).
@@ -235,14 +262,22 @@ impl Storage for FaultStorage {
     }
 
     fn put_if_absent(&self, name: &str, data: &[u8]) -> Result<bool> {
-        match self.faults.check(FaultOp::PUT, &format!("put {name}")) {
+        let f = &self.faults;
+        let now = f.puts_in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        f.puts_in_flight_max.fetch_max(now, Ordering::AcqRel);
+        let delay = f.put_delay_micros.load(Ordering::Acquire);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
+        let outcome = match f.check(FaultOp::PUT, &format!("put {name}")) {
             Ok(()) => self.inner.put_if_absent(name, data),
-            Err(e) if self.faults.ambiguous.load(Ordering::Acquire) => {
-                self.inner.put_if_absent(name, data)?;
-                Err(e)
+            Err(e) if f.ambiguous.load(Ordering::Acquire) => {
+                self.inner.put_if_absent(name, data).and(Err(e))
             }
             Err(e) => Err(e),
-        }
+        };
+        f.puts_in_flight.fetch_sub(1, Ordering::AcqRel);
+        outcome
     }
 
     fn whole_objects(&self) -> bool {
