@@ -15,7 +15,8 @@
 #   ROUNDS default 2; THREADS default "16 64"
 # Environment: RECORDS (100000), OPERATIONS (100000), BENCH_OUT
 #   (bench-results), CARGO_TARGET_DIR, MOTO (moto_server; default the test
-#   venv's, target/pyvenv/bin/moto_server: run scripts/test-python.sh once).
+#   venv's, target/pyvenv/bin/moto_server: run scripts/test-python.sh once),
+#   S3_ARGS (extra flags for the s3 server, e.g. "--log-uploads 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,7 +71,8 @@ serve() {
   started=$(date +%s%N)
   case $system in
     local) "$strata" serve --data-dir "$store" --listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
-    s3) "$strata" serve --storage "s3://bench/$store" --data-dir "$cache" --listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
+    # shellcheck disable=SC2086 # S3_ARGS: extra flags, split on spaces
+    s3) "$strata" serve --storage "s3://bench/$store" --data-dir "$cache" --listen "127.0.0.1:$port" ${S3_ARGS:-} >"$log" 2>&1 & ;;
   esac
   server_pid=$!
   for ((i = 0; i < 6000; i++)); do

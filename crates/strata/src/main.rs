@@ -66,6 +66,11 @@ struct ServeArgs {
     /// fetched from the store (least recently used evicted first).
     #[arg(long, default_value = "10GiB", value_parser = size::parse_size)]
     cache_size: u64,
+    /// With --storage: group commits whose log objects may upload at once,
+    /// 1 to 64 (writes are acknowledged in order as their objects land;
+    /// more helps when each upload takes long, as on a distant store).
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    log_uploads: u16,
     /// Address to listen on: HOST:PORT with an IP address or host name,
     /// or :PORT for every interface (8086 is the Bigtable emulator's
     /// default port).
@@ -134,6 +139,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         data_dir: dir,
         storage,
         cache_size,
+        log_uploads,
         listen,
         sync_interval_ms,
         cache_mib,
@@ -157,6 +163,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         block_cache_bytes: cache_mib << 20,
         memtable_budget_bytes: memtable_budget,
         max_background_compactions: usize::from(compaction_threads),
+        log_uploads_in_flight_max: usize::from(log_uploads),
         ..EngineOptions::default()
     };
     let mut opts = DatabaseOptions {

@@ -16,6 +16,13 @@
 //! even if its own upload landed) until `background::recover` drains the
 //! pipeline and repairs the log (`CommitLog::repair` fills the failed ids).
 //!
+//! How many upload at once adapts (`Pace`): more than one only while the
+//! store's upload time stays near its floor (a store that queues, such as
+//! a single busy server, gains nothing from a second upload and loses the
+//! bigger group), and new uploads are spaced by the recent upload time
+//! over that count, so each group gathers what arrived meanwhile rather
+//! than one upload per write (a PUT costs money on a cloud store).
+//!
 //! Anything that switches memtables or tablets (a seal, a split or merge,
 //! a dropped tree) first waits until nothing is in flight (`drain`), with
 //! the write mutex held so that no new group starts: groups in flight have
@@ -77,7 +84,69 @@ impl InFlight {
     }
 }
 
-#[derive(Default)]
+/// Upload times above the floor by more than this factor mean the store
+/// queues: fewer uploads at once.
+const QUEUEING_FACTOR: f64 = 1.5;
+/// One more upload in flight after this many uploads per upload in flight
+/// stayed near the floor (time for the average to show queueing).
+const INCREASE_AFTER: usize = 4;
+/// The floor rises by this factor per upload, so it follows a store that
+/// became slower for good.
+const FLOOR_DECAY: f64 = 1.002;
+
+/// The adaptive count of uploads in flight (additive increase while
+/// upload times stay near their floor, halved when they rise) and the
+/// spacing of upload starts.
+struct Pace {
+    /// Uploads allowed in flight now, 1 ..= the configured maximum.
+    limit: usize,
+    /// A slowly rising minimum of upload times.
+    floor_micros: f64,
+    /// Upload times, exponentially averaged.
+    recent_micros: f64,
+    /// Uploads finished since `limit` last changed.
+    since_change: usize,
+    last_start: Option<Instant>,
+}
+
+impl Pace {
+    fn new() -> Pace {
+        Pace {
+            limit: 1,
+            floor_micros: 0.0,
+            recent_micros: 0.0,
+            since_change: 0,
+            last_start: None,
+        }
+    }
+
+    fn on_upload(&mut self, took: Duration, limit_max: usize) {
+        let m = took.as_secs_f64() * 1e6;
+        if self.floor_micros == 0.0 {
+            self.floor_micros = m;
+            self.recent_micros = m;
+        }
+        self.floor_micros = (self.floor_micros * FLOOR_DECAY).min(m);
+        self.recent_micros = 0.8 * self.recent_micros + 0.2 * m;
+        self.since_change += 1;
+        if self.recent_micros > QUEUEING_FACTOR * self.floor_micros {
+            if self.limit > 1 {
+                self.limit = (self.limit / 2).max(1);
+                self.since_change = 0;
+            }
+        } else if self.since_change >= INCREASE_AFTER * self.limit && self.limit < limit_max {
+            self.limit += 1;
+            self.since_change = 0;
+        }
+        debug_assert!((1..=limit_max).contains(&self.limit));
+    }
+
+    /// The least time between two upload starts while others are in flight.
+    fn spacing(&self) -> Duration {
+        Duration::from_secs_f64(self.recent_micros / 1e6 / self.limit as f64)
+    }
+}
+
 struct State {
     /// Groups submitted and not yet published, in log object id order.
     in_flight: VecDeque<Arc<InFlight>>,
@@ -87,6 +156,7 @@ struct State {
     failed: bool,
     /// No group will be submitted again: uploaders end once idle.
     closed: bool,
+    pace: Pace,
 }
 
 pub(crate) struct Pipeline {
@@ -104,7 +174,13 @@ impl Pipeline {
     pub fn new(in_flight_max: usize, epoch: u64) -> Pipeline {
         assert!(in_flight_max >= 1);
         Pipeline {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                in_flight: VecDeque::new(),
+                to_upload: VecDeque::new(),
+                failed: false,
+                closed: false,
+                pace: Pace::new(),
+            }),
             cv: Condvar::new(),
             publish: Mutex::new(()),
             in_flight_max,
@@ -114,6 +190,29 @@ impl Pipeline {
 
     pub fn uploaders(&self) -> usize {
         self.in_flight_max
+    }
+
+    /// Waits, before a leader takes its group from the queue, until its
+    /// upload may start: at once when nothing is in flight, else once
+    /// fewer than the current limit are and the spacing since the last
+    /// start has passed. Writers queue meanwhile and join the group.
+    pub fn wait_turn(&self) {
+        let mut st = self.state.lock();
+        loop {
+            if st.in_flight.is_empty() || st.closed {
+                return;
+            }
+            let wait = if st.in_flight.len() < st.pace.limit {
+                let since = st.pace.last_start.map_or(Duration::MAX, |t| t.elapsed());
+                match st.pace.spacing().checked_sub(since) {
+                    None => return,
+                    Some(rest) => rest,
+                }
+            } else {
+                IDLE_WAIT
+            };
+            self.cv.wait_for(&mut st, wait);
+        }
     }
 
     /// Waits while `log_uploads_in_flight_max` groups are in flight.
@@ -137,6 +236,7 @@ impl Pipeline {
             .is_none_or(|g| g.object.info.number < group.object.info.number));
         st.in_flight.push_back(group.clone());
         st.to_upload.push_back(group);
+        st.pace.last_start = Some(Instant::now());
         self.cv.notify_all();
     }
 
@@ -176,7 +276,12 @@ impl Pipeline {
                     self.cv.wait_for(&mut st, IDLE_WAIT);
                 }
             };
+            let started = Instant::now();
             let outcome = crate::log::objects::upload(&*inner.storage, &group.object, self.epoch);
+            if outcome.is_ok() {
+                let took = started.elapsed();
+                self.state.lock().pace.on_upload(took, self.in_flight_max);
+            }
             *group.outcome.lock() = Some(outcome);
             self.publish(inner);
         }
@@ -200,5 +305,51 @@ impl Pipeline {
             st.failed |= !ok;
             self.cv.notify_all();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Feeds `n` uploads whose time is `time(limit)` given the limit in force.
+    fn run(pace: &mut Pace, n: usize, max: usize, time: impl Fn(usize) -> Duration) {
+        for _ in 0..n {
+            let took = time(pace.limit);
+            pace.on_upload(took, max);
+        }
+    }
+
+    #[test]
+    fn a_store_that_only_adds_latency_gets_every_upload_slot() {
+        let mut pace = Pace::new();
+        run(&mut pace, 200, 8, |_| Duration::from_millis(30));
+        assert_eq!(pace.limit, 8);
+        // Spaced so that the eight slots cover one upload time.
+        let spacing = pace.spacing().as_secs_f64();
+        assert!((spacing - 0.030 / 8.0).abs() < 1e-4, "{spacing}");
+    }
+
+    #[test]
+    fn a_store_that_queues_keeps_one_or_two_uploads_in_flight() {
+        // Each upload in flight adds a full service time (one busy server).
+        let mut pace = Pace::new();
+        let mut limits = Vec::new();
+        for _ in 0..200 {
+            let took = Duration::from_millis(8 * pace.limit as u64);
+            pace.on_upload(took, 8);
+            limits.push(pace.limit);
+        }
+        assert!(limits.iter().all(|&l| l <= 2), "{limits:?}");
+    }
+
+    #[test]
+    fn the_floor_follows_a_store_that_became_slower() {
+        let mut pace = Pace::new();
+        run(&mut pace, 50, 4, |_| Duration::from_millis(5));
+        run(&mut pace, 50, 4, |_| Duration::from_millis(50));
+        assert_eq!(pace.limit, 1, "the slowdown looks like queueing at first");
+        run(&mut pace, 2000, 4, |_| Duration::from_millis(50));
+        assert_eq!(pace.limit, 4, "then the floor catches up");
     }
 }

@@ -166,6 +166,12 @@ fn shutting_down(inner: &Inner) -> bool {
 /// writer its result, and wakes whoever leads next.
 fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'a, WriteQueue> {
     q.leader_active = true;
+    if let Some(p) = &inner.pipeline {
+        // Uploads in flight: gather until this group's upload may start.
+        drop(q);
+        p.wait_turn();
+        q = inner.queue.lock();
+    }
     let mut group = Vec::new();
     let mut bytes = 0;
     while let Some(w) = q.waiting.front() {
