@@ -16,7 +16,10 @@
 # Environment: RECORDS (100000), OPERATIONS (100000), BENCH_OUT
 #   (bench-results), CARGO_TARGET_DIR, MOTO (moto_server; default the test
 #   venv's, target/pyvenv/bin/moto_server: run scripts/test-python.sh once),
-#   S3_ARGS (extra flags for the s3 server, e.g. "--log-uploads 1").
+#   S3_ARGS (extra flags for the s3 servers), SYSTEMS (default "local s3";
+#   also s3-1: s3 with one log upload in flight, --log-uploads 1), and
+#   S3_LATENCY_MS: every request to the store delayed by that much
+#   (scripts/dev/latency-proxy.py in front of moto), as from a distant store.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,7 @@ rounds=${1:-2}
 shift || true
 threads_list=("$@")
 [[ ${#threads_list[@]} -gt 0 ]] || threads_list=(16 64)
+read -r -a systems <<<"${SYSTEMS:-local s3}"
 records=${RECORDS:-100000}
 operations=${OPERATIONS:-100000}
 target=${CARGO_TARGET_DIR:-target}
@@ -48,7 +52,7 @@ moto_port=$(free_port)
 moto_pid=$!
 cleanup() {
   stop_server
-  kill "$moto_pid" 2>/dev/null || true
+  kill "$moto_pid" ${proxy_pid:-} 2>/dev/null || true
   rm -rf "${store_dir:-}" "${cache_dir:-}"
 }
 trap cleanup EXIT
@@ -62,6 +66,13 @@ done
 import boto3
 boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL', aws_access_key_id='bench',
              aws_secret_access_key='bench', region_name='us-east-1').create_bucket(Bucket='bench')"
+if [[ -n ${S3_LATENCY_MS:-} ]]; then
+  proxy_port=$(free_port)
+  python3 scripts/dev/latency-proxy.py "$proxy_port" "127.0.0.1:$moto_port" "$S3_LATENCY_MS" &
+  proxy_pid=$!
+  export AWS_ENDPOINT_URL=http://127.0.0.1:$proxy_port
+  echo "store requests delayed by $S3_LATENCY_MS ms" >&2
+fi
 
 # serve SYSTEM STORE CACHE LOG: starts a server and waits until it serves;
 # sets $port and $serve_ms (start to serving, by the client's clock).
@@ -73,6 +84,9 @@ serve() {
     local) "$strata" serve --data-dir "$store" --listen "127.0.0.1:$port" >"$log" 2>&1 & ;;
     # shellcheck disable=SC2086 # S3_ARGS: extra flags, split on spaces
     s3) "$strata" serve --storage "s3://bench/$store" --data-dir "$cache" --listen "127.0.0.1:$port" ${S3_ARGS:-} >"$log" 2>&1 & ;;
+    # shellcheck disable=SC2086
+    s3-1) "$strata" serve --storage "s3://bench/$store" --data-dir "$cache" --listen "127.0.0.1:$port" --log-uploads 1 ${S3_ARGS:-} >"$log" 2>&1 & ;;
+    *) die "unknown system $system" ;;
   esac
   server_pid=$!
   for ((i = 0; i < 6000; i++)); do
@@ -90,7 +104,7 @@ ycsb() { # NAME WORKLOADS THREADS
 
 for ((r = 1; r <= rounds; r++)); do
   for t in "${threads_list[@]}"; do
-    for system in local s3; do
+    for system in "${systems[@]}"; do
       name=$system-t$t-r$r
       echo "== round $r/$rounds, $t in flight, $system" >&2
       store_dir=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-store.XXXXXX")
@@ -112,32 +126,40 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-python3 - "$out" "$records" "$operations" <<'PY' | tee "$out/summary.md"
+python3 - "$out" "$records" "$operations" "${systems[*]}" <<'PY' | tee "$out/summary.md"
 import json, os, re, statistics, sys
 d, records, operations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+systems = sys.argv[4].split()
+base = systems[0]
+name_re = r"^(" + "|".join(re.escape(s) for s in systems) + r")-t(\d+)-r(\d+)"
 runs = {}
 for f in sorted(os.listdir(d)):
-    m = re.match(r"^(local|s3)-t(\d+)-r(\d+)(-cold|-warm)?\.json$", f)
+    m = re.match(name_re + r"(-cold|-warm)?\.json$", f)
     if not m:
         continue
     for p in json.load(open(os.path.join(d, f)))["phases"]:
         phase = p["workload"] + (m[4] or "")
         runs.setdefault((int(m[2]), phase), {}).setdefault(m[1], []).append(p)
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-print("| in flight | phase | local ops/s | s3 ops/s | s3 / local | local p99 ms | s3 p99 ms |")
-print("|---:|---|---:|---:|---:|---:|---:|")
+others = systems[1:]
+print("| in flight | phase | " + " | ".join(f"{s} ops/s" for s in systems) + " | "
+      + " | ".join(f"{s} / {base}" for s in others) + " | "
+      + " | ".join(f"{s} p99 ms" for s in systems) + " |")
+print("|---:|---|" + "---:|" * (2 * len(systems) + len(others)))
 order = ["load", "a", "c", "c-cold", "c-warm"]
 for (t, phase) in sorted(runs, key=lambda k: (k[0], order.index(k[1]))):
     v = runs[(t, phase)]
-    ops = {s: med([p["ops_per_sec"] for p in v.get(s, [])]) for s in ("local", "s3")}
-    p99 = {s: med([p["latency"]["all"]["p99_us"] / 1000 for p in v.get(s, []) if "all" in p["latency"]]) for s in ("local", "s3")}
-    print(f"| {t} | {phase} | {ops['local']:,.0f} | {ops['s3']:,.0f} | {ops['s3'] / ops['local']:.2f} | {p99['local']:.1f} | {p99['s3']:.1f} |")
+    ops = {s: med([p["ops_per_sec"] for p in v.get(s, [])]) for s in systems}
+    p99 = {s: med([p["latency"]["all"]["p99_us"] / 1000 for p in v.get(s, []) if "all" in p["latency"]]) for s in systems}
+    print(f"| {t} | {phase} | " + " | ".join(f"{ops[s]:,.0f}" for s in systems) + " | "
+          + " | ".join(f"{ops[s] / ops[base]:.2f}" for s in others) + " | "
+          + " | ".join(f"{p99[s]:.1f}" for s in systems) + " |")
 print()
 print("| system | in flight | round | restart to serving ms | PUTs | PUTs per 1,000 writes | PUT MB | GETs |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|")
 writes = records + operations // 2  # load, and A's updates (half its operations)
 for f in sorted(os.listdir(d)):
-    m = re.match(r"^(local|s3)-t(\d+)-r(\d+)\.restart_ms$", f)
+    m = re.match(name_re + r"\.restart_ms$", f)
     if not m:
         continue
     ms = open(os.path.join(d, f)).read().strip()
