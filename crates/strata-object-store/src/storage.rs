@@ -370,6 +370,39 @@ impl Storage for ObjectStorage {
         }
     }
 
+    /// Deletes with bulk requests (S3's DeleteObjects), one batch of at
+    /// most `REMOVE_MANY_BATCH` names at a time, in order.
+    fn remove_many(&self, names: &[String]) -> Result<()> {
+        for batch in names.chunks(strata_engine::storage::REMOVE_MANY_BATCH) {
+            let paths = batch
+                .iter()
+                .map(|n| self.shared.path(n))
+                .collect::<Result<Vec<Path>>>()?;
+            let store = self.shared.store.clone();
+            let first = batch.first().map_or("", |n| n.as_str());
+            let results = self.shared.run("delete", first, async move {
+                let paths = futures::stream::iter(paths.into_iter().map(Ok)).boxed();
+                store.delete_stream(paths).collect::<Vec<_>>().await
+            })?;
+            Counters::add(&self.shared.counters.deletes, batch.len() as u64);
+            if let Some(cache) = &self.shared.cache {
+                for n in batch {
+                    cache.remove(n);
+                }
+            }
+            for r in results {
+                match r {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        Counters::add(&self.shared.counters.errors, 1);
+                        return Err(store_err("delete", first, e));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn rename(&self, from: &str, _to: &str) -> Result<()> {
         Err(Error::InvalidArgument(format!(
             "rename {from}: an object store has no rename"

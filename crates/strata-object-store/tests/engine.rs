@@ -180,3 +180,39 @@ fn damaged_bytes_in_the_store_are_an_error() {
     }
     assert!(errors > 0, "the damage went unnoticed");
 }
+
+#[test]
+fn remove_many_deletes_in_bulk_and_ignores_names_already_gone() {
+    use strata_engine::storage::Storage;
+    for url in ["memory://", "file:///"] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = if url == "file:///" {
+            format!("file://{}", dir.path().display())
+        } else {
+            url.to_string()
+        };
+        let storage = ObjectStorage::open(parse_storage_url(&url).unwrap(), None, 0).unwrap();
+        let names: Vec<String> = (0..2500).map(|i| format!("wal/{i:020}")).collect();
+        for n in names.iter().step_by(2) {
+            assert!(storage.put_if_absent(n, b"x").unwrap());
+        }
+        storage.put_if_absent("000001.sst", b"kept").unwrap();
+        // Every name, half of them never written: three bulk batches.
+        storage.remove_many(&names).unwrap();
+        assert_eq!(
+            storage.list_prefix("wal/").unwrap(),
+            Vec::<String>::new(),
+            "{url}"
+        );
+        assert_eq!(
+            storage.list().unwrap(),
+            vec!["000001.sst".to_string()],
+            "{url}"
+        );
+        assert!(
+            storage.counters().to_string().contains("2500 DELETEs"),
+            "{}",
+            storage.counters()
+        );
+    }
+}

@@ -312,7 +312,19 @@ fn log_needed_above(inner: &Inner) -> SeqNo {
 
 fn remove_obsolete_logs(inner: &Inner) -> Result<()> {
     let upto = log_needed_above(inner);
-    let removed = inner.log.lock().remove_obsolete(upto)?;
+    // Deleted without the log's lock: on an object store a deletion is a
+    // request, and writers need the lock for every group.
+    let (obsolete, names) = {
+        let mut log = inner.log.lock();
+        let obsolete = log.take_obsolete(upto);
+        let names = log.names_of(&obsolete);
+        (obsolete, names)
+    };
+    if let Err(e) = inner.storage.remove_many(&names) {
+        inner.log.lock().restore(obsolete);
+        return Err(e);
+    }
+    let removed: Vec<u64> = obsolete.iter().map(|s| s.number).collect();
     if !removed.is_empty() {
         tracing::debug!("removed log segments {removed:?}");
     }

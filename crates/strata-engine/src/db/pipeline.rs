@@ -139,6 +139,12 @@ impl Pace {
             self.since_change = 0;
         }
         debug_assert!((1..=limit_max).contains(&self.limit));
+        tracing::trace!(
+            "log upload took {m:.0} µs (recent {:.0}, floor {:.0}): up to {} in flight",
+            self.recent_micros,
+            self.floor_micros,
+            self.limit
+        );
     }
 
     /// The least time between two upload starts while others are in flight.

@@ -18,7 +18,7 @@ use super::writer::{PendingObject, SegmentInfo};
 use crate::coding::{get_u32, get_u64};
 use crate::error::{Error, Result};
 use crate::key::SeqNo;
-use crate::storage::{put_new, read_file, Storage};
+use crate::storage::{put_new, read_file, Storage, REMOVE_MANY_BATCH};
 
 /// "SWAL" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"SWAL");
@@ -194,8 +194,8 @@ pub fn recover(
                     && deleted_as_flushed(&**storage, id, &mut lowest_remaining)? =>
             {
                 // The old owner deleted it after a flush this owner's
-                // manifest already holds (it deletes in id order, so a
-                // deleted id is below every remaining one).
+                // manifest already holds (its edit came before the
+                // takeover, or it would have failed).
                 tracing::info!("{name} was removed by the old owner after a flush; skipped");
                 continue;
             }
@@ -234,20 +234,24 @@ pub fn recover(
     Ok(ObjectRecovery { report, fence })
 }
 
-/// Whether log object `id`, listed but now gone, lies below every
-/// remaining one. `lowest_remaining` keeps the last listing's lowest id, so
-/// a run of objects the old owner deleted costs one listing, not one each;
-/// the store is listed again only when `id` is not below it.
+/// Whether log object `id`, listed but now gone, was deleted by the old
+/// owner after a flush: an owner deletes log objects in id order, in bulk
+/// batches of at most `REMOVE_MANY_BATCH` (in any order within one), so
+/// such an id lies below the lowest remaining one plus a batch.
+/// `lowest_remaining` keeps the last listing's lowest id, so a run of
+/// deleted objects costs one listing, not one each; the store is listed
+/// again only when `id` is not below that bound.
 fn deleted_as_flushed(
     storage: &dyn Storage,
     id: u64,
     lowest_remaining: &mut Option<u64>,
 ) -> Result<bool> {
-    if lowest_remaining.is_some_and(|lowest| id < lowest) {
+    let batch = REMOVE_MANY_BATCH as u64;
+    if lowest_remaining.is_some_and(|lowest| id < lowest.saturating_add(batch)) {
         return Ok(true);
     }
     *lowest_remaining = list(storage)?.first().copied();
-    Ok(lowest_remaining.is_some_and(|lowest| id < lowest))
+    Ok(lowest_remaining.is_some_and(|lowest| id < lowest.saturating_add(batch)))
 }
 
 fn list(storage: &dyn Storage) -> Result<BTreeSet<u64>> {

@@ -500,11 +500,25 @@ impl CommitLog {
 
     /// Deletes the sealed segments whose every operation has been flushed
     /// by every tree (`seq_last <= flushed_seq`); returns their numbers.
-    /// Never deletes the live segment.
+    /// Never deletes the live segment. (`take_obsolete`, the deletion and,
+    /// on failure, `restore`, in one.)
     pub fn remove_obsolete(&mut self, flushed_seq: SeqNo) -> Result<Vec<u64>> {
-        let mut removed = Vec::new();
-        let mut result = Ok(());
-        let storage = &self.storage;
+        let obsolete = self.take_obsolete(flushed_seq);
+        match self.storage.remove_many(&self.names_of(&obsolete)) {
+            Ok(()) => Ok(obsolete.iter().map(|s| s.number).collect()),
+            Err(e) => {
+                self.restore(obsolete);
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes the sealed segments whose every operation has been flushed by
+    /// every tree (`seq_last <= flushed_seq`) off the log's list, for the
+    /// caller to delete without holding up writers (`names_of`); if the
+    /// deletion fails it gives them back (`restore`), so they are deleted
+    /// later, still in order. Never the live segment.
+    pub fn take_obsolete(&mut self, flushed_seq: SeqNo) -> Vec<SegmentInfo> {
         let objects = self.objects();
         // The newest uploaded log object stays, even when flushed: a new
         // owner puts its fence after the highest id it lists, which must
@@ -512,34 +526,35 @@ impl CommitLog {
         // (docs/formats/object-store.md). Ids given up and not yet
         // repaired stay too: `repair` fills them.
         let newest = self.newest_uploaded.filter(|_| objects);
-        let given_up = &self.given_up;
-        self.sealed.retain(|s| {
-            if result.is_err()
-                || s.seq_last > flushed_seq
-                || Some(s.number) == newest
-                || given_up.contains(&s.number)
-            {
-                return true;
-            }
-            let name = if objects {
-                super::objects::object_name(s.number)
-            } else {
-                segment_file_name(s.number)
-            };
-            match storage.remove(&name) {
-                Ok(()) => {
-                    removed.push(s.number);
-                    false
+        let (obsolete, kept): (Vec<SegmentInfo>, Vec<SegmentInfo>) =
+            std::mem::take(&mut self.sealed).into_iter().partition(|s| {
+                s.seq_last <= flushed_seq
+                    && Some(s.number) != newest
+                    && !self.given_up.contains(&s.number)
+            });
+        self.sealed = kept;
+        obsolete
+    }
+
+    /// The file or object names of `segments`.
+    pub fn names_of(&self, segments: &[SegmentInfo]) -> Vec<String> {
+        segments
+            .iter()
+            .map(|s| {
+                if self.objects() {
+                    super::objects::object_name(s.number)
+                } else {
+                    segment_file_name(s.number)
                 }
-                // A failed upload that never landed.
-                Err(e) if objects && e.is_not_found() => false,
-                Err(e) => {
-                    result = Err(e);
-                    true
-                }
-            }
-        });
-        result.map(|()| removed)
+            })
+            .collect()
+    }
+
+    /// Gives back segments taken by `take_obsolete` whose deletion failed.
+    pub fn restore(&mut self, segments: Vec<SegmentInfo>) {
+        self.sealed.extend(segments);
+        self.sealed.sort_by_key(|s| s.number);
+        debug_assert!(self.sealed.windows(2).all(|w| w[0].number < w[1].number));
     }
 
     /// Total bytes (headers and payloads) appended by this process.

@@ -109,6 +109,17 @@ pub trait Storage: Send + Sync + 'static {
             .map(|n| self.open(n).and_then(|f| read_whole(&*f, n)))
             .collect()
     }
+    /// Deletes the files, stopping at the first failure; a name already
+    /// gone counts as deleted. In order, or, for a storage that gains by
+    /// it (an object store), in bulk: batches of at most
+    /// `REMOVE_MANY_BATCH` names one after the other, in any order within
+    /// a batch.
+    fn remove_many(&self, names: &[String]) -> Result<()> {
+        names.iter().try_for_each(|n| match self.remove(n) {
+            Err(e) if e.is_not_found() => Ok(()),
+            r => r,
+        })
+    }
     /// The names that start with `prefix`, in no particular order.
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut names = self.list()?;
@@ -116,6 +127,11 @@ pub trait Storage: Send + Sync + 'static {
         Ok(names)
     }
 }
+
+/// The most names `Storage::remove_many` deletes at once (S3's
+/// DeleteObjects takes 1,000): a reader that finds a listed name gone can
+/// tell how far above the lowest remaining one a bulk deletion reaches.
+pub const REMOVE_MANY_BATCH: usize = 1000;
 
 /// Writes a whole small file durably: write, sync, then `sync_dir`.
 pub fn write_file_durably(storage: &dyn Storage, name: &str, data: &[u8]) -> Result<()> {
