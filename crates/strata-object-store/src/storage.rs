@@ -37,7 +37,14 @@ struct Shared {
     bridge: Bridge,
     cache: Option<FileCache>,
     counters: Counters,
+    /// Bounds the tables fetched into the cache at once: a fresh server
+    /// opening a large store would otherwise fetch every table at once,
+    /// holding them all in memory and crowding out the reads it serves.
+    fills: Arc<tokio::sync::Semaphore>,
 }
+
+/// Whole tables fetched into the cache at once.
+const FILLS_IN_FLIGHT: usize = 4;
 
 /// An engine's storage in one prefix of an object store.
 pub struct ObjectStorage {
@@ -75,6 +82,7 @@ impl ObjectStorage {
                 prefix: url.prefix,
                 bridge: Bridge::new()?,
                 cache,
+                fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT)),
                 counters: Counters::default(),
             }),
         }))
@@ -222,6 +230,12 @@ impl Shared {
         let Ok(path) = self.path(&name) else { return };
         let shared = self.clone();
         self.bridge.spawn(async move {
+            let Ok(_permit) = shared.fills.clone().acquire_owned().await else {
+                return;
+            };
+            if slot.get().is_some() {
+                return;
+            }
             let got = get_whole(&*shared.store, &path).await;
             Counters::add(&shared.counters.gets, 1);
             match got {
@@ -238,6 +252,8 @@ impl Shared {
                     })
                     .await;
                 }
+                // Compacted away while it waited for its turn.
+                Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => {
                     Counters::add(&shared.counters.errors, 1);
                     tracing::warn!("cannot fetch {name} into the cache: {e}");
