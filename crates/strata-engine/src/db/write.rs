@@ -415,17 +415,17 @@ fn begin_group(inner: &Inner, _write_guard: MutexGuard<'_, ()>, group: Vec<Arc<W
         let first_seq = inner.last_seq.load(Ordering::Acquire).max(log.seq_last()) + 1;
         let logged = append(&mut log, &batches, first_seq)
             .and_then(|seqs| log.commit_start().map(|object| (object, seqs)));
-        match logged {
-            Ok((object, seqs)) => Ok((object, seqs, first_seq)),
-            Err(e) => {
-                log_failed(inner, log.seq_last(), &e);
-                Err(e)
-            }
-        }
+        logged
+            .map(|(object, seqs)| (object, seqs, first_seq))
+            .map_err(|e| (e, log.seq_last()))
     };
     let (object, seqs, first_seq) = match started {
         Ok(s) => s,
-        Err(e) => {
+        Err((e, burned)) => {
+            // Groups in flight land (or fail) first: the spent numbers,
+            // made visible, lie above theirs.
+            pipeline.drain();
+            log_failed(inner, burned, &e);
             let results = group.iter().map(|_| Err(e.for_writers())).collect();
             return deliver(inner, &group, results);
         }
