@@ -55,7 +55,7 @@ impl FileMeta {
         seq_max: SeqNo,
     ) -> Result<Arc<FileMeta>> {
         let name = table_file_name(number);
-        let file = storage.open(&name)?;
+        let file = storage.open_sized(&name, size_bytes)?;
         if file.len() != size_bytes {
             let detail = format!("size {} differs from the recorded {size_bytes}", file.len());
             return Err(crate::Error::corruption(&name, detail));
