@@ -65,6 +65,44 @@ fn store_err(what: &str, name: &str, e: object_store::Error) -> Error {
 }
 
 impl ObjectStorage {
+    /// A table or object from the cache, else read from the store by
+    /// range: `len` if the caller knows it, else asked for (a HEAD).
+    fn open_with_len(&self, name: &str, len: Option<u64>) -> Result<Arc<dyn RandomAccessFile>> {
+        let local = Arc::new(OnceLock::new());
+        if let Some(f) = self.shared.cache.as_ref().and_then(|c| c.get(name)) {
+            let len = f
+                .metadata()
+                .map_err(|e| Error::io(format!("stat cached {name}"), e))?
+                .len();
+            let _ = local.set(f);
+            return Ok(Arc::new(ObjectReadable {
+                shared: self.shared.clone(),
+                name: name.to_string(),
+                len,
+                local,
+            }));
+        }
+        let len = match len {
+            Some(len) => Some(len),
+            None => self.shared.head(name)?,
+        };
+        let Some(len) = len else {
+            return Err(Error::io(
+                format!("open {name}"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+            ));
+        };
+        if self.shared.cache.is_some() && name.ends_with(".sst") {
+            self.shared.fill_cache(name.to_string(), local.clone());
+        }
+        Ok(Arc::new(ObjectReadable {
+            shared: self.shared.clone(),
+            name: name.to_string(),
+            len,
+            local,
+        }))
+    }
+
     /// Storage at `url`, with SSTables cached in `cache_dir` up to
     /// `cache_bytes_max` (none when `cache_dir` is `None`).
     pub fn open(
@@ -335,64 +373,13 @@ impl Storage for ObjectStorage {
         )))
     }
 
-    /// A table the manifest names: no HEAD for its size (a fresh server
-    /// opens every table; the HEADs were a third of its requests).
+    /// A table the manifest names: its recorded size, not a HEAD.
     fn open_sized(&self, name: &str, size_bytes: u64) -> Result<Arc<dyn RandomAccessFile>> {
-        if self
-            .shared
-            .cache
-            .as_ref()
-            .is_some_and(|c| c.get(name).is_some())
-        {
-            let file = self.open(name)?;
-            if file.len() != size_bytes {
-                let detail = format!("size {} differs from the recorded {size_bytes}", file.len());
-                return Err(Error::corruption(name, detail));
-            }
-            return Ok(file);
-        }
-        let local = Arc::new(OnceLock::new());
-        if self.shared.cache.is_some() && name.ends_with(".sst") {
-            self.shared.fill_cache(name.to_string(), local.clone());
-        }
-        Ok(Arc::new(ObjectReadable {
-            shared: self.shared.clone(),
-            name: name.to_string(),
-            len: size_bytes,
-            local,
-        }))
+        self.open_with_len(name, Some(size_bytes))
     }
 
     fn open(&self, name: &str) -> Result<Arc<dyn RandomAccessFile>> {
-        let local = Arc::new(OnceLock::new());
-        if let Some(f) = self.shared.cache.as_ref().and_then(|c| c.get(name)) {
-            let len = f
-                .metadata()
-                .map_err(|e| Error::io(format!("stat cached {name}"), e))?
-                .len();
-            let _ = local.set(f);
-            return Ok(Arc::new(ObjectReadable {
-                shared: self.shared.clone(),
-                name: name.to_string(),
-                len,
-                local,
-            }));
-        }
-        let Some(len) = self.shared.head(name)? else {
-            return Err(Error::io(
-                format!("open {name}"),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
-            ));
-        };
-        if self.shared.cache.is_some() && name.ends_with(".sst") {
-            self.shared.fill_cache(name.to_string(), local.clone());
-        }
-        Ok(Arc::new(ObjectReadable {
-            shared: self.shared.clone(),
-            name: name.to_string(),
-            len,
-            local,
-        }))
+        self.open_with_len(name, None)
     }
 
     fn remove(&self, name: &str) -> Result<()> {
