@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use futures::{StreamExt, TryStreamExt};
@@ -40,7 +41,10 @@ struct Shared {
     /// Bounds the tables fetched into the cache at once: a fresh server
     /// opening a large store would otherwise fetch every table at once,
     /// holding them all in memory and crowding out the reads it serves.
+    /// No permits until the engine has recovered (`Storage::recovered`):
+    /// a fill competes with the small reads that open the tables.
     fills: Arc<tokio::sync::Semaphore>,
+    fills_started: AtomicBool,
 }
 
 /// Whole tables fetched into the cache at once.
@@ -120,7 +124,8 @@ impl ObjectStorage {
                 prefix: url.prefix,
                 bridge: Bridge::new()?,
                 cache,
-                fills: Arc::new(tokio::sync::Semaphore::new(FILLS_IN_FLIGHT)),
+                fills: Arc::new(tokio::sync::Semaphore::new(0)),
+                fills_started: AtomicBool::new(false),
                 counters: Counters::default(),
             }),
         }))
@@ -527,5 +532,12 @@ impl Storage for ObjectStorage {
 
     fn whole_objects(&self) -> bool {
         true
+    }
+
+    /// Lets the cache fills queued while the engine opened its tables run.
+    fn recovered(&self) {
+        if !self.shared.fills_started.swap(true, Ordering::AcqRel) {
+            self.shared.fills.add_permits(FILLS_IN_FLIGHT);
+        }
     }
 }

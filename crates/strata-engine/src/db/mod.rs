@@ -377,6 +377,7 @@ impl Engine {
     /// replays the commit log, and starts the background threads.
     pub fn open(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<Engine> {
         let inner = open::recover(storage, opts)?;
+        inner.storage.recovered();
         let threads = background::start(&inner)?;
         Ok(Engine {
             life: Arc::new(Lifecycle {

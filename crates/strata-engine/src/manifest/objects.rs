@@ -10,7 +10,7 @@
 
 use crate::coding::{get_u32, get_u64};
 use crate::error::{Error, Result};
-use crate::storage::{put_new, read_file, Storage};
+use crate::storage::{put_new, Storage};
 
 /// "SMOB" read as a little-endian u32.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"SMOB");
@@ -25,6 +25,9 @@ pub enum Kind {
     /// One version edit on top of the versions before it.
     Edit = 2,
 }
+
+/// The most manifest objects `load` fetches at once.
+const LOAD_BATCH_MAX: u64 = 32;
 
 /// A new snapshot is written after this many edits.
 pub const EDITS_PER_SNAPSHOT: u64 = 1000;
@@ -125,44 +128,63 @@ pub fn load(storage: &dyn Storage) -> Result<Loaded> {
         });
     };
     // Walk down from the newest version to its snapshot; every version in
-    // between must be there.
+    // between must be there. The objects are fetched a batch at a time
+    // (`Storage::read_many`: at once on an object store), the first batch
+    // only the newest (after a take-over, the snapshot), then batches
+    // doubling up to `LOAD_BATCH_MAX`.
     let mut chain = Vec::new();
     let mut epoch_above = u64::MAX;
     let mut epoch = 0;
-    let mut v = newest;
-    loop {
-        let name = object_name(v);
-        if versions.binary_search(&v).is_err() {
+    let mut next = newest;
+    let mut batch_len = 1u64;
+    let v = 'walk: loop {
+        let batch: Vec<u64> = (next.saturating_sub(batch_len - 1).max(1)..=next)
+            .rev()
+            .collect();
+        batch_len = (batch_len * 2).min(LOAD_BATCH_MAX);
+        // Fetch down to the first version the listing lacks (below the
+        // snapshot, older versions may be deleted); the walk reports it
+        // missing only if it reaches it.
+        let listed = batch
+            .iter()
+            .take_while(|v| versions.binary_search(v).is_ok())
+            .count();
+        if listed == 0 {
             return Err(Error::corruption(
-                name,
+                object_name(next),
                 format!(
                     "missing: manifest version {newest} needs every version down to its snapshot"
                 ),
             ));
         }
-        let bytes = read_file(storage, &name)?;
-        let obj = decode(&bytes, &name)?;
-        if obj.epoch > epoch_above {
-            return Err(Error::corruption(
-                name,
-                format!("epoch {} above the epoch of a later version", obj.epoch),
-            ));
+        let batch = &batch[..listed];
+        let names: Vec<String> = batch.iter().map(|&v| object_name(v)).collect();
+        let fetched = storage.read_many(&names);
+        for ((&v, name), bytes) in batch.iter().zip(names).zip(fetched) {
+            let bytes = bytes?;
+            let obj = decode(&bytes, &name)?;
+            if obj.epoch > epoch_above {
+                return Err(Error::corruption(
+                    name,
+                    format!("epoch {} above the epoch of a later version", obj.epoch),
+                ));
+            }
+            epoch_above = obj.epoch;
+            epoch = epoch.max(obj.epoch);
+            let snapshot = obj.kind == Kind::Snapshot;
+            chain.push((name, obj.payload.to_vec()));
+            if snapshot {
+                break 'walk v;
+            }
+            if v == 1 {
+                return Err(Error::corruption(
+                    object_name(1),
+                    "the first manifest version is not a snapshot",
+                ));
+            }
         }
-        epoch_above = obj.epoch;
-        epoch = epoch.max(obj.epoch);
-        let snapshot = obj.kind == Kind::Snapshot;
-        chain.push((name, obj.payload.to_vec()));
-        if snapshot {
-            break;
-        }
-        if v == 1 {
-            return Err(Error::corruption(
-                object_name(1),
-                "the first manifest version is not a snapshot",
-            ));
-        }
-        v -= 1;
-    }
+        next = batch.last().copied().unwrap_or(1) - 1;
+    };
     chain.reverse();
     Ok(Loaded {
         payloads: chain,
@@ -259,5 +281,71 @@ impl ManifestObjects {
     /// Whether the next commit should be a snapshot.
     pub fn snapshot_due(&self) -> bool {
         self.edits_since_snapshot >= EDITS_PER_SNAPSHOT
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::MemStorage;
+
+    /// A chain: a snapshot at version 1, then `edits` edits, payloads
+    /// naming their version.
+    fn chain(storage: &dyn Storage, edits: u64) -> ManifestObjects {
+        let loaded = load(storage).unwrap();
+        let (mut m, _) = ManifestObjects::take_over(storage, &loaded, b"v1").unwrap();
+        for v in 2..=edits + 1 {
+            m.commit(storage, Kind::Edit, format!("v{v}").as_bytes())
+                .unwrap();
+        }
+        m
+    }
+
+    fn payloads(loaded: &Loaded) -> Vec<String> {
+        loaded
+            .payloads
+            .iter()
+            .map(|(_, p)| String::from_utf8(p.clone()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_long_chain_loads_in_order_across_batches() {
+        let mem = MemStorage::objects();
+        chain(&*mem, 100);
+        let loaded = load(&*mem).unwrap();
+        let want: Vec<String> = (1..=101).map(|v| format!("v{v}")).collect();
+        assert_eq!(payloads(&loaded), want);
+        assert_eq!(
+            (loaded.version, loaded.epoch, loaded.snapshot_version),
+            (101, 1, 1)
+        );
+    }
+
+    #[test]
+    fn loading_stops_at_the_newest_snapshot() {
+        let mem = MemStorage::objects();
+        let mut m = chain(&*mem, 40);
+        m.commit(&*mem, Kind::Snapshot, b"s42").unwrap();
+        m.commit(&*mem, Kind::Edit, b"v43").unwrap();
+        let loaded = load(&*mem).unwrap();
+        assert_eq!(payloads(&loaded), ["s42", "v43"]);
+        assert_eq!(loaded.snapshot_version, 42);
+        // Versions below the older snapshot are gone; nothing needs them.
+        mem.remove(&object_name(1)).unwrap();
+        mem.remove(&object_name(20)).unwrap();
+        assert_eq!(payloads(&load(&*mem).unwrap()), ["s42", "v43"]);
+    }
+
+    #[test]
+    fn a_missing_version_in_the_chain_is_corruption() {
+        for gap in [2, 50, 100] {
+            let mem = MemStorage::objects();
+            chain(&*mem, 100);
+            mem.remove(&object_name(gap)).unwrap();
+            let err = load(&*mem).err().expect("gap found");
+            assert!(err.is_corruption(), "{err}");
+            assert!(err.to_string().contains(&object_name(gap)), "{err}");
+        }
     }
 }

@@ -17,6 +17,13 @@ pub use super::table_iter::TableIterator;
 use crate::error::{Error, Result};
 use crate::storage::RandomAccessFile;
 
+/// The first read of `Table::open` takes the table's last
+/// `max(META_READ_BYTES_MIN, size / META_READ_FRACTION)` bytes: enough
+/// for the footer and the metadata blocks (index about 1% of a table with
+/// 4 KiB blocks, filter 10 bits a key) of most tables.
+const META_READ_BYTES_MIN: u64 = 64 << 10;
+const META_READ_FRACTION: u64 = 32;
+
 /// The decoded index: one separator and handle per data block.
 struct Index {
     /// Separator keys, concatenated.
@@ -84,8 +91,14 @@ impl Table {
                 "file of {file_len} bytes is too short for a table"
             )));
         }
+        // One read of the tail usually holds the footer and every
+        // metadata block; a second one fetches the rest when it does not
+        // (on an object store each read is a request).
+        let tail_len = file_len.min(META_READ_BYTES_MIN.max(file_len / META_READ_FRACTION));
+        let tail_start = file_len - tail_len;
+        let mut meta = file.read_vec(tail_start, tail_len as usize)?;
         let footer_offset = file_len - FOOTER_LEN as u64;
-        let footer = Footer::decode(&file.read_vec(footer_offset, FOOTER_LEN)?, &file_name)?;
+        let footer = Footer::decode(&meta[meta.len() - FOOTER_LEN..], &file_name)?;
 
         // Layout: data | filter? | index | properties | footer, contiguous.
         let has_filter = footer.filter.size > 0 || footer.filter.offset > 0;
@@ -103,6 +116,20 @@ impl Table {
                 "table footer: metadata blocks are not contiguous".into()
             ));
         }
+        let meta_start = data_end.min(tail_start);
+        if meta_start < tail_start {
+            let mut head = file.read_vec(meta_start, (tail_start - meta_start) as usize)?;
+            head.extend_from_slice(&meta);
+            meta = head;
+        }
+        debug_assert_eq!(meta_start + meta.len() as u64, file_len);
+        // The raw bytes (block and trailer) of a metadata block; the
+        // contiguity check above puts each within `meta`.
+        let raw = |h: BlockHandle| -> &[u8] {
+            let from = (h.offset - meta_start) as usize;
+            let to = from + h.size as usize + BLOCK_TRAILER_LEN;
+            &meta[from..to]
+        };
 
         let mut table = Table {
             file,
@@ -118,12 +145,19 @@ impl Table {
             footer,
             data_end,
         };
-        let props_payload = table.read_block_contents(footer.properties, "properties")?;
+        let props_payload = table.block_contents(
+            raw(footer.properties).to_vec(),
+            footer.properties,
+            "properties",
+        )?;
         table.props = TableProperties::decode(&props_payload, &file_name)?;
         table.props.file_size_bytes = file_len;
-        table.index = table.read_index(footer.index)?;
+        let index_contents =
+            table.block_contents(raw(footer.index).to_vec(), footer.index, "index")?;
+        table.index = table.decode_index(index_contents)?;
         if has_filter {
-            let payload = table.read_block_contents(footer.filter, "filter")?;
+            let payload =
+                table.block_contents(raw(footer.filter).to_vec(), footer.filter, "filter")?;
             let filter = BloomFilter::from_payload(payload)
                 .map_err(|e| bad(format!("filter block: {e}")))?;
             table.filter = Some(filter);
@@ -136,10 +170,9 @@ impl Table {
 
     /// Decodes the index block and checks that the data blocks tile
     /// `[0, data_end)` and the separators increase.
-    fn read_index(&self, handle: BlockHandle) -> Result<Index> {
+    fn decode_index(&self, contents: Vec<u8>) -> Result<Index> {
         let bad =
             |detail: &str| Error::corruption(&self.file_name, format!("index block: {detail}"));
-        let contents = self.read_block_contents(handle, "index")?;
         let block = Block::new(contents).map_err(|e| bad(e.0))?;
         let mut it = BlockIter::new();
         it.set_block(Arc::new(block));
@@ -190,7 +223,21 @@ impl Table {
             .ok()
             .filter(|_| within_file)
             .ok_or_else(|| bad("handle beyond the end of the file"))?;
-        let mut buf = self.file.read_vec(h.offset, len + BLOCK_TRAILER_LEN)?;
+        let buf = self.file.read_vec(h.offset, len + BLOCK_TRAILER_LEN)?;
+        self.block_contents(buf, h, what)
+    }
+
+    /// Checks the crc of a block read whole (`buf`: block and trailer) and
+    /// decompresses it.
+    fn block_contents(&self, mut buf: Vec<u8>, h: BlockHandle, what: &str) -> Result<Vec<u8>> {
+        let bad = |detail: &str| {
+            Error::corruption(
+                &self.file_name,
+                format!("{what} block at offset {}: {detail}", h.offset),
+            )
+        };
+        debug_assert_eq!(buf.len() as u64, h.size + BLOCK_TRAILER_LEN as u64);
+        let len = buf.len() - BLOCK_TRAILER_LEN;
         let kind = buf[len];
         let stored_crc =
             u32::from_le_bytes([buf[len + 1], buf[len + 2], buf[len + 3], buf[len + 4]]);

@@ -342,6 +342,42 @@ fn index_entries_and_offsets() {
     assert_eq!(end, props.data_bytes);
 }
 
+/// A file that counts its reads.
+struct CountingFile(VecFile, std::sync::atomic::AtomicUsize);
+
+impl RandomAccessFile for CountingFile {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.read_exact_at(offset, buf)
+    }
+
+    fn len(&self) -> u64 {
+        self.0.len()
+    }
+}
+
+/// On an object store every read is a request: a table opens with one
+/// read when its metadata fits in the first, else two.
+#[test]
+fn open_reads_the_metadata_in_one_or_two_reads() {
+    for (rows, block_size_bytes, reads) in [(2_000, 4096, 1), (100_000, 4096, 1), (20_000, 64, 2)] {
+        let entries = gen_entries(rows, 9);
+        let (bytes, props) = build(&entries, opts(Compression::None, block_size_bytes));
+        let metadata_bytes = props.file_size_bytes - props.data_bytes;
+        let file = Arc::new(CountingFile(
+            VecFile(bytes),
+            std::sync::atomic::AtomicUsize::new(0),
+        ));
+        let t = Table::open(file.clone(), 7, "t.sst".into(), None).unwrap();
+        assert_eq!(
+            file.1.load(std::sync::atomic::Ordering::Relaxed),
+            reads,
+            "{rows} rows, {metadata_bytes} bytes of metadata"
+        );
+        assert_eq!(scan_forward(&t).unwrap(), entries);
+    }
+}
+
 /// A BTreeMap key in internal order.
 #[derive(Clone, PartialEq, Eq)]
 struct K(Vec<u8>);

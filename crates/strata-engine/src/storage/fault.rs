@@ -284,6 +284,10 @@ impl Storage for FaultStorage {
         self.inner.whole_objects()
     }
 
+    fn recovered(&self) {
+        self.inner.recovered()
+    }
+
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         self.inner.list_prefix(prefix)
     }

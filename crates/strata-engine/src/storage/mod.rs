@@ -117,6 +117,11 @@ pub trait Storage: Send + Sync + 'static {
     fn open_sized(&self, name: &str, _size_bytes: u64) -> Result<Arc<dyn RandomAccessFile>> {
         self.open(name)
     }
+    /// Told once the engine has recovered (opened every table and replayed
+    /// the log): background work that would compete with recovery for the
+    /// store, such as an object store's filling of its local cache, may
+    /// start now.
+    fn recovered(&self) {}
     /// Deletes the files, stopping at the first failure; a name already
     /// gone counts as deleted. In order, or, for a storage that gains by
     /// it (an object store), in bulk: batches of at most
