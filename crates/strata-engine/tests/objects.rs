@@ -301,3 +301,39 @@ fn log_objects_are_bounded_and_a_close_leaves_nothing_to_replay() {
     let tree = engine.open_tree("t", tiny_tree_options()).unwrap();
     assert!(tree.get(&key(1999)).unwrap().is_some());
 }
+
+/// Each owner numbers its tables from its epoch's own range, so that an
+/// old owner still uploading never writes a name the new owner uses.
+#[test]
+fn each_owner_numbers_its_tables_apart() {
+    use strata_engine::manifest::objects::FILE_NUMBERS_PER_EPOCH;
+    let mem = MemStorage::objects();
+    let table_numbers = |mem: &MemStorage| -> Vec<u64> {
+        let mut n: Vec<u64> = names(mem, "")
+            .iter()
+            .filter_map(|n| n.strip_suffix(".sst")?.parse().ok())
+            .collect();
+        n.sort_unstable();
+        n
+    };
+    for epoch in 1..=3u64 {
+        let (engine, tree) = open(mem.clone());
+        let before = table_numbers(&mem);
+        tree.put(&key(epoch), b"v").unwrap();
+        tree.flush().unwrap();
+        let new: Vec<u64> = table_numbers(&mem)
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .collect();
+        assert!(!new.is_empty());
+        for n in new {
+            assert_eq!(
+                n / FILE_NUMBERS_PER_EPOCH,
+                epoch,
+                "table {n} of epoch {epoch}"
+            );
+        }
+        drop(tree);
+        engine.close().unwrap();
+    }
+}

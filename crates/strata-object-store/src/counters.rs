@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Counters {
     pub puts: AtomicU64,
     pub put_bytes: AtomicU64,
+    /// Tables uploaded in parts (each part and the start and completion
+    /// also count as PUTs).
+    pub multipart_uploads: AtomicU64,
     /// Conditional puts that found the name taken.
     pub put_conflicts: AtomicU64,
     pub gets: AtomicU64,
@@ -36,11 +39,12 @@ impl fmt::Display for Counters {
         let g = Counters::get;
         write!(
             f,
-            "{} PUTs ({} bytes, {} conflicts), {} GETs ({} bytes), {} HEADs, {} LISTs, {} DELETEs, {} errors; \
+            "{} PUTs ({} bytes, {} conflicts, {} tables in parts), {} GETs ({} bytes), {} HEADs, {} LISTs, {} DELETEs, {} errors; \
              cached table reads {} of {}",
             g(&self.puts),
             g(&self.put_bytes),
             g(&self.put_conflicts),
+            g(&self.multipart_uploads),
             g(&self.gets),
             g(&self.get_bytes),
             g(&self.heads),

@@ -47,6 +47,12 @@ struct Shared {
     fills_started: AtomicBool,
 }
 
+/// Tables this large or larger are uploaded in parts of `PART_BYTES`
+/// (S3's smallest part is 5 MiB), `PARTS_IN_FLIGHT` at once.
+const MULTIPART_MIN_BYTES: u64 = 16 << 20;
+const PART_BYTES: usize = 8 << 20;
+const PARTS_IN_FLIGHT: usize = 4;
+
 /// Whole tables fetched into the cache at once.
 const FILLS_IN_FLIGHT: usize = 4;
 
@@ -209,6 +215,51 @@ impl Shared {
         }
     }
 
+    /// Uploads `data` as `name` in parts of `PART_BYTES`, up to
+    /// `PARTS_IN_FLIGHT` at once (each retried by the client), then
+    /// completes it; a failure aborts the upload (parts left by a crash
+    /// are the store's lifecycle rules' to clean up).
+    fn put_parts(&self, name: &str, data: &[u8]) -> Result<()> {
+        let path = self.path(name)?;
+        let store = self.store.clone();
+        let data = bytes::Bytes::copy_from_slice(data);
+        let len = data.len() as u64;
+        let parts = data.len().div_ceil(PART_BYTES);
+        let r = self.run("upload", name, async move {
+            let mut upload = store.put_multipart(&path).await?;
+            let sends: Vec<_> = (0..parts)
+                .map(|i| {
+                    let end = ((i + 1) * PART_BYTES).min(data.len());
+                    upload.put_part(PutPayload::from(data.slice(i * PART_BYTES..end)))
+                })
+                .collect();
+            let sent = futures::stream::iter(sends)
+                .buffer_unordered(PARTS_IN_FLIGHT)
+                .try_collect::<Vec<()>>()
+                .await;
+            match sent {
+                Ok(_) => upload.complete().await.map(|_| ()),
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    Err(e)
+                }
+            }
+        })?;
+        // Counted as requests: the start, every part, the completion.
+        Counters::add(&self.counters.puts, parts as u64 + 2);
+        match r {
+            Ok(()) => {
+                Counters::add(&self.counters.put_bytes, len);
+                Counters::add(&self.counters.multipart_uploads, 1);
+                Ok(())
+            }
+            Err(e) => {
+                Counters::add(&self.counters.errors, 1);
+                Err(store_err("upload", name, e))
+            }
+        }
+    }
+
     fn get_range(&self, name: &str, offset: u64, len: usize) -> Result<bytes::Bytes> {
         let path = self.path(name)?;
         let store = self.store.clone();
@@ -352,9 +403,12 @@ impl RandomAccessFile for ObjectReadable {
 }
 
 impl Storage for ObjectStorage {
-    /// A table: uploaded whole by `sync` with create-if-absent, the
-    /// outcome of a failed upload resolved by reading it back, then kept
-    /// in the cache.
+    /// A table: uploaded by `sync`, then kept in the cache. A table below
+    /// `MULTIPART_MIN_BYTES` is one PUT with create-if-absent, the outcome
+    /// of a failed one resolved by reading it back; a larger one is
+    /// uploaded in parts (which cannot be conditional: its name is safe
+    /// because every owner epoch numbers its tables apart, docs/formats/
+    /// object-store.md).
     fn create(&self, name: &str) -> Result<Box<dyn WritableFile>> {
         self.shared.path(name)?;
         let shared = self.shared.clone();
@@ -362,13 +416,17 @@ impl Storage for ObjectStorage {
             name,
             Vec::new(),
             Box::new(move |name, data| {
-                let storage = ObjectStorage {
-                    shared: shared.clone(),
-                };
-                if !put_new(&storage, name, data)? {
-                    return Err(Error::Fenced(format!(
-                        "{name} exists in the store: another owner wrote it"
-                    )));
+                if data.len() as u64 >= MULTIPART_MIN_BYTES {
+                    shared.put_parts(name, data)?;
+                } else {
+                    let storage = ObjectStorage {
+                        shared: shared.clone(),
+                    };
+                    if !put_new(&storage, name, data)? {
+                        return Err(Error::Fenced(format!(
+                            "{name} exists in the store: another owner wrote it"
+                        )));
+                    }
                 }
                 if let Some(cache) = &shared.cache {
                     cache.insert(name, data);

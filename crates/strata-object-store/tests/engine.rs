@@ -216,3 +216,57 @@ fn remove_many_deletes_in_bulk_and_ignores_names_already_gone() {
         );
     }
 }
+
+/// A table of 16 MiB or more is uploaded in parts (not conditional: its
+/// number is of its owner's epoch alone) and reads back after a restart
+/// on an empty cache.
+#[test]
+fn a_large_table_is_uploaded_in_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file_url = format!("file://{}", dir.path().display());
+    for url in ["memory://big", file_url.as_str()] {
+        let url = parse_storage_url(url).unwrap();
+        let storage = ObjectStorage::open(same(&url), None, 0).unwrap();
+        let engine = Engine::open(storage.clone(), EngineOptions::default()).unwrap();
+        let big = TreeOptions {
+            memtable_bytes_max: 64 << 20,
+            target_file_size_bytes: 64 << 20,
+            ..TreeOptions::default()
+        };
+        let tree = engine.open_tree("t", big.clone()).unwrap();
+        // Values that do not compress: 20 MiB in 1 KiB values.
+        let noise = |i: u64| -> Vec<u8> {
+            let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            (0..1024)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect()
+        };
+        let rows = 20 * 1024;
+        for first in (0..rows).step_by(512) {
+            let mut batch = strata_engine::WriteBatch::new();
+            for i in first..first + 512 {
+                batch.put(tree.id(), &key(i), &noise(i));
+            }
+            engine.write(batch).unwrap();
+        }
+        tree.flush().unwrap();
+        let c = storage.counters();
+        assert_eq!(c.multipart_uploads.load(Ordering::Relaxed), 1, "{c}");
+        drop(tree);
+        engine.close().unwrap();
+        drop(storage);
+
+        let cache = tempfile::tempdir().unwrap();
+        let storage = ObjectStorage::open(same(&url), Some(cache.path()), 1 << 30).unwrap();
+        let engine = Engine::open(storage.clone(), EngineOptions::default()).unwrap();
+        let tree = engine.open_tree("t", big).unwrap();
+        for i in (0..rows).step_by(97).chain([rows - 1]) {
+            assert_eq!(tree.get(&key(i)).unwrap(), Some(noise(i)), "key {i}");
+        }
+    }
+}

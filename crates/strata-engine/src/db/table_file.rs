@@ -27,7 +27,7 @@ pub(crate) struct TableFile {
 
 impl TableFile {
     pub fn create(inner: &Inner, opts: &TreeOptions) -> Result<TableFile> {
-        let number = inner.versions.lock().new_file_number();
+        let number = inner.versions.lock().new_file_number()?;
         let name = table_file_name(number);
         let file = inner.storage.create(&name)?;
         Ok(TableFile {

@@ -26,6 +26,25 @@ pub enum Kind {
     Edit = 2,
 }
 
+/// File numbers each owner epoch has: epoch `e` numbers its tables from
+/// `e * FILE_NUMBERS_PER_EPOCH`, so that an old owner still writing and the
+/// owner that took over never name two tables alike (and a table can be
+/// uploaded in parts, which cannot be conditional).
+pub const FILE_NUMBERS_PER_EPOCH: u64 = 1 << 40;
+
+/// The file numbers of owner epoch `epoch`.
+pub fn file_numbers_of_epoch(epoch: u64) -> Result<std::ops::Range<u64>> {
+    epoch
+        .checked_mul(FILE_NUMBERS_PER_EPOCH)
+        .and_then(|start| Some(start..start.checked_add(FILE_NUMBERS_PER_EPOCH)?))
+        .ok_or_else(|| {
+            Error::corruption(
+                "manifest",
+                format!("epoch {epoch}: past the last epoch with file numbers"),
+            )
+        })
+}
+
 /// The most manifest objects `load` fetches at once.
 const LOAD_BATCH_MAX: u64 = 32;
 

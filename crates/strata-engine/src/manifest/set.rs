@@ -30,11 +30,6 @@ use crate::storage::{read_file, write_file_durably, Storage, WritableFile};
 const CURRENT: &str = "CURRENT";
 const CURRENT_TMP: &str = "CURRENT.tmp";
 
-/// File numbers a new owner of a storage of whole objects skips: more than
-/// an old owner can allocate between its last committed edit and the
-/// failed one that stops it (each flush or compaction commits an edit).
-const FILE_NUMBERS_SKIPPED_AT_TAKEOVER: u64 = 10_000;
-
 /// Attempts at taking over a storage of whole objects that another owner
 /// is still changing.
 const TAKEOVER_ATTEMPTS: u64 = 100;
@@ -76,6 +71,9 @@ impl TabletFiles {
 pub struct VersionSet {
     storage: Arc<dyn Storage>,
     next_file_number: Arc<AtomicU64>,
+    /// File numbers are allocated below this: on whole objects, the end of
+    /// this owner's epoch's numbers (`objects::file_numbers_of_epoch`).
+    file_numbers_end: u64,
     last_seq: SeqNo,
     /// Tree names by id.
     trees: BTreeMap<TreeId, String>,
@@ -233,13 +231,16 @@ impl VersionSet {
                 next_file_number = next_file_number.max(num + 1);
             }
         }
-        if loaded_objects.is_some() {
+        let mut file_numbers_end = u64::MAX;
+        if let Some(loaded) = &loaded_objects {
             // An old owner may still be writing tables numbered from its
-            // counter, past what its last edit recorded: start well clear
-            // of them, so that its uploads and ours never take one name.
-            next_file_number = next_file_number
-                .checked_add(FILE_NUMBERS_SKIPPED_AT_TAKEOVER)
-                .ok_or_else(|| Error::corruption("manifest", "file numbers exhausted"))?;
+            // counter, past what its last edit recorded: this owner takes
+            // the file numbers of its epoch, which no other owner uses, so
+            // that their uploads never take one name.
+            let epoch = loaded.epoch.saturating_add(1);
+            let ours = objects::file_numbers_of_epoch(epoch)?;
+            next_file_number = next_file_number.max(ours.start);
+            file_numbers_end = ours.end;
         }
         let next_file_number = Arc::new(AtomicU64::new(next_file_number));
         let mut tablets = BTreeMap::new();
@@ -294,6 +295,7 @@ impl VersionSet {
         let mut set = VersionSet {
             storage,
             next_file_number,
+            file_numbers_end,
             last_seq,
             trees,
             tablets,
@@ -399,7 +401,7 @@ impl VersionSet {
             }
             return Ok(());
         }
-        let name = manifest_file_name(self.new_file_number());
+        let name = manifest_file_name(self.new_file_number()?);
         let file = self.storage.create(&name)?;
         let old = match &mut self.manifest {
             Persist::Appended { file: f, name: n } => {
@@ -553,8 +555,17 @@ impl VersionSet {
         s
     }
 
-    pub fn new_file_number(&self) -> u64 {
-        self.next_file_number.fetch_add(1, Ordering::SeqCst)
+    /// A file number no file has had (on whole objects, of this owner's
+    /// epoch's numbers).
+    pub fn new_file_number(&self) -> Result<u64> {
+        let n = self.next_file_number.fetch_add(1, Ordering::SeqCst);
+        if n >= self.file_numbers_end {
+            return Err(Error::NoSpace(format!(
+                "the file numbers of owner epoch {} are used up; a restart takes a new epoch",
+                self.epoch()
+            )));
+        }
+        Ok(n)
     }
 
     pub fn file_number_counter(&self) -> Arc<AtomicU64> {
