@@ -1,0 +1,38 @@
+//! strata-cluster against a real etcd: every test starts its own server
+//! (`strata_cluster::testkit`), and fails if there is no etcd binary.
+
+mod election;
+mod kv;
+mod lease;
+mod membership;
+mod watch;
+
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Polls `check` every 50 ms until it yields a value; panics after
+/// `within`, naming `what`. Bounds are generous: they catch "never", not
+/// "slow".
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Awaits `fut`, panicking after `within`.
+pub async fn within<T>(within: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(within, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: not within {within:?}"),
+    }
+}
