@@ -256,7 +256,18 @@ fn serve(args: ServeArgs) -> Result<()> {
         }
     }
     if let Some(objects) = objects {
-        tracing::info!("object store: {}", objects.counters());
+        let c = objects.counters();
+        tracing::info!("object store: {c}");
+        let load = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+        if st.commit_batches > 0 && st.user_bytes_written > 0 {
+            // The costs of this run's writes (their flushes and compactions
+            // included): what a store charges for, per write and per byte.
+            tracing::info!(
+                "object store costs: {:.1} PUTs per 1,000 acknowledged write batches, {:.2} bytes uploaded per user byte",
+                load(&c.puts) as f64 * 1000.0 / st.commit_batches as f64,
+                load(&c.put_bytes) as f64 / st.user_bytes_written as f64,
+            );
+        }
     }
     tracing::info!("stopped");
     Ok(())
