@@ -50,6 +50,15 @@ pub enum Error {
     /// Any other gRPC failure.
     #[error("etcd error {code:?}: {message}")]
     Rpc { code: tonic::Code, message: String },
+    /// A master's write found what it replaces changed since it read it
+    /// (another plan, or a change it has not seen yet): read and decide
+    /// again.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A caller's argument is not valid (a bad table name, split rows out
+    /// of order).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
     /// The answer broke an invariant of the API (a missing field).
     #[error("malformed etcd response: {0}")]
     Protocol(String),

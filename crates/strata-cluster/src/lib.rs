@@ -38,14 +38,20 @@
 //! | [`watch`] | [`WatchStream`]: a key's or prefix's events from a revision, resumed across reconnects |
 //! | [`membership`] | the servers directory: [`register`], [`servers`], [`watch_servers`] |
 //! | [`election`] | master election with terms, and txns fenced by the term |
+//! | [`tablet_map`] | the tablet map: records (etcd values), routing a row to its tablet |
+//! | [`tablet_store`] | the tablet map in etcd: load, follow by watch, the master's guarded writes |
+//! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
 //! | `testkit` | (feature `testkit`) a throwaway etcd server for tests |
 
+pub mod assign;
 pub mod client;
 pub mod election;
 pub mod error;
 pub mod lease;
 pub mod membership;
 pub mod pb;
+pub mod tablet_map;
+pub mod tablet_store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod txn;

@@ -5,6 +5,7 @@ mod election;
 mod kv;
 mod lease;
 mod membership;
+mod tablets;
 mod watch;
 
 use std::future::Future;

@@ -1,0 +1,204 @@
+//! The tablet map in etcd: reading it, following it, and the master's
+//! writes to it (docs/cluster.md, "etcd keys").
+//!
+//! Every write is the master's, in a txn its term guards
+//! ([`Leadership::txn`]), and compares what it replaces with what the
+//! master last read (the whole old value), so two masters' plans, or a
+//! master's plan and a change it has not seen yet, never both apply.
+
+use crate::client::Etcd;
+use crate::election::Leadership;
+use crate::error::{Error, Result};
+use crate::tablet_map::{tablet_key, tablets_prefix, TabletMap, TabletRecord, TabletState};
+use crate::txn::{Cmp, Compare, Op, Txn};
+use crate::watch::{EventKind, WatchOptions, WatchStream};
+
+/// The key of the counter tablet ids come from.
+fn tablet_ids_key(cluster: &str) -> String {
+    format!("/{cluster}/ids/tablet")
+}
+
+/// Tablets one table may be created with (a txn carries them all; etcd
+/// bounds a txn's operations at 128 by default).
+pub const INITIAL_TABLETS_MAX: usize = 100;
+
+/// The tablet id in a tablet key, if it is one.
+fn id_of_key(cluster: &str, key: &[u8]) -> Option<u64> {
+    let rest = key.strip_prefix(tablets_prefix(cluster).as_bytes())?;
+    let slash = rest.iter().rposition(|&b| b == b'/')?;
+    std::str::from_utf8(&rest[slash + 1..]).ok()?.parse().ok()
+}
+
+/// The whole map and the revision it was read at (follow it with
+/// [`TabletFollower`] from `revision + 1`).
+pub async fn load(etcd: &Etcd, cluster: &str) -> Result<(TabletMap, i64)> {
+    let listing = etcd.get_prefix(tablets_prefix(cluster).as_bytes()).await?;
+    let mut map = TabletMap::default();
+    for kv in &listing.kvs {
+        let key = String::from_utf8_lossy(&kv.key);
+        map.upsert(TabletRecord::decode(&key, &kv.value)?);
+    }
+    Ok((map, listing.revision))
+}
+
+/// Keeps a map up to date from a watch.
+pub struct TabletFollower {
+    cluster: String,
+    stream: WatchStream,
+    /// The revision of the last change applied.
+    pub revision: i64,
+}
+
+impl TabletFollower {
+    /// Follows `cluster`'s tablet map from after `revision` (what [`load`]
+    /// returned).
+    pub fn new(etcd: &Etcd, cluster: &str, revision: i64) -> TabletFollower {
+        let opts = WatchOptions {
+            start_revision: revision + 1,
+            prev_kv: false,
+        };
+        TabletFollower {
+            cluster: cluster.to_string(),
+            stream: etcd.watch_prefix(tablets_prefix(cluster).as_bytes(), opts),
+            revision,
+        }
+    }
+
+    /// Waits for the next change and applies it to `map`; returns its
+    /// revision. `None`: the watch ended (reload and follow anew).
+    pub async fn apply_next(&mut self, map: &mut TabletMap) -> Option<Result<i64>> {
+        let event = match self.stream.next().await? {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        let key = String::from_utf8_lossy(&event.kv.key).into_owned();
+        let applied = match event.kind {
+            EventKind::Put => TabletRecord::decode(&key, &event.kv.value).map(|r| map.upsert(r)),
+            EventKind::Delete => match id_of_key(&self.cluster, &event.kv.key) {
+                Some(id) => {
+                    map.remove(id);
+                    Ok(())
+                }
+                None => Err(Error::Protocol(format!("not a tablet key: {key}"))),
+            },
+        };
+        self.revision = event.revision();
+        Some(applied.map(|()| event.revision()))
+    }
+}
+
+/// Why a master's write did not apply.
+fn conflict(what: String) -> Error {
+    Error::Conflict(what)
+}
+
+/// Creates `table`'s tablets, unassigned, split at `splits` (sorted,
+/// distinct, non-empty rows): `splits.len() + 1` tablets with new ids.
+/// Fails with `Error::Conflict` if the table has tablets already.
+pub async fn create_table(
+    master: &Leadership,
+    etcd: &Etcd,
+    cluster: &str,
+    table: &str,
+    splits: &[Vec<u8>],
+) -> Result<Vec<TabletRecord>> {
+    if table.is_empty() || table.contains('/') {
+        return Err(Error::InvalidArgument(format!("bad table name {table:?}")));
+    }
+    if splits.len() + 1 > INITIAL_TABLETS_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "{} initial tablets: at most {INITIAL_TABLETS_MAX}",
+            splits.len() + 1
+        )));
+    }
+    if splits.first().is_some_and(Vec::is_empty) || splits.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Error::InvalidArgument(
+            "split rows must be non-empty, sorted and distinct".into(),
+        ));
+    }
+    let table_prefix = format!("{}{table}/", tablets_prefix(cluster));
+    let existing = etcd.get_prefix(table_prefix.as_bytes()).await?;
+    if !existing.kvs.is_empty() {
+        return Err(conflict(format!("table {table} has tablets already")));
+    }
+    let ids_key = tablet_ids_key(cluster);
+    let (counter, _) = etcd.get_with_revision(ids_key.as_bytes()).await?;
+    let first_id: u64 = match &counter {
+        Some(kv) => std::str::from_utf8(&kv.value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| Error::Protocol(format!("{ids_key} is not a number")))?,
+        None => 1,
+    };
+    let counter_rev = counter.as_ref().map_or(0, |kv| kv.mod_revision);
+    let bounds: Vec<&[u8]> = std::iter::once(&[][..])
+        .chain(splits.iter().map(Vec::as_slice))
+        .collect();
+    let records: Vec<TabletRecord> = bounds
+        .iter()
+        .enumerate()
+        .map(|(i, start)| TabletRecord {
+            table: table.to_string(),
+            id: first_id + i as u64,
+            start: start.to_vec(),
+            end: bounds.get(i + 1).map(|e| e.to_vec()),
+            owner: None,
+            epoch: 0,
+            state: TabletState::Unassigned,
+        })
+        .collect();
+    let next_id = first_id + records.len() as u64;
+    let mut compares = vec![Compare::mod_revision(
+        ids_key.as_bytes(),
+        Cmp::Equal,
+        counter_rev,
+    )];
+    let mut ops = vec![Op::put(ids_key.as_bytes(), next_id.to_string().as_bytes())];
+    for r in &records {
+        let key = tablet_key(cluster, table, r.id);
+        compares.push(Compare::create_revision(key.as_bytes(), Cmp::Equal, 0));
+        ops.push(Op::put(key.as_bytes(), &r.encode()));
+    }
+    let resp = master.txn(Txn::new().when(compares).and_then(ops)).await?;
+    if !resp.succeeded {
+        return Err(conflict(format!(
+            "creating table {table}: the tablet ids or the map changed meanwhile"
+        )));
+    }
+    Ok(records)
+}
+
+/// Gives `tablet` (as the master last read it) to `owner` (None: takes it
+/// away), in `state`, at the next epoch. `Error::Conflict` if the record
+/// changed since it was read.
+pub async fn reassign(
+    master: &Leadership,
+    cluster: &str,
+    tablet: &TabletRecord,
+    owner: Option<&str>,
+    state: TabletState,
+) -> Result<TabletRecord> {
+    let mut next = tablet.clone();
+    next.owner = owner.map(str::to_string);
+    next.state = state;
+    next.epoch = tablet
+        .epoch
+        .checked_add(1)
+        .ok_or_else(|| Error::Protocol(format!("tablet {}: epoch exhausted", tablet.id)))?;
+    if next.owner.is_none() != (state == TabletState::Unassigned) {
+        return Err(Error::InvalidArgument(
+            "a tablet has an owner exactly when it is assigned".into(),
+        ));
+    }
+    let key = tablet_key(cluster, &tablet.table, tablet.id);
+    let txn = Txn::new()
+        .when([Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())])
+        .and_then([Op::put(key.as_bytes(), &next.encode())]);
+    if !master.txn(txn).await?.succeeded {
+        return Err(conflict(format!(
+            "tablet {} of {} changed since it was read",
+            tablet.id, tablet.table
+        )));
+    }
+    Ok(next)
+}
