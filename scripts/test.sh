@@ -33,7 +33,11 @@ cargo_rc=0
 cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/cargo-test.log" || cargo_rc=$?
 echo "== Python client tests (google-cloud-bigtable against strata serve)"
 python_rc=0
-{ cargo build -p strata && STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh; } 2>&1 \
+# cargo test built target/debug/strata (the strata crate's integration tests
+# run it); a separate `cargo build -p strata` would build the workspace again
+# with another feature set (dev-dependencies unify features under cargo test).
+[[ -x "$target/debug/strata" ]] || cargo build -p strata
+{ STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh; } 2>&1 \
     | tee "$logs/pytest.log" || python_rc=$?
 echo "== Python client tests again, the server on an S3-compatible store (moto)"
 STRATA_TEST_STORAGE=s3 STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh 2>&1 \
