@@ -41,6 +41,7 @@
 //! | [`tablet_map`] | the tablet map: records (etcd values), routing a row to its tablet |
 //! | [`tablet_store`] | the tablet map in etcd: load, follow by watch, the master's guarded writes |
 //! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
+//! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
 //! | `testkit` | (feature `testkit`) a throwaway etcd server for tests |
 
 pub mod assign;
@@ -48,6 +49,7 @@ pub mod client;
 pub mod election;
 pub mod error;
 pub mod lease;
+pub mod master;
 pub mod membership;
 pub mod pb;
 pub mod tablet_map;

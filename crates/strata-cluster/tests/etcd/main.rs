@@ -4,6 +4,7 @@
 mod election;
 mod kv;
 mod lease;
+mod master;
 mod membership;
 mod tablets;
 mod watch;
