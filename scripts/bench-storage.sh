@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # strata serve on local disk against strata serve on an S3-compatible object
-# store (moto's server on this machine), same binary, same client,
+# store (moto's server on this machine, or s3s-fs's), same binary, same client,
 # alternated (local, s3, local, s3, ...), each run on fresh storage:
 #   1. YCSB load, A, C (uniform) at THREADS in flight;
 #   2. the server stopped (its stop line counts the store's requests);
@@ -20,6 +20,10 @@
 #   also s3-1: s3 with one log upload in flight, --log-uploads 1), and
 #   S3_LATENCY_MS: every request to the store delayed by that much
 #   (scripts/dev/latency-proxy.py in front of moto), as from a distant store.
+#   S3_SERVER: moto (the default) or s3s-fs, the s3s-fs crate's native S3
+#   server on a directory in TMPDIR (removed at the end); its binary S3S_FS
+#   (default /tmp/s3s/bin/s3s-fs: cargo install s3s-fs --features binary
+#   --root /tmp/s3s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,40 +39,53 @@ strata=$target/release/strata
 bench=$target/release/strata-bench
 venv=${STRATA_PYVENV:-target/pyvenv}
 moto=${MOTO:-$venv/bin/moto_server}
+s3_server=${S3_SERVER:-moto}
+s3s_fs=${S3S_FS:-/tmp/s3s/bin/s3s-fs}
 
 die() { echo "bench-storage.sh: $*" >&2; exit 1; }
 cargo build --release -q -p strata -p strata-bench
-[[ -x $moto ]] || die "no moto_server at $moto (run scripts/test-python.sh once, or set MOTO)"
+case $s3_server in
+  moto) [[ -x $moto ]] || die "no moto_server at $moto (run scripts/test-python.sh once, or set MOTO)" ;;
+  s3s-fs) [[ -x $s3s_fs ]] || die "no s3s-fs at $s3s_fs (cargo install s3s-fs --features binary --root /tmp/s3s, or set S3S_FS)" ;;
+  *) die "unknown S3_SERVER $s3_server (moto or s3s-fs)" ;;
+esac
 
 out=${BENCH_OUT:-bench-results}/storage-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
-echo "results in $out (commit $(git rev-parse --short HEAD))" >&2
+echo "results in $out (commit $(git rev-parse --short HEAD), S3 server $s3_server)" >&2
 
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
 
-moto_port=$(free_port)
-"$moto" -H 127.0.0.1 -p "$moto_port" >"$out/moto.log" 2>&1 &
-moto_pid=$!
+s3_port=$(free_port)
+if [[ $s3_server == s3s-fs ]]; then
+  s3_root=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-s3s.XXXXXX")
+  mkdir "$s3_root/bench" # a bucket is a directory
+  "$s3s_fs" --host 127.0.0.1 --port "$s3_port" --access-key bench --secret-key bench "$s3_root" >"$out/s3s-fs.log" 2>&1 &
+else
+  "$moto" -H 127.0.0.1 -p "$s3_port" >"$out/moto.log" 2>&1 &
+fi
+s3_pid=$!
 cleanup() {
   stop_server
-  kill "$moto_pid" ${proxy_pid:-} 2>/dev/null || true
-  rm -rf "${store_dir:-}" "${cache_dir:-}"
+  kill "$s3_pid" ${proxy_pid:-} 2>/dev/null || true
+  wait "$s3_pid" 2>/dev/null || true
+  rm -rf "${store_dir:-}" "${cache_dir:-}" "${s3_root:-}"
 }
 trap cleanup EXIT
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$moto_port AWS_ALLOW_HTTP=true
+export AWS_ENDPOINT_URL=http://127.0.0.1:$s3_port AWS_ALLOW_HTTP=true
 for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $moto_port), 1)" 2>/dev/null && break
+  python3 -c "import socket; socket.create_connection(('127.0.0.1', $s3_port), 1)" 2>/dev/null && break
   sleep 0.1
 done
-"$venv/bin/python" -c "
+[[ $s3_server == s3s-fs ]] || "$venv/bin/python" -c "
 import boto3
 boto3.client('s3', endpoint_url='$AWS_ENDPOINT_URL', aws_access_key_id='bench',
              aws_secret_access_key='bench', region_name='us-east-1').create_bucket(Bucket='bench')"
 if [[ -n ${S3_LATENCY_MS:-} ]]; then
   proxy_port=$(free_port)
-  python3 scripts/dev/latency-proxy.py "$proxy_port" "127.0.0.1:$moto_port" "$S3_LATENCY_MS" &
+  python3 scripts/dev/latency-proxy.py "$proxy_port" "127.0.0.1:$s3_port" "$S3_LATENCY_MS" &
   proxy_pid=$!
   export AWS_ENDPOINT_URL=http://127.0.0.1:$proxy_port
   echo "store requests delayed by $S3_LATENCY_MS ms" >&2

@@ -14,14 +14,14 @@
 //! id 17
 //! start 7573657234
 //! end -
-//! owner server-a
+//! owner server-a@1042
 //! epoch 3
 //! state serving
 //! ```
 //!
 //! Row keys are hex (`-` for an unbounded end; the start of a table's
 //! first tablet is the empty string). `owner` is `-` when no server has the
-//! tablet. The epoch grows by one at every change of owner: a server acts
+//! tablet, else the server's id and incarnation (`master::owner_name`). The epoch grows by one at every change of owner: a server acts
 //! on an assignment only at the epoch it was given.
 
 use std::collections::BTreeMap;
