@@ -42,9 +42,11 @@
 //! | [`tablet_store`] | the tablet map in etcd: load, follow by watch, the master's guarded writes |
 //! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
 //! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
+//! | [`assignments`] | a server's view: the tablets to open and close as the map changes |
 //! | `testkit` | (feature `testkit`) a throwaway etcd server for tests |
 
 pub mod assign;
+pub mod assignments;
 pub mod client;
 pub mod election;
 pub mod error;

@@ -12,7 +12,8 @@ use strata_cluster::master::{owner_name, run, MasterOptions, Recovery};
 use strata_cluster::tablet_map::{TabletMap, TabletRecord, TabletState};
 use strata_cluster::tablet_store::{create_table, load};
 use strata_cluster::testkit::EtcdServer;
-use strata_cluster::{campaign, register, Etcd, LeadershipLoss, Lease, Result};
+use strata_cluster::{campaign, register, Etcd, LeadershipLoss, Lease, Registration, Result};
+use tokio::task::JoinHandle;
 
 const TTL: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(15);
@@ -50,36 +51,41 @@ async fn settled(etcd: &Etcd, owners: &[&str]) -> TabletMap {
     .await
 }
 
-#[tokio::test]
-async fn the_master_keeps_every_tablet_on_a_live_server() {
-    let server = EtcdServer::start().await;
-    let etcd = server.connect().await;
-    let s1 = register(&etcd, "c", "s1", "127.0.0.1:1", TTL)
-        .await
-        .unwrap();
-    let s2 = register(&etcd, "c", "s2", "127.0.0.1:2", TTL)
-        .await
-        .unwrap();
+/// Two registered servers, s1 and s2, and their owner names.
+async fn two_servers(etcd: &Etcd) -> (Registration, Registration, String, String) {
+    let s1 = register(etcd, "c", "s1", "127.0.0.1:1", TTL).await.unwrap();
+    let s2 = register(etcd, "c", "s2", "127.0.0.1:2", TTL).await.unwrap();
     let (o1, o2) = (owner_name(s1.info()), owner_name(s2.info()));
+    (s1, s2, o1, o2)
+}
 
-    let lease = Lease::grant(&etcd, TTL).await.unwrap();
-    let master = campaign(&etcd, "c", "m", &lease).await.unwrap();
-    let splits: Vec<Vec<u8>> = [b"b", b"d", b"f", b"h"]
-        .iter()
-        .map(|s| s.to_vec())
-        .collect();
-    create_table(&master, &etcd, "c", "t", &splits)
+/// A master (lease, recorder, running loop) with table `t` split at `splits`.
+async fn start_master(
+    etcd: &Etcd,
+    splits: &[&[u8]],
+) -> (Lease, Arc<Recorder>, JoinHandle<LeadershipLoss>) {
+    let lease = Lease::grant(etcd, TTL).await.unwrap();
+    let master = campaign(etcd, "c", "m", &lease).await.unwrap();
+    let splits: Vec<Vec<u8>> = splits.iter().map(|s| s.to_vec()).collect();
+    create_table(&master, etcd, "c", "t", &splits)
         .await
         .unwrap();
-
     let recorder = Arc::new(Recorder::default());
     let loop_task = {
         let (etcd, recorder) = (etcd.clone(), recorder.clone());
         tokio::spawn(async move {
-            let opts = MasterOptions::default();
-            run(&etcd, "c", &master, &*recorder, &opts).await
+            run(&etcd, "c", &master, &*recorder, &MasterOptions::default()).await
         })
     };
+    (lease, recorder, loop_task)
+}
+
+#[tokio::test]
+async fn the_master_keeps_every_tablet_on_a_live_server() {
+    let server = EtcdServer::start().await;
+    let etcd = server.connect().await;
+    let (s1, s2, o1, o2) = two_servers(&etcd).await;
+    let (lease, recorder, loop_task) = start_master(&etcd, &[b"b", b"d", b"f", b"h"]).await;
 
     // New tablets go to the live servers, evenly.
     let map = settled(&etcd, &[&o1, &o2]).await;
@@ -127,4 +133,59 @@ async fn the_master_keeps_every_tablet_on_a_live_server() {
         "{why:?}"
     );
     drop(s2);
+}
+
+/// Each server follows its assignments: what the master gives it opens,
+/// what it takes away closes, and after a server dies the survivor opens
+/// its tablets (after their recovery).
+#[tokio::test]
+async fn servers_follow_the_masters_assignments() {
+    use std::collections::BTreeMap;
+    use strata_cluster::assignments::{Assignments, Change};
+
+    let server = EtcdServer::start().await;
+    let etcd = server.connect().await;
+    let (s1, _s2, o1, o2) = two_servers(&etcd).await;
+    let (mut v1, first1) = Assignments::start(&etcd, "c", &o1).await.unwrap();
+    let (mut v2, first2) = Assignments::start(&etcd, "c", &o2).await.unwrap();
+    assert!(first1.is_empty() && first2.is_empty());
+
+    let (_lease, recorder, loop_task) = start_master(&etcd, &[b"c", b"f", b"i"]).await;
+
+    // What each server is told to open, applied to what it holds.
+    async fn follow(view: &mut Assignments, held: &mut BTreeMap<u64, u64>, until: usize) {
+        within(WAIT, "assignments arrive", async {
+            while held.len() != until {
+                for change in view.next().await.unwrap().unwrap() {
+                    match change {
+                        Change::Open(t) => assert!(held.insert(t.id, t.epoch).is_none()),
+                        Change::Close { id, epoch } => assert_eq!(held.remove(&id), Some(epoch)),
+                    }
+                }
+            }
+        })
+        .await;
+    }
+    let (mut h1, mut h2) = (BTreeMap::new(), BTreeMap::new());
+    follow(&mut v1, &mut h1, 2).await;
+    follow(&mut v2, &mut h2, 2).await;
+    assert!(
+        h1.keys().all(|id| !h2.contains_key(id)),
+        "one server per tablet"
+    );
+    assert_eq!(&h1, v1.held());
+
+    // s1 dies; s2 ends up with all four, each opened at its new epoch.
+    s1.lease().revoke().await.unwrap();
+    follow(&mut v2, &mut h2, 4).await;
+    let (map, _) = load(&etcd, "c").await.unwrap();
+    for (id, epoch) in &h2 {
+        assert_eq!(map.get(*id).unwrap().epoch, *epoch);
+    }
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+    assert_eq!(
+        v2.map().route("t", b"zz").unwrap().owner.as_deref(),
+        Some(o2.as_str())
+    );
+    loop_task.abort();
 }
