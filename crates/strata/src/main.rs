@@ -14,6 +14,7 @@ use strata_object_store::ObjectStorage;
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
+mod cluster_cmd;
 mod listen;
 mod logging;
 mod report;
@@ -43,6 +44,9 @@ enum Command {
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
     Tablets(tablets_cmd::TabletsArgs),
+    /// Inspect a cluster through its etcd (docs/cluster.md).
+    #[command(subcommand)]
+    Cluster(cluster_cmd::ClusterCommand),
 }
 
 /// Server settings from the command line.
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
     let done = match cli.command {
         Command::Serve(args) => serve(args),
         Command::Tablets(args) => tablets_cmd::run(args),
+        Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };
     match done {
         Ok(()) => ExitCode::SUCCESS,

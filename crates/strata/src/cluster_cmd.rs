@@ -1,0 +1,156 @@
+//! `strata cluster status`: what etcd says about a cluster: the master and
+//! its term, the live servers with their tablet counts, and every tablet
+//! that is not being served (docs/cluster.md).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result};
+use strata_cluster::master::owner_name;
+use strata_cluster::tablet_map::{TabletMap, TabletRecord, TabletState};
+use strata_cluster::{master, servers, Etcd, MasterInfo, ServerInfo};
+
+/// `strata cluster …`.
+#[derive(clap::Subcommand)]
+pub enum ClusterCommand {
+    /// The master, the servers and their tablets, and the tablets not
+    /// being served, as etcd has them.
+    Status(StatusArgs),
+}
+
+/// What `strata cluster status` was asked.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// etcd endpoints, `http://HOST:PORT[,…]`.
+    #[arg(long, value_name = "URLS", env = "STRATA_ETCD")]
+    pub etcd: String,
+    /// The cluster's name (its key prefix in etcd).
+    #[arg(long, default_value = "strata")]
+    pub cluster: String,
+}
+
+pub fn run(cmd: ClusterCommand) -> Result<()> {
+    let ClusterCommand::Status(args) = cmd;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let text = rt.block_on(status(&args))?;
+    print!("{text}");
+    Ok(())
+}
+
+async fn status(args: &StatusArgs) -> Result<String> {
+    let etcd = Etcd::connect(&args.etcd)
+        .await
+        .with_context(|| format!("cannot reach etcd at {}", args.etcd))?;
+    let (live, revision) = servers(&etcd, &args.cluster)
+        .await
+        .context("reading the servers")?;
+    let master = master(&etcd, &args.cluster)
+        .await
+        .context("reading the master")?;
+    let (map, _) = strata_cluster::tablet_store::load(&etcd, &args.cluster)
+        .await
+        .context("reading the tablet map")?;
+    Ok(render(
+        &args.cluster,
+        revision,
+        master.as_ref(),
+        &live,
+        &map,
+    ))
+}
+
+/// The report, as printed.
+pub fn render(
+    cluster: &str,
+    revision: i64,
+    master: Option<&MasterInfo>,
+    live: &[ServerInfo],
+    map: &TabletMap,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "cluster {cluster} (etcd revision {revision})");
+    let _ = match master {
+        Some(m) => writeln!(out, "master: {} (term {})", m.id, m.term),
+        None => writeln!(out, "master: none"),
+    };
+    let mut per_owner: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut per_state: BTreeMap<&str, usize> = BTreeMap::new();
+    for t in map.all() {
+        if let Some(o) = &t.owner {
+            *per_owner.entry(o).or_default() += 1;
+        }
+        *per_state.entry(state_name(t.state)).or_default() += 1;
+    }
+    let _ = writeln!(out, "servers: {}", live.len());
+    for s in live {
+        let name = owner_name(s);
+        let n = per_owner.get(name.as_str()).copied().unwrap_or(0);
+        let _ = writeln!(out, "  {name:<24} {:<22} {n} tablets", s.addr);
+    }
+    let tables = map
+        .all()
+        .map(|t| &t.table)
+        .collect::<std::collections::BTreeSet<_>>();
+    let states: Vec<String> = per_state.iter().map(|(s, n)| format!("{n} {s}")).collect();
+    let _ = writeln!(
+        out,
+        "tablets: {} in {} tables ({})",
+        map.len(),
+        tables.len(),
+        if states.is_empty() {
+            "none".to_string()
+        } else {
+            states.join(", ")
+        }
+    );
+    let live_names: std::collections::BTreeSet<String> = live.iter().map(owner_name).collect();
+    let waiting: Vec<&TabletRecord> = map
+        .all()
+        .filter(|t| {
+            t.state != TabletState::Serving
+                || !t.owner.as_ref().is_some_and(|o| live_names.contains(o))
+        })
+        .collect();
+    if !waiting.is_empty() {
+        let _ = writeln!(out, "not served:");
+        for t in waiting {
+            let _ = writeln!(
+                out,
+                "  {} tablet {} [{}, {}) {} owner {} epoch {}",
+                t.table,
+                t.id,
+                printable(&t.start),
+                t.end.as_deref().map_or("end".to_string(), printable),
+                state_name(t.state),
+                t.owner.as_deref().unwrap_or("-"),
+                t.epoch
+            );
+        }
+    }
+    out
+}
+
+fn state_name(s: TabletState) -> &'static str {
+    match s {
+        TabletState::Unassigned => "unassigned",
+        TabletState::Serving => "serving",
+        TabletState::Moving => "moving",
+        TabletState::Recovering => "recovering",
+    }
+}
+
+/// A row key for a terminal: printable ASCII as is, other bytes `\xNN`.
+fn printable(row: &[u8]) -> String {
+    if row.is_empty() {
+        return "\"\"".to_string();
+    }
+    row.iter()
+        .map(|&b| match b {
+            b' '..=b'~' if b != b'\\' => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect()
+}

@@ -1,0 +1,94 @@
+//! `strata cluster status` against a real etcd holding a master, two
+//! servers and a table's tablets, one of them not served.
+
+use std::process::Command;
+use std::time::Duration;
+
+use strata_cluster::master::owner_name;
+use strata_cluster::tablet_map::TabletState;
+use strata_cluster::tablet_store::{create_table, reassign};
+use strata_cluster::testkit::EtcdServer;
+use strata_cluster::{campaign, register, Lease};
+
+const TTL: Duration = Duration::from_secs(10);
+
+fn status(endpoint: &str, cluster: &str) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "cluster",
+            "status",
+            "--etcd",
+            endpoint,
+            "--cluster",
+            cluster,
+        ])
+        .output()
+        .expect("run strata");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cluster_status_shows_master_servers_and_unserved_tablets() {
+    let server = EtcdServer::start().await;
+    let etcd = server.connect().await;
+    let s1 = register(&etcd, "c", "s1", "127.0.0.1:7001", TTL)
+        .await
+        .unwrap();
+    let _s2 = register(&etcd, "c", "s2", "127.0.0.1:7002", TTL)
+        .await
+        .unwrap();
+    let lease = Lease::grant(&etcd, TTL).await.unwrap();
+    let master = campaign(&etcd, "c", "m1", &lease).await.unwrap();
+    let tablets = create_table(&master, &etcd, "c", "users", &[b"k".to_vec()])
+        .await
+        .unwrap();
+    let o1 = owner_name(s1.info());
+    reassign(&master, "c", &tablets[0], Some(&o1), TabletState::Serving)
+        .await
+        .unwrap();
+
+    let endpoint = server.endpoint().to_string();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || status(&endpoint, "c"))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("master: m1 (term {})", master.term())),
+        "{out}"
+    );
+    assert!(out.contains("servers: 2"), "{out}");
+    let s1_line = out.lines().find(|l| l.contains(&o1)).expect(&out);
+    assert!(
+        s1_line.contains("127.0.0.1:7001") && s1_line.ends_with("1 tablets"),
+        "{out}"
+    );
+    assert!(
+        out.contains("tablets: 2 in 1 tables (1 serving, 1 unassigned)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "users tablet {} [k, end) unassigned owner - epoch 0",
+            tablets[1].id
+        )),
+        "{out}"
+    );
+
+    // An empty cluster, and an unreachable etcd.
+    let endpoint = server.endpoint().to_string();
+    let (ok, out, _) = tokio::task::spawn_blocking(move || status(&endpoint, "empty"))
+        .await
+        .unwrap();
+    assert!(
+        ok && out.contains("master: none") && out.contains("tablets: 0 in 0 tables (none)"),
+        "{out}"
+    );
+    let (ok, _, err) = tokio::task::spawn_blocking(|| status("http://127.0.0.1:1", "c"))
+        .await
+        .unwrap();
+    assert!(!ok && err.contains("etcd"), "{err}");
+}
