@@ -63,7 +63,8 @@ pub enum TabletState {
 }
 
 impl TabletState {
-    fn name(self) -> &'static str {
+    /// The state's name in a record (and in `strata cluster status`).
+    pub fn name(self) -> &'static str {
         match self {
             TabletState::Unassigned => "unassigned",
             TabletState::Serving => "serving",

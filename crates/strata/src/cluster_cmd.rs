@@ -82,7 +82,7 @@ pub fn render(
         if let Some(o) = &t.owner {
             *per_owner.entry(o).or_default() += 1;
         }
-        *per_state.entry(state_name(t.state)).or_default() += 1;
+        *per_state.entry(t.state.name()).or_default() += 1;
     }
     let _ = writeln!(out, "servers: {}", live.len());
     for s in live {
@@ -124,22 +124,13 @@ pub fn render(
                 t.id,
                 printable(&t.start),
                 t.end.as_deref().map_or("end".to_string(), printable),
-                state_name(t.state),
+                t.state.name(),
                 t.owner.as_deref().unwrap_or("-"),
                 t.epoch
             );
         }
     }
     out
-}
-
-fn state_name(s: TabletState) -> &'static str {
-    match s {
-        TabletState::Unassigned => "unassigned",
-        TabletState::Serving => "serving",
-        TabletState::Moving => "moving",
-        TabletState::Recovering => "recovering",
-    }
 }
 
 /// A row key for a terminal: printable ASCII as is, other bytes `\xNN`.
