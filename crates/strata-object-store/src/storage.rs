@@ -31,20 +31,26 @@ const SST_DIR: &str = "sst";
 /// Objects `read_many` fetches at once.
 const READ_MANY_IN_FLIGHT: usize = 32;
 
+/// One storage's view of the store: its prefix, and what it shares with
+/// the storages of the same store (`ObjectStorage::child`): the client,
+/// the runtime, the cache directory, the counters and the fill limit.
 struct Shared {
     url: String,
     store: Arc<dyn ObjectStore>,
     prefix: Path,
     bridge: Bridge,
-    cache: Option<FileCache>,
-    counters: Counters,
+    cache: Option<Arc<FileCache>>,
+    /// Prepended to a table's name in the shared cache (children's tables
+    /// are numbered independently).
+    cache_ns: String,
+    counters: Arc<Counters>,
     /// Bounds the tables fetched into the cache at once: a fresh server
     /// opening a large store would otherwise fetch every table at once,
     /// holding them all in memory and crowding out the reads it serves.
     /// No permits until the engine has recovered (`Storage::recovered`):
     /// a fill competes with the small reads that open the tables.
     fills: Arc<tokio::sync::Semaphore>,
-    fills_started: AtomicBool,
+    fills_started: Arc<AtomicBool>,
 }
 
 /// Tables this large or larger are uploaded in parts of `PART_BYTES`
@@ -79,7 +85,7 @@ impl ObjectStorage {
     /// range: `len` if the caller knows it, else asked for (a HEAD).
     fn open_with_len(&self, name: &str, len: Option<u64>) -> Result<Arc<dyn RandomAccessFile>> {
         let local = Arc::new(OnceLock::new());
-        if let Some(f) = self.shared.cache.as_ref().and_then(|c| c.get(name)) {
+        if let Some(f) = self.shared.cache_get(name) {
             let len = f
                 .metadata()
                 .map_err(|e| Error::io(format!("stat cached {name}"), e))?
@@ -121,7 +127,7 @@ impl ObjectStorage {
         cache_bytes_max: u64,
     ) -> Result<Arc<ObjectStorage>, SetupError> {
         let cache = cache_dir
-            .map(|dir| FileCache::open(dir, cache_bytes_max, &url.url))
+            .map(|dir| FileCache::open(dir, cache_bytes_max, &url.url).map(Arc::new))
             .transpose()?;
         Ok(Arc::new(ObjectStorage {
             shared: Arc::new(Shared {
@@ -130,20 +136,68 @@ impl ObjectStorage {
                 prefix: url.prefix,
                 bridge: Bridge::new()?,
                 cache,
+                cache_ns: String::new(),
                 fills: Arc::new(tokio::sync::Semaphore::new(0)),
-                fills_started: AtomicBool::new(false),
-                counters: Counters::default(),
+                fills_started: Arc::new(AtomicBool::new(false)),
+                counters: Arc::new(Counters::default()),
             }),
         }))
     }
 
-    /// Requests and bytes so far.
+    /// The storage of the sub-prefix `sub` (`a/b`: no leading, trailing or
+    /// doubled `/`), an engine's own: the same store, runtime, cache
+    /// directory and counters, its own names. A cluster server keeps each
+    /// tablet it serves in one (docs/cluster.md).
+    pub fn child(&self, sub: &str) -> Result<Arc<ObjectStorage>> {
+        let bad = || Error::InvalidArgument(format!("bad storage sub-prefix {sub:?}"));
+        if sub.is_empty() || sub.starts_with('/') || sub.ends_with('/') || sub.contains("//") {
+            return Err(bad());
+        }
+        let mut prefix = self.shared.prefix.clone();
+        for part in sub.split('/') {
+            prefix = prefix.join(part);
+        }
+        let s = &self.shared;
+        Ok(Arc::new(ObjectStorage {
+            shared: Arc::new(Shared {
+                url: format!("{}/{sub}", s.url.trim_end_matches('/')),
+                store: s.store.clone(),
+                prefix,
+                bridge: s.bridge.clone(),
+                cache: s.cache.clone(),
+                cache_ns: format!("{}{}-", s.cache_ns, sub.replace('/', "-")),
+                fills: s.fills.clone(),
+                fills_started: s.fills_started.clone(),
+                counters: s.counters.clone(),
+            }),
+        }))
+    }
+
+    /// Requests and bytes so far (shared with its children and parent).
     pub fn counters(&self) -> &Counters {
         &self.shared.counters
     }
 }
 
 impl Shared {
+    fn cache_key(&self, name: &str) -> String {
+        format!("{}{name}", self.cache_ns)
+    }
+
+    fn cache_get(&self, name: &str) -> Option<File> {
+        self.cache.as_ref()?.get(&self.cache_key(name))
+    }
+
+    fn cache_insert(&self, name: &str, data: &[u8]) -> Option<File> {
+        self.cache.as_ref()?.insert(&self.cache_key(name), data)
+    }
+
+    fn cache_remove(&self, name: &str) {
+        if let Some(c) = &self.cache {
+            c.remove(&self.cache_key(name));
+        }
+    }
+
     /// The object path of an engine file name.
     fn path(&self, name: &str) -> Result<Path> {
         let bad = || Error::InvalidArgument(format!("bad object name {name:?}"));
@@ -338,10 +392,8 @@ impl Shared {
                     let shared2 = shared.clone();
                     // Writing the file blocks: off the runtime's workers.
                     let _ = tokio::task::spawn_blocking(move || {
-                        if let Some(cache) = &shared2.cache {
-                            if let Some(f) = cache.insert(&name, &bytes) {
-                                let _ = slot.set(f);
-                            }
+                        if let Some(f) = shared2.cache_insert(&name, &bytes) {
+                            let _ = slot.set(f);
                         }
                     })
                     .await;
@@ -428,9 +480,7 @@ impl Storage for ObjectStorage {
                         )));
                     }
                 }
-                if let Some(cache) = &shared.cache {
-                    cache.insert(name, data);
-                }
+                shared.cache_insert(name, data);
                 Ok(())
             }),
         )))
@@ -452,9 +502,7 @@ impl Storage for ObjectStorage {
             .shared
             .run("delete", name, async move { store.delete(&path).await })?;
         Counters::add(&self.shared.counters.deletes, 1);
-        if let Some(cache) = &self.shared.cache {
-            cache.remove(name);
-        }
+        self.shared.cache_remove(name);
         match r {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => {
@@ -479,10 +527,8 @@ impl Storage for ObjectStorage {
                 store.delete_stream(paths).collect::<Vec<_>>().await
             })?;
             Counters::add(&self.shared.counters.deletes, batch.len() as u64);
-            if let Some(cache) = &self.shared.cache {
-                for n in batch {
-                    cache.remove(n);
-                }
+            for n in batch {
+                self.shared.cache_remove(n);
             }
             for r in results {
                 match r {

@@ -270,3 +270,61 @@ fn a_large_table_is_uploaded_in_parts() {
         }
     }
 }
+
+/// Children of one storage (a cluster server's tablets) keep apart: each
+/// engine sees only its own names, the same table number in two children
+/// is two objects (and two cache entries), and they share the counters.
+#[test]
+fn child_storages_keep_their_engines_apart() {
+    use strata_engine::storage::Storage;
+    let cache = tempfile::tempdir().unwrap();
+    let root = ObjectStorage::open(
+        parse_storage_url("memory://cluster").unwrap(),
+        Some(cache.path()),
+        1 << 30,
+    )
+    .unwrap();
+    assert!(root.child("").is_err());
+    assert!(root.child("a//b").is_err());
+    assert!(root.child("/a").is_err());
+    let mut trees = Vec::new();
+    for (i, sub) in ["tablets/1", "tablets/2"].into_iter().enumerate() {
+        let storage = root.child(sub).unwrap();
+        let engine = Engine::open(storage.clone(), EngineOptions::default()).unwrap();
+        let tree = engine.open_tree("t", small_tree()).unwrap();
+        for k in 0..500 {
+            tree.put(&key(k), format!("{sub} {k}").as_bytes()).unwrap();
+        }
+        tree.flush().unwrap();
+        let names = storage.list().unwrap();
+        assert!(names.iter().any(|n| n.ends_with(".sst")), "{names:?}");
+        trees.push((storage, engine, tree, i));
+    }
+    let (s1, s2) = (trees[0].0.clone(), trees[1].0.clone());
+    let tables = |s: &ObjectStorage| -> Vec<String> {
+        let mut v: Vec<String> = s
+            .list()
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.ends_with(".sst"))
+            .collect();
+        v.sort();
+        v
+    };
+    // Both engines started at the same epoch: the same table names.
+    assert_eq!(tables(&s1), tables(&s2));
+    for (_, engine, tree, i) in trees.drain(..) {
+        let sub = ["tablets/1", "tablets/2"][i];
+        assert_eq!(tree.get(&key(7)).unwrap(), Some(format!("{sub} 7").into_bytes()));
+        engine.close().unwrap();
+    }
+    // Reopened (a new owner of each, the cache shared): still apart.
+    drop(root);
+    for (sub, s) in [("tablets/1", s1.clone()), ("tablets/2", s2.clone())] {
+        let engine = Engine::open(s, EngineOptions::default()).unwrap();
+        let tree = engine.open_tree("t", small_tree()).unwrap();
+        assert_eq!(tree.get(&key(499)).unwrap(), Some(format!("{sub} 499").into_bytes()));
+        engine.close().unwrap();
+    }
+    assert!(s1.counters().to_string().contains("PUTs"));
+}
