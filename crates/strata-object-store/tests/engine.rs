@@ -315,7 +315,10 @@ fn child_storages_keep_their_engines_apart() {
     assert_eq!(tables(&s1), tables(&s2));
     for (_, engine, tree, i) in trees.drain(..) {
         let sub = ["tablets/1", "tablets/2"][i];
-        assert_eq!(tree.get(&key(7)).unwrap(), Some(format!("{sub} 7").into_bytes()));
+        assert_eq!(
+            tree.get(&key(7)).unwrap(),
+            Some(format!("{sub} 7").into_bytes())
+        );
         engine.close().unwrap();
     }
     // Reopened (a new owner of each, the cache shared): still apart.
@@ -323,7 +326,10 @@ fn child_storages_keep_their_engines_apart() {
     for (sub, s) in [("tablets/1", s1.clone()), ("tablets/2", s2.clone())] {
         let engine = Engine::open(s, EngineOptions::default()).unwrap();
         let tree = engine.open_tree("t", small_tree()).unwrap();
-        assert_eq!(tree.get(&key(499)).unwrap(), Some(format!("{sub} 499").into_bytes()));
+        assert_eq!(
+            tree.get(&key(499)).unwrap(),
+            Some(format!("{sub} 499").into_bytes())
+        );
         engine.close().unwrap();
     }
     assert!(s1.counters().to_string().contains("PUTs"));

@@ -32,6 +32,86 @@ const PURGE_BATCH_OPS: usize = 10_000;
 /// order of magnitude; `strata serve --tablet-split-size`).
 pub const TABLET_SPLIT_BYTES_DEFAULT: u64 = 512 << 20;
 
+/// The schema `changes` (ModifyColumnFamilies, all or none) make of
+/// `schema`, and the families they drop (whose cells must be purged).
+/// A table with deletion protection refuses any drop (FAILED_PRECONDITION,
+/// as Bigtable: protection covers the table's families).
+pub fn plan_family_changes(
+    name: &str,
+    schema: &Schema,
+    changes: &[FamilyChange],
+) -> Result<(Schema, Vec<String>)> {
+    if schema.deletion_protection {
+        if let Some(FamilyChange::Drop(f)) =
+            changes.iter().find(|c| matches!(c, FamilyChange::Drop(_)))
+        {
+            return Err(TableError::FailedPrecondition(format!(
+                "table {name:?} has deletion protection enabled, which protects its column \
+                 families: cannot drop {f:?}; disable it with UpdateTable first"
+            )));
+        }
+    }
+    let mut schema = schema.clone();
+    let mut dropped = Vec::new();
+    for c in changes {
+        match c {
+            FamilyChange::Create(f, fam) => {
+                validate_family(f, fam)?;
+                if schema.families.contains_key(f) {
+                    return Err(TableError::AlreadyExists(format!(
+                        "column family {f:?} already exists"
+                    )));
+                }
+                // A family dropped earlier in this request stays on the
+                // purge list: the new family starts empty.
+                schema.families.insert(f.clone(), fam.clone());
+            }
+            FamilyChange::UpdateGcRule(f, rule) => {
+                let Some(fam) = schema.families.get_mut(f) else {
+                    return Err(TableError::NotFound(format!(
+                        "column family {f:?} not found"
+                    )));
+                };
+                let updated = Family {
+                    gc_rule: rule.clone(),
+                    value_type: fam.value_type,
+                };
+                validate_family(f, &updated)?;
+                *fam = updated;
+            }
+            FamilyChange::Drop(f) => {
+                if schema.families.remove(f).is_none() {
+                    return Err(TableError::NotFound(format!(
+                        "column family {f:?} not found"
+                    )));
+                }
+                dropped.push(f.clone());
+            }
+        }
+    }
+    if schema.families.len() > FAMILIES_MAX {
+        return Err(TableError::InvalidArgument(format!(
+            "{} column families, above the limit of {FAMILIES_MAX}",
+            schema.families.len()
+        )));
+    }
+    Ok((schema, dropped))
+}
+
+/// Checks a new table's families (count, names, rules).
+pub fn validate_families(families: &BTreeMap<String, Family>) -> Result<()> {
+    if families.len() > FAMILIES_MAX {
+        return Err(TableError::InvalidArgument(format!(
+            "{} column families, above the limit of {FAMILIES_MAX}",
+            families.len()
+        )));
+    }
+    for (n, f) in families {
+        validate_family(n, f)?;
+    }
+    Ok(())
+}
+
 /// Options of a database.
 #[derive(Clone)]
 pub struct DatabaseOptions {
@@ -447,63 +527,29 @@ impl Database {
     /// request that drops one (FAILED_PRECONDITION, as Bigtable: protection
     /// covers the table's families).
     pub fn modify_families(&self, name: &str, changes: &[FamilyChange]) -> Result<TableInfo> {
+        self.modify_families_checked(name, changes, true)
+    }
+
+    fn modify_families_checked(
+        &self,
+        name: &str,
+        changes: &[FamilyChange],
+        check_protection: bool,
+    ) -> Result<TableInfo> {
         let _ddl = self.ddl.lock();
         let t = self.table(name)?;
         let mut st = t.state.write();
-        if st.schema.deletion_protection {
-            if let Some(FamilyChange::Drop(f)) =
-                changes.iter().find(|c| matches!(c, FamilyChange::Drop(_)))
-            {
-                return Err(TableError::FailedPrecondition(format!(
-                    "table {name:?} has deletion protection enabled, which protects its column \
-                     families: cannot drop {f:?}; disable it with UpdateTable first"
-                )));
-            }
-        }
-        let mut schema = (*st.schema).clone();
-        let mut dropped = Vec::new();
-        for c in changes {
-            match c {
-                FamilyChange::Create(f, fam) => {
-                    validate_family(f, fam)?;
-                    if schema.families.contains_key(f) {
-                        return Err(TableError::AlreadyExists(format!(
-                            "column family {f:?} already exists"
-                        )));
-                    }
-                    // A family dropped earlier in this request stays on the
-                    // purge list: the new family starts empty.
-                    schema.families.insert(f.clone(), fam.clone());
-                }
-                FamilyChange::UpdateGcRule(f, rule) => {
-                    let Some(fam) = schema.families.get_mut(f) else {
-                        return Err(TableError::NotFound(format!(
-                            "column family {f:?} not found"
-                        )));
-                    };
-                    let updated = Family {
-                        gc_rule: rule.clone(),
-                        value_type: fam.value_type,
-                    };
-                    validate_family(f, &updated)?;
-                    *fam = updated;
-                }
-                FamilyChange::Drop(f) => {
-                    if schema.families.remove(f).is_none() {
-                        return Err(TableError::NotFound(format!(
-                            "column family {f:?} not found"
-                        )));
-                    }
-                    dropped.push(f.clone());
-                }
-            }
-        }
-        if schema.families.len() > FAMILIES_MAX {
-            return Err(TableError::InvalidArgument(format!(
-                "{} column families, above the limit of {FAMILIES_MAX}",
-                schema.families.len()
-            )));
-        }
+        let (schema, dropped) = if check_protection {
+            plan_family_changes(name, &st.schema, changes)?
+        } else {
+            let unprotected = Schema {
+                deletion_protection: false,
+                ..(*st.schema).clone()
+            };
+            let (mut s, d) = plan_family_changes(name, &unprotected, changes)?;
+            s.deletion_protection = st.schema.deletion_protection;
+            (s, d)
+        };
         // Purge before the schema changes: a crash in between leaves the
         // family in place, partly emptied, which its drop asked for anyway.
         if !dropped.is_empty() {
@@ -526,6 +572,53 @@ impl Database {
             }
         }
         Ok(info)
+    }
+
+    /// Makes table `name` have `families` and `deletion_protection`:
+    /// creates it if absent, else creates, updates and drops families (the
+    /// dropped ones' cells purged) whatever the protection. For a cluster
+    /// server, whose tables follow the schema the cluster agreed on (the
+    /// checks ran where the change was made).
+    pub fn apply_schema(
+        &self,
+        name: &str,
+        families: &BTreeMap<String, Family>,
+        deletion_protection: bool,
+    ) -> Result<TableInfo> {
+        let current = match self.get_table(name) {
+            Ok(info) => info.schema,
+            Err(TableError::NotFound(_)) => {
+                return self.create_table(name, families.clone(), deletion_protection)
+            }
+            Err(e) => return Err(e),
+        };
+        let mut changes = Vec::new();
+        for (f, fam) in &current.families {
+            match families.get(f) {
+                None => changes.push(FamilyChange::Drop(f.clone())),
+                // A family recreated with another type: dropped, then new.
+                Some(new) if new.value_type != fam.value_type => {
+                    changes.push(FamilyChange::Drop(f.clone()));
+                    changes.push(FamilyChange::Create(f.clone(), new.clone()));
+                }
+                Some(new) if new.gc_rule != fam.gc_rule => {
+                    changes.push(FamilyChange::UpdateGcRule(f.clone(), new.gc_rule.clone()))
+                }
+                Some(_) => {}
+            }
+        }
+        for (f, fam) in families {
+            if !current.families.contains_key(f) {
+                changes.push(FamilyChange::Create(f.clone(), fam.clone()));
+            }
+        }
+        if !changes.is_empty() {
+            self.modify_families_checked(name, &changes, false)?;
+        }
+        if current.deletion_protection != deletion_protection {
+            return self.set_deletion_protection(name, deletion_protection);
+        }
+        self.get_table(name)
     }
 
     /// Deletes every row starting with `prefix`, or (None) every row.

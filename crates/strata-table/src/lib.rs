@@ -30,8 +30,8 @@ pub mod schema;
 pub use aggregate::AggregateInput;
 pub use cell_key::{CellKey, KeyError};
 pub use database::{
-    Database, DatabaseOptions, FamilyChange, RmwRule, TableInfo, TabletInfo,
-    TABLET_SPLIT_BYTES_DEFAULT,
+    plan_family_changes, validate_families, Database, DatabaseOptions, FamilyChange, RmwRule,
+    TableInfo, TabletInfo, TABLET_SPLIT_BYTES_DEFAULT,
 };
 pub use error::{Result, TableError};
 pub use filter::{ByteBound, Filter, FilterSpec};

@@ -356,3 +356,43 @@ fn a_hot_column_with_many_hidden_versions_reads_right_both_ways() {
         assert_eq!(rows.len(), 2);
     }
 }
+
+/// A cluster server's tablets follow the cluster's schema: apply_schema
+/// creates the table, then adds, changes and drops families (purging the
+/// dropped ones' cells) whatever the deletion protection.
+#[test]
+fn apply_schema_creates_then_follows_a_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+    let v1 = families(&[
+        ("a", GcRule::KeepAll, ValueType::Bytes),
+        ("b", GcRule::KeepAll, ValueType::Bytes),
+    ]);
+    let info = db.apply_schema(T, &v1, true).unwrap();
+    assert_eq!(info.schema.families, v1);
+    assert!(info.schema.deletion_protection);
+    db.mutate_row(
+        T,
+        b"r",
+        &[set("a", "x", 1000, "1"), set("b", "x", 1000, "2")],
+    )
+    .unwrap();
+    // Same schema: nothing changes.
+    assert_eq!(db.apply_schema(T, &v1, true).unwrap().schema.families, v1);
+    let v2 = families(&[
+        ("b", GcRule::MaxVersions(1), ValueType::Bytes),
+        ("c", GcRule::KeepAll, ValueType::Bytes),
+    ]);
+    let info = db.apply_schema(T, &v2, false).unwrap();
+    assert_eq!(info.schema.families, v2);
+    assert!(!info.schema.deletion_protection);
+    let cells = read_all(&db);
+    assert_eq!(cells.len(), 1, "{cells:?}");
+    assert_eq!(cells[0].1, "b");
+    // A plain modify_families still honours the protection.
+    db.apply_schema(T, &v2, true).unwrap();
+    let err = db
+        .modify_families(T, &[FamilyChange::Drop("b".into())])
+        .unwrap_err();
+    assert!(err.to_string().contains("deletion protection"), "{err}");
+}
