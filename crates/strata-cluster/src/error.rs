@@ -55,6 +55,9 @@ pub enum Error {
     /// again.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// What a create names exists already (a table).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// A caller's argument is not valid (a bad table name, split rows out
     /// of order).
     #[error("invalid argument: {0}")]

@@ -40,6 +40,7 @@
 //! | [`election`] | master election with terms, and txns fenced by the term |
 //! | [`tablet_map`] | the tablet map: records (etcd values), routing a row to its tablet |
 //! | [`tablet_store`] | the tablet map in etcd: load, follow by watch, the master's guarded writes |
+//! | [`schema_store`] | table schemas in etcd; creating and deleting a table with its tablets |
 //! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
 //! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
 //! | [`assignments`] | a server's view: the tablets to open and close as the map changes |
@@ -54,6 +55,7 @@ pub mod lease;
 pub mod master;
 pub mod membership;
 pub mod pb;
+pub mod schema_store;
 pub mod tablet_map;
 pub mod tablet_store;
 #[cfg(feature = "testkit")]

@@ -8,11 +8,14 @@
 //!
 //! 1. a tablet whose owner is not live is marked `recovering` (same owner,
 //!    next epoch): from here on no server may serve it at an older epoch;
-//! 2. the recovering tablets of each dead server are handed to
-//!    [`Recovery::recover`] (fence the dead server's storage, cut its log
-//!    by tablet), which must finish before any of them is assigned again;
-//! 3. every tablet without a live owner goes to the least loaded live
+//! 2. every tablet without a live owner goes to the least loaded live
 //!    server ([`assign_orphans`]), `serving` at the next epoch.
+//!
+//! The recovery itself is the new owner's: each tablet has its own
+//! manifest and log in the store, and opening them takes them over (a new
+//! manifest epoch and a fence in the log, docs/formats/object-store.md),
+//! which stops the old owner, if it still runs, from committing anything,
+//! before the log is replayed (docs/cluster.md, "Failover").
 //!
 //! Each write is a txn guarded by the master's term and by the record it
 //! replaces ([`tablet_store::reassign`]), so a pass that raced with another
@@ -22,9 +25,7 @@
 //! Reading everything at each pass costs O(tablets) per change; fine for
 //! thousands of tablets, to be made incremental for more.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::pin::Pin;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::assign::assign_orphans;
@@ -32,23 +33,9 @@ use crate::client::Etcd;
 use crate::election::{Leadership, LeadershipLoss};
 use crate::error::{Error, Result};
 use crate::membership::{servers, ServerInfo};
-use crate::tablet_map::{TabletRecord, TabletState};
+use crate::tablet_map::TabletState;
 use crate::tablet_store::{load, reassign};
 use crate::watch::WatchOptions;
-
-/// What recovers a dead server's tablets before they are assigned again.
-pub trait Recovery: Send + Sync {
-    /// Makes `tablets` (all `recovering`, owned by `dead`) safe to give to
-    /// another server: fences `dead` in the store so it can acknowledge no
-    /// more writes to them, and cuts their records out of its log. Called
-    /// again for the same tablets if it fails or the master changes: must
-    /// be idempotent.
-    fn recover<'a>(
-        &'a self,
-        dead: &'a str,
-        tablets: &'a [TabletRecord],
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
-}
 
 /// Settings of the master's loop.
 #[derive(Clone, Debug)]
@@ -74,8 +61,6 @@ impl Default for MasterOptions {
 pub struct Pass {
     /// Tablets marked recovering.
     pub marked: usize,
-    /// Dead servers whose tablets were recovered.
-    pub recovered: usize,
     /// Tablets given to a live server.
     pub assigned: usize,
 }
@@ -85,17 +70,15 @@ pub async fn run(
     etcd: &Etcd,
     cluster: &str,
     master: &Leadership,
-    recovery: &dyn Recovery,
     opts: &MasterOptions,
 ) -> LeadershipLoss {
     let prefix = format!("/{cluster}/");
     let mut changes = etcd.watch_prefix(prefix.as_bytes(), WatchOptions::default());
     loop {
-        match pass(etcd, cluster, master, recovery).await {
+        match pass(etcd, cluster, master).await {
             Ok(p) if p != Pass::default() => tracing::info!(
-                "master pass: {} tablets marked recovering, {} dead servers recovered, {} tablets assigned",
+                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned",
                 p.marked,
-                p.recovered,
                 p.assigned
             ),
             Ok(_) => {}
@@ -129,51 +112,30 @@ pub fn owner_name(server: &ServerInfo) -> String {
 }
 
 /// One pass over the servers and the tablet map (see the module docs).
-pub async fn pass(
-    etcd: &Etcd,
-    cluster: &str,
-    master: &Leadership,
-    recovery: &dyn Recovery,
-) -> Result<Pass> {
+pub async fn pass(etcd: &Etcd, cluster: &str, master: &Leadership) -> Result<Pass> {
     let mut done = Pass::default();
     let (registered, _) = servers(etcd, cluster).await?;
     let live: BTreeSet<String> = registered.iter().map(owner_name).collect();
     let (map, _) = load(etcd, cluster).await?;
 
     // 1. Tablets of servers that are gone: recovering.
-    let mut recovering: BTreeMap<String, Vec<TabletRecord>> = BTreeMap::new();
     for t in map.all() {
         let Some(owner) = t.owner.as_deref().filter(|o| !live.contains(*o)) else {
             continue;
         };
-        let t = if t.state == TabletState::Recovering {
-            t.clone()
-        } else {
+        if t.state != TabletState::Recovering {
             done.marked += 1;
-            reassign(master, cluster, t, Some(owner), TabletState::Recovering).await?
-        };
-        recovering.entry(owner.to_string()).or_default().push(t);
+            reassign(master, cluster, t, Some(owner), TabletState::Recovering).await?;
+        }
     }
     if live.is_empty() {
         return Ok(done);
     }
 
-    // 2. Their recovery, server by server.
-    for (dead, tablets) in &recovering {
-        recovery.recover(dead, tablets).await?;
-        done.recovered += 1;
-    }
-
-    // 3. Owners for every tablet without a live one.
+    // 2. Owners for every tablet without a live one.
     let (map, _) = load(etcd, cluster).await?;
     for a in assign_orphans(&map, &live) {
         let Some(t) = map.get(a.tablet) else { continue };
-        if t.state == TabletState::Recovering
-            && !recovering.contains_key(a.from.as_deref().unwrap_or(""))
-        {
-            // Marked by another pass whose recovery has not run here yet.
-            continue;
-        }
         reassign(master, cluster, t, Some(&a.to), TabletState::Serving).await?;
         done.assigned += 1;
     }

@@ -1,10 +1,12 @@
 //! The tablet map in etcd: reading it, following it, and the master's
 //! writes to it (docs/cluster.md, "etcd keys").
 //!
-//! Every write is the master's, in a txn its term guards
-//! ([`Leadership::txn`]), and compares what it replaces with what the
-//! master last read (the whole old value), so two masters' plans, or a
-//! master's plan and a change it has not seen yet, never both apply.
+//! Every change of an existing record is the master's, in a txn its term
+//! guards ([`Leadership::txn`]), and compares what it replaces with what
+//! the master last read (the whole old value), so two masters' plans, or a
+//! master's plan and a change it has not seen yet, never both apply. A
+//! table's first records are written with its schema by whichever server
+//! took the CreateTable (`schema_store::create_table`), unassigned.
 
 use crate::client::Etcd;
 use crate::election::Leadership;
@@ -14,7 +16,7 @@ use crate::txn::{Cmp, Compare, Op, Txn};
 use crate::watch::{EventKind, WatchOptions, WatchStream};
 
 /// The key of the counter tablet ids come from.
-fn tablet_ids_key(cluster: &str) -> String {
+pub(crate) fn tablet_ids_key(cluster: &str) -> String {
     format!("/{cluster}/ids/tablet")
 }
 
@@ -87,87 +89,6 @@ impl TabletFollower {
     }
 }
 
-/// Why a master's write did not apply.
-fn conflict(what: String) -> Error {
-    Error::Conflict(what)
-}
-
-/// Creates `table`'s tablets, unassigned, split at `splits` (sorted,
-/// distinct, non-empty rows): `splits.len() + 1` tablets with new ids.
-/// Fails with `Error::Conflict` if the table has tablets already.
-pub async fn create_table(
-    master: &Leadership,
-    etcd: &Etcd,
-    cluster: &str,
-    table: &str,
-    splits: &[Vec<u8>],
-) -> Result<Vec<TabletRecord>> {
-    if table.is_empty() || table.contains('/') {
-        return Err(Error::InvalidArgument(format!("bad table name {table:?}")));
-    }
-    if splits.len() + 1 > INITIAL_TABLETS_MAX {
-        return Err(Error::InvalidArgument(format!(
-            "{} initial tablets: at most {INITIAL_TABLETS_MAX}",
-            splits.len() + 1
-        )));
-    }
-    if splits.first().is_some_and(Vec::is_empty) || splits.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Error::InvalidArgument(
-            "split rows must be non-empty, sorted and distinct".into(),
-        ));
-    }
-    let table_prefix = format!("{}{table}/", tablets_prefix(cluster));
-    let existing = etcd.get_prefix(table_prefix.as_bytes()).await?;
-    if !existing.kvs.is_empty() {
-        return Err(conflict(format!("table {table} has tablets already")));
-    }
-    let ids_key = tablet_ids_key(cluster);
-    let (counter, _) = etcd.get_with_revision(ids_key.as_bytes()).await?;
-    let first_id: u64 = match &counter {
-        Some(kv) => std::str::from_utf8(&kv.value)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| Error::Protocol(format!("{ids_key} is not a number")))?,
-        None => 1,
-    };
-    let counter_rev = counter.as_ref().map_or(0, |kv| kv.mod_revision);
-    let bounds: Vec<&[u8]> = std::iter::once(&[][..])
-        .chain(splits.iter().map(Vec::as_slice))
-        .collect();
-    let records: Vec<TabletRecord> = bounds
-        .iter()
-        .enumerate()
-        .map(|(i, start)| TabletRecord {
-            table: table.to_string(),
-            id: first_id + i as u64,
-            start: start.to_vec(),
-            end: bounds.get(i + 1).map(|e| e.to_vec()),
-            owner: None,
-            epoch: 0,
-            state: TabletState::Unassigned,
-        })
-        .collect();
-    let next_id = first_id + records.len() as u64;
-    let mut compares = vec![Compare::mod_revision(
-        ids_key.as_bytes(),
-        Cmp::Equal,
-        counter_rev,
-    )];
-    let mut ops = vec![Op::put(ids_key.as_bytes(), next_id.to_string().as_bytes())];
-    for r in &records {
-        let key = tablet_key(cluster, table, r.id);
-        compares.push(Compare::create_revision(key.as_bytes(), Cmp::Equal, 0));
-        ops.push(Op::put(key.as_bytes(), &r.encode()));
-    }
-    let resp = master.txn(Txn::new().when(compares).and_then(ops)).await?;
-    if !resp.succeeded {
-        return Err(conflict(format!(
-            "creating table {table}: the tablet ids or the map changed meanwhile"
-        )));
-    }
-    Ok(records)
-}
-
 /// Gives `tablet` (as the master last read it) to `owner` (None: takes it
 /// away), in `state`, at the next epoch. `Error::Conflict` if the record
 /// changed since it was read.
@@ -195,7 +116,7 @@ pub async fn reassign(
         .when([Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())])
         .and_then([Op::put(key.as_bytes(), &next.encode())]);
     if !master.txn(txn).await?.succeeded {
-        return Err(conflict(format!(
+        return Err(Error::Conflict(format!(
             "tablet {} of {} changed since it was read",
             tablet.id, tablet.table
         )));

@@ -5,8 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use strata_cluster::master::owner_name;
+use strata_cluster::schema_store::create_table;
 use strata_cluster::tablet_map::TabletState;
-use strata_cluster::tablet_store::{create_table, reassign};
+use strata_cluster::tablet_store::reassign;
 use strata_cluster::testkit::EtcdServer;
 use strata_cluster::{campaign, register, Lease};
 
@@ -43,7 +44,7 @@ async fn cluster_status_shows_master_servers_and_unserved_tablets() {
         .unwrap();
     let lease = Lease::grant(&etcd, TTL).await.unwrap();
     let master = campaign(&etcd, "c", "m1", &lease).await.unwrap();
-    let tablets = create_table(&master, &etcd, "c", "users", &[b"k".to_vec()])
+    let (tablets, _) = create_table(&etcd, "c", "users", &[b"k".to_vec()], b"s")
         .await
         .unwrap();
     let o1 = owner_name(s1.info());

@@ -6,6 +6,7 @@ mod kv;
 mod lease;
 mod master;
 mod membership;
+mod schema;
 mod tablets;
 mod watch;
 

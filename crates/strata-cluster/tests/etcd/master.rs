@@ -1,43 +1,20 @@
 //! The master's loop against a real etcd: tablets assigned to live
-//! servers, a dead server's tablets recovered before they move, a server
+//! servers, a dead server's tablets marked recovering, then moved, a server
 //! restarted under its id treated as a new owner, the loop ending with the
 //! leadership.
 
 use crate::{eventually, within};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use strata_cluster::master::{owner_name, run, MasterOptions, Recovery};
-use strata_cluster::tablet_map::{TabletMap, TabletRecord, TabletState};
-use strata_cluster::tablet_store::{create_table, load};
+use strata_cluster::master::{owner_name, run, MasterOptions};
+use strata_cluster::schema_store::create_table;
+use strata_cluster::tablet_map::{TabletMap, TabletState};
+use strata_cluster::tablet_store::load;
 use strata_cluster::testkit::EtcdServer;
-use strata_cluster::{campaign, register, Etcd, LeadershipLoss, Lease, Registration, Result};
+use strata_cluster::{campaign, register, Etcd, LeadershipLoss, Lease, Registration};
 use tokio::task::JoinHandle;
 
 const TTL: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(15);
-
-/// Records what it was asked to recover.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<(String, Vec<u64>)>>);
-
-impl Recovery for Recorder {
-    fn recover<'a>(
-        &'a self,
-        dead: &'a str,
-        tablets: &'a [TabletRecord],
-    ) -> Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>> {
-        Box::pin(async move {
-            assert!(tablets
-                .iter()
-                .all(|t| t.state == TabletState::Recovering && t.owner.as_deref() == Some(dead)));
-            let ids = tablets.iter().map(|t| t.id).collect();
-            self.0.lock().unwrap().push((dead.to_string(), ids));
-            Ok(())
-        })
-    }
-}
 
 /// The map once every tablet is serving on one of `owners`.
 async fn settled(etcd: &Etcd, owners: &[&str]) -> TabletMap {
@@ -59,25 +36,19 @@ async fn two_servers(etcd: &Etcd) -> (Registration, Registration, String, String
     (s1, s2, o1, o2)
 }
 
-/// A master (lease, recorder, running loop) with table `t` split at `splits`.
-async fn start_master(
-    etcd: &Etcd,
-    splits: &[&[u8]],
-) -> (Lease, Arc<Recorder>, JoinHandle<LeadershipLoss>) {
+/// A master (lease, running loop) with table `t` split at `splits`.
+async fn start_master(etcd: &Etcd, splits: &[&[u8]]) -> (Lease, JoinHandle<LeadershipLoss>) {
     let lease = Lease::grant(etcd, TTL).await.unwrap();
     let master = campaign(etcd, "c", "m", &lease).await.unwrap();
     let splits: Vec<Vec<u8>> = splits.iter().map(|s| s.to_vec()).collect();
-    create_table(&master, etcd, "c", "t", &splits)
+    create_table(etcd, "c", "t", &splits, b"schema")
         .await
         .unwrap();
-    let recorder = Arc::new(Recorder::default());
     let loop_task = {
-        let (etcd, recorder) = (etcd.clone(), recorder.clone());
-        tokio::spawn(async move {
-            run(&etcd, "c", &master, &*recorder, &MasterOptions::default()).await
-        })
+        let etcd = etcd.clone();
+        tokio::spawn(async move { run(&etcd, "c", &master, &MasterOptions::default()).await })
     };
-    (lease, recorder, loop_task)
+    (lease, loop_task)
 }
 
 #[tokio::test]
@@ -85,7 +56,7 @@ async fn the_master_keeps_every_tablet_on_a_live_server() {
     let server = EtcdServer::start().await;
     let etcd = server.connect().await;
     let (s1, s2, o1, o2) = two_servers(&etcd).await;
-    let (lease, recorder, loop_task) = start_master(&etcd, &[b"b", b"d", b"f", b"h"]).await;
+    let (lease, loop_task) = start_master(&etcd, &[b"b", b"d", b"f", b"h"]).await;
 
     // New tablets go to the live servers, evenly.
     let map = settled(&etcd, &[&o1, &o2]).await;
@@ -96,10 +67,9 @@ async fn the_master_keeps_every_tablet_on_a_live_server() {
         .map(|t| t.id)
         .collect();
     assert!((2..=3).contains(&on_s1.len()), "{on_s1:?}");
-    assert!(recorder.0.lock().unwrap().is_empty());
 
-    // s1 dies (its lease ends): its tablets are recovered, then served by
-    // s2, each two epochs on (recovering, then serving).
+    // s1 dies (its lease ends): its tablets are marked recovering, then
+    // served by s2, each two epochs on.
     s1.lease().revoke().await.unwrap();
     let after = settled(&etcd, &[&o2]).await;
     for id in &on_s1 {
@@ -108,20 +78,14 @@ async fn the_master_keeps_every_tablet_on_a_live_server() {
             map.get(*id).unwrap().epoch + 2
         );
     }
-    assert_eq!(
-        *recorder.0.lock().unwrap(),
-        vec![(o1.clone(), on_s1.clone())]
-    );
 
     // s1 comes back under its id: a new incarnation, a new owner name;
-    // nothing is handed back (no balancing yet) and nothing is recovered
-    // again.
+    // nothing is handed back (no balancing yet).
     let s1b = register(&etcd, "c", "s1", "127.0.0.1:1", TTL)
         .await
         .unwrap();
     assert_ne!(owner_name(s1b.info()), o1);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(recorder.0.lock().unwrap().len(), 1);
     let (now, _) = load(&etcd, "c").await.unwrap();
     assert!(now.all().all(|t| t.owner.as_deref() == Some(o2.as_str())));
 
@@ -150,7 +114,7 @@ async fn servers_follow_the_masters_assignments() {
     let (mut v2, first2) = Assignments::start(&etcd, "c", &o2).await.unwrap();
     assert!(first1.is_empty() && first2.is_empty());
 
-    let (_lease, recorder, loop_task) = start_master(&etcd, &[b"c", b"f", b"i"]).await;
+    let (_lease, loop_task) = start_master(&etcd, &[b"c", b"f", b"i"]).await;
 
     // What each server is told to open, applied to what it holds.
     async fn follow(view: &mut Assignments, held: &mut BTreeMap<u64, u64>, until: usize) {
@@ -182,7 +146,6 @@ async fn servers_follow_the_masters_assignments() {
     for (id, epoch) in &h2 {
         assert_eq!(map.get(*id).unwrap().epoch, *epoch);
     }
-    assert_eq!(recorder.0.lock().unwrap().len(), 1);
     assert_eq!(
         v2.map().route("t", b"zz").unwrap().owner.as_deref(),
         Some(o2.as_str())

@@ -6,8 +6,9 @@ use crate::{eventually, within};
 use std::collections::BTreeSet;
 use std::time::Duration;
 use strata_cluster::assign::assign_orphans;
+use strata_cluster::schema_store::create_table;
 use strata_cluster::tablet_map::{TabletMap, TabletState};
-use strata_cluster::tablet_store::{create_table, load, reassign, TabletFollower};
+use strata_cluster::tablet_store::{load, reassign, TabletFollower};
 use strata_cluster::testkit::EtcdServer;
 use strata_cluster::{campaign, Error, Lease};
 
@@ -27,25 +28,23 @@ async fn the_master_creates_and_assigns_tablets_and_followers_see_it() {
     let mut follower = TabletFollower::new(&etcd, "c", rev);
 
     let splits = vec![b"g".to_vec(), b"p".to_vec()];
-    let created = create_table(&master, &etcd, "c", "users", &splits)
+    let (created, _) = create_table(&etcd, "c", "users", &splits, b"s")
         .await
         .unwrap();
     assert_eq!(created.len(), 3);
     assert!(created.iter().all(|t| t.state == TabletState::Unassigned));
-    let err = create_table(&master, &etcd, "c", "users", &[])
+    let err = create_table(&etcd, "c", "users", &[], b"s")
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::Conflict(_)), "{err}");
+    assert!(matches!(err, Error::AlreadyExists(_)), "{err}");
     for bad in [vec![b"p".to_vec(), b"g".to_vec()], vec![Vec::new()]] {
-        let err = create_table(&master, &etcd, "c", "t2", &bad)
+        let err = create_table(&etcd, "c", "t2", &bad, b"s")
             .await
             .unwrap_err();
         assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
     }
     // Ids are never reused across tables.
-    let other = create_table(&master, &etcd, "c", "other", &[])
-        .await
-        .unwrap();
+    let (other, _) = create_table(&etcd, "c", "other", &[], b"s").await.unwrap();
     assert_eq!(other[0].id, created[2].id + 1);
 
     // The policy's plan, carried out.
