@@ -82,6 +82,8 @@ struct Inner {
     ttl: Duration,
     etcd: Etcd,
     status: watch::Sender<LeaseStatus>,
+    /// When the lease ends unless renewed (as of the last renewal).
+    deadline: Arc<parking_lot::Mutex<std::time::Instant>>,
     renew: watch::Sender<bool>,
     task: JoinHandle<()>,
 }
@@ -106,10 +108,12 @@ impl Lease {
     fn keep(etcd: &Etcd, id: LeaseId, ttl: Duration, sent: Instant) -> Lease {
         let (status, _) = watch::channel(LeaseStatus::Alive);
         let (renew, renew_rx) = watch::channel(true);
+        let deadline = Arc::new(parking_lot::Mutex::new((sent + ttl).into_std()));
         let keeper = Keeper {
             etcd: etcd.clone(),
             id,
             status: status.clone(),
+            deadline: deadline.clone(),
             renew: renew_rx,
             stream: None,
         };
@@ -120,6 +124,7 @@ impl Lease {
                 ttl,
                 etcd: etcd.clone(),
                 status,
+                deadline,
                 renew,
                 task,
             }),
@@ -144,6 +149,15 @@ impl Lease {
     /// Whether the lease is still held.
     pub fn is_alive(&self) -> bool {
         self.status() == LeaseStatus::Alive
+    }
+
+    /// Whether the lease is held at this instant: not lost, and its
+    /// deadline (as of the last renewal) not passed. Unlike
+    /// [`Lease::is_alive`] this needs no task to have run: a process
+    /// resumed after a pause (SIGSTOP, a long GC) sees at once that its
+    /// lease may have ended, before the keeper wakes up to report it.
+    pub fn held_now(&self) -> bool {
+        self.is_alive() && std::time::Instant::now() < *self.inner.deadline.lock()
     }
 
     /// A receiver that sees every change of status (at most one: to lost).
@@ -203,6 +217,7 @@ struct Keeper {
     etcd: Etcd,
     id: LeaseId,
     status: watch::Sender<LeaseStatus>,
+    deadline: Arc<parking_lot::Mutex<std::time::Instant>>,
     renew: watch::Receiver<bool>,
     stream: Option<KeepAliveStream>,
 }
@@ -237,6 +252,7 @@ impl Keeper {
                 Ok(Ok(secs)) if secs > 0 => {
                     let granted = Duration::from_secs(secs.unsigned_abs());
                     deadline = deadline.max(sent + granted);
+                    *self.deadline.lock() = deadline.into_std();
                     interval = (granted / 3).max(Duration::from_millis(100));
                     next = sent + interval;
                 }

@@ -40,6 +40,7 @@ async fn stopped_keep_alive_reports_loss_and_etcd_deletes_the_key() {
     let etcd = server.connect().await;
     let lease = Lease::grant(&etcd, TTL).await.unwrap();
     etcd.put(b"/l/k", b"v", Some(lease.id())).await.unwrap();
+    assert!(lease.held_now());
     let stopped = Instant::now();
     lease.stop_renewing();
 
@@ -64,6 +65,28 @@ async fn stopped_keep_alive_reports_loss_and_etcd_deletes_the_key() {
         "key deleted by etcd {deleted:?} after the renewals stopped, the loss reported before"
     );
     assert!(!lease.is_alive());
+    assert!(!lease.held_now());
+}
+
+/// `held_now` reads the deadline itself: a thread that never yields to the
+/// keeper (a process paused, then resumed) still sees the lease end.
+#[test]
+fn held_now_turns_false_at_the_deadline_without_the_keeper() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(EtcdServer::start());
+    let lease = rt.block_on(async {
+        let etcd = server.connect().await;
+        Lease::grant(&etcd, TTL).await.unwrap()
+    });
+    assert!(lease.held_now());
+    // The runtime does not run while this thread sleeps: no renewal, no
+    // report of the loss.
+    std::thread::sleep(TTL + Duration::from_millis(200));
+    assert!(lease.is_alive(), "the keeper has not run");
+    assert!(!lease.held_now());
 }
 
 #[tokio::test]
