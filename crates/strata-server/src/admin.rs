@@ -28,7 +28,7 @@ pub struct AdminService {
     pub(crate) changes: Arc<Mutex<()>>,
 }
 
-fn check_parent(parent: &str) -> Result<(), Status> {
+pub(crate) fn check_parent(parent: &str) -> Result<(), Status> {
     let p: Vec<&str> = parent.split('/').collect();
     if p.len() == 4
         && p[0] == "projects"
@@ -48,7 +48,7 @@ fn check_parent(parent: &str) -> Result<(), Status> {
 /// fields Bigtable updates (and `column_families`, which Bigtable answers
 /// UNIMPLEMENTED, pointing to ModifyColumnFamilies) are UNIMPLEMENTED;
 /// anything else is not a field UpdateTable changes: INVALID_ARGUMENT.
-fn check_update_path(p: &str) -> Result<(), Status> {
+pub(crate) fn check_update_path(p: &str) -> Result<(), Status> {
     let top = p.split('.').next().unwrap_or(p);
     match top {
         "deletion_protection" if p == top => Ok(()),
@@ -69,8 +69,122 @@ fn check_update_path(p: &str) -> Result<(), Status> {
     }
 }
 
+/// A CreateTable request, checked.
+pub(crate) struct NewTable {
+    pub name: String,
+    pub families: BTreeMap<String, strata_table::Family>,
+    pub deletion_protection: bool,
+    /// The initial split rows, as given (checked row keys).
+    pub splits: Vec<Vec<u8>>,
+}
+
+pub(crate) fn new_table(r: a::CreateTableRequest) -> Result<NewTable, Status> {
+    check_parent(&r.parent)?;
+    if r.table_id.is_empty() {
+        return Err(invalid("table_id is required"));
+    }
+    let name = format!("{}/tables/{}", r.parent, r.table_id);
+    let table = r.table.unwrap_or_default();
+    let g = table.granularity;
+    if g != a::table::TimestampGranularity::Unspecified as i32
+        && g != a::table::TimestampGranularity::Millis as i32
+    {
+        return Err(invalid("granularity must be MILLIS"));
+    }
+    let mut families = BTreeMap::new();
+    for (fname, cf) in &table.column_families {
+        families.insert(fname.clone(), convert::family(cf)?);
+    }
+    // The table starts as one tablet per range between the splits.
+    let mut splits = Vec::with_capacity(r.initial_splits.len());
+    for s in r.initial_splits {
+        strata_table::mutation::validate_row_key(&s.key).map_err(status)?;
+        splits.push(s.key);
+    }
+    Ok(NewTable {
+        name,
+        families,
+        deletion_protection: table.deletion_protection,
+        splits,
+    })
+}
+
+/// A ModifyColumnFamilies request's changes, checked.
+pub(crate) fn family_changes(
+    r: &a::ModifyColumnFamiliesRequest,
+) -> Result<Vec<FamilyChange>, Status> {
+    use a::modify_column_families_request::modification::Mod;
+    let mut changes = Vec::with_capacity(r.modifications.len());
+    for m in &r.modifications {
+        let change = match &m.r#mod {
+            Some(Mod::Create(cf)) => FamilyChange::Create(m.id.clone(), convert::family(cf)?),
+            Some(Mod::Update(cf)) => {
+                let paths = m
+                    .update_mask
+                    .as_ref()
+                    .map(|u| u.paths.clone())
+                    .unwrap_or_default();
+                if let Some(p) = paths.iter().find(|p| p.as_str() != "gc_rule") {
+                    return Err(invalid(format!(
+                        "cannot update {p:?} of a column family; only gc_rule can change"
+                    )));
+                }
+                if cf.value_type.is_some() && paths.is_empty() {
+                    return Err(invalid("a column family's value_type cannot change"));
+                }
+                FamilyChange::UpdateGcRule(m.id.clone(), convert::gc_rule(cf.gc_rule.as_ref(), 0)?)
+            }
+            Some(Mod::Drop(true)) => FamilyChange::Drop(m.id.clone()),
+            Some(Mod::Drop(false)) | None => {
+                return Err(invalid(format!(
+                    "modification of {:?} has no operation set",
+                    m.id
+                )))
+            }
+        };
+        changes.push(change);
+    }
+    Ok(changes)
+}
+
+/// One page of a ListTables answer over `all` (the parent's tables, in
+/// name order).
+pub(crate) fn list_page(
+    all: &[TableInfo],
+    r: &a::ListTablesRequest,
+) -> Result<a::ListTablesResponse, Status> {
+    if r.page_size < 0 {
+        return Err(invalid("page_size must not be negative"));
+    }
+    let page = if r.page_size == 0 {
+        LIST_PAGE_SIZE_MAX
+    } else {
+        r.page_size as usize
+    };
+    let view = if r.view == a::table::View::Unspecified as i32 {
+        a::table::View::NameOnly as i32
+    } else {
+        r.view
+    };
+    let start = all.partition_point(|t| !r.page_token.is_empty() && t.name <= r.page_token);
+    let tables: Vec<a::Table> = all[start..]
+        .iter()
+        .take(page)
+        .map(|t| table_pb(t, view))
+        .collect();
+    let next_page_token = if start + tables.len() < all.len() {
+        tables.last().map(|t| t.name.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(a::ListTablesResponse {
+        tables,
+        next_page_token,
+    })
+}
+
 /// A table as the API returns it, in a view.
-fn table_pb(info: &TableInfo, view: i32) -> a::Table {
+pub(crate) fn table_pb(info: &TableInfo, view: i32) -> a::Table {
     use a::table::View;
     let mut t = a::Table {
         name: info.name.clone(),
@@ -102,31 +216,13 @@ impl BigtableTableAdmin for AdminService {
         &self,
         request: Request<a::CreateTableRequest>,
     ) -> Result<Response<a::Table>, Status> {
-        let r = request.into_inner();
-        check_parent(&r.parent)?;
-        if r.table_id.is_empty() {
-            return Err(invalid("table_id is required"));
-        }
-        let name = format!("{}/tables/{}", r.parent, r.table_id);
-        let table = r.table.unwrap_or_default();
-        let g = table.granularity;
-        if g != a::table::TimestampGranularity::Unspecified as i32
-            && g != a::table::TimestampGranularity::Millis as i32
-        {
-            return Err(invalid("granularity must be MILLIS"));
-        }
-        let mut families = BTreeMap::new();
-        for (fname, cf) in &table.column_families {
-            families.insert(fname.clone(), convert::family(cf)?);
-        }
-        // The table starts as one tablet per range between the splits.
-        let mut splits = Vec::with_capacity(r.initial_splits.len());
-        for s in r.initial_splits {
-            strata_table::mutation::validate_row_key(&s.key).map_err(status)?;
-            splits.push(s.key);
-        }
+        let NewTable {
+            name,
+            families,
+            deletion_protection: protect,
+            splits,
+        } = new_table(request.into_inner())?;
         let db = self.db.clone();
-        let protect = table.deletion_protection;
         let info = blocking(move || {
             db.create_table_with_splits(&name, families, protect, &splits)
                 .map_err(status)
@@ -144,36 +240,8 @@ impl BigtableTableAdmin for AdminService {
     ) -> Result<Response<a::ListTablesResponse>, Status> {
         let r = request.into_inner();
         check_parent(&r.parent)?;
-        if r.page_size < 0 {
-            return Err(invalid("page_size must not be negative"));
-        }
-        let prefix = format!("{}/tables/", r.parent);
-        let page = if r.page_size == 0 {
-            LIST_PAGE_SIZE_MAX
-        } else {
-            r.page_size as usize
-        };
-        let view = if r.view == a::table::View::Unspecified as i32 {
-            a::table::View::NameOnly as i32
-        } else {
-            r.view
-        };
-        let all = self.db.list_tables(&prefix);
-        let start = all.partition_point(|t| !r.page_token.is_empty() && t.name <= r.page_token);
-        let tables: Vec<a::Table> = all[start..]
-            .iter()
-            .take(page)
-            .map(|t| table_pb(t, view))
-            .collect();
-        let next_page_token = if start + tables.len() < all.len() {
-            tables.last().map(|t| t.name.clone()).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        Ok(Response::new(a::ListTablesResponse {
-            tables,
-            next_page_token,
-        }))
+        let all = self.db.list_tables(&format!("{}/tables/", r.parent));
+        Ok(Response::new(list_page(&all, &r)?))
     }
 
     async fn get_table(
@@ -252,45 +320,12 @@ impl BigtableTableAdmin for AdminService {
         &self,
         request: Request<a::ModifyColumnFamiliesRequest>,
     ) -> Result<Response<a::Table>, Status> {
-        use a::modify_column_families_request::modification::Mod;
         let r = request.into_inner();
         strata_table::database::validate_table_name(&r.name).map_err(status)?;
         if r.modifications.is_empty() {
             return Err(invalid("no modifications provided"));
         }
-        let mut changes = Vec::with_capacity(r.modifications.len());
-        for m in &r.modifications {
-            let change = match &m.r#mod {
-                Some(Mod::Create(cf)) => FamilyChange::Create(m.id.clone(), convert::family(cf)?),
-                Some(Mod::Update(cf)) => {
-                    let paths = m
-                        .update_mask
-                        .as_ref()
-                        .map(|u| u.paths.clone())
-                        .unwrap_or_default();
-                    if let Some(p) = paths.iter().find(|p| p.as_str() != "gc_rule") {
-                        return Err(invalid(format!(
-                            "cannot update {p:?} of a column family; only gc_rule can change"
-                        )));
-                    }
-                    if cf.value_type.is_some() && paths.is_empty() {
-                        return Err(invalid("a column family's value_type cannot change"));
-                    }
-                    FamilyChange::UpdateGcRule(
-                        m.id.clone(),
-                        convert::gc_rule(cf.gc_rule.as_ref(), 0)?,
-                    )
-                }
-                Some(Mod::Drop(true)) => FamilyChange::Drop(m.id.clone()),
-                Some(Mod::Drop(false)) | None => {
-                    return Err(invalid(format!(
-                        "modification of {:?} has no operation set",
-                        m.id
-                    )))
-                }
-            };
-            changes.push(change);
-        }
+        let changes = family_changes(&r)?;
         let db = self.db.clone();
         let info = blocking(move || db.modify_families(&r.name, &changes).map_err(status)).await?;
         Ok(Response::new(table_pb(

@@ -46,7 +46,7 @@ impl DataService {
 }
 
 /// Checks the table name and rejects views Strata does not have.
-fn target(
+pub(crate) fn target(
     table_name: &str,
     authorized_view: &str,
     materialized_view: &str,
@@ -311,14 +311,7 @@ impl Bigtable for DataService {
         &self,
         request: Request<v2::PingAndWarmRequest>,
     ) -> Result<Response<v2::PingAndWarmResponse>, Status> {
-        let name = request.into_inner().name;
-        let parts: Vec<&str> = name.split('/').collect();
-        let ok = parts.len() == 4 && parts[0] == "projects" && parts[2] == "instances";
-        if !ok || parts[1].is_empty() || parts[3].is_empty() {
-            return Err(invalid(format!(
-                "invalid instance name {name:?}: want projects/<project>/instances/<instance>"
-            )));
-        }
+        check_instance_name(&request.into_inner().name)?;
         Ok(Response::new(v2::PingAndWarmResponse {}))
     }
 
@@ -356,6 +349,18 @@ impl Bigtable for DataService {
             row: Some(row_pb(row)),
         }))
     }
+}
+
+/// INVALID_ARGUMENT unless `name` is `projects/<project>/instances/<instance>`.
+pub(crate) fn check_instance_name(name: &str) -> Result<(), Status> {
+    let parts: Vec<&str> = name.split('/').collect();
+    let ok = parts.len() == 4 && parts[0] == "projects" && parts[2] == "instances";
+    if !ok || parts[1].is_empty() || parts[3].is_empty() {
+        return Err(invalid(format!(
+            "invalid instance name {name:?}: want projects/<project>/instances/<instance>"
+        )));
+    }
+    Ok(())
 }
 
 /// A row as a `google.bigtable.v2.Row` (families, then columns, in order).

@@ -8,6 +8,7 @@
 pub mod admin;
 mod app_profiles;
 pub mod chunks;
+pub mod cluster;
 pub mod convert;
 pub mod data;
 mod iam;

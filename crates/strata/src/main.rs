@@ -18,6 +18,7 @@ mod cluster_cmd;
 mod listen;
 mod logging;
 mod report;
+mod serve_cluster;
 mod size;
 mod tablets_cmd;
 
@@ -100,6 +101,23 @@ struct ServeArgs {
     /// urgent go first), 1 to 64.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     compaction_threads: u16,
+    /// Join a cluster whose coordination is in this etcd (comma-separated
+    /// http://HOST:PORT endpoints); needs --storage, shared by every
+    /// server of the cluster (docs/cluster.md).
+    #[arg(long, value_name = "URLS")]
+    etcd: Option<String>,
+    /// With --etcd: the cluster's name (its keys in etcd are under
+    /// /NAME/).
+    #[arg(long, default_value = "strata", value_name = "NAME")]
+    cluster: String,
+    /// With --etcd: where the other servers reach this one, HOST:PORT
+    /// (default: the --listen address, unless that is every interface).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+    /// With --etcd: this server's id in the cluster (default: its
+    /// advertised address). Each run is a new incarnation of the id.
+    #[arg(long, value_name = "ID")]
+    server_id: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -151,6 +169,10 @@ fn serve(args: ServeArgs) -> Result<()> {
         tablet_split_size: size::Limit(tablet_split_size),
         memtable_budget,
         compaction_threads,
+        etcd,
+        cluster,
+        advertise,
+        server_id,
     } = args;
     if tablet_split_size.is_some_and(|b| b < 64 << 10) {
         anyhow::bail!("--tablet-split-size must be at least 64KiB (or off)");
@@ -180,6 +202,18 @@ fn serve(args: ServeArgs) -> Result<()> {
     // Bound before the data directory is touched, so a taken port leaves
     // nothing behind.
     let listener = listen.bind()?;
+    if let Some(etcd) = etcd {
+        let args = serve_cluster::ClusterArgs {
+            etcd,
+            cluster,
+            advertise,
+            server_id,
+            storage,
+            cache_dir: dir,
+            cache_size,
+        };
+        return serve_cluster::run(args, listener, opts, shutdown_signal());
+    }
     let opened = Instant::now();
     let (db, objects) = match &storage {
         None => (

@@ -1,0 +1,509 @@
+//! google.bigtable.v2.Bigtable on a cluster server (docs/cluster.md,
+//! "Routing"): any server takes any request, cuts it by tablet with the
+//! tablet map, and sends each part to the tablet's owner: this server's
+//! own tablets directly, another server's over gRPC with the tablet and
+//! its epoch in the `x-strata-tablet` header. A request carrying that
+//! header is a forwarded part: it is served from the named tablet, at
+//! that epoch, or refused with UNAVAILABLE "not served here", which the
+//! forwarding server retries after its map changes (a tablet moving, a
+//! server failing over). Clients see at most UNAVAILABLE, which they
+//! retry.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::future::join_all;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::StreamExt;
+use tonic::codegen::BoxStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use super::host::Hosted;
+use super::route::{not_served, Target, ROUTE_POLL, ROUTE_WAIT, TABLET_HEADER};
+use super::rows::{restrict, row_set_pb, tablet_bounds};
+use super::Cluster;
+use crate::convert::{self, invalid};
+use crate::data::DataService;
+use crate::data_pb as v2;
+use crate::pb::bigtable_server::Bigtable;
+use strata_cluster::tablet_map::TabletRecord;
+use strata_table::RowBound;
+
+/// Responses buffered ahead of a ReadRows client.
+const READ_AHEAD_RESPONSES: usize = 4;
+
+/// The client's headers a forwarded part carries (the client library's
+/// identity changes how rows are cut into chunks), and the tablet's.
+fn forwarded<T>(msg: T, from: &MetadataMap, tablet: Option<&str>) -> Request<T> {
+    let mut req = Request::new(msg);
+    if let Some(v) = from.get("x-goog-api-client") {
+        req.metadata_mut().insert("x-goog-api-client", v.clone());
+    }
+    if let Some(t) = tablet.and_then(|t| t.parse().ok()) {
+        req.metadata_mut().insert(TABLET_HEADER, t);
+    }
+    req
+}
+
+pub struct ClusterData {
+    pub(crate) cluster: Arc<Cluster>,
+}
+
+/// A served tablet's own service, for a part already routed to it.
+fn local(h: &Hosted) -> DataService {
+    DataService { db: h.db.clone() }
+}
+
+fn check_row(h: &Hosted, row: &[u8]) -> Result<(), Status> {
+    if h.record.contains(row) {
+        Ok(())
+    } else {
+        Err(not_served(format!("the row is not in tablet {}", h.record.id)))
+    }
+}
+
+/// Rows committed in a ReadRows response, and where the last one ended.
+struct RowProgress {
+    rows: u64,
+    last_key: Option<Vec<u8>>,
+    current: Vec<u8>,
+    in_row: bool,
+}
+
+impl RowProgress {
+    fn new() -> RowProgress {
+        RowProgress {
+            rows: 0,
+            last_key: None,
+            current: Vec::new(),
+            in_row: false,
+        }
+    }
+
+    fn see(&mut self, resp: &v2::ReadRowsResponse) {
+        use v2::read_rows_response::cell_chunk::RowStatus;
+        for c in &resp.chunks {
+            if !c.row_key.is_empty() {
+                self.current = c.row_key.clone();
+            }
+            match c.row_status {
+                Some(RowStatus::CommitRow(true)) => {
+                    self.rows += 1;
+                    self.last_key = Some(self.current.clone());
+                    self.in_row = false;
+                }
+                Some(RowStatus::ResetRow(true)) => self.in_row = false,
+                _ => self.in_row = true,
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Bigtable for ClusterData {
+    async fn read_rows(
+        &self,
+        request: Request<v2::ReadRowsRequest>,
+    ) -> Result<Response<BoxStream<v2::ReadRowsResponse>>, Status> {
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            return local(&h).read_rows(request).await;
+        }
+        let md = request.metadata().clone();
+        let r = request.into_inner();
+        crate::data::target(
+            &r.table_name,
+            &r.authorized_view_name,
+            &r.materialized_view_name,
+        )?;
+        if r.rows_limit < 0 {
+            return Err(invalid(format!(
+                "rows_limit must not be negative, got {}",
+                r.rows_limit
+            )));
+        }
+        let rows = convert::row_set(r.rows.as_ref())?;
+        self.cluster.ensure_table(&r.table_name).await?;
+        let mut tablets: Vec<TabletRecord> = self
+            .cluster
+            .view
+            .map()
+            .tablets(&r.table_name)
+            .cloned()
+            .collect();
+        if r.reversed {
+            tablets.reverse();
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
+        let me = ClusterData {
+            cluster: self.cluster.clone(),
+        };
+        tokio::spawn(async move {
+            let mut remaining = (r.rows_limit > 0).then_some(r.rows_limit as u64);
+            for t in tablets {
+                if remaining == Some(0) {
+                    return;
+                }
+                let (lo, hi) = tablet_bounds(&t.start, t.end.as_deref());
+                let Some(mut part) = restrict(&rows, &lo, &hi) else {
+                    continue;
+                };
+                let deadline = Instant::now() + ROUTE_WAIT;
+                loop {
+                    let mut sub = r.clone();
+                    sub.rows = Some(row_set_pb(&part));
+                    sub.rows_limit = remaining.map_or(0, |n| n as i64);
+                    sub.request_stats_view = 0;
+                    let mut progress = RowProgress::new();
+                    let stream: Result<BoxStream<v2::ReadRowsResponse>, Status> =
+                        match me.cluster.target(&t) {
+                            Ok(Target::Local(h)) => local(&h)
+                                .read_rows(forwarded(sub, &md, None))
+                                .await
+                                .map(Response::into_inner),
+                            Ok(Target::Remote { addr, tablet }) => match me.cluster.pool.data(&addr) {
+                                Ok(mut client) => client
+                                    .read_rows(forwarded(sub, &md, Some(&tablet)))
+                                    .await
+                                    .map(|s| Box::pin(s.into_inner()) as BoxStream<_>),
+                                Err(e) => Err(e),
+                            },
+                            Err(e) => Err(e),
+                        };
+                    let err = match stream {
+                        Ok(mut s) => loop {
+                            match s.next().await {
+                                None => break None,
+                                Some(Ok(resp)) => {
+                                    progress.see(&resp);
+                                    if tx.send(Ok(resp)).await.is_err() {
+                                        return; // the client went away
+                                    }
+                                }
+                                Some(Err(e)) => break Some(e),
+                            }
+                        },
+                        Err(e) => Some(e),
+                    };
+                    if let Some(n) = remaining.as_mut() {
+                        *n = n.saturating_sub(progress.rows);
+                    }
+                    let Some(err) = err else { break };
+                    let retry = err.code() == tonic::Code::Unavailable;
+                    let now = Instant::now();
+                    if !retry || now >= deadline {
+                        let _ = tx.send(Err(err)).await;
+                        return;
+                    }
+                    // Resume after the last row delivered; a row cut off
+                    // half-way is dropped by the client first.
+                    if progress.in_row {
+                        let reset = v2::ReadRowsResponse {
+                            chunks: vec![v2::read_rows_response::CellChunk {
+                                row_status: Some(
+                                    v2::read_rows_response::cell_chunk::RowStatus::ResetRow(true),
+                                ),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        };
+                        if tx.send(Ok(reset)).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(last) = progress.last_key {
+                        let rest = if r.reversed {
+                            restrict(&part, &RowBound::Unbounded, &RowBound::Excluded(last))
+                        } else {
+                            restrict(&part, &RowBound::Excluded(last), &RowBound::Unbounded)
+                        };
+                        match rest {
+                            Some(rest) => part = rest,
+                            None => break,
+                        }
+                    }
+                    if remaining == Some(0) {
+                        return;
+                    }
+                    me.cluster
+                        .view
+                        .changed(ROUTE_POLL.min(deadline - now))
+                        .await;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn sample_row_keys(
+        &self,
+        request: Request<v2::SampleRowKeysRequest>,
+    ) -> Result<Response<BoxStream<v2::SampleRowKeysResponse>>, Status> {
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            return local(&h).sample_row_keys(request).await;
+        }
+        let md = request.metadata().clone();
+        let r = request.into_inner();
+        crate::data::target(
+            &r.table_name,
+            &r.authorized_view_name,
+            &r.materialized_view_name,
+        )?;
+        self.cluster.ensure_table(&r.table_name).await?;
+        let tablets: Vec<TabletRecord> = self
+            .cluster
+            .view
+            .map()
+            .tablets(&r.table_name)
+            .cloned()
+            .collect();
+        let mut out = Vec::new();
+        let mut base = 0i64;
+        for (i, t) in tablets.iter().enumerate() {
+            let row = t.start.clone();
+            let samples: Vec<v2::SampleRowKeysResponse> = self
+                .cluster
+                .routed(&r.table_name, &row, true, |target| {
+                    let sub = r.clone();
+                    let md = &md;
+                    async move {
+                        let mut s: BoxStream<v2::SampleRowKeysResponse> = match target {
+                            Target::Local(h) => local(&h)
+                                .sample_row_keys(forwarded(sub, md, None))
+                                .await?
+                                .into_inner(),
+                            Target::Remote { addr, tablet } => Box::pin(
+                                self.cluster.pool.data(&addr)?
+                                    .sample_row_keys(forwarded(sub, md, Some(&tablet)))
+                                    .await?
+                                    .into_inner(),
+                            ),
+                        };
+                        let mut v = Vec::new();
+                        while let Some(x) = s.next().await {
+                            v.push(x?);
+                        }
+                        Ok(v)
+                    }
+                })
+                .await?;
+            let last_tablet = i + 1 == tablets.len();
+            for s in samples {
+                if s.row_key.is_empty() {
+                    // The tablet's end: its size.
+                    let end = base + s.offset_bytes;
+                    out.push(Ok(v2::SampleRowKeysResponse {
+                        row_key: if last_tablet {
+                            Vec::new()
+                        } else {
+                            t.end.clone().unwrap_or_default()
+                        },
+                        offset_bytes: end,
+                    }));
+                    base = end;
+                } else {
+                    out.push(Ok(v2::SampleRowKeysResponse {
+                        row_key: s.row_key,
+                        offset_bytes: base + s.offset_bytes,
+                    }));
+                }
+            }
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(out))))
+    }
+
+    async fn mutate_row(
+        &self,
+        request: Request<v2::MutateRowRequest>,
+    ) -> Result<Response<v2::MutateRowResponse>, Status> {
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            check_row(&h, &request.get_ref().row_key)?;
+            return local(&h).mutate_row(request).await;
+        }
+        let md = request.metadata().clone();
+        let r = request.into_inner();
+        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
+        self.cluster.routed(&r.table_name, &r.row_key, false, |target| {
+            let sub = r.clone();
+            let md = &md;
+            async move {
+                match target {
+                    Target::Local(h) => {
+                        local(&h).mutate_row(forwarded(sub, md, None)).await
+                    }
+                    Target::Remote { addr, tablet } => {
+                        self.cluster.pool.data(&addr)?.mutate_row(forwarded(sub, md, Some(&tablet))).await
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    async fn mutate_rows(
+        &self,
+        request: Request<v2::MutateRowsRequest>,
+    ) -> Result<Response<BoxStream<v2::MutateRowsResponse>>, Status> {
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            for e in &request.get_ref().entries {
+                check_row(&h, &e.row_key)?;
+            }
+            return local(&h).mutate_rows(request).await;
+        }
+        let md = request.metadata().clone();
+        let r = request.into_inner();
+        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
+        if r.entries.is_empty() {
+            return Err(invalid("no entries provided"));
+        }
+        self.cluster.ensure_table(&r.table_name).await?;
+        // Entries grouped by tablet, keeping their indices.
+        let map = self.cluster.view.map();
+        let mut groups: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+        for (i, e) in r.entries.iter().enumerate() {
+            let id = map.route(&r.table_name, &e.row_key).map_or(0, |t| t.id);
+            groups.entry(id).or_default().push(i);
+        }
+        let r = &r;
+        let calls = groups.into_values().map(|indices| {
+            let first = r.entries[indices[0]].row_key.clone();
+            let sub = v2::MutateRowsRequest {
+                entries: indices.iter().map(|&i| r.entries[i].clone()).collect(),
+                ..r.clone()
+            };
+            let md = &md;
+            async move {
+                let got = self
+                    .cluster
+                    .routed(&r.table_name, &first, false, |target| {
+                        let sub = sub.clone();
+                        async move {
+                            let mut s: BoxStream<v2::MutateRowsResponse> = match target {
+                                Target::Local(h) => local(&h).mutate_rows(forwarded(sub, md, None))
+                                        .await?
+                                        .into_inner(),
+                                Target::Remote { addr, tablet } => Box::pin(
+                                    self.cluster.pool.data(&addr)?
+                                        .mutate_rows(forwarded(sub, md, Some(&tablet)))
+                                        .await?
+                                        .into_inner(),
+                                ),
+                            };
+                            let mut entries = Vec::new();
+                            while let Some(x) = s.next().await {
+                                entries.extend(x?.entries);
+                            }
+                            Ok(entries)
+                        }
+                    })
+                    .await;
+                (indices, got)
+            }
+        });
+        let mut entries = Vec::with_capacity(r.entries.len());
+        for (indices, got) in join_all(calls).await {
+            match got {
+                Ok(sub_entries) => {
+                    for e in sub_entries {
+                        let Some(&i) = usize::try_from(e.index).ok().and_then(|k| indices.get(k))
+                        else {
+                            return Err(Status::internal("an owner answered an unknown entry"));
+                        };
+                        entries.push(v2::mutate_rows_response::Entry {
+                            index: i as i64,
+                            status: e.status,
+                        });
+                    }
+                }
+                // The whole part failed: each of its entries with that
+                // status (clients retry the retryable ones).
+                Err(s) => {
+                    for i in indices {
+                        entries.push(v2::mutate_rows_response::Entry {
+                            index: i as i64,
+                            status: Some(crate::RpcStatus {
+                                code: s.code() as i32,
+                                message: s.message().to_string(),
+                                details: vec![],
+                            }),
+                        });
+                    }
+                }
+            }
+        }
+        entries.sort_by_key(|e| e.index);
+        let resp = v2::MutateRowsResponse {
+            entries,
+            rate_limit_info: None,
+        };
+        Ok(Response::new(Box::pin(tokio_stream::iter(vec![Ok(resp)]))))
+    }
+
+    async fn check_and_mutate_row(
+        &self,
+        request: Request<v2::CheckAndMutateRowRequest>,
+    ) -> Result<Response<v2::CheckAndMutateRowResponse>, Status> {
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            check_row(&h, &request.get_ref().row_key)?;
+            return local(&h).check_and_mutate_row(request).await;
+        }
+        let md = request.metadata().clone();
+        let r = request.into_inner();
+        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
+        self.cluster.routed(&r.table_name, &r.row_key, false, |target| {
+            let sub = r.clone();
+            let md = &md;
+            async move {
+                match target {
+                    Target::Local(h) => {
+                        local(&h).check_and_mutate_row(forwarded(sub, md, None)).await
+                    }
+                    Target::Remote { addr, tablet } => {
+                        self.cluster.pool.data(&addr)?
+                            .check_and_mutate_row(forwarded(sub, md, Some(&tablet)))
+                            .await
+                    }
+                }
+            }
+        })
+        .await
+    }
+
+    async fn ping_and_warm(
+        &self,
+        request: Request<v2::PingAndWarmRequest>,
+    ) -> Result<Response<v2::PingAndWarmResponse>, Status> {
+        crate::data::check_instance_name(&request.into_inner().name)?;
+        Ok(Response::new(v2::PingAndWarmResponse {}))
+    }
+
+    async fn read_modify_write_row(
+        &self,
+        request: Request<v2::ReadModifyWriteRowRequest>,
+    ) -> Result<Response<v2::ReadModifyWriteRowResponse>, Status> {
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            check_row(&h, &request.get_ref().row_key)?;
+            return local(&h).read_modify_write_row(request).await;
+        }
+        let md = request.metadata().clone();
+        let r = request.into_inner();
+        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
+        self.cluster.routed(&r.table_name, &r.row_key, false, |target| {
+            let sub = r.clone();
+            let md = &md;
+            async move {
+                match target {
+                    Target::Local(h) => {
+                        local(&h).read_modify_write_row(forwarded(sub, md, None)).await
+                    }
+                    Target::Remote { addr, tablet } => {
+                        self.cluster.pool.data(&addr)?
+                            .read_modify_write_row(forwarded(sub, md, Some(&tablet)))
+                            .await
+                    }
+                }
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,115 @@
+//! A cluster server (`strata serve --etcd`, docs/cluster.md): the Bigtable
+//! APIs served by any of many servers over one object store, with etcd
+//! for membership, the master's election, the tablet map and the schemas.
+//!
+//! | module | concept |
+//! |---|---|
+//! | `view` | what this server knows of the cluster, kept by watches |
+//! | `host` | the tablets it serves, each a database over its own prefix |
+//! | `route` | a request's parts sent to their tablets' owners |
+//! | `rows` | row sets cut by tablet |
+//! | `data` | the data API: requests cut by tablet, sent to their owners |
+//! | `admin` | the table-admin API on the schemas in etcd |
+//! | `node` | joining, following the cluster, the master's loop, leaving |
+
+mod admin;
+mod data;
+mod host;
+mod node;
+mod route;
+mod rows;
+mod view;
+
+pub use host::{tablet_prefix, StorageFor};
+pub use node::{run, NodeOptions};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use strata_cluster::{schema_store, Etcd};
+use tonic::transport::{Channel, Endpoint};
+use tonic::Status;
+
+use crate::data_pb::bigtable_client::BigtableClient;
+use crate::admin_pb::bigtable_table_admin_client::BigtableTableAdminClient;
+
+/// Connections to the other servers, one channel per address (HTTP/2
+/// carries every request to a server over it).
+pub(crate) struct Pool {
+    channels: Mutex<HashMap<String, Channel>>,
+    message_bytes_max: usize,
+}
+
+impl Pool {
+    fn channel(&self, addr: &str) -> Result<Channel, Status> {
+        if let Some(c) = self.channels.lock().get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| Status::internal(format!("server address {addr:?}: {e}")))?
+            .tcp_nodelay(true)
+            .connect_timeout(std::time::Duration::from_secs(2));
+        let channel = endpoint.connect_lazy();
+        self.channels
+            .lock()
+            .insert(addr.to_string(), channel.clone());
+        Ok(channel)
+    }
+
+    pub(crate) fn data(&self, addr: &str) -> Result<BigtableClient<Channel>, Status> {
+        Ok(BigtableClient::new(self.channel(addr)?)
+            .max_decoding_message_size(self.message_bytes_max)
+            .max_encoding_message_size(self.message_bytes_max))
+    }
+
+    pub(crate) fn admin(&self, addr: &str) -> Result<BigtableTableAdminClient<Channel>, Status> {
+        Ok(BigtableTableAdminClient::new(self.channel(addr)?)
+            .max_decoding_message_size(self.message_bytes_max)
+            .max_encoding_message_size(self.message_bytes_max))
+    }
+}
+
+/// What the services of a cluster server share.
+pub(crate) struct Cluster {
+    pub etcd: Etcd,
+    /// The cluster's name: its etcd keys are under `/<name>/`.
+    pub name: String,
+    pub view: view::View,
+    pub host: Arc<host::TabletHost>,
+    pub pool: Pool,
+}
+
+/// An etcd failure as the status a client sees.
+pub(crate) fn etcd_status(e: strata_cluster::Error) -> Status {
+    use strata_cluster::Error as E;
+    match e {
+        E::AlreadyExists(m) => Status::already_exists(m),
+        E::InvalidArgument(m) => Status::invalid_argument(m),
+        E::Conflict(m) => Status::aborted(m),
+        e if e.is_retryable() => Status::unavailable(format!("etcd: {e}")),
+        e => Status::internal(format!("etcd: {e}")),
+    }
+}
+
+impl Cluster {
+    /// NOT_FOUND unless `table` exists; a table this server has not seen
+    /// yet (created through another server a moment ago) is read from
+    /// etcd, so a client never misses its own CreateTable.
+    pub async fn ensure_table(&self, table: &str) -> Result<(), Status> {
+        if self.view.schema(table).is_some() {
+            return Ok(());
+        }
+        match schema_store::get(&self.etcd, &self.name, table).await {
+            Ok(Some(s)) => {
+                self.view.put_schema(s);
+                Ok(())
+            }
+            Ok(None) => Err(Status::not_found(format!("table {table:?} not found"))),
+            Err(strata_cluster::Error::InvalidArgument(_)) => {
+                Err(Status::not_found(format!("table {table:?} not found")))
+            }
+            Err(e) => Err(etcd_status(e)),
+        }
+    }
+}

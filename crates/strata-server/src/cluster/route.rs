@@ -1,0 +1,137 @@
+//! Routing a request's part to its tablet's owner, and recognising a part
+//! forwarded here (docs/cluster.md, "Routing").
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_cluster::tablet_map::TabletRecord;
+use tonic::metadata::MetadataMap;
+use tonic::Status;
+
+use super::host::Hosted;
+use super::view::Placement;
+use super::Cluster;
+use crate::convert::invalid;
+
+/// The header naming the tablet (`<id>.<epoch>`) a forwarded part is for.
+pub const TABLET_HEADER: &str = "x-strata-tablet";
+
+/// How an owner that does not serve a tablet starts its UNAVAILABLE.
+const NOT_SERVED: &str = "not served here: ";
+
+/// How long a request waits for a tablet to be served again (a move, a
+/// failover, a new table's first assignment) before it answers
+/// UNAVAILABLE.
+pub const ROUTE_WAIT: Duration = Duration::from_secs(20);
+
+/// The longest single wait for the map to change before routing again.
+pub const ROUTE_POLL: Duration = Duration::from_millis(100);
+
+pub(crate) fn not_served(why: impl std::fmt::Display) -> Status {
+    Status::unavailable(format!("{NOT_SERVED}{why}"))
+}
+
+pub(crate) fn is_not_served(s: &Status) -> bool {
+    s.code() == tonic::Code::Unavailable && s.message().starts_with(NOT_SERVED)
+}
+
+/// Where one part of a request goes.
+pub(crate) enum Target {
+    /// A tablet this server serves.
+    Local(Arc<Hosted>),
+    /// Another server's, at `addr`, with `tablet` (`<id>.<epoch>`) for the
+    /// header.
+    Remote { addr: String, tablet: String },
+}
+
+impl Cluster {
+    /// The tablet a forwarded part names, if the request is one: served
+    /// here at that epoch, with the lease held, or UNAVAILABLE.
+    pub(crate) fn hosted_for(&self, md: &MetadataMap) -> Result<Option<Arc<Hosted>>, Status> {
+        let Some(v) = md.get(TABLET_HEADER) else {
+            return Ok(None);
+        };
+        let parsed = v.to_str().ok().and_then(|s| {
+            let (id, epoch) = s.split_once('.')?;
+            Some((id.parse::<u64>().ok()?, epoch.parse::<u64>().ok()?))
+        });
+        let Some((id, epoch)) = parsed else {
+            return Err(invalid(format!("bad {TABLET_HEADER} header")));
+        };
+        if !self.view.serving() {
+            return Err(not_served("this server's lease is not held"));
+        }
+        match self.host.get(id) {
+            Some(h) if h.record.epoch == epoch => Ok(Some(h)),
+            _ => Err(not_served(format!("tablet {id} at epoch {epoch}"))),
+        }
+    }
+
+    /// Where tablet `t` is served, seen from here.
+    pub(crate) fn target(&self, t: &TabletRecord) -> Result<Target, Status> {
+        match self.view.placement(t) {
+            Placement::Unavailable(why) => Err(not_served(why)),
+            Placement::Serving { owner, addr } => {
+                let me = self.view.me().map(|m| m.owner);
+                if me.as_deref() != Some(owner.as_str()) {
+                    return Ok(Target::Remote {
+                        addr,
+                        tablet: format!("{}.{}", t.id, t.epoch),
+                    });
+                }
+                if !self.view.serving() {
+                    return Err(not_served("this server's lease is not held"));
+                }
+                match self.host.get(t.id) {
+                    Some(h) if h.record.epoch == t.epoch => Ok(Target::Local(h)),
+                    _ => Err(not_served(format!("tablet {} is still opening", t.id))),
+                }
+            }
+        }
+    }
+
+    /// The tablet of `table` holding `row`, after checking the table
+    /// exists.
+    pub(crate) async fn route(&self, table: &str, row: &[u8]) -> Result<TabletRecord, Status> {
+        self.ensure_table(table).await?;
+        self.view
+            .map()
+            .route(table, row)
+            .cloned()
+            .ok_or_else(|| not_served(format!("no tablet of {table} holds the row yet")))
+    }
+
+    /// Calls `call` on the owner of `row`'s tablet, and again while the
+    /// owner does not serve it (and, if `idempotent`, on any
+    /// UNAVAILABLE), for up to `ROUTE_WAIT`.
+    pub(crate) async fn routed<T, F, Fut>(
+        &self,
+        table: &str,
+        row: &[u8],
+        idempotent: bool,
+        mut call: F,
+    ) -> Result<T, Status>
+    where
+        F: FnMut(Target) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let deadline = Instant::now() + ROUTE_WAIT;
+        loop {
+            let t = self.route(table, row).await;
+            let err = match t.and_then(|t| self.target(&t)) {
+                Ok(target) => match call(target).await {
+                    Ok(v) => return Ok(v),
+                    Err(e) => e,
+                },
+                Err(e) => e,
+            };
+            let retry =
+                is_not_served(&err) || (idempotent && err.code() == tonic::Code::Unavailable);
+            let now = Instant::now();
+            if !retry || now >= deadline {
+                return Err(err);
+            }
+            self.view.changed(ROUTE_POLL.min(deadline - now)).await;
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! `strata serve --etcd …`: a server of a cluster (docs/cluster.md).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use strata_engine::storage::Storage;
+use strata_object_store::ObjectStorage;
+use strata_server::cluster::{tablet_prefix, NodeOptions, StorageFor};
+use strata_server::ServerOptions;
+use strata_table::DatabaseOptions;
+
+/// Each tablet's database gets this share of the server's memtable budget
+/// and block cache (a tablet is an engine of its own, docs/cluster.md).
+const TABLET_SHARE: usize = 8;
+const TABLET_MEMTABLE_BYTES_MIN: usize = 4 << 20;
+/// Log uploads in flight per tablet.
+const TABLET_LOG_UPLOADS_MAX: usize = 4;
+/// How long a dead server's tablets wait before they move.
+const LEASE_TTL: Duration = Duration::from_secs(3);
+
+pub struct ClusterArgs {
+    pub etcd: String,
+    pub cluster: String,
+    pub advertise: Option<String>,
+    pub server_id: Option<String>,
+    pub storage: Option<String>,
+    pub cache_dir: std::path::PathBuf,
+    pub cache_size: u64,
+}
+
+pub fn run(
+    args: ClusterArgs,
+    listener: TcpListener,
+    mut opts: DatabaseOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let Some(url) = args.storage else {
+        anyhow::bail!(
+            "--etcd needs --storage URL: a cluster keeps every tablet in one shared object store"
+        );
+    };
+    let local = listener.local_addr().context("reading the listening address")?;
+    let advertise = match args.advertise {
+        Some(a) => a,
+        None if !local.ip().is_unspecified() => local.to_string(),
+        None => anyhow::bail!(
+            "listening on every interface ({local}): say with --advertise HOST:PORT where the other servers reach this one"
+        ),
+    };
+    let server_id = args.server_id.unwrap_or_else(|| advertise.clone());
+    opts.engine.memtable_budget_bytes =
+        (opts.engine.memtable_budget_bytes / TABLET_SHARE).max(TABLET_MEMTABLE_BYTES_MIN);
+    opts.engine.block_cache_bytes = (opts.engine.block_cache_bytes / TABLET_SHARE).max(1 << 20);
+    opts.engine.log_uploads_in_flight_max = opts
+        .engine
+        .log_uploads_in_flight_max
+        .min(TABLET_LOG_UPLOADS_MAX);
+    let parsed = strata_object_store::parse_storage_url(&url)?;
+    let root = ObjectStorage::open(parsed, Some(&args.cache_dir), args.cache_size)?;
+    let storage_for: StorageFor = Arc::new(move |id: u64| {
+        root.child(&tablet_prefix(id))
+            .map(|s| s as Arc<dyn Storage>)
+            .map_err(|e| e.to_string())
+    });
+    let node = NodeOptions {
+        etcd: args.etcd,
+        cluster: args.cluster,
+        server_id,
+        advertise,
+        lease_ttl: LEASE_TTL,
+        db: opts,
+        storage_for,
+        server: ServerOptions::default(),
+    };
+    tracing::info!(
+        storage = %url,
+        cluster = %node.cluster,
+        "serving the Bigtable API on {local} as a cluster server; clients: export BIGTABLE_EMULATOR_HOST={}",
+        crate::listen::client_addr(local)
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .context("registering the listening socket")?;
+        strata_server::cluster::run(node, listener, shutdown)
+            .await
+            .context("running the cluster server")
+    })?;
+    tracing::info!("stopped");
+    Ok(())
+}
