@@ -9,7 +9,10 @@
 //! 1. a tablet whose owner is not live is marked `recovering` (same owner,
 //!    next epoch): from here on no server may serve it at an older epoch;
 //! 2. every tablet without a live owner goes to the least loaded live
-//!    server ([`assign_orphans`]), `serving` at the next epoch.
+//!    server ([`assign_orphans`]), `serving` at the next epoch;
+//! 3. up to [`MOVES_PER_PASS`] tablets move from the most loaded live
+//!    server to the least loaded while they differ by more than one
+//!    ([`balance`]): a server that joins gets its share.
 //!
 //! The recovery itself is the new owner's: each tablet has its own
 //! manifest and log in the store, and opening them takes them over (a new
@@ -28,7 +31,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::assign::assign_orphans;
+use crate::assign::{assign_orphans, balance};
 use crate::client::Etcd;
 use crate::election::{Leadership, LeadershipLoss};
 use crate::error::{Error, Result};
@@ -36,6 +39,10 @@ use crate::membership::{servers, ServerInfo};
 use crate::tablet_map::TabletState;
 use crate::tablet_store::{load, reassign};
 use crate::watch::WatchOptions;
+
+/// Tablets one pass moves to even out the load (each move makes its
+/// tablet unavailable for a moment).
+pub const MOVES_PER_PASS: usize = 4;
 
 /// Settings of the master's loop.
 #[derive(Clone, Debug)]
@@ -63,6 +70,8 @@ pub struct Pass {
     pub marked: usize,
     /// Tablets given to a live server.
     pub assigned: usize,
+    /// Tablets moved between live servers for balance.
+    pub moved: usize,
 }
 
 /// Runs the master's loop until the leadership is lost; returns why.
@@ -77,9 +86,10 @@ pub async fn run(
     loop {
         match pass(etcd, cluster, master).await {
             Ok(p) if p != Pass::default() => tracing::info!(
-                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned",
+                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moved for balance",
                 p.marked,
-                p.assigned
+                p.assigned,
+                p.moved
             ),
             Ok(_) => {}
             Err(Error::NotLeader { .. }) => {}
@@ -138,6 +148,19 @@ pub async fn pass(etcd: &Etcd, cluster: &str, master: &Leadership) -> Result<Pas
         let Some(t) = map.get(a.tablet) else { continue };
         reassign(master, cluster, t, Some(&a.to), TabletState::Serving).await?;
         done.assigned += 1;
+    }
+    if done.assigned > 0 {
+        return Ok(done); // balance from the map these made, next pass
+    }
+
+    // 3. Balance.
+    for a in balance(&map, &live, MOVES_PER_PASS) {
+        let Some(t) = map.get(a.tablet) else { continue };
+        if t.state != TabletState::Serving {
+            continue;
+        }
+        reassign(master, cluster, t, Some(&a.to), TabletState::Serving).await?;
+        done.moved += 1;
     }
     Ok(done)
 }

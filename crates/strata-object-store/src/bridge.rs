@@ -18,7 +18,28 @@ const RUNTIME_THREADS: usize = 2;
 
 #[derive(Clone)]
 pub struct Bridge {
-    runtime: Arc<tokio::runtime::Runtime>,
+    runtime: Arc<Owned>,
+}
+
+/// The runtime, shut down without waiting when the last storage goes:
+/// that may happen on an async thread (a cluster server's tablets close
+/// in its tasks), where dropping a runtime the usual way panics. Nothing
+/// is left to wait for: every request a storage makes is waited for by
+/// its caller, except cache fills, which may be abandoned.
+struct Owned(Option<tokio::runtime::Runtime>);
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Owned {
+    fn get(&self) -> &tokio::runtime::Runtime {
+        self.0.as_ref().expect("the runtime lives until dropped")
+    }
 }
 
 impl Bridge {
@@ -30,7 +51,7 @@ impl Bridge {
             .build()
             .map_err(SetupError::Runtime)?;
         Ok(Bridge {
-            runtime: Arc::new(runtime),
+            runtime: Arc::new(Owned(Some(runtime))),
         })
     }
 
@@ -41,7 +62,7 @@ impl Bridge {
         F::Output: Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.runtime.spawn(async move {
+        self.runtime.get().spawn(async move {
             let _ = tx.send(f.await);
         });
         rx.recv().map_err(|_| {
@@ -57,6 +78,6 @@ impl Bridge {
     where
         F: Future<Output = ()> + Send + 'static,
     {
-        self.runtime.spawn(f);
+        self.runtime.get().spawn(f);
     }
 }

@@ -41,7 +41,9 @@ pub fn run(
             "--etcd needs --storage URL: a cluster keeps every tablet in one shared object store"
         );
     };
-    let local = listener.local_addr().context("reading the listening address")?;
+    let local = listener
+        .local_addr()
+        .context("reading the listening address")?;
     let advertise = match args.advertise {
         Some(a) => a,
         None if !local.ip().is_unspecified() => local.to_string(),

@@ -79,15 +79,21 @@ async fn the_master_keeps_every_tablet_on_a_live_server() {
         );
     }
 
-    // s1 comes back under its id: a new incarnation, a new owner name;
-    // nothing is handed back (no balancing yet).
+    // s1 comes back under its id: a new incarnation, a new owner name,
+    // which the balancing gives its share (nothing goes to the old name).
     let s1b = register(&etcd, "c", "s1", "127.0.0.1:1", TTL)
         .await
         .unwrap();
-    assert_ne!(owner_name(s1b.info()), o1);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let (now, _) = load(&etcd, "c").await.unwrap();
-    assert!(now.all().all(|t| t.owner.as_deref() == Some(o2.as_str())));
+    let o1b = owner_name(s1b.info());
+    assert_ne!(o1b, o1);
+    let balanced = eventually(WAIT, "the tablets balanced", || async {
+        let (map, _) = load(&etcd, "c").await.unwrap();
+        let on = |o: &str| map.all().filter(|t| t.owner.as_deref() == Some(o)).count();
+        (on(&o1b) == 2 && on(&o2) == 3).then_some(map)
+    })
+    .await;
+    balanced.check().unwrap();
+    assert!(balanced.all().all(|t| t.state == TabletState::Serving));
 
     // The master's lease ends: the loop stops.
     lease.revoke().await.unwrap();

@@ -21,7 +21,9 @@ use tonic::{Request, Response, Status};
 use super::host::ClusterSchema;
 use super::route::{Target, ROUTE_POLL, ROUTE_WAIT};
 use super::{etcd_status, Cluster};
-use crate::admin::{check_parent, check_update_path, family_changes, list_page, new_table, table_pb};
+use crate::admin::{
+    check_parent, check_update_path, family_changes, list_page, new_table, table_pb,
+};
 use crate::admin_pb as a;
 use crate::convert::{invalid, status};
 use crate::data::blocking;
@@ -38,9 +40,8 @@ pub struct ClusterAdmin {
 }
 
 fn decode(s: &TableSchema) -> Result<Schema, Status> {
-    Schema::decode(&s.schema).map_err(|e| {
-        Status::internal(format!("table {}: its schema in etcd: {e}", s.table))
-    })
+    Schema::decode(&s.schema)
+        .map_err(|e| Status::internal(format!("table {}: its schema in etcd: {e}", s.table)))
 }
 
 fn info(s: &TableSchema) -> Result<TableInfo, Status> {
@@ -141,9 +142,15 @@ impl ClusterAdmin {
                         });
                         req.metadata_mut().insert(
                             super::route::TABLET_HEADER,
-                            tablet.parse().map_err(|_| Status::internal("tablet header"))?,
+                            tablet
+                                .parse()
+                                .map_err(|_| Status::internal("tablet header"))?,
                         );
-                        cluster.pool.admin(&addr)?.modify_column_families(req).await?;
+                        cluster
+                            .pool
+                            .admin(&addr)?
+                            .modify_column_families(req)
+                            .await?;
                         Ok(())
                     }
                 }
@@ -200,15 +207,20 @@ impl BigtableTableAdmin for ClusterAdmin {
         splits.sort();
         splits.dedup();
         let bytes = schema_bytes(t.families, t.deletion_protection);
-        let (_, revision) =
-            schema_store::create_table(&self.cluster.etcd, &self.cluster.name, &t.name, &splits, &bytes)
-                .await
-                .map_err(|e| match e {
-                    strata_cluster::Error::AlreadyExists(_) => {
-                        Status::already_exists(format!("table {:?} already exists", t.name))
-                    }
-                    e => etcd_status(e),
-                })?;
+        let (_, revision) = schema_store::create_table(
+            &self.cluster.etcd,
+            &self.cluster.name,
+            &t.name,
+            &splits,
+            &bytes,
+        )
+        .await
+        .map_err(|e| match e {
+            strata_cluster::Error::AlreadyExists(_) => {
+                Status::already_exists(format!("table {:?} already exists", t.name))
+            }
+            e => etcd_status(e),
+        })?;
         let created = TableSchema {
             table: t.name.clone(),
             schema: bytes,
@@ -319,7 +331,10 @@ impl BigtableTableAdmin for ClusterAdmin {
                 Err(e) => return Err(etcd_status(e)),
             }
         }
-        Err(Status::aborted(format!("table {:?} kept changing; try again", r.name)))
+        Err(Status::aborted(format!(
+            "table {:?} kept changing; try again",
+            r.name
+        )))
     }
 
     async fn modify_column_families(
@@ -330,7 +345,10 @@ impl BigtableTableAdmin for ClusterAdmin {
             // A tablet told to catch up with its table's schema.
             self.cluster.refresh_schema(&h.record.table).await?;
             let s = self.get(&h.record.table).await?;
-            return Ok(Response::new(table_pb(&info(&s)?, a::table::View::SchemaView as i32)));
+            return Ok(Response::new(table_pb(
+                &info(&s)?,
+                a::table::View::SchemaView as i32,
+            )));
         }
         let r = request.into_inner();
         strata_table::database::validate_table_name(&r.name).map_err(status)?;
@@ -372,9 +390,7 @@ impl BigtableTableAdmin for ClusterAdmin {
         self.get(&r.name).await?;
         let prefix = match &r.target {
             Some(Drop::RowKeyPrefix(p)) if !p.is_empty() => Some(p.clone()),
-            Some(Drop::RowKeyPrefix(_)) => {
-                return Err(invalid("row_key_prefix must not be empty"))
-            }
+            Some(Drop::RowKeyPrefix(_)) => return Err(invalid("row_key_prefix must not be empty")),
             Some(Drop::DeleteAllDataFromTable(true)) => None,
             // "Setting this to false is a no-op" (the proto).
             Some(Drop::DeleteAllDataFromTable(false)) => return Ok(Response::new(())),
@@ -388,8 +404,10 @@ impl BigtableTableAdmin for ClusterAdmin {
                 match target {
                     Target::Local(h) => {
                         let db = h.db.clone();
-                        blocking(move || db.drop_row_range(&name, prefix.as_deref()).map_err(status))
-                            .await
+                        blocking(move || {
+                            db.drop_row_range(&name, prefix.as_deref()).map_err(status)
+                        })
+                        .await
                     }
                     Target::Remote { addr, tablet } => {
                         let target = Some(match prefix {
@@ -399,7 +417,9 @@ impl BigtableTableAdmin for ClusterAdmin {
                         let mut req = Request::new(a::DropRowRangeRequest { name, target });
                         req.metadata_mut().insert(
                             super::route::TABLET_HEADER,
-                            tablet.parse().map_err(|_| Status::internal("tablet header"))?,
+                            tablet
+                                .parse()
+                                .map_err(|_| Status::internal("tablet header"))?,
                         );
                         cluster.pool.admin(&addr)?.drop_row_range(req).await?;
                         Ok(())
@@ -432,6 +452,8 @@ impl BigtableTableAdmin for ClusterAdmin {
         if r.consistency_token != format!("strata-1:{}", r.name) {
             return Err(invalid("unknown consistency token for this table"));
         }
-        Ok(Response::new(a::CheckConsistencyResponse { consistent: true }))
+        Ok(Response::new(a::CheckConsistencyResponse {
+            consistent: true,
+        }))
     }
 }

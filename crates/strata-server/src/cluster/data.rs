@@ -59,7 +59,10 @@ fn check_row(h: &Hosted, row: &[u8]) -> Result<(), Status> {
     if h.record.contains(row) {
         Ok(())
     } else {
-        Err(not_served(format!("the row is not in tablet {}", h.record.id)))
+        Err(not_served(format!(
+            "the row is not in tablet {}",
+            h.record.id
+        )))
     }
 }
 
@@ -155,21 +158,27 @@ impl Bigtable for ClusterData {
                     sub.rows_limit = remaining.map_or(0, |n| n as i64);
                     sub.request_stats_view = 0;
                     let mut progress = RowProgress::new();
-                    let stream: Result<BoxStream<v2::ReadRowsResponse>, Status> =
-                        match me.cluster.target(&t) {
-                            Ok(Target::Local(h)) => local(&h)
-                                .read_rows(forwarded(sub, &md, None))
+                    // The tablet as the map has it now (its owner changes
+                    // in a move or a failover).
+                    let now_t = me.cluster.view.map().get(t.id).cloned();
+                    let target = match now_t {
+                        Some(now_t) => me.cluster.target(&now_t),
+                        None => Err(not_served(format!("tablet {} is gone", t.id))),
+                    };
+                    let stream: Result<BoxStream<v2::ReadRowsResponse>, Status> = match target {
+                        Ok(Target::Local(h)) => local(&h)
+                            .read_rows(forwarded(sub, &md, None))
+                            .await
+                            .map(Response::into_inner),
+                        Ok(Target::Remote { addr, tablet }) => match me.cluster.pool.data(&addr) {
+                            Ok(mut client) => client
+                                .read_rows(forwarded(sub, &md, Some(&tablet)))
                                 .await
-                                .map(Response::into_inner),
-                            Ok(Target::Remote { addr, tablet }) => match me.cluster.pool.data(&addr) {
-                                Ok(mut client) => client
-                                    .read_rows(forwarded(sub, &md, Some(&tablet)))
-                                    .await
-                                    .map(|s| Box::pin(s.into_inner()) as BoxStream<_>),
-                                Err(e) => Err(e),
-                            },
+                                .map(|s| Box::pin(s.into_inner()) as BoxStream<_>),
                             Err(e) => Err(e),
-                        };
+                        },
+                        Err(e) => Err(e),
+                    };
                     let err = match stream {
                         Ok(mut s) => loop {
                             match s.next().await {
@@ -273,7 +282,9 @@ impl Bigtable for ClusterData {
                                 .await?
                                 .into_inner(),
                             Target::Remote { addr, tablet } => Box::pin(
-                                self.cluster.pool.data(&addr)?
+                                self.cluster
+                                    .pool
+                                    .data(&addr)?
                                     .sample_row_keys(forwarded(sub, md, Some(&tablet)))
                                     .await?
                                     .into_inner(),
@@ -323,21 +334,24 @@ impl Bigtable for ClusterData {
         let md = request.metadata().clone();
         let r = request.into_inner();
         crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
-        self.cluster.routed(&r.table_name, &r.row_key, false, |target| {
-            let sub = r.clone();
-            let md = &md;
-            async move {
-                match target {
-                    Target::Local(h) => {
-                        local(&h).mutate_row(forwarded(sub, md, None)).await
-                    }
-                    Target::Remote { addr, tablet } => {
-                        self.cluster.pool.data(&addr)?.mutate_row(forwarded(sub, md, Some(&tablet))).await
+        self.cluster
+            .routed(&r.table_name, &r.row_key, false, |target| {
+                let sub = r.clone();
+                let md = &md;
+                async move {
+                    match target {
+                        Target::Local(h) => local(&h).mutate_row(forwarded(sub, md, None)).await,
+                        Target::Remote { addr, tablet } => {
+                            self.cluster
+                                .pool
+                                .data(&addr)?
+                                .mutate_row(forwarded(sub, md, Some(&tablet)))
+                                .await
+                        }
                     }
                 }
-            }
-        })
-        .await
+            })
+            .await
     }
 
     async fn mutate_rows(
@@ -379,11 +393,14 @@ impl Bigtable for ClusterData {
                         let sub = sub.clone();
                         async move {
                             let mut s: BoxStream<v2::MutateRowsResponse> = match target {
-                                Target::Local(h) => local(&h).mutate_rows(forwarded(sub, md, None))
-                                        .await?
-                                        .into_inner(),
+                                Target::Local(h) => local(&h)
+                                    .mutate_rows(forwarded(sub, md, None))
+                                    .await?
+                                    .into_inner(),
                                 Target::Remote { addr, tablet } => Box::pin(
-                                    self.cluster.pool.data(&addr)?
+                                    self.cluster
+                                        .pool
+                                        .data(&addr)?
                                         .mutate_rows(forwarded(sub, md, Some(&tablet)))
                                         .await?
                                         .into_inner(),
@@ -450,23 +467,28 @@ impl Bigtable for ClusterData {
         let md = request.metadata().clone();
         let r = request.into_inner();
         crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
-        self.cluster.routed(&r.table_name, &r.row_key, false, |target| {
-            let sub = r.clone();
-            let md = &md;
-            async move {
-                match target {
-                    Target::Local(h) => {
-                        local(&h).check_and_mutate_row(forwarded(sub, md, None)).await
-                    }
-                    Target::Remote { addr, tablet } => {
-                        self.cluster.pool.data(&addr)?
-                            .check_and_mutate_row(forwarded(sub, md, Some(&tablet)))
-                            .await
+        self.cluster
+            .routed(&r.table_name, &r.row_key, false, |target| {
+                let sub = r.clone();
+                let md = &md;
+                async move {
+                    match target {
+                        Target::Local(h) => {
+                            local(&h)
+                                .check_and_mutate_row(forwarded(sub, md, None))
+                                .await
+                        }
+                        Target::Remote { addr, tablet } => {
+                            self.cluster
+                                .pool
+                                .data(&addr)?
+                                .check_and_mutate_row(forwarded(sub, md, Some(&tablet)))
+                                .await
+                        }
                     }
                 }
-            }
-        })
-        .await
+            })
+            .await
     }
 
     async fn ping_and_warm(
@@ -488,22 +510,27 @@ impl Bigtable for ClusterData {
         let md = request.metadata().clone();
         let r = request.into_inner();
         crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
-        self.cluster.routed(&r.table_name, &r.row_key, false, |target| {
-            let sub = r.clone();
-            let md = &md;
-            async move {
-                match target {
-                    Target::Local(h) => {
-                        local(&h).read_modify_write_row(forwarded(sub, md, None)).await
-                    }
-                    Target::Remote { addr, tablet } => {
-                        self.cluster.pool.data(&addr)?
-                            .read_modify_write_row(forwarded(sub, md, Some(&tablet)))
-                            .await
+        self.cluster
+            .routed(&r.table_name, &r.row_key, false, |target| {
+                let sub = r.clone();
+                let md = &md;
+                async move {
+                    match target {
+                        Target::Local(h) => {
+                            local(&h)
+                                .read_modify_write_row(forwarded(sub, md, None))
+                                .await
+                        }
+                        Target::Remote { addr, tablet } => {
+                            self.cluster
+                                .pool
+                                .data(&addr)?
+                                .read_modify_write_row(forwarded(sub, md, Some(&tablet)))
+                                .await
+                        }
                     }
                 }
-            }
-        })
-        .await
+            })
+            .await
     }
 }

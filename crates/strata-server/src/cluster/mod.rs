@@ -31,8 +31,14 @@ use strata_cluster::{schema_store, Etcd};
 use tonic::transport::{Channel, Endpoint};
 use tonic::Status;
 
-use crate::data_pb::bigtable_client::BigtableClient;
 use crate::admin_pb::bigtable_table_admin_client::BigtableTableAdminClient;
+use crate::data_pb::bigtable_client::BigtableClient;
+
+/// Bounds on a call forwarded to another server.
+const FORWARD_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const FORWARD_PING_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const FORWARD_PING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Connections to the other servers, one channel per address (HTTP/2
 /// carries every request to a server over it).
@@ -49,7 +55,14 @@ impl Pool {
         let endpoint = Endpoint::from_shared(format!("http://{addr}"))
             .map_err(|e| Status::internal(format!("server address {addr:?}: {e}")))?
             .tcp_nodelay(true)
-            .connect_timeout(std::time::Duration::from_secs(2));
+            .connect_timeout(FORWARD_CONNECT_TIMEOUT)
+            // A server that stops answering (frozen, partitioned) is
+            // noticed by its missed pings, and every call to it fails,
+            // rather than waiting for it forever.
+            .http2_keep_alive_interval(FORWARD_PING_EVERY)
+            .keep_alive_timeout(FORWARD_PING_TIMEOUT)
+            .keep_alive_while_idle(true)
+            .timeout(FORWARD_TIMEOUT);
         let channel = endpoint.connect_lazy();
         self.channels
             .lock()

@@ -201,7 +201,11 @@ async fn incarnation(
         "joined the cluster as {owner}, reachable at {}",
         opts.advertise
     );
-    let master_task = tokio::spawn(master_role(cluster.clone(), owner.clone(), reg.lease().clone()));
+    let master_task = tokio::spawn(master_role(
+        cluster.clone(),
+        owner.clone(),
+        reg.lease().clone(),
+    ));
     let mut failed: BTreeMap<u64, TabletRecord> = BTreeMap::new();
     let mut assignments = None;
     let ended = loop {

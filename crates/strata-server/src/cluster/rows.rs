@@ -155,7 +155,10 @@ mod tests {
         let (lo, hi) = tablet_bounds(b"m", None);
         let right = restrict(&rows, &lo, &hi).unwrap();
         assert_eq!(right.keys, vec![b("m"), b("z")]);
-        assert_eq!(right.ranges, vec![range(Included(b("m")), Excluded(b("q")))]);
+        assert_eq!(
+            right.ranges,
+            vec![range(Included(b("m")), Excluded(b("q")))]
+        );
         // Nothing of it in [r, s).
         let (lo, hi) = tablet_bounds(b"r", Some(b"s"));
         assert!(restrict(&rows, &lo, &hi).is_none());
@@ -172,9 +175,15 @@ mod tests {
         assert_eq!(cut.ranges, vec![range(Included(b("k")), Excluded(b("p")))]);
         // Resumed after row "m", forwards and backwards.
         let after = restrict(&cut, &Excluded(b("m")), &Unbounded).unwrap();
-        assert_eq!(after.ranges, vec![range(Excluded(b("m")), Excluded(b("p")))]);
+        assert_eq!(
+            after.ranges,
+            vec![range(Excluded(b("m")), Excluded(b("p")))]
+        );
         let before = restrict(&cut, &Unbounded, &Excluded(b("m"))).unwrap();
-        assert_eq!(before.ranges, vec![range(Included(b("k")), Excluded(b("m")))]);
+        assert_eq!(
+            before.ranges,
+            vec![range(Included(b("k")), Excluded(b("m")))]
+        );
         // A closed end at the row resumed after leaves nothing.
         let one = RowSet {
             keys: vec![],
