@@ -42,6 +42,7 @@
 //! | [`tablet_store`] | the tablet map in etcd: load, follow by watch, the master's guarded writes |
 //! | [`schema_store`] | table schemas in etcd; creating and deleting a table with its tablets |
 //! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
+//! | [`moves`] | a tablet's move between live servers, step by step in etcd |
 //! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
 //! | [`assignments`] | a server's view: the tablets to open and close as the map changes |
 //! | `testkit` | (feature `testkit`) a throwaway etcd server for tests |
@@ -54,6 +55,7 @@ pub mod error;
 pub mod lease;
 pub mod master;
 pub mod membership;
+pub mod moves;
 pub mod pb;
 pub mod schema_store;
 pub mod tablet_map;

@@ -10,9 +10,12 @@
 //!    next epoch): from here on no server may serve it at an older epoch;
 //! 2. every tablet without a live owner goes to the least loaded live
 //!    server ([`assign_orphans`]), `serving` at the next epoch;
-//! 3. up to [`MOVES_PER_PASS`] tablets move from the most loaded live
-//!    server to the least loaded while they differ by more than one
-//!    ([`balance`]): a server that joins gets its share.
+//! 3. a moving tablet whose source has released it (or that waited
+//!    [`MOVE_RELEASE_WAIT`]) goes to its target ([`moves`](crate::moves));
+//! 4. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
+//!    moving from the most loaded live server to the least loaded while
+//!    they differ by more than one ([`balance`]): a server that joins
+//!    gets its share.
 //!
 //! The recovery itself is the new owner's: each tablet has its own
 //! manifest and log in the store, and opening them takes them over (a new
@@ -28,14 +31,16 @@
 //! Reading everything at each pass costs O(tablets) per change; fine for
 //! thousands of tablets, to be made incremental for more.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
+use std::time::Instant;
 
 use crate::assign::{assign_orphans, balance};
 use crate::client::Etcd;
 use crate::election::{Leadership, LeadershipLoss};
 use crate::error::{Error, Result};
 use crate::membership::{servers, ServerInfo};
+use crate::moves::{begin_move, finish_move, forget, load_moves, load_released, MOVE_RELEASE_WAIT};
 use crate::tablet_map::TabletState;
 use crate::tablet_store::{load, reassign};
 use crate::watch::WatchOptions;
@@ -70,8 +75,17 @@ pub struct Pass {
     pub marked: usize,
     /// Tablets given to a live server.
     pub assigned: usize,
-    /// Tablets moved between live servers for balance.
-    pub moved: usize,
+    /// Moves started for balance.
+    pub moves_started: usize,
+    /// Moves finished (the tablet given to its target).
+    pub moves_finished: usize,
+}
+
+/// What the master remembers between passes: when it first saw each move
+/// in progress (a new master starts the clocks afresh).
+#[derive(Default)]
+pub struct MasterState {
+    moves_seen: HashMap<u64, Instant>,
 }
 
 /// Runs the master's loop until the leadership is lost; returns why.
@@ -83,13 +97,15 @@ pub async fn run(
 ) -> LeadershipLoss {
     let prefix = format!("/{cluster}/");
     let mut changes = etcd.watch_prefix(prefix.as_bytes(), WatchOptions::default());
+    let mut state = MasterState::default();
     loop {
-        match pass(etcd, cluster, master).await {
+        match pass(etcd, cluster, master, &mut state).await {
             Ok(p) if p != Pass::default() => tracing::info!(
-                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moved for balance",
+                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished",
                 p.marked,
                 p.assigned,
-                p.moved
+                p.moves_started,
+                p.moves_finished
             ),
             Ok(_) => {}
             Err(Error::NotLeader { .. }) => {}
@@ -122,7 +138,12 @@ pub fn owner_name(server: &ServerInfo) -> String {
 }
 
 /// One pass over the servers and the tablet map (see the module docs).
-pub async fn pass(etcd: &Etcd, cluster: &str, master: &Leadership) -> Result<Pass> {
+pub async fn pass(
+    etcd: &Etcd,
+    cluster: &str,
+    master: &Leadership,
+    state: &mut MasterState,
+) -> Result<Pass> {
     let mut done = Pass::default();
     let (registered, _) = servers(etcd, cluster).await?;
     let live: BTreeSet<String> = registered.iter().map(owner_name).collect();
@@ -153,14 +174,54 @@ pub async fn pass(etcd: &Etcd, cluster: &str, master: &Leadership) -> Result<Pas
         return Ok(done); // balance from the map these made, next pass
     }
 
-    // 3. Balance.
+    // 3. Moves whose source has let go.
+    let moves = load_moves(etcd, cluster).await?;
+    let released = load_released(etcd, cluster).await?;
+    state.moves_seen.retain(|id, _| moves.contains_key(id));
+    let mut in_progress = 0;
+    for (&id, to) in &moves {
+        let Some(t) = map.get(id).filter(|t| t.state == TabletState::Moving) else {
+            // Abandoned (its source died and it was recovered) or gone.
+            forget(master, cluster, id).await?;
+            continue;
+        };
+        let seen = *state.moves_seen.entry(id).or_insert_with(Instant::now);
+        let let_go = released.get(&id) == Some(&t.epoch);
+        if !let_go && seen.elapsed() < MOVE_RELEASE_WAIT {
+            in_progress += 1;
+            continue;
+        }
+        if !let_go {
+            tracing::warn!(
+                tablet = id,
+                "the source of a move did not release the tablet within {MOVE_RELEASE_WAIT:?}; moving it anyway (the target's open fences the source)"
+            );
+        }
+        // The target, or if it is gone the least loaded other server.
+        let target = if live.contains(to) {
+            Some(to.clone())
+        } else {
+            live.iter()
+                .find(|s| Some(s.as_str()) != t.owner.as_deref())
+                .cloned()
+        };
+        let Some(target) = target else { continue };
+        finish_move(master, cluster, t, &target).await?;
+        state.moves_seen.remove(&id);
+        done.moves_finished += 1;
+    }
+    if in_progress > 0 || done.moves_finished > 0 {
+        return Ok(done);
+    }
+
+    // 4. Balance.
     for a in balance(&map, &live, MOVES_PER_PASS) {
         let Some(t) = map.get(a.tablet) else { continue };
         if t.state != TabletState::Serving {
             continue;
         }
-        reassign(master, cluster, t, Some(&a.to), TabletState::Serving).await?;
-        done.moved += 1;
+        begin_move(master, cluster, t, &a.to).await?;
+        done.moves_started += 1;
     }
     Ok(done)
 }

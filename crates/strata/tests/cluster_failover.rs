@@ -576,3 +576,37 @@ async fn a_rolling_restart_of_every_server_loses_no_acknowledged_write() {
     acked.extend(load.finish().await);
     check(&cluster, &acked).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tablets_moving_under_load_lose_no_acknowledged_write() {
+    // Two servers take the table; a third joins under load and the master
+    // moves its share to it, each source flushing and releasing first.
+    let mut cluster = Cluster::start(3).await;
+    cluster.nodes[2].kill9();
+    create_table(connect(cluster.nodes[0].port).await).await;
+    cluster.settled().await;
+    cluster.balanced().await;
+    let load = Load::start(connect(cluster.nodes[0].port).await);
+    load.progress(200, &cluster).await;
+    cluster.nodes[2].start(cluster.etcd.endpoint(), &cluster.store.clone());
+    cluster.balanced().await;
+    cluster.settled().await;
+    load.progress(200, &cluster).await;
+    let released: usize = cluster.nodes[..2]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(&n.log)
+                .unwrap_or_default()
+                .matches("released tablet for its move")
+                .count()
+        })
+        .sum();
+    assert!(
+        released >= 1,
+        "no move went through a release\n{}",
+        cluster.logs()
+    );
+    println!("{released} tablets moved to the new server, each released by its source");
+    let acked = load.finish().await;
+    check(&cluster, &acked).await;
+}

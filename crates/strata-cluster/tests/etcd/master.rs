@@ -86,12 +86,37 @@ async fn the_master_keeps_every_tablet_on_a_live_server() {
         .unwrap();
     let o1b = owner_name(s1b.info());
     assert_ne!(o1b, o1);
-    let balanced = eventually(WAIT, "the tablets balanced", || async {
-        let (map, _) = load(&etcd, "c").await.unwrap();
-        let on = |o: &str| map.all().filter(|t| t.owner.as_deref() == Some(o)).count();
-        (on(&o1b) == 2 && on(&o2) == 3).then_some(map)
+    // s2 lets go of each tablet the master moves away (as a server does
+    // once it has closed it): the moves finish at once.
+    let started = std::time::Instant::now();
+    let released = std::sync::atomic::AtomicUsize::new(0);
+    let (etcd_r, s2_r, o2_r, o1b_r, released_r) = (&etcd, &s2, &o2, &o1b, &released);
+    let balanced = eventually(WAIT, "the tablets balanced", || {
+        let (etcd, s2, o2, o1b, released) = (etcd_r, s2_r, o2_r, o1b_r, released_r);
+        async move {
+            let (map, _) = load(etcd, "c").await.unwrap();
+            for t in map.all() {
+                if t.state == TabletState::Moving && t.owner.as_deref() == Some(o2.as_str()) {
+                    strata_cluster::moves::release(etcd, "c", t.id, t.epoch, s2.lease().id())
+                        .await
+                        .unwrap();
+                    released.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            let on = |o: &str| map.all().filter(|t| t.owner.as_deref() == Some(o)).count();
+            let serving = map.all().all(|t| t.state == TabletState::Serving);
+            (serving && on(o1b) == 2 && on(o2) == 3).then_some(map)
+        }
     })
     .await;
+    assert!(
+        released.into_inner() >= 2,
+        "moved by release, not by timeout"
+    );
+    assert!(
+        started.elapsed() < strata_cluster::moves::MOVE_RELEASE_WAIT,
+        "the moves waited for the timeout"
+    );
     balanced.check().unwrap();
     assert!(balanced.all().all(|t| t.state == TabletState::Serving));
 

@@ -17,8 +17,9 @@ use std::time::Duration;
 use futures::future::join_all;
 use strata_cluster::assignments::{Assignments, Change};
 use strata_cluster::master::{self, owner_name, MasterOptions};
+use strata_cluster::moves;
 use strata_cluster::schema_store::{self, SchemaChange, SchemaFollower};
-use strata_cluster::tablet_map::TabletRecord;
+use strata_cluster::tablet_map::{TabletRecord, TabletState};
 use strata_cluster::{campaign, register, servers, watch_servers, Etcd, Registration, ServerEvent};
 use strata_table::DatabaseOptions;
 
@@ -290,6 +291,7 @@ async fn apply(
                 failed.remove(&id);
                 let host = cluster.host.clone();
                 let _ = tokio::task::spawn_blocking(move || host.close(id)).await;
+                release_if_moving(cluster, id).await;
             }
             Change::Open(t) => opens.push(t),
         }
@@ -309,6 +311,22 @@ async fn apply(
                 failed.insert(t.id, t);
             }
         }
+    }
+}
+
+/// Tells the master a tablet moving away from here is closed (flushed):
+/// its target may open it now (`strata_cluster::moves`).
+async fn release_if_moving(cluster: &Arc<Cluster>, id: u64) {
+    let Some(me) = cluster.view.me() else { return };
+    let map = cluster.view.map();
+    let Some(t) = map.get(id) else { return };
+    if t.state != TabletState::Moving || t.owner.as_deref() != Some(me.owner.as_str()) {
+        return;
+    }
+    match moves::release(&cluster.etcd, &cluster.name, id, t.epoch, me.lease.id()).await {
+        Ok(()) => tracing::info!(tablet = id, "released tablet for its move"),
+        // The master moves it after a while anyway.
+        Err(e) => tracing::warn!(tablet = id, "releasing tablet for its move: {e}"),
     }
 }
 

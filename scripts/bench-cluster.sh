@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# A three-server cluster against one standalone server, both keeping their
+# data in the same kind of store (file://DIR, a local directory used as an
+# object store), so the difference is the cluster's own cost (etcd, tablets
+# as separate engines, forwarding from the server the client talks to).
+# Alternated per (round, threads): standalone, cluster, standalone, ...
+# each run on fresh storage (and, for the cluster, a fresh etcd):
+#   standalone: `strata serve --storage file://DIR`;
+#   cluster: one etcd and `strata serve --etcd ... --storage file://DIR`
+#     as s0, s1, s2; the client talks to s0 only.
+# The table is created first (scripts/bench-cluster.py create-table) with
+# SPLITS as initial splits, for both systems: `strata-bench ycsb` creates
+# its table without splits, which a cluster would hold in one tablet on one
+# server (tablets split by size only past 512 MiB); the cluster then waits
+# until every tablet is served and the servers hold equal counts.
+# Then YCSB load, A, C (uniform) at THREADS in flight. Prints per (system,
+# threads, phase) the median ops/s and p99 over the rounds and the ratio
+# cluster / standalone.
+#
+# Then failover (KILLS > 0): a fresh cluster, loaded with RECORDS rows, under
+# a YCSB A load through s0 (runs of FAILOVER_OPS operations at
+# FAILOVER_THREADS in flight, one after the other); KILLS times: SIGKILL of
+# a server other than s0 that owns tablets (s1 and s2 in turn, whichever
+# is master included), the time from the kill to the first successful read
+# through s0 of a row of each of its tablets (scripts/bench-cluster.py
+# failover: one ReadRows per attempt, no client retries), then the server
+# restarted under its id and the cluster waited for until balanced again.
+# Prints every kill, and the median and max of the time until all of a
+# killed server's tablets read again.
+#
+# Usage: scripts/bench-cluster.sh [ROUNDS] [THREADS...]
+#   ROUNDS default 2 (or $ROUNDS); THREADS default "16 64" (or $THREADS)
+# Environment: RECORDS (100000), OPERATIONS (100000), KILLS (10; 0: no
+#   failover), FAILOVER_THREADS (16), FAILOVER_OPS (20000), SPLITS (row keys;
+#   default user2 .. user9: YCSB's keys are "user" and a decimal hash, so
+#   nine tablets of about equal size; empty: one tablet), BENCH_OUT
+#   (bench-results), CARGO_TARGET_DIR, STRATA_PYVENV (target/pyvenv: its
+#   python with google-cloud-bigtable, and etcd; run scripts/test-python.sh
+#   once), ETCD (default the venv's etcd).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=${1:-${ROUNDS:-2}}
+shift || true
+threads_list=("$@")
+[[ ${#threads_list[@]} -gt 0 ]] || read -r -a threads_list <<<"${THREADS:-16 64}"
+records=${RECORDS:-100000}
+operations=${OPERATIONS:-100000}
+kills=${KILLS:-10}
+failover_threads=${FAILOVER_THREADS:-16}
+failover_ops=${FAILOVER_OPS:-20000}
+read -r -a splits <<<"${SPLITS-user2 user3 user4 user5 user6 user7 user8 user9}"
+target=${CARGO_TARGET_DIR:-target}
+strata=$target/release/strata
+bench=$target/release/strata-bench
+venv=${STRATA_PYVENV:-target/pyvenv}
+py=$venv/bin/python
+etcd=${ETCD:-$venv/bin/etcd}
+nodes=3
+
+die() { echo "bench-cluster.sh: $*" >&2; exit 1; }
+[[ -x $etcd ]] || die "no etcd at $etcd (run scripts/test-python.sh once, or set ETCD)"
+"$py" -c 'import google.cloud.bigtable' 2>/dev/null \
+  || die "no google-cloud-bigtable in $venv (run scripts/test-python.sh once)"
+cargo build --release -q -p strata -p strata-bench
+
+out=${BENCH_OUT:-bench-results}/cluster-$(date +%Y%m%d-%H%M%S)
+mkdir -p "$out"
+commit=$(git rev-parse --short HEAD)
+[[ -z $(git status --porcelain --untracked-files=no) ]] || commit="$commit (work tree modified)"
+machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
+{
+  echo "commit: $commit"
+  echo "machine: $machine"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLITS=\"${splits[*]}\""
+} | tee "$out/setup.txt" >&2
+echo "results in $out" >&2
+
+# shellcheck source=scripts/bench-lib.sh
+source scripts/bench-lib.sh
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-cluster.XXXXXX")
+etcd_pid=
+load_pid=
+node_pid=()
+node_port=()
+cleanup() {
+  stop_server
+  if [[ -n $load_pid ]]; then
+    kill "$load_pid" 2>/dev/null || true
+    [[ -s $work/load.pid ]] && kill "$(cat "$work/load.pid")" 2>/dev/null
+    wait "$load_pid" 2>/dev/null || true
+  fi
+  stop_cluster
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Waits until PID has exited, or SIGKILLs it after SECONDS.
+stop_pid() { # PID SECONDS
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    kill -0 "$1" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$1" 2>/dev/null; then
+    echo "bench-cluster.sh: process $1 still running $2 s after SIGTERM; SIGKILL" >&2
+    kill -9 "$1" 2>/dev/null || true
+  fi
+  wait "$1" 2>/dev/null || true
+}
+
+# serve_standalone LOG: a standalone server on $work/store, waited for;
+# sets $port.
+serve_standalone() {
+  local i
+  port=$(free_port)
+  "$strata" serve --storage "file://$work/store" --data-dir "$work/cache" \
+    --listen "127.0.0.1:$port" >"$1" 2>&1 &
+  server_pid=$!
+  for ((i = 0; i < 6000; i++)); do
+    grep -q 'serving the Bigtable API' "$1" && return
+    kill -0 "$server_pid" 2>/dev/null || die "standalone server exited at startup; see $1"
+    sleep 0.01
+  done
+  die "standalone server not serving after 60 s; see $1"
+}
+
+start_etcd() { # LOG
+  local peer i
+  etcd_port=$(free_port)
+  peer=$(free_port)
+  etcd_url=http://127.0.0.1:$etcd_port
+  "$etcd" --name bench --data-dir "$work/etcd" \
+    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
+    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+    --initial-cluster "bench=http://127.0.0.1:$peer" --initial-cluster-state new \
+    --log-level warn >"$1" 2>&1 &
+  etcd_pid=$!
+  for ((i = 0; i < 300; i++)); do
+    python3 -c "import urllib.request; urllib.request.urlopen('$etcd_url/health', timeout=1)" 2>/dev/null && return
+    kill -0 "$etcd_pid" 2>/dev/null || die "etcd exited at startup; see $1"
+    sleep 0.1
+  done
+  die "etcd not answering after 30 s; see $1"
+}
+
+start_node() { # I LOG (appended to: a restarted server logs on)
+  local i=$1
+  "$strata" serve --etcd "$etcd_url" --storage "file://$work/store" \
+    --listen "127.0.0.1:${node_port[i]}" --server-id "s$i" --data-dir "$work/cache/s$i" \
+    >>"$2" 2>&1 &
+  node_pid[i]=$!
+}
+
+# Waits until LOG says "joined the cluster as" N times.
+wait_joined() { # I LOG N
+  local k
+  for ((k = 0; k < 1200; k++)); do
+    (($(grep -c 'joined the cluster as' "$2" || true) >= $3)) && return
+    kill -0 "${node_pid[$1]}" 2>/dev/null || die "s$1 exited; see $2"
+    sleep 0.05
+  done
+  die "s$1 did not join in 60 s; see $2"
+}
+
+# start_cluster PREFIX: etcd and $nodes servers on $work/store, logs
+# PREFIX.etcd.log and PREFIX.sI.log, every server joined.
+start_cluster() {
+  local i
+  start_etcd "$1.etcd.log"
+  mkdir -p "$work/cache"
+  for ((i = 0; i < nodes; i++)); do
+    node_port[i]=$(free_port)
+    start_node "$i" "$1.s$i.log"
+  done
+  for ((i = 0; i < nodes; i++)); do wait_joined "$i" "$1.s$i.log" 1; done
+}
+
+# Every server SIGTERMed at once (one at a time, the master would move
+# each one's tablets to the others), then etcd.
+stop_cluster() {
+  local pid
+  for pid in "${node_pid[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${node_pid[@]}"; do stop_pid "$pid" 30; done
+  node_pid=()
+  if [[ -n $etcd_pid ]]; then
+    kill "$etcd_pid" 2>/dev/null || true
+    stop_pid "$etcd_pid" 10
+    etcd_pid=
+  fi
+}
+
+fresh_work() {
+  rm -rf "${work:?}"/*
+  mkdir -p "$work/store" "$work/cache"
+}
+
+create_table() { # ADDR
+  "$py" scripts/bench-cluster.py create-table "$1" "${splits[@]}"
+}
+
+ycsb() { # NAME ADDR WORKLOADS THREADS [OPERATIONS]
+  "$bench" ycsb --addr "$2" --records "$records" --operations "${5:-$operations}" \
+    --threads "$4" --workloads "$3" --distribution uniform --json "$out/$1.json" >"$out/$1.txt"
+}
+
+store_size() { # NAME: objects and bytes in the store after the run
+  echo "$(find "$work/store" -type f | wc -l) $(du -sb "$work/store" | cut -f1)" >"$out/$1.store"
+}
+
+for ((r = 1; r <= rounds; r++)); do
+  for t in "${threads_list[@]}"; do
+    for system in standalone cluster; do
+      name=$system-t$t-r$r
+      echo "== round $r/$rounds, $t in flight, $system (load average $(cut -d' ' -f1 /proc/loadavg))" >&2
+      fresh_work
+      if [[ $system == standalone ]]; then
+        serve_standalone "$out/$name.server.log"
+        addr=127.0.0.1:$port
+        create_table "$addr"
+      else
+        start_cluster "$out/$name"
+        addr=127.0.0.1:${node_port[0]}
+        create_table "$addr"
+        "$py" scripts/bench-cluster.py wait "$etcd_url" "$nodes" 120 >"$out/$name.settled"
+      fi
+      ycsb "$name" "$addr" load,a,c "$t"
+      stop_server
+      stop_cluster
+      store_size "$name"
+    done
+  done
+done
+
+if ((kills > 0)); then
+  echo "== failover: $kills kills under a YCSB A load of $failover_threads in flight through s0" >&2
+  fresh_work
+  start_cluster "$out/failover"
+  front=127.0.0.1:${node_port[0]}
+  create_table "$front"
+  "$py" scripts/bench-cluster.py wait "$etcd_url" "$nodes" 120 >"$out/failover.settled"
+  ycsb failover-load "$front" load 16
+  (
+    n=1
+    while [[ ! -e $work/stop-load ]]; do
+      "$bench" ycsb --addr "$front" --records "$records" --operations "$failover_ops" \
+        --threads "$failover_threads" --workloads a --distribution uniform \
+        --json "$out/failover-a-$n.json" >"$out/failover-a-$n.txt" 2>>"$out/failover-a.err" &
+      echo $! >"$work/load.pid"
+      wait $! || sleep 0.2
+      n=$((n + 1))
+    done
+  ) &
+  load_pid=$!
+  sleep 3
+  for ((k = 1; k <= kills; k++)); do
+    if ((k % 2)); then order=(1 2); else order=(2 1); fi
+    candidates=()
+    for i in "${order[@]}"; do candidates+=("s$i=${node_pid[i]}"); done
+    "$py" scripts/bench-cluster.py failover "$etcd_url" "$front" "$records" "${candidates[@]}" >"$work/kill.json"
+    victim=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["victim"])' "$work/kill.json")
+    i=${victim#s}
+    wait "${node_pid[i]}" 2>/dev/null || true
+    log=$out/failover.s$i.log
+    joined=$(grep -c 'joined the cluster as' "$log" || true)
+    restarted=$(date +%s%N)
+    start_node "$i" "$log"
+    wait_joined "$i" "$log" $((joined + 1))
+    joined_ms=$((($(date +%s%N) - restarted) / 1000000))
+    "$py" scripts/bench-cluster.py wait "$etcd_url" "$nodes" 120 >"$work/balanced.json"
+    balanced_ms=$((($(date +%s%N) - restarted) / 1000000))
+    python3 - "$work/kill.json" "$work/balanced.json" "$k" "$joined_ms" "$balanced_ms" >>"$out/failover.jsonl" <<'PY'
+import json, sys
+kill, bal = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+kill.update(kill=int(sys.argv[3]), rejoined_s=int(sys.argv[4]) / 1000,
+            balanced_s=int(sys.argv[5]) / 1000, owners_after=bal["owners"])
+print(json.dumps(kill))
+PY
+    tail -1 "$out/failover.jsonl" | python3 -c '
+import json, sys
+k = json.load(sys.stdin)
+print(f"kill {k[\"kill\"]}: {k[\"victim\"]}{\" (master)\" if k[\"was_master\"] else \"\"}, {k[\"tablets\"]} tablets, all read again after {k[\"all_s\"]} s (first {k[\"first_s\"]} s), rejoined {k[\"rejoined_s\"]} s, balanced {k[\"balanced_s\"]} s after restart")' >&2
+    sleep 2 # the load on the balanced cluster before the next kill
+  done
+  touch "$work/stop-load"
+  wait "$load_pid" || true
+  load_pid=
+  stop_cluster
+fi
+
+python3 - "$out" "$records" "$operations" <<'PY' | tee "$out/summary.md"
+import json, os, re, statistics, sys
+d, records, operations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+systems = ["standalone", "cluster"]
+print(open(os.path.join(d, "setup.txt")).read())
+runs = {}
+for f in sorted(os.listdir(d)):
+    m = re.match(r"^(standalone|cluster)-t(\d+)-r(\d+)\.json$", f)
+    if not m:
+        continue
+    for p in json.load(open(os.path.join(d, f)))["phases"]:
+        runs.setdefault((int(m[2]), p["workload"]), {}).setdefault(m[1], []).append(p)
+med = lambda xs: statistics.median(xs) if xs else float("nan")
+print("| in flight | phase | standalone ops/s | cluster ops/s | cluster / standalone "
+      "| standalone p99 ms | cluster p99 ms | cluster / standalone p99 | runs | errors+missing |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+order = ["load", "a", "c"]
+for (t, phase) in sorted(runs, key=lambda k: (k[0], order.index(k[1]))):
+    v = runs[(t, phase)]
+    ops = {s: med([p["ops_per_sec"] for p in v.get(s, [])]) for s in systems}
+    p99 = {s: med([p["latency"]["all"]["p99_us"] / 1000 for p in v.get(s, []) if "all" in p["latency"]]) for s in systems}
+    n = "/".join(str(len(v.get(s, []))) for s in systems)
+    bad = "/".join(str(sum(p["errors"] + p["missing"] for p in v.get(s, []))) for s in systems)
+    print(f"| {t} | {phase} | {ops['standalone']:,.0f} | {ops['cluster']:,.0f} | "
+          f"{ops['cluster'] / ops['standalone']:.2f} | {p99['standalone']:.1f} | {p99['cluster']:.1f} | "
+          f"{p99['cluster'] / p99['standalone']:.2f} | {n} | {bad} |")
+print()
+print("| system | in flight | round | store objects after | store MB after |")
+print("|---|---:|---:|---:|---:|")
+for f in sorted(os.listdir(d)):
+    m = re.match(r"^(standalone|cluster)-t(\d+)-r(\d+)\.store$", f)
+    if m:
+        objs, size = open(os.path.join(d, f)).read().split()
+        print(f"| {m[1]} | {m[2]} | {m[3]} | {int(objs):,} | {int(size) / 1e6:,.1f} |")
+path = os.path.join(d, "failover.jsonl")
+if os.path.exists(path):
+    kills = [json.loads(l) for l in open(path) if l.strip()]
+    print()
+    print("| kill | victim | was master | tablets | all read again s | first s | rows missing | restart to joined s | restart to balanced s |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|---:|")
+    for k in kills:
+        print(f"| {k['kill']} | {k['victim']} | {'yes' if k['was_master'] else 'no'} | {k['tablets']} | "
+              f"{k['all_s'] if k['all_s'] is not None else 'never'} | {k['first_s']} | {k['missing']} | "
+              f"{k['rejoined_s']:.2f} | {k['balanced_s']:.2f} |")
+    alls = [k["all_s"] for k in kills if k["all_s"] is not None]
+    if alls:
+        print()
+        print(f"failover, kill -9 to every tablet of the killed server read through s0: "
+              f"median {statistics.median(alls):.2f} s, max {max(alls):.2f} s over {len(alls)} kills"
+              + (f" ({len(kills) - len(alls)} never served again)" if len(alls) < len(kills) else ""))
+        m = [k["all_s"] for k in kills if k["all_s"] is not None and k["was_master"]]
+        o = [k["all_s"] for k in kills if k["all_s"] is not None and not k["was_master"]]
+        if m and o:
+            print(f"  the master killed: median {statistics.median(m):.2f} s ({len(m)} kills); "
+                  f"another server: median {statistics.median(o):.2f} s ({len(o)} kills)")
+    load = []
+    for f in sorted(os.listdir(d)):
+        if re.match(r"^failover-a-\d+\.json$", f):
+            load += json.load(open(os.path.join(d, f)))["phases"]
+    if load:
+        ops = sum(p["ops"] for p in load)
+        secs = sum(p["seconds"] for p in load)
+        bad = sum(p["errors"] + p["missing"] for p in load)
+        worst = max(p["latency"]["all"]["max_us"] for p in load if "all" in p["latency"]) / 1e6
+        print(f"load during failover: {len(load)} YCSB A runs, {ops:,} operations, {ops / secs:,.0f} ops/s, "
+              f"{bad} errors+missing, slowest request {worst:.2f} s")
+PY
