@@ -35,6 +35,22 @@ pub(crate) fn is_not_served(s: &Status) -> bool {
     s.code() == tonic::Code::Unavailable && s.message().starts_with(NOT_SERVED)
 }
 
+/// Whether a forwarded call failed before the owner could have seen it:
+/// the connection was refused (the owner's process is gone). Safe to
+/// send again elsewhere, even a write.
+pub(crate) fn never_sent(s: &Status) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return true;
+            }
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Where one part of a request goes.
 pub(crate) enum Target {
     /// A tablet this server serves.
@@ -125,8 +141,9 @@ impl Cluster {
                 },
                 Err(e) => e,
             };
-            let retry =
-                is_not_served(&err) || (idempotent && err.code() == tonic::Code::Unavailable);
+            let retry = is_not_served(&err)
+                || never_sent(&err)
+                || (idempotent && err.code() == tonic::Code::Unavailable);
             let now = Instant::now();
             if !retry || now >= deadline {
                 return Err(err);
