@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 import urllib.request
+import warnings
 
 PROJECT, INSTANCE, TABLE, FAMILY = "strata-bench", "bench", "usertable", "cf"
 CLUSTER = "strata"
@@ -39,6 +40,8 @@ CLUSTER = "strata"
 PROBE_TIMEOUT_S = 1.0
 PROBE_PAUSE_S = 0.01
 PROBE_GIVE_UP_S = 120.0
+
+warnings.filterwarnings("ignore", "Connecting to Bigtable emulator")
 
 
 def b64(s):

@@ -87,15 +87,23 @@ node_pid=()
 node_port=()
 cleanup() {
   stop_server
+  [[ -z ${noise_pid:-} ]] || kill "$noise_pid" 2>/dev/null || true
   if [[ -n $load_pid ]]; then
     kill "$load_pid" 2>/dev/null || true
-    [[ -s $work/load.pid ]] && kill "$(cat "$work/load.pid")" 2>/dev/null
+    [[ ! -s $work/load.pid ]] || kill "$(cat "$work/load.pid")" 2>/dev/null || true
     wait "$load_pid" 2>/dev/null || true
   fi
   stop_cluster
   rm -rf "$work"
 }
 trap cleanup EXIT
+# Noise: every 2 s the load average and how many rustc processes run (a
+# compiler on the machine competes with the benchmark for its cores).
+while :; do
+  echo "$(date +%s) $(cut -d' ' -f1 /proc/loadavg) $(pgrep -c -x rustc || true)"
+  sleep 2
+done >"$out/noise.log" &
+noise_pid=$!
 
 # Waits until PID has exited, or SIGKILLs it after SECONDS.
 stop_pid() { # PID SECONDS
@@ -226,7 +234,9 @@ for ((r = 1; r <= rounds; r++)); do
         create_table "$addr"
         "$py" scripts/bench-cluster.py wait "$etcd_url" "$nodes" 120 >"$out/$name.settled"
       fi
+      before="$(date +%s) $(cut -d' ' -f1 /proc/loadavg)"
       ycsb "$name" "$addr" load,a,c "$t"
+      echo "$before $(date +%s) $(cut -d' ' -f1 /proc/loadavg)" >"$out/$name.loadavg"
       stop_server
       stop_cluster
       store_size "$name"
@@ -255,6 +265,7 @@ if ((kills > 0)); then
   ) &
   load_pid=$!
   sleep 3
+  date +%s >"$out/failover.window"
   for ((k = 1; k <= kills; k++)); do
     if ((k % 2)); then order=(1 2); else order=(2 1); fi
     candidates=()
@@ -273,17 +284,18 @@ if ((kills > 0)); then
     balanced_ms=$((($(date +%s%N) - restarted) / 1000000))
     python3 - "$work/kill.json" "$work/balanced.json" "$k" "$joined_ms" "$balanced_ms" >>"$out/failover.jsonl" <<'PY'
 import json, sys
-kill, bal = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-kill.update(kill=int(sys.argv[3]), rejoined_s=int(sys.argv[4]) / 1000,
-            balanced_s=int(sys.argv[5]) / 1000, owners_after=bal["owners"])
-print(json.dumps(kill))
+k, bal = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+k.update(kill=int(sys.argv[3]), rejoined_s=int(sys.argv[4]) / 1000,
+         balanced_s=int(sys.argv[5]) / 1000, owners_after=bal["owners"])
+print(json.dumps(k))
+master = " (master)" if k["was_master"] else ""
+print(f"kill {k['kill']}: {k['victim']}{master}, {k['tablets']} tablets, all read again after "
+      f"{k['all_s']} s (first {k['first_s']} s); restarted: joined after {k['rejoined_s']} s, "
+      f"balanced after {k['balanced_s']} s", file=sys.stderr)
 PY
-    tail -1 "$out/failover.jsonl" | python3 -c '
-import json, sys
-k = json.load(sys.stdin)
-print(f"kill {k[\"kill\"]}: {k[\"victim\"]}{\" (master)\" if k[\"was_master\"] else \"\"}, {k[\"tablets\"]} tablets, all read again after {k[\"all_s\"]} s (first {k[\"first_s\"]} s), rejoined {k[\"rejoined_s\"]} s, balanced {k[\"balanced_s\"]} s after restart")' >&2
     sleep 2 # the load on the balanced cluster before the next kill
   done
+  date +%s >>"$out/failover.window"
   touch "$work/stop-load"
   wait "$load_pid" || true
   load_pid=
@@ -317,13 +329,17 @@ for (t, phase) in sorted(runs, key=lambda k: (k[0], order.index(k[1]))):
           f"{ops['cluster'] / ops['standalone']:.2f} | {p99['standalone']:.1f} | {p99['cluster']:.1f} | "
           f"{p99['cluster'] / p99['standalone']:.2f} | {n} | {bad} |")
 print()
-print("| system | in flight | round | store objects after | store MB after |")
-print("|---|---:|---:|---:|---:|")
+noise = [tuple(map(float, l.split())) for l in open(os.path.join(d, "noise.log")) if len(l.split()) == 3]
+print("| system | in flight | round | load avg (1 min) before / after | rustc running (share of 2 s samples) | store objects after | store MB after |")
+print("|---|---:|---:|---|---:|---:|---:|")
 for f in sorted(os.listdir(d)):
     m = re.match(r"^(standalone|cluster)-t(\d+)-r(\d+)\.store$", f)
     if m:
         objs, size = open(os.path.join(d, f)).read().split()
-        print(f"| {m[1]} | {m[2]} | {m[3]} | {int(objs):,} | {int(size) / 1e6:,.1f} |")
+        t0, la0, t1, la1 = open(os.path.join(d, f[:-len("store")] + "loadavg")).read().split()
+        during = [n for n in noise if float(t0) <= n[0] <= float(t1)]
+        busy = f"{sum(1 for n in during if n[2] > 0) / len(during):.0%}" if during else "–"
+        print(f"| {m[1]} | {m[2]} | {m[3]} | {la0} / {la1} | {busy} | {int(objs):,} | {int(size) / 1e6:,.1f} |")
 path = os.path.join(d, "failover.jsonl")
 if os.path.exists(path):
     kills = [json.loads(l) for l in open(path) if l.strip()]
@@ -354,6 +370,10 @@ if os.path.exists(path):
         secs = sum(p["seconds"] for p in load)
         bad = sum(p["errors"] + p["missing"] for p in load)
         worst = max(p["latency"]["all"]["max_us"] for p in load if "all" in p["latency"]) / 1e6
+        t0, t1 = map(float, open(os.path.join(d, "failover.window")).read().split())
+        during = [n for n in noise if t0 <= n[0] <= t1]
+        if during:
+            print(f"rustc running during the kills: {sum(1 for n in during if n[2] > 0) / len(during):.0%} of 2 s samples")
         print(f"load during failover: {len(load)} YCSB A runs, {ops:,} operations, {ops / secs:,.0f} ops/s, "
               f"{bad} errors+missing, slowest request {worst:.2f} s")
 PY

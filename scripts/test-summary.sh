@@ -2,9 +2,10 @@
 # Sums up a run of scripts/test.sh from its logs: one line for cargo test
 # (the `test result:` lines of every test binary and doc-test run added up)
 # and pytest's own summary line for each pytest log (the suite on local
-# disk, then on an S3-compatible object store).
+# disk, then on an S3-compatible object store, then through one server of
+# a three-server cluster).
 #
-#   ./scripts/test-summary.sh CARGO_TEST_LOG PYTEST_LOG [PYTEST_S3_LOG]
+#   ./scripts/test-summary.sh CARGO_TEST_LOG PYTEST_LOG [PYTEST_S3_LOG [PYTEST_CLUSTER_LOG]]
 set -euo pipefail
 cargo_log="$1"
 
@@ -39,4 +40,7 @@ pytest_line() { # LOG LABEL
 pytest_line "$2" "pytest:     "
 if [[ $# -ge 3 ]]; then
     pytest_line "$3" "pytest, S3: "
+fi
+if [[ $# -ge 4 ]]; then
+    pytest_line "$4" "pytest, a three-server cluster: "
 fi

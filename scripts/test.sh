@@ -42,10 +42,14 @@ python_rc=0
 echo "== Python client tests again, the server on an S3-compatible store (moto)"
 STRATA_TEST_STORAGE=s3 STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh 2>&1 \
     | tee "$logs/pytest-s3.log" || python_rc=$?
+echo "== Python client tests again, through one server of a three-server cluster (etcd, a file:// store)"
+STRATA_TEST_CLUSTER=3 STRATA_BIN="$target/debug/strata" ./scripts/test-python.sh 2>&1 \
+    | tee "$logs/pytest-cluster.log" || python_rc=$?
 
 echo
 echo "== summary (fmt and clippy passed; full output in $logs/)"
-./scripts/test-summary.sh "$logs/cargo-test.log" "$logs/pytest.log" "$logs/pytest-s3.log"
+./scripts/test-summary.sh "$logs/cargo-test.log" "$logs/pytest.log" "$logs/pytest-s3.log" \
+    "$logs/pytest-cluster.log"
 if ((cargo_rc != 0 || python_rc != 0)); then
     echo "FAILED (cargo test exit $cargo_rc, Python suite exit $python_rc)"
     exit 1

@@ -8,6 +8,10 @@ Target selection:
   * STRATA_TEST_STORAGE=s3       the started server keeps its data on an S3-compatible
     object store (moto's server, started too) instead of a local directory;
     =az on Azurite, =gs on fake-gcs-server (see start_azurite, start_fake_gcs);
+  * STRATA_TEST_CLUSTER=N        start a cluster of N servers instead (`strata serve
+    --etcd`, an etcd started too, the store a shared file:// directory); the client
+    talks to the first. Tests marked `not_on_cluster` (features a cluster does not
+    serve yet) are skipped.
   * STRATA_TEST_EMULATOR=1       the target is Google's Go emulator: skip tests marked
     `emulator_deviation` (the emulator deviates from Bigtable's documented behaviour)
     and `strata_only` (guarantees Strata makes beyond Bigtable's docs).
@@ -47,9 +51,29 @@ def pytest_configure(config):
         "strata_only: a guarantee Strata makes beyond Bigtable's docs "
         "(skipped when STRATA_TEST_EMULATOR=1)",
     )
+    config.addinivalue_line(
+        "markers",
+        "not_on_cluster(why): a feature a cluster (STRATA_TEST_CLUSTER) does not serve yet",
+    )
+
+
+def _cluster_size() -> int:
+    v = os.environ.get("STRATA_TEST_CLUSTER", "").strip()
+    if not v:
+        return 0
+    try:
+        return int(v)
+    except ValueError:
+        raise pytest.UsageError(f"STRATA_TEST_CLUSTER={v!r}: want a number of servers")
 
 
 def pytest_collection_modifyitems(config, items):
+    if _cluster_size() > 0:
+        for item in items:
+            marker = item.get_closest_marker("not_on_cluster")
+            if marker:
+                why = marker.args[0] if marker.args else "not served by a cluster yet"
+                item.add_marker(pytest.mark.skip(reason=f"cluster: {why}"))
     if not _truthy("STRATA_TEST_EMULATOR"):
         return
     for item in items:
@@ -289,6 +313,74 @@ def start_fake_gcs(tmp: Path, buckets: list[str]) -> tuple[subprocess.Popen, obj
     return proc, shim, {"GOOGLE_SERVICE_ACCOUNT_KEY": json.dumps(key)}
 
 
+def _etcd_binary() -> str:
+    explicit = os.environ.get("STRATA_ETCD", "").strip()
+    if explicit:
+        return explicit
+    venv = Path(os.environ.get("STRATA_PYVENV", REPO_ROOT / "target" / "pyvenv"))
+    if not venv.is_absolute():
+        venv = REPO_ROOT / venv
+    for c in [venv / "bin" / "etcd"]:
+        if c.is_file():
+            return str(c)
+    import shutil
+
+    found = shutil.which("etcd")
+    if not found:
+        pytest.exit("STRATA_TEST_CLUSTER: no etcd (run scripts/test-python.sh --setup-only)",
+                    returncode=2)
+    return found
+
+
+def _wait_port(proc: subprocess.Popen, port: int, what: str, log_path: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while not _port_open("127.0.0.1", port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            tail = log_path.read_text(errors="replace")[-4000:] if log_path.exists() else ""
+            pytest.exit(f"{what} did not start (exit code {proc.poll()}); log:\n{tail}",
+                        returncode=2)
+        time.sleep(0.05)
+
+
+def _start_cluster(tmp: Path, n: int, bin_path: Path) -> _Server:
+    """etcd and `n` cluster servers on a shared file:// store; the first is the
+    client's. The others' processes are stopped with the session."""
+    etcd_port, peer_port = _free_port(), _free_port()
+    etcd_log = tmp / "etcd.log"
+    with open(etcd_log, "wb") as log:
+        etcd = subprocess.Popen(
+            [_etcd_binary(), "--data-dir", str(tmp / "etcd"),
+             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+             "--listen-peer-urls", f"http://127.0.0.1:{peer_port}",
+             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer_port}",
+             "--initial-cluster", f"default=http://127.0.0.1:{peer_port}"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    _EMULATORS.append(etcd)
+    _wait_port(etcd, etcd_port, "etcd", etcd_log)
+    store = tmp / "store"
+    store.mkdir()
+    first = None
+    for i in range(n):
+        port = _free_port()
+        log_path = tmp / f"server{i}.log"
+        cmd = [str(bin_path), "serve", "--etcd", f"http://127.0.0.1:{etcd_port}",
+               "--storage", f"file://{store}", "--listen", f"127.0.0.1:{port}",
+               "--server-id", f"s{i}", "--data-dir", str(tmp / f"cache{i}")]
+        with open(log_path, "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+        _wait_port(proc, port, f"cluster server s{i}", log_path)
+        if first is None:
+            first = _Server(f"127.0.0.1:{port}", proc, log_path)
+        else:
+            _EMULATORS.append(proc)
+    # Stopped last: the servers leave the cluster through it.
+    _EMULATORS.remove(etcd)
+    _EMULATORS.append(etcd)
+    return first
+
+
 def _start_server(tmp: Path) -> _Server:
     bin_path = Path(os.environ.get("STRATA_BIN", REPO_ROOT / "target" / "debug" / "strata"))
     if not bin_path.is_absolute():
@@ -299,6 +391,8 @@ def _start_server(tmp: Path) -> _Server:
             "(or set STRATA_BIN, or STRATA_TEST_HOST=host:port for a running server)",
             returncode=2,
         )
+    if _cluster_size() > 0:
+        return _start_cluster(tmp, _cluster_size(), bin_path)
     data_dir = tmp / "data"
     data_dir.mkdir()
     log_path = tmp / "server.log"

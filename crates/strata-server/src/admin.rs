@@ -399,7 +399,7 @@ impl BigtableTableAdmin for AdminService {
     ) -> Result<Response<iam_pb::Policy>, Status> {
         let r = request.into_inner();
         let db = self.db.clone();
-        Ok(Response::new(blocking(move || iam::get(&db, r)).await?))
+        Ok(Response::new(blocking(move || iam::get(&*db, r)).await?))
     }
 
     async fn set_iam_policy(
@@ -412,7 +412,7 @@ impl BigtableTableAdmin for AdminService {
         Ok(Response::new(
             blocking(move || {
                 let _g = lock.lock();
-                iam::set(&db, r)
+                iam::set(&*db, r)
             })
             .await?,
         ))
@@ -424,6 +424,6 @@ impl BigtableTableAdmin for AdminService {
     ) -> Result<Response<iam_pb::TestIamPermissionsResponse>, Status> {
         let r = request.into_inner();
         let db = self.db.clone();
-        Ok(Response::new(blocking(move || iam::test(&db, r)).await?))
+        Ok(Response::new(blocking(move || iam::test(&*db, r)).await?))
     }
 }

@@ -9,12 +9,13 @@
 //! or delete naming another etag is ABORTED.
 
 use crate::admin_pb as a;
+use crate::catalog::Catalog;
 use crate::convert::{invalid, status};
 use crate::instances::{clusters_of, decode, list_instances, load_instance};
 use crate::resources;
 use a::app_profile::RoutingPolicy;
 use prost::Message;
-use strata_table::{Database, MetaChange, MetaKind};
+use strata_table::{MetaChange, MetaKind};
 use tonic::Status;
 
 /// The profile every instance has.
@@ -22,7 +23,7 @@ const DEFAULT_PROFILE: &str = "default";
 /// Profiles one ListAppProfiles page holds by default and at most.
 const LIST_PAGE_SIZE_MAX: usize = 1000;
 
-fn default_profile(db: &Database, instance: &str) -> Result<a::AppProfile, Status> {
+fn default_profile(db: &dyn Catalog, instance: &str) -> Result<a::AppProfile, Status> {
     let cluster = clusters_of(db, instance)?
         .into_iter()
         .next()
@@ -42,7 +43,7 @@ fn default_profile(db: &Database, instance: &str) -> Result<a::AppProfile, Statu
     })
 }
 
-fn stored(db: &Database, name: &str) -> Result<Option<a::AppProfile>, Status> {
+fn stored(db: &dyn Catalog, name: &str) -> Result<Option<a::AppProfile>, Status> {
     match db.meta_get(MetaKind::AppProfile, name).map_err(status)? {
         Some(bytes) => Ok(Some(decode(name, &bytes)?)),
         None => Ok(None),
@@ -50,7 +51,7 @@ fn stored(db: &Database, name: &str) -> Result<Option<a::AppProfile>, Status> {
 }
 
 /// The profile `name`, or NOT_FOUND.
-pub fn get(db: &Database, name: &str) -> Result<a::AppProfile, Status> {
+pub fn get(db: &dyn Catalog, name: &str) -> Result<a::AppProfile, Status> {
     let (instance, id) = resources::child(name, "appProfiles")?;
     load_instance(db, instance)?;
     match stored(db, name)? {
@@ -61,7 +62,7 @@ pub fn get(db: &Database, name: &str) -> Result<a::AppProfile, Status> {
 }
 
 /// The routing must name clusters of the instance.
-fn check_routing(db: &Database, instance: &str, p: &a::AppProfile) -> Result<(), Status> {
+fn check_routing(db: &dyn Catalog, instance: &str, p: &a::AppProfile) -> Result<(), Status> {
     let clusters: Vec<String> = clusters_of(db, instance)?
         .iter()
         .map(|c| resources::id_of(&c.name).to_string())
@@ -92,7 +93,7 @@ fn etag_after(etag: &str) -> String {
     format!("strata-{}", n + 1)
 }
 
-fn put(db: &Database, p: &a::AppProfile) -> Result<(), Status> {
+fn put(db: &dyn Catalog, p: &a::AppProfile) -> Result<(), Status> {
     db.meta_write(&[MetaChange::Put(
         MetaKind::AppProfile,
         p.name.clone(),
@@ -102,7 +103,7 @@ fn put(db: &Database, p: &a::AppProfile) -> Result<(), Status> {
 }
 
 /// CreateAppProfile.
-pub fn create(db: &Database, r: &a::CreateAppProfileRequest) -> Result<a::AppProfile, Status> {
+pub fn create(db: &dyn Catalog, r: &a::CreateAppProfileRequest) -> Result<a::AppProfile, Status> {
     resources::instance(&r.parent)?;
     load_instance(db, &r.parent)?;
     resources::check_app_profile_id(&r.app_profile_id)?;
@@ -126,7 +127,7 @@ pub fn create(db: &Database, r: &a::CreateAppProfileRequest) -> Result<a::AppPro
 }
 
 /// The profiles of one existing instance: `default` and the stored ones.
-fn profiles_of(db: &Database, instance: &str) -> Result<Vec<a::AppProfile>, Status> {
+fn profiles_of(db: &dyn Catalog, instance: &str) -> Result<Vec<a::AppProfile>, Status> {
     let mut all = Vec::new();
     for (name, bytes) in db
         .meta_list(MetaKind::AppProfile, &format!("{instance}/appProfiles/"))
@@ -145,7 +146,7 @@ fn profiles_of(db: &Database, instance: &str) -> Result<Vec<a::AppProfile>, Stat
 /// the project for `projects/P/instances/-` (as ListClusters), in name
 /// order.
 pub fn list(
-    db: &Database,
+    db: &dyn Catalog,
     r: &a::ListAppProfilesRequest,
 ) -> Result<a::ListAppProfilesResponse, Status> {
     let instances = match r.parent.strip_suffix("/instances/-") {
@@ -206,7 +207,7 @@ fn check_etag(current: &a::AppProfile, given: &str) -> Result<(), Status> {
 }
 
 /// UpdateAppProfile: the fields the mask names.
-pub fn update(db: &Database, r: &a::UpdateAppProfileRequest) -> Result<a::AppProfile, Status> {
+pub fn update(db: &dyn Catalog, r: &a::UpdateAppProfileRequest) -> Result<a::AppProfile, Status> {
     let Some(spec) = &r.app_profile else {
         return Err(invalid("app_profile is required"));
     };
@@ -246,7 +247,7 @@ pub fn update(db: &Database, r: &a::UpdateAppProfileRequest) -> Result<a::AppPro
 }
 
 /// DeleteAppProfile.
-pub fn delete(db: &Database, name: &str) -> Result<(), Status> {
+pub fn delete(db: &dyn Catalog, name: &str) -> Result<(), Status> {
     let (_, id) = resources::child(name, "appProfiles")?;
     get(db, name)?;
     if id == DEFAULT_PROFILE {

@@ -8,18 +8,19 @@
 //! changes. Strata has no authentication yet, so nothing enforces a
 //! policy: TestIamPermissions grants every permission asked about.
 
+use crate::catalog::Catalog;
 use crate::convert::{invalid, status};
 use crate::instances;
 use googleapis_tonic_google_bigtable_admin_v2::google::iam::v1 as iam;
 use prost::Message;
-use strata_table::{Database, MetaChange, MetaKind};
+use strata_table::{MetaChange, MetaKind};
 use tonic::Status;
 
 /// Permissions one TestIamPermissions call may ask about.
 const PERMISSIONS_MAX: usize = 1000;
 
 /// Checks that `resource` names an instance or table that exists.
-fn check_resource(db: &Database, resource: &str) -> Result<(), Status> {
+fn check_resource(db: &dyn Catalog, resource: &str) -> Result<(), Status> {
     if resource.is_empty() {
         return Err(invalid("resource is required"));
     }
@@ -46,7 +47,7 @@ fn etag_number(etag: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-fn stored(db: &Database, resource: &str) -> Result<iam::Policy, Status> {
+fn stored(db: &dyn Catalog, resource: &str) -> Result<iam::Policy, Status> {
     match db.meta_get(MetaKind::IamPolicy, resource).map_err(status)? {
         Some(bytes) => iam::Policy::decode(bytes.as_slice())
             .map_err(|e| Status::data_loss(format!("the stored IAM policy of {resource:?}: {e}"))),
@@ -59,14 +60,14 @@ fn stored(db: &Database, resource: &str) -> Result<iam::Policy, Status> {
 }
 
 /// GetIamPolicy: the policy set last, or an empty one.
-pub fn get(db: &Database, r: iam::GetIamPolicyRequest) -> Result<iam::Policy, Status> {
+pub fn get(db: &dyn Catalog, r: iam::GetIamPolicyRequest) -> Result<iam::Policy, Status> {
     check_resource(db, &r.resource)?;
     stored(db, &r.resource)
 }
 
 /// SetIamPolicy: replaces the policy if the request's etag (when given)
 /// is the current one. The caller serializes calls.
-pub fn set(db: &Database, r: iam::SetIamPolicyRequest) -> Result<iam::Policy, Status> {
+pub fn set(db: &dyn Catalog, r: iam::SetIamPolicyRequest) -> Result<iam::Policy, Status> {
     check_resource(db, &r.resource)?;
     let Some(mut policy) = r.policy else {
         return Err(invalid("policy is required"));
@@ -97,7 +98,7 @@ pub fn set(db: &Database, r: iam::SetIamPolicyRequest) -> Result<iam::Policy, St
 /// TestIamPermissions: nothing is enforced yet, so every permission asked
 /// about is held.
 pub fn test(
-    db: &Database,
+    db: &dyn Catalog,
     r: iam::TestIamPermissionsRequest,
 ) -> Result<iam::TestIamPermissionsResponse, Status> {
     check_resource(db, &r.resource)?;

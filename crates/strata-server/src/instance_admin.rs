@@ -6,6 +6,7 @@
 //! tablets answer UNIMPLEMENTED.
 
 use crate::admin_pb as a;
+use crate::catalog::Catalog;
 use crate::convert::invalid;
 use crate::data::blocking;
 use crate::instances::{self, finished};
@@ -16,11 +17,11 @@ use googleapis_tonic_google_bigtable_admin_v2::google::iam::v1 as iam_pb;
 use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::SystemTime;
-use strata_table::Database;
 use tonic::{Request, Response, Status};
 
 pub struct InstanceAdminService {
-    pub(crate) db: Arc<Database>,
+    /// The local database's catalog, or a cluster's in etcd.
+    pub(crate) db: Arc<dyn Catalog>,
     pub(crate) ops: Arc<OperationStore>,
     /// Serializes changes (each reads, checks, then writes records).
     pub(crate) changes: Arc<Mutex<()>>,
@@ -30,13 +31,13 @@ impl InstanceAdminService {
     /// Runs `f` on the blocking pool, alone among changes.
     async fn change<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
+        f: impl FnOnce(&dyn Catalog) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let db = self.db.clone();
         let lock = self.changes.clone();
         blocking(move || {
             let _g = lock.lock();
-            f(&db)
+            f(&*db)
         })
         .await
     }
@@ -44,10 +45,10 @@ impl InstanceAdminService {
     /// Runs a read on the blocking pool.
     async fn read<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&Database) -> Result<T, Status> + Send + 'static,
+        f: impl FnOnce(&dyn Catalog) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let db = self.db.clone();
-        blocking(move || f(&db)).await
+        blocking(move || f(&*db)).await
     }
 }
 

@@ -13,13 +13,14 @@
 //! the last cluster cannot be deleted (as in Bigtable).
 
 use crate::admin_pb as a;
+use crate::catalog::Catalog;
 use crate::convert::{invalid, status};
 use crate::operations::{timestamp, OperationStore};
 use crate::resources;
 use prost::Message;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
-use strata_table::{Database, MetaChange, MetaKind};
+use strata_table::{MetaChange, MetaKind};
 use tonic::Status;
 
 /// Nodes a cluster reports: the servers that serve it (one process).
@@ -37,15 +38,16 @@ fn not_found(name: &str) -> Status {
 
 /// Instance names (`projects/P/instances/I`) that hold tables in `project`
 /// (all projects when None).
-fn instances_with_tables(db: &Database, project: Option<&str>) -> Vec<String> {
+fn instances_with_tables(db: &dyn Catalog, project: Option<&str>) -> Result<Vec<String>, Status> {
     let prefix = project.map_or(String::new(), |p| format!("projects/{p}/instances/"));
     let mut out: Vec<String> = db
-        .list_tables(&prefix)
+        .tables(&prefix)
+        .map_err(status)?
         .into_iter()
         .filter_map(|t| t.name.split_once("/tables/").map(|(i, _)| i.to_string()))
         .collect();
     out.dedup();
-    out
+    Ok(out)
 }
 
 fn implicit_instance(name: &str) -> a::Instance {
@@ -59,19 +61,23 @@ fn implicit_instance(name: &str) -> a::Instance {
 }
 
 /// The instance `name` (created, or implicit with tables), or NOT_FOUND.
-pub fn load_instance(db: &Database, name: &str) -> Result<a::Instance, Status> {
+pub fn load_instance(db: &dyn Catalog, name: &str) -> Result<a::Instance, Status> {
     resources::instance(name)?;
     if let Some(bytes) = db.meta_get(MetaKind::Instance, name).map_err(status)? {
         return decode(name, &bytes);
     }
-    if db.list_tables(&format!("{name}/tables/")).is_empty() {
+    if db
+        .tables(&format!("{name}/tables/"))
+        .map_err(status)?
+        .is_empty()
+    {
         return Err(not_found(name));
     }
     Ok(implicit_instance(name))
 }
 
 /// Whether an instance was created explicitly (has a record).
-fn is_stored(db: &Database, name: &str) -> Result<bool, Status> {
+fn is_stored(db: &dyn Catalog, name: &str) -> Result<bool, Status> {
     Ok(db
         .meta_get(MetaKind::Instance, name)
         .map_err(status)?
@@ -79,7 +85,7 @@ fn is_stored(db: &Database, name: &str) -> Result<bool, Status> {
 }
 
 /// Every instance of a project, created or implicit, in name order.
-pub fn list_instances(db: &Database, project: &str) -> Result<Vec<a::Instance>, Status> {
+pub fn list_instances(db: &dyn Catalog, project: &str) -> Result<Vec<a::Instance>, Status> {
     let mut all: BTreeMap<String, a::Instance> = BTreeMap::new();
     for (name, bytes) in db
         .meta_list(
@@ -91,7 +97,7 @@ pub fn list_instances(db: &Database, project: &str) -> Result<Vec<a::Instance>, 
         let i = decode(&name, &bytes)?;
         all.insert(name, i);
     }
-    for name in instances_with_tables(db, Some(project)) {
+    for name in instances_with_tables(db, Some(project))? {
         all.entry(name.clone())
             .or_insert_with(|| implicit_instance(&name));
     }
@@ -111,7 +117,7 @@ fn implicit_cluster(instance: &str) -> a::Cluster {
 }
 
 /// The clusters of an existing instance (one).
-pub fn clusters_of(db: &Database, instance: &str) -> Result<Vec<a::Cluster>, Status> {
+pub fn clusters_of(db: &dyn Catalog, instance: &str) -> Result<Vec<a::Cluster>, Status> {
     let stored = db
         .meta_list(MetaKind::Cluster, &format!("{instance}/clusters/"))
         .map_err(status)?;
@@ -128,7 +134,7 @@ pub fn clusters_of(db: &Database, instance: &str) -> Result<Vec<a::Cluster>, Sta
 }
 
 /// The cluster `name`, or NOT_FOUND.
-pub fn load_cluster(db: &Database, name: &str) -> Result<a::Cluster, Status> {
+pub fn load_cluster(db: &dyn Catalog, name: &str) -> Result<a::Cluster, Status> {
     let (instance, _) = resources::child(name, "clusters")?;
     load_instance(db, instance)?;
     clusters_of(db, instance)?
@@ -139,7 +145,10 @@ pub fn load_cluster(db: &Database, name: &str) -> Result<a::Cluster, Status> {
 
 /// CreateInstance: checks the request, stores the instance and its one
 /// cluster in one batch, and returns the instance.
-pub fn create_instance(db: &Database, r: &a::CreateInstanceRequest) -> Result<a::Instance, Status> {
+pub fn create_instance(
+    db: &dyn Catalog,
+    r: &a::CreateInstanceRequest,
+) -> Result<a::Instance, Status> {
     let project = resources::project(&r.parent)?;
     resources::check_instance_id(&r.instance_id)?;
     let name = format!("projects/{project}/instances/{}", r.instance_id);
@@ -212,7 +221,7 @@ fn check_location(project: &str, location: &str) -> Result<(), Status> {
 /// Updates an instance's display name, type and labels, as `paths` say
 /// (every one of them for UpdateInstance). Stores an implicit instance.
 pub fn update_instance(
-    db: &Database,
+    db: &dyn Catalog,
     spec: &a::Instance,
     paths: &[String],
 ) -> Result<a::Instance, Status> {
@@ -258,9 +267,9 @@ pub fn update_instance(
 
 /// DeleteInstance: refused while a table in it has deletion protection;
 /// otherwise deletes its tables, then its records.
-pub fn delete_instance(db: &Database, name: &str) -> Result<(), Status> {
+pub fn delete_instance(db: &dyn Catalog, name: &str) -> Result<(), Status> {
     load_instance(db, name)?;
-    let tables = db.list_tables(&format!("{name}/tables/"));
+    let tables = db.tables(&format!("{name}/tables/")).map_err(status)?;
     if let Some(t) = tables.iter().find(|t| t.schema.deletion_protection) {
         return Err(Status::failed_precondition(format!(
             "table {:?} has deletion protection enabled, which protects its instance too; \
@@ -291,7 +300,7 @@ pub fn delete_instance(db: &Database, name: &str) -> Result<(), Status> {
 /// UpdateCluster / PartialUpdateCluster: Strata's node count is its server
 /// count, so the only update that succeeds is one that changes nothing.
 pub fn update_cluster(
-    db: &Database,
+    db: &dyn Catalog,
     spec: &a::Cluster,
     paths: &[String],
 ) -> Result<a::Cluster, Status> {

@@ -7,6 +7,7 @@
 
 pub mod admin;
 mod app_profiles;
+pub mod catalog;
 pub mod chunks;
 pub mod cluster;
 pub mod convert;

@@ -7,8 +7,9 @@
 //! Read-your-writes: a change is acknowledged only after every tablet of
 //! the table has applied it (its owner re-reads the schema from etcd when
 //! told), and a tablet opens with the schema read from etcd, not from a
-//! watch that may lag. Tables' IAM policies, backups, snapshots and
-//! authorized views answer UNIMPLEMENTED on a cluster.
+//! watch that may lag. Tables' IAM policies are records in etcd
+//! (`catalog`). Backups, snapshots and authorized views answer
+//! UNIMPLEMENTED, as on a single server.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +29,7 @@ use crate::admin_pb as a;
 use crate::convert::{invalid, status};
 use crate::data::blocking;
 use crate::pb::bigtable_table_admin_server::BigtableTableAdmin;
+use googleapis_tonic_google_bigtable_admin_v2::google::iam::v1 as iam_pb;
 
 /// Times a schema change is tried again after losing a race with another.
 const CAS_ATTEMPTS_MAX: usize = 16;
@@ -37,6 +39,8 @@ pub struct ClusterAdmin {
     /// UpdateTable's (finished) operations, for GetOperation on this
     /// server.
     pub(crate) ops: Arc<crate::operations::OperationStore>,
+    /// Tables' IAM policies (and the instances they check).
+    pub(crate) catalog: Arc<dyn crate::catalog::Catalog>,
 }
 
 fn decode(s: &TableSchema) -> Result<Schema, Status> {
@@ -324,6 +328,17 @@ impl BigtableTableAdmin for ClusterAdmin {
             match schema_store::delete_table(&self.cluster.etcd, &self.cluster.name, &old).await {
                 Ok(_) => {
                     self.cluster.view.remove_schema(&r.name);
+                    // The table's IAM policy goes with it.
+                    let c = self.catalog.clone();
+                    let name = r.name.clone();
+                    blocking(move || {
+                        c.meta_write(&[strata_table::MetaChange::Delete(
+                            strata_table::MetaKind::IamPolicy,
+                            name,
+                        )])
+                        .map_err(status)
+                    })
+                    .await?;
                     tracing::info!(table = %r.name, "deleted table");
                     return Ok(Response::new(()));
                 }
@@ -455,5 +470,38 @@ impl BigtableTableAdmin for ClusterAdmin {
         Ok(Response::new(a::CheckConsistencyResponse {
             consistent: true,
         }))
+    }
+
+    async fn get_iam_policy(
+        &self,
+        request: Request<iam_pb::GetIamPolicyRequest>,
+    ) -> Result<Response<iam_pb::Policy>, Status> {
+        let r = request.into_inner();
+        let c = self.catalog.clone();
+        Ok(Response::new(
+            blocking(move || crate::iam::get(&*c, r)).await?,
+        ))
+    }
+
+    async fn set_iam_policy(
+        &self,
+        request: Request<iam_pb::SetIamPolicyRequest>,
+    ) -> Result<Response<iam_pb::Policy>, Status> {
+        let r = request.into_inner();
+        let c = self.catalog.clone();
+        Ok(Response::new(
+            blocking(move || crate::iam::set(&*c, r)).await?,
+        ))
+    }
+
+    async fn test_iam_permissions(
+        &self,
+        request: Request<iam_pb::TestIamPermissionsRequest>,
+    ) -> Result<Response<iam_pb::TestIamPermissionsResponse>, Status> {
+        let r = request.into_inner();
+        let c = self.catalog.clone();
+        Ok(Response::new(
+            blocking(move || crate::iam::test(&*c, r)).await?,
+        ))
     }
 }

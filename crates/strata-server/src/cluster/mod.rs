@@ -10,9 +10,11 @@
 //! | `rows` | row sets cut by tablet |
 //! | `data` | the data API: requests cut by tablet, sent to their owners |
 //! | `admin` | the table-admin API on the schemas in etcd |
+//! | `catalog` | the instance-admin API's records in etcd |
 //! | `node` | joining, following the cluster, the master's loop, leaving |
 
 mod admin;
+mod catalog;
 mod data;
 mod host;
 mod node;

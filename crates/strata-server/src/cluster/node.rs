@@ -24,11 +24,14 @@ use strata_cluster::{campaign, register, servers, watch_servers, Etcd, Registrat
 use strata_table::DatabaseOptions;
 
 use super::admin::ClusterAdmin;
+use super::catalog::EtcdCatalog;
 use super::data::ClusterData;
 use super::host::{ClusterSchema, StorageFor, TabletHost};
 use super::view::{Incarnation, View};
 use super::{Cluster, Pool};
+use crate::instance_admin::InstanceAdminService;
 use crate::operations::{OperationStore, OperationsService};
+use crate::pb::bigtable_instance_admin_server::BigtableInstanceAdminServer;
 use crate::pb::bigtable_server::BigtableServer;
 use crate::pb::bigtable_table_admin_server::BigtableTableAdminServer;
 use crate::pb::operations_server::OperationsServer;
@@ -135,9 +138,21 @@ async fn serve(
     .max_decoding_message_size(opts.message_bytes_max)
     .max_encoding_message_size(opts.message_bytes_max);
     let ops = Arc::new(OperationStore::default());
+    let catalog: Arc<dyn crate::catalog::Catalog> = Arc::new(EtcdCatalog {
+        cluster: cluster.clone(),
+        runtime: tokio::runtime::Handle::current(),
+    });
     let admin = BigtableTableAdminServer::new(ClusterAdmin {
         cluster,
         ops: ops.clone(),
+        catalog: catalog.clone(),
+    })
+    .max_decoding_message_size(opts.message_bytes_max)
+    .max_encoding_message_size(opts.message_bytes_max);
+    let instance_admin = BigtableInstanceAdminServer::new(InstanceAdminService {
+        db: catalog,
+        ops: ops.clone(),
+        changes: Arc::new(parking_lot::Mutex::new(())),
     })
     .max_decoding_message_size(opts.message_bytes_max)
     .max_encoding_message_size(opts.message_bytes_max);
@@ -148,6 +163,7 @@ async fn serve(
         .layer(crate::unimplemented::NameUnimplemented)
         .add_service(data)
         .add_service(admin)
+        .add_service(instance_admin)
         .add_service(operations)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
