@@ -150,7 +150,10 @@ def failover(etcd, addr, records, candidates):
             victim, pid = sid, int(pid)
             break
     if victim is None:
-        sys.exit(f"bench-cluster.py failover: none of {candidates} owns a tablet")
+        sys.exit(
+            f"bench-cluster.py failover: none of {candidates} owns a serving tablet; live {live}; "
+            f"tablets {[(t.get('id'), t.get('owner'), t.get('state')) for t in tablets(etcd)]}"
+        )
     # One existing row per tablet (the first YCSB key in its range).
     probes = []
     for t in mine:

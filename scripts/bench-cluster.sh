@@ -128,7 +128,7 @@ serve_standalone() {
     --listen "127.0.0.1:$port" >"$1" 2>&1 &
   server_pid=$!
   for ((i = 0; i < 6000; i++)); do
-    grep -q 'serving the Bigtable API' "$1" && return
+    grep -qs "serving the Bigtable API" "$1" && return
     kill -0 "$server_pid" 2>/dev/null || die "standalone server exited at startup; see $1"
     sleep 0.01
   done
@@ -166,7 +166,7 @@ start_node() { # I LOG (appended to: a restarted server logs on)
 wait_joined() { # I LOG N
   local k
   for ((k = 0; k < 1200; k++)); do
-    (($(grep -c 'joined the cluster as' "$2" || true) >= $3)) && return
+    (($(grep -cs 'joined the cluster as' "$2" || true) >= $3)) && return
     kill -0 "${node_pid[$1]}" 2>/dev/null || die "s$1 exited; see $2"
     sleep 0.05
   done
@@ -275,7 +275,7 @@ if ((kills > 0)); then
     i=${victim#s}
     wait "${node_pid[i]}" 2>/dev/null || true
     log=$out/failover.s$i.log
-    joined=$(grep -c 'joined the cluster as' "$log" || true)
+    joined=$(grep -cs 'joined the cluster as' "$log" || true)
     restarted=$(date +%s%N)
     start_node "$i" "$log"
     wait_joined "$i" "$log" $((joined + 1))

@@ -12,7 +12,11 @@
 //!    server ([`assign_orphans`]), `serving` at the next epoch;
 //! 3. a moving tablet whose source has released it (or that waited
 //!    [`MOVE_RELEASE_WAIT`]) goes to its target ([`moves`](crate::moves));
-//! 4. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
+//! 4. the data of deleted tables' tablets (`garbage/<id>`, written with
+//!    the deletion) is deleted from the store by the [`Collector`], once
+//!    [`MasterOptions::garbage_delay`] has passed (their owners have
+//!    closed them);
+//! 5. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
 //!    moving from the most loaded live server to the least loaded while
 //!    they differ by more than one ([`balance`]): a server that joins
 //!    gets its share.
@@ -32,8 +36,7 @@
 //! thousands of tablets, to be made incremental for more.
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::assign::{assign_orphans, balance};
 use crate::client::Etcd;
@@ -43,7 +46,19 @@ use crate::membership::{servers, ServerInfo};
 use crate::moves::{begin_move, finish_move, forget, load_moves, load_released, MOVE_RELEASE_WAIT};
 use crate::tablet_map::TabletState;
 use crate::tablet_store::{load, reassign};
+use crate::txn::{Op, Txn};
 use crate::watch::WatchOptions;
+
+/// Deletes what a deleted tablet left in the store.
+pub trait Collector: Send + Sync {
+    /// Deletes every object of tablet `id`. Idempotent.
+    fn delete_tablet(
+        &self,
+        id: u64,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::result::Result<(), String>> + Send + '_>,
+    >;
+}
 
 /// Tablets one pass moves to even out the load (each move makes its
 /// tablet unavailable for a moment).
@@ -57,6 +72,9 @@ pub struct MasterOptions {
     /// After a change, wait this long for more before a pass (a server's
     /// departure deletes one key, a table's creation writes many).
     pub settle: Duration,
+    /// How long a deleted table's tablets wait before their data is
+    /// deleted: time for their owners to close them.
+    pub garbage_delay: Duration,
 }
 
 impl Default for MasterOptions {
@@ -64,6 +82,7 @@ impl Default for MasterOptions {
         MasterOptions {
             tick: Duration::from_secs(1),
             settle: Duration::from_millis(50),
+            garbage_delay: Duration::from_secs(30),
         }
     }
 }
@@ -86,6 +105,7 @@ pub struct Pass {
 #[derive(Default)]
 pub struct MasterState {
     moves_seen: HashMap<u64, Instant>,
+    garbage_seen: HashMap<u64, Instant>,
 }
 
 /// Runs the master's loop until the leadership is lost; returns why.
@@ -93,6 +113,7 @@ pub async fn run(
     etcd: &Etcd,
     cluster: &str,
     master: &Leadership,
+    collector: &dyn Collector,
     opts: &MasterOptions,
 ) -> LeadershipLoss {
     let prefix = format!("/{cluster}/");
@@ -111,6 +132,21 @@ pub async fn run(
             Err(Error::NotLeader { .. }) => {}
             Err(e) => tracing::warn!("master pass failed: {e}; trying again"),
         }
+        match collect(
+            etcd,
+            cluster,
+            master,
+            collector,
+            opts.garbage_delay,
+            &mut state,
+        )
+        .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted the data of {n} tablets of deleted tables"),
+            Err(Error::NotLeader { .. }) => {}
+            Err(e) => tracing::warn!("collecting garbage failed: {e}; trying again"),
+        }
         if !master.is_leader() {
             return master.lost().await;
         }
@@ -127,6 +163,52 @@ pub async fn run(
             _ = tokio::time::sleep(opts.tick) => {}
         }
     }
+}
+
+/// Deletes the data of deleted tables' tablets recorded at least
+/// `delay` ago (as this master has seen them), and their records.
+pub async fn collect(
+    etcd: &Etcd,
+    cluster: &str,
+    master: &Leadership,
+    collector: &dyn Collector,
+    delay: Duration,
+    state: &mut MasterState,
+) -> Result<usize> {
+    let prefix = crate::schema_store::garbage_prefix(cluster);
+    let listing = etcd.get_prefix(prefix.as_bytes()).await?;
+    let ids: Vec<u64> = listing
+        .kvs
+        .iter()
+        .filter_map(|kv| {
+            std::str::from_utf8(kv.key.strip_prefix(prefix.as_bytes())?)
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    state.garbage_seen.retain(|id, _| ids.contains(id));
+    let mut done = 0;
+    for id in ids {
+        let seen = *state.garbage_seen.entry(id).or_insert_with(Instant::now);
+        if seen.elapsed() < delay {
+            continue;
+        }
+        if let Err(e) = collector.delete_tablet(id).await {
+            tracing::warn!(
+                tablet = id,
+                "deleting a deleted tablet's data: {e}; trying again later"
+            );
+            continue;
+        }
+        let key = crate::schema_store::garbage_key(cluster, id);
+        master
+            .txn(Txn::new().and_then([Op::delete(key.as_bytes())]))
+            .await?;
+        state.garbage_seen.remove(&id);
+        done += 1;
+    }
+    Ok(done)
 }
 
 /// How the tablet map names a server: its id and its incarnation (the

@@ -248,21 +248,40 @@ pub async fn update(
     })
 }
 
+/// `/<cluster>/garbage/`: tablets of deleted tables whose data the master
+/// is to delete from the store.
+pub fn garbage_prefix(cluster: &str) -> String {
+    format!("/{cluster}/garbage/")
+}
+
+pub fn garbage_key(cluster: &str, id: u64) -> String {
+    format!("{}{id:020}", garbage_prefix(cluster))
+}
+
 /// Deletes `old`'s table (its schema and every tablet record) if it has
-/// not changed since `old` was read. Returns the revision of the deletion.
+/// not changed since `old` was read, and records its tablets as garbage
+/// (`garbage/<id>`) in the same txn. Returns the revision of the deletion.
 pub async fn delete_table(etcd: &Etcd, cluster: &str, old: &TableSchema) -> Result<i64> {
     let key = schema_key(cluster, &old.table);
     let tablets = format!("{}{}/", tablets_prefix(cluster), old.table);
+    // A table's tablet ids are fixed at its creation, so reading them
+    // outside the txn is exact.
+    let listing = etcd.get_prefix(tablets.as_bytes()).await?;
+    let mut ops = vec![
+        Op::delete(key.as_bytes()),
+        Op::delete_prefix(tablets.as_bytes()),
+    ];
+    for kv in &listing.kvs {
+        let record = TabletRecord::decode(&String::from_utf8_lossy(&kv.key), &kv.value)?;
+        ops.push(Op::put(garbage_key(cluster, record.id).as_bytes(), b""));
+    }
     let txn = Txn::new()
         .when([Compare::mod_revision(
             key.as_bytes(),
             Cmp::Equal,
             old.mod_revision,
         )])
-        .and_then([
-            Op::delete(key.as_bytes()),
-            Op::delete_prefix(tablets.as_bytes()),
-        ]);
+        .and_then(ops);
     let resp = etcd.txn(txn).await?;
     if !resp.succeeded {
         return Err(Error::Conflict(format!(

@@ -5,7 +5,7 @@
 
 use crate::{eventually, within};
 use std::time::Duration;
-use strata_cluster::master::{owner_name, run, MasterOptions};
+use strata_cluster::master::{owner_name, run, Collector, MasterOptions};
 use strata_cluster::schema_store::create_table;
 use strata_cluster::tablet_map::{TabletMap, TabletState};
 use strata_cluster::tablet_store::load;
@@ -15,6 +15,32 @@ use tokio::task::JoinHandle;
 
 const TTL: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(15);
+
+/// A collector for tests that delete no table.
+struct NoGarbage;
+
+impl Collector for NoGarbage {
+    fn delete_tablet(
+        &self,
+        id: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async move { panic!("nothing to collect, asked for tablet {id}") })
+    }
+}
+
+/// Records the tablets it deletes.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<u64>>);
+
+impl Collector for Recorder {
+    fn delete_tablet(
+        &self,
+        id: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        self.0.lock().unwrap().push(id);
+        Box::pin(async { Ok(()) })
+    }
+}
 
 /// The map once every tablet is serving on one of `owners`.
 async fn settled(etcd: &Etcd, owners: &[&str]) -> TabletMap {
@@ -46,7 +72,9 @@ async fn start_master(etcd: &Etcd, splits: &[&[u8]]) -> (Lease, JoinHandle<Leade
         .unwrap();
     let loop_task = {
         let etcd = etcd.clone();
-        tokio::spawn(async move { run(&etcd, "c", &master, &MasterOptions::default()).await })
+        tokio::spawn(async move {
+            run(&etcd, "c", &master, &NoGarbage, &MasterOptions::default()).await
+        })
     };
     (lease, loop_task)
 }
@@ -182,4 +210,45 @@ async fn servers_follow_the_masters_assignments() {
         Some(o2.as_str())
     );
     loop_task.abort();
+}
+
+/// A deleted table's tablets are recorded as garbage in the deletion's
+/// txn, and the master has their data deleted once the delay has passed,
+/// then forgets them.
+#[tokio::test]
+async fn the_master_deletes_the_data_of_deleted_tables() {
+    use strata_cluster::schema_store;
+    let server = EtcdServer::start().await;
+    let etcd = server.connect().await;
+    let lease = Lease::grant(&etcd, TTL).await.unwrap();
+    let master = campaign(&etcd, "c", "m", &lease).await.unwrap();
+    let (tablets, _) = create_table(&etcd, "c", "t", &[b"m".to_vec()], b"s")
+        .await
+        .unwrap();
+    let (keep, _) = create_table(&etcd, "c", "keep", &[], b"s").await.unwrap();
+    let schema = schema_store::get(&etcd, "c", "t").await.unwrap().unwrap();
+    schema_store::delete_table(&etcd, "c", &schema)
+        .await
+        .unwrap();
+    let garbage = etcd.get_prefix(b"/c/garbage/").await.unwrap();
+    assert_eq!(garbage.kvs.len(), 2);
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let opts = MasterOptions {
+        garbage_delay: Duration::from_millis(300),
+        ..MasterOptions::default()
+    };
+    let task = {
+        let (etcd, recorder) = (etcd.clone(), recorder.clone());
+        tokio::spawn(async move { run(&etcd, "c", &master, &*recorder, &opts).await })
+    };
+    eventually(WAIT, "the garbage collected", || async {
+        let left = etcd.get_prefix(b"/c/garbage/").await.unwrap();
+        left.kvs.is_empty().then_some(())
+    })
+    .await;
+    let mut ids = recorder.0.lock().unwrap().clone();
+    ids.sort();
+    assert_eq!(ids, tablets.iter().map(|t| t.id).collect::<Vec<_>>());
+    assert!(!ids.contains(&keep[0].id));
+    task.abort();
 }

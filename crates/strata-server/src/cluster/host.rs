@@ -82,6 +82,11 @@ impl TabletHost {
         }
     }
 
+    /// The storage of tablet `id` (its prefix of the store).
+    pub fn storage(&self, id: u64) -> Result<Arc<dyn Storage>, String> {
+        (self.storage_for)(id)
+    }
+
     /// The tablet `id`, if served here.
     pub fn get(&self, id: u64) -> Option<Arc<Hosted>> {
         self.tablets.read().get(&id).cloned()

@@ -374,10 +374,14 @@ async fn master_role(cluster: Arc<Cluster>, owner: String, lease: strata_cluster
             }
         };
         tracing::info!(term = leadership.term(), "this server is now the master");
+        let collector = StoreCollector {
+            host: cluster.host.clone(),
+        };
         let why = master::run(
             &cluster.etcd,
             &cluster.name,
             &leadership,
+            &collector,
             &MasterOptions::default(),
         )
         .await;
@@ -385,6 +389,38 @@ async fn master_role(cluster: Arc<Cluster>, owner: String, lease: strata_cluster
         if !lease.is_alive() {
             return;
         }
+    }
+}
+
+/// Deletes a deleted tablet's prefix from the store, for the master.
+struct StoreCollector {
+    host: Arc<TabletHost>,
+}
+
+impl master::Collector for StoreCollector {
+    fn delete_tablet(
+        &self,
+        id: u64,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        let host = self.host.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                if host.get(id).is_some() {
+                    return Err(format!("tablet {id} is still open here"));
+                }
+                let storage = host.storage(id)?;
+                let names = storage.list().map_err(|e| e.to_string())?;
+                storage.remove_many(&names).map_err(|e| e.to_string())?;
+                tracing::info!(
+                    tablet = id,
+                    objects = names.len(),
+                    "deleted a deleted tablet's data"
+                );
+                Ok(())
+            })
+            .await
+            .map_err(|e| format!("the delete task failed: {e}"))?
+        })
     }
 }
 
