@@ -270,7 +270,16 @@ if ((kills > 0)); then
     if ((k % 2)); then order=(1 2); else order=(2 1); fi
     candidates=()
     for i in "${order[@]}"; do candidates+=("s$i=${node_pid[i]}"); done
-    "$py" scripts/bench-cluster.py failover "$etcd_url" "$front" "$records" "${candidates[@]}" >"$work/kill.json"
+    # Tried again (after waiting for balance) when no candidate owns a
+    # serving tablet or a probe row cannot be read before the kill.
+    for attempt in 1 2 3; do
+      "$py" scripts/bench-cluster.py failover "$etcd_url" "$front" "$records" "${candidates[@]}" \
+        >"$work/kill.json" 2>>"$out/failover-errors.log" && break
+      ((attempt < 3)) || die "kill $k: nothing killed after 3 attempts; see $out/failover-errors.log"
+      echo "bench-cluster.sh: kill $k, attempt $attempt: nothing killed; see $out/failover-errors.log" >&2
+      "$py" scripts/bench-cluster.py wait "$etcd_url" "$nodes" 120 >/dev/null
+      sleep 1
+    done
     victim=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["victim"])' "$work/kill.json")
     i=${victim#s}
     wait "${node_pid[i]}" 2>/dev/null || true
@@ -370,7 +379,8 @@ if os.path.exists(path):
         secs = sum(p["seconds"] for p in load)
         bad = sum(p["errors"] + p["missing"] for p in load)
         worst = max(p["latency"]["all"]["max_us"] for p in load if "all" in p["latency"]) / 1e6
-        t0, t1 = map(float, open(os.path.join(d, "failover.window")).read().split())
+        w = [float(x) for x in open(os.path.join(d, "failover.window")).read().split()]
+        t0, t1 = w[0], (w[1] if len(w) > 1 else float("inf"))
         during = [n for n in noise if t0 <= n[0] <= t1]
         if during:
             print(f"rustc running during the kills: {sum(1 for n in during if n[2] > 0) / len(during):.0%} of 2 s samples")

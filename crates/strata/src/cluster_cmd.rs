@@ -1,6 +1,6 @@
 //! `strata cluster status`: what etcd says about a cluster: the master and
-//! its term, the live servers with their tablet counts, and every tablet
-//! that is not being served (docs/cluster.md).
+//! its term, the live servers with their tablet counts, the moves in
+//! progress, and every tablet that is not being served (docs/cluster.md).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -53,12 +53,16 @@ async fn status(args: &StatusArgs) -> Result<String> {
     let (map, _) = strata_cluster::tablet_store::load(&etcd, &args.cluster)
         .await
         .context("reading the tablet map")?;
+    let moves = strata_cluster::moves::load_moves(&etcd, &args.cluster)
+        .await
+        .context("reading the moves")?;
     Ok(render(
         &args.cluster,
         revision,
         master.as_ref(),
         &live,
         &map,
+        &moves,
     ))
 }
 
@@ -69,6 +73,7 @@ pub fn render(
     master: Option<&MasterInfo>,
     live: &[ServerInfo],
     map: &TabletMap,
+    moves: &BTreeMap<u64, String>,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "cluster {cluster} (etcd revision {revision})");
@@ -114,19 +119,25 @@ pub fn render(
                 || !t.owner.as_ref().is_some_and(|o| live_names.contains(o))
         })
         .collect();
+    if !moves.is_empty() {
+        let _ = writeln!(out, "moves in progress: {}", moves.len());
+    }
     if !waiting.is_empty() {
         let _ = writeln!(out, "not served:");
         for t in waiting {
             let _ = writeln!(
                 out,
-                "  {} tablet {} [{}, {}) {} owner {} epoch {}",
+                "  {} tablet {} [{}, {}) {} owner {} epoch {}{}",
                 t.table,
                 t.id,
                 printable(&t.start),
                 t.end.as_deref().map_or("end".to_string(), printable),
                 t.state.name(),
                 t.owner.as_deref().unwrap_or("-"),
-                t.epoch
+                t.epoch,
+                moves
+                    .get(&t.id)
+                    .map_or(String::new(), |to| format!(", moving to {to}"))
             );
         }
     }

@@ -48,7 +48,11 @@ async fn cluster_status_shows_master_servers_and_unserved_tablets() {
         .await
         .unwrap();
     let o1 = owner_name(s1.info());
-    reassign(&master, "c", &tablets[0], Some(&o1), TabletState::Serving)
+    let first = reassign(&master, "c", &tablets[0], Some(&o1), TabletState::Serving)
+        .await
+        .unwrap();
+    // A move of the first tablet to s2, begun.
+    strata_cluster::moves::begin_move(&master, "c", &first, "s2@9")
         .await
         .unwrap();
 
@@ -68,7 +72,15 @@ async fn cluster_status_shows_master_servers_and_unserved_tablets() {
         "{out}"
     );
     assert!(
-        out.contains("tablets: 2 in 1 tables (1 serving, 1 unassigned)"),
+        out.contains("tablets: 2 in 1 tables (1 moving, 1 unassigned)"),
+        "{out}"
+    );
+    assert!(out.contains("moves in progress: 1"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "users tablet {} [\"\", k) moving owner {o1} epoch 2, moving to s2@9",
+            tablets[0].id
+        )),
         "{out}"
     );
     assert!(
