@@ -55,10 +55,20 @@ pub struct Tablet {
     /// Files shared with a neighbour since a split, not yet rewritten.
     #[prost(uint32, tag = "8")]
     pub shared_files: u32,
+    /// On a cluster: the server serving it (`id@incarnation`; empty when
+    /// none does), its assignment epoch, its state and its cluster-wide id.
+    #[prost(string, tag = "9")]
+    pub owner: String,
+    #[prost(uint64, tag = "10")]
+    pub epoch: u64,
+    #[prost(string, tag = "11")]
+    pub state: String,
+    #[prost(uint64, tag = "12")]
+    pub cluster_id: u64,
 }
 
 /// A count on the wire: counts past `u32::MAX` saturate.
-fn count(n: usize) -> u32 {
+pub(crate) fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
@@ -73,6 +83,7 @@ impl From<TabletInfo> for Tablet {
             memtable_bytes: t.memtable_bytes,
             files_per_level: t.files_per_level.into_iter().map(count).collect(),
             shared_files: count(t.shared_files),
+            ..Tablet::default()
         }
     }
 }
@@ -114,6 +125,10 @@ mod tests {
             memtable_bytes: 300,
             files_per_level: vec![2, 0, 3],
             shared_files: 1,
+            owner: "s1@42".into(),
+            epoch: 3,
+            state: "serving".into(),
+            cluster_id: 1 << 40,
         };
         let bytes = t.encode_to_vec();
         assert_eq!(Tablet::decode(bytes.as_slice()).unwrap(), t);

@@ -135,31 +135,53 @@ pub fn render(tablets: &[Tablet]) -> String {
         .max()
         .filter(|&n| n > 0)
         .unwrap_or(LEVELS_DEFAULT);
-    let header = [
+    // On a cluster: who serves each tablet, at which epoch, in which state.
+    let cluster = tablets.iter().any(|t| !t.state.is_empty());
+    let mut header = vec![
         "TABLET".to_string(),
         "START ROW".to_string(),
         "END ROW".to_string(),
+    ];
+    if cluster {
+        header.extend(["OWNER".to_string(), "STATE".to_string()]);
+    }
+    header.extend([
         "SIZE".to_string(),
         "MEMTABLE".to_string(),
         format!("FILES (L0..L{})", levels - 1),
         "SHARED".to_string(),
-    ];
+    ]);
     let mut rows = vec![header];
     for t in tablets {
         let start = (!t.start_row.is_empty()).then_some(t.start_row.as_slice());
         let end = t.has_end.then_some(t.end_row.as_slice());
         let files: Vec<String> = t.files_per_level.iter().map(u32::to_string).collect();
-        rows.push([
-            t.id.to_string(),
-            bound(start, "(start)"),
-            bound(end, "(end)"),
+        let id = if cluster {
+            t.cluster_id
+        } else {
+            u64::from(t.id)
+        };
+        let mut row = vec![id.to_string(), bound(start, "(start)"), bound(end, "(end)")];
+        if cluster {
+            let owner = if t.owner.is_empty() {
+                "-"
+            } else {
+                t.owner.as_str()
+            };
+            row.extend([
+                owner.to_string(),
+                format!("{} (epoch {})", t.state, t.epoch),
+            ]);
+        }
+        row.extend([
             human_size(t.size_bytes),
             human_size(t.memtable_bytes),
             files.join(" "),
             t.shared_files.to_string(),
         ]);
+        rows.push(row);
     }
-    let mut widths = [0usize; 7];
+    let mut widths = vec![0usize; rows[0].len()];
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
@@ -168,9 +190,9 @@ pub fn render(tablets: &[Tablet]) -> String {
     let mut out = String::new();
     for row in &rows {
         let mut line = String::new();
-        for (i, (cell, w)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, w)) in row.iter().zip(&widths).enumerate() {
             if i + 1 < row.len() {
-                line.push_str(&format!("{cell:<w$}  "));
+                line.push_str(&format!("{cell:<w$}  ", w = *w));
             } else {
                 line.push_str(cell);
             }
@@ -241,6 +263,7 @@ mod tests {
             memtable_bytes: mem,
             files_per_level: vec![2, 0, 3, 0, 0, 0, 0],
             shared_files: 0,
+            ..Tablet::default()
         };
         let out = render(&[
             t(12, b"", Some(b"user0500"), 64_172_851, 1_572_864),
@@ -265,6 +288,42 @@ mod tests {
                 "{}0 tablets, total 0 B on disk, 0 B in memtables\n",
                 "TABLET  START ROW  END ROW  SIZE  MEMTABLE  FILES (L0..L6)  SHARED\n"
             )
+        );
+    }
+
+    #[test]
+    fn a_clusters_tablets_show_owner_and_state() {
+        let out = render(&[
+            Tablet {
+                cluster_id: 7,
+                owner: "s1@42".into(),
+                epoch: 3,
+                state: "serving".into(),
+                has_end: true,
+                end_row: b"m".to_vec(),
+                files_per_level: vec![1, 0],
+                ..Tablet::default()
+            },
+            Tablet {
+                cluster_id: 8,
+                start_row: b"m".to_vec(),
+                epoch: 4,
+                state: "recovering".into(),
+                ..Tablet::default()
+            },
+        ]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(
+            lines[0].starts_with("TABLET  START ROW  END ROW  OWNER  STATE"),
+            "{out}"
+        );
+        assert!(
+            lines[1].starts_with("7       (start)    \"m\"      s1@42  serving (epoch 3)"),
+            "{out}"
+        );
+        assert!(
+            lines[2].starts_with("8       \"m\"        (end)    -      recovering (epoch 4)"),
+            "{out}"
         );
     }
 }

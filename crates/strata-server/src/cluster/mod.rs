@@ -11,6 +11,7 @@
 //! | `data` | the data API: requests cut by tablet, sent to their owners |
 //! | `admin` | the table-admin API on the schemas in etcd |
 //! | `catalog` | the instance-admin API's records in etcd |
+//! | `tablets` | StrataAdmin's ListTablets: the map's tablets with owners and sizes |
 //! | `node` | joining, following the cluster, the master's loop, leaving |
 
 mod admin;
@@ -20,6 +21,7 @@ mod host;
 mod node;
 mod route;
 mod rows;
+mod tablets;
 mod view;
 
 pub use host::{tablet_prefix, StorageFor};
@@ -50,7 +52,7 @@ pub(crate) struct Pool {
 }
 
 impl Pool {
-    fn channel(&self, addr: &str) -> Result<Channel, Status> {
+    pub(crate) fn channel(&self, addr: &str) -> Result<Channel, Status> {
         if let Some(c) = self.channels.lock().get(addr) {
             return Ok(c.clone());
         }

@@ -27,6 +27,7 @@ use super::admin::ClusterAdmin;
 use super::catalog::EtcdCatalog;
 use super::data::ClusterData;
 use super::host::{ClusterSchema, StorageFor, TabletHost};
+use super::tablets::ClusterTablets;
 use super::view::{Incarnation, View};
 use super::{Cluster, Pool};
 use crate::instance_admin::InstanceAdminService;
@@ -35,6 +36,7 @@ use crate::pb::bigtable_instance_admin_server::BigtableInstanceAdminServer;
 use crate::pb::bigtable_server::BigtableServer;
 use crate::pb::bigtable_table_admin_server::BigtableTableAdminServer;
 use crate::pb::operations_server::OperationsServer;
+use crate::pb::strata_admin_server::StrataAdminServer;
 use crate::ServerOptions;
 
 /// Tablets opened at once (after a failover a server may get many).
@@ -132,6 +134,7 @@ async fn serve(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    let tablets_cluster = cluster.clone();
     let data = BigtableServer::new(ClusterData {
         cluster: cluster.clone(),
     })
@@ -157,6 +160,9 @@ async fn serve(
     .max_decoding_message_size(opts.message_bytes_max)
     .max_encoding_message_size(opts.message_bytes_max);
     let operations = OperationsServer::new(OperationsService { store: ops });
+    let strata_admin = StrataAdminServer::new(ClusterTablets {
+        cluster: tablets_cluster,
+    });
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(opts.streams_per_connection_max))
@@ -165,6 +171,7 @@ async fn serve(
         .add_service(admin)
         .add_service(instance_admin)
         .add_service(operations)
+        .add_service(strata_admin)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
