@@ -27,7 +27,6 @@ use crate::convert::{self, invalid};
 use crate::data::DataService;
 use crate::data_pb as v2;
 use crate::pb::bigtable_server::Bigtable;
-use strata_cluster::tablet_map::TabletRecord;
 use strata_table::RowBound;
 
 /// Responses buffered ahead of a ReadRows client.
@@ -126,14 +125,7 @@ impl Bigtable for ClusterData {
             )));
         }
         let rows = convert::row_set(r.rows.as_ref())?;
-        self.cluster.ensure_table(&r.table_name).await?;
-        let mut tablets: Vec<TabletRecord> = self
-            .cluster
-            .view
-            .map()
-            .tablets(&r.table_name)
-            .cloned()
-            .collect();
+        let mut tablets = self.cluster.tablets_of(&r.table_name).await?;
         if r.reversed {
             tablets.reverse();
         }
@@ -258,14 +250,7 @@ impl Bigtable for ClusterData {
             &r.authorized_view_name,
             &r.materialized_view_name,
         )?;
-        self.cluster.ensure_table(&r.table_name).await?;
-        let tablets: Vec<TabletRecord> = self
-            .cluster
-            .view
-            .map()
-            .tablets(&r.table_name)
-            .cloned()
-            .collect();
+        let tablets = self.cluster.tablets_of(&r.table_name).await?;
         let mut out = Vec::new();
         let mut base = 0i64;
         for (i, t) in tablets.iter().enumerate() {

@@ -110,6 +110,15 @@ pub(crate) fn etcd_status(e: strata_cluster::Error) -> Status {
 }
 
 impl Cluster {
+    /// `table`'s tablets in row order, after checking it exists.
+    pub async fn tablets_of(
+        &self,
+        table: &str,
+    ) -> Result<Vec<strata_cluster::tablet_map::TabletRecord>, Status> {
+        self.ensure_table(table).await?;
+        Ok(self.view.map().tablets(table).cloned().collect())
+    }
+
     /// NOT_FOUND unless `table` exists; a table this server has not seen
     /// yet (created through another server a moment ago) is read from
     /// etcd, so a client never misses its own CreateTable.

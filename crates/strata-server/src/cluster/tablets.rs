@@ -54,14 +54,7 @@ impl StrataAdmin for ClusterTablets {
         }
         let r = request.into_inner();
         validate_table_name(&r.table_name).map_err(status)?;
-        self.cluster.ensure_table(&r.table_name).await?;
-        let records: Vec<_> = self
-            .cluster
-            .view
-            .map()
-            .tablets(&r.table_name)
-            .cloned()
-            .collect();
+        let records = self.cluster.tablets_of(&r.table_name).await?;
         let mut tablets = Vec::with_capacity(records.len());
         for rec in records {
             // Sizes from the owner; a tablet not served now shows none.
