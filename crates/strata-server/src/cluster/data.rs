@@ -20,7 +20,9 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use super::host::Hosted;
-use super::route::{not_served, Target, ROUTE_POLL, ROUTE_WAIT, TABLET_HEADER};
+use super::route::{
+    not_served, transport_failed, unknown_outcome, Target, ROUTE_POLL, ROUTE_WAIT, TABLET_HEADER,
+};
 use super::rows::{restrict, row_set_pb, tablet_bounds};
 use super::Cluster;
 use crate::convert::{self, invalid};
@@ -190,10 +192,10 @@ impl Bigtable for ClusterData {
                         *n = n.saturating_sub(progress.rows);
                     }
                     let Some(err) = err else { break };
-                    let retry = err.code() == tonic::Code::Unavailable;
+                    let retry = err.code() == tonic::Code::Unavailable || transport_failed(&err);
                     let now = Instant::now();
                     if !retry || now >= deadline {
-                        let _ = tx.send(Err(err)).await;
+                        let _ = tx.send(Err(unknown_outcome(err))).await;
                         return;
                     }
                     // Resume after the last row delivered; a row cut off

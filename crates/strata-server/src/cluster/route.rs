@@ -51,6 +51,32 @@ pub(crate) fn never_sent(s: &Status) -> bool {
     false
 }
 
+/// Whether a forwarded call failed in transport (the owner's process
+/// died or stopped answering mid-call): the client library's own status
+/// for it carries the transport error as its source. Its outcome is
+/// unknown.
+pub(crate) fn transport_failed(s: &Status) -> bool {
+    matches!(
+        s.code(),
+        tonic::Code::Unknown | tonic::Code::Cancelled | tonic::Code::Unavailable
+    ) && std::error::Error::source(s).is_some()
+}
+
+/// What a client sees of a forwarded call's transport failure: a read is
+/// routed again; a write's outcome is unknown, and UNAVAILABLE (which
+/// clients retry when the write is idempotent) says so rather than
+/// UNKNOWN.
+pub(crate) fn unknown_outcome(s: Status) -> Status {
+    if transport_failed(&s) && s.code() != tonic::Code::Unavailable {
+        Status::unavailable(format!(
+            "the tablet's server failed during the request ({}); it may or may not have been applied",
+            s.message()
+        ))
+    } else {
+        s
+    }
+}
+
 /// Where one part of a request goes.
 pub(crate) enum Target {
     /// A tablet this server serves.
@@ -143,10 +169,11 @@ impl Cluster {
             };
             let retry = is_not_served(&err)
                 || never_sent(&err)
-                || (idempotent && err.code() == tonic::Code::Unavailable);
+                || (idempotent
+                    && (err.code() == tonic::Code::Unavailable || transport_failed(&err)));
             let now = Instant::now();
             if !retry || now >= deadline {
-                return Err(err);
+                return Err(unknown_outcome(err));
             }
             self.view.changed(ROUTE_POLL.min(deadline - now)).await;
         }
