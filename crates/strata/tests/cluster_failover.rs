@@ -31,6 +31,10 @@ const WRITERS: usize = 6;
 const SERVED_AGAIN_MAX: Duration = Duration::from_secs(30);
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// One cluster at a time: each test runs four processes with 3 s leases;
+/// several at once on a small machine would test its scheduler.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 struct Node {
     id: String,
     port: u16,
@@ -474,6 +478,7 @@ async fn owner_other_than(cluster: &Cluster, not: &BTreeSet<usize>) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_server_and_a_killed_master_lose_no_acknowledged_write() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut cluster = Cluster::start(3).await;
     let front = 0;
     create_table(connect(cluster.nodes[front].port).await).await;
@@ -516,6 +521,7 @@ async fn a_killed_server_and_a_killed_master_lose_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_frozen_server_past_its_lease_acknowledges_nothing_and_rejoins() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let cluster = Cluster::start(3).await;
     let front = 0;
     create_table(connect(cluster.nodes[front].port).await).await;
@@ -560,6 +566,7 @@ async fn a_frozen_server_past_its_lease_acknowledges_nothing_and_rejoins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rolling_restart_of_every_server_loses_no_acknowledged_write() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let mut cluster = Cluster::start(3).await;
     create_table(connect(cluster.nodes[0].port).await).await;
     cluster.settled().await;
@@ -588,6 +595,7 @@ async fn a_rolling_restart_of_every_server_loses_no_acknowledged_write() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tablets_moving_under_load_lose_no_acknowledged_write() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // Two servers take the table; a third joins under load and the master
     // moves its share to it, each source flushing and releasing first.
     let mut cluster = Cluster::start(3).await;
