@@ -43,16 +43,8 @@ pub struct ClusterAdmin {
     pub(crate) catalog: Arc<dyn crate::catalog::Catalog>,
 }
 
-fn decode(s: &TableSchema) -> Result<Schema, Status> {
-    Schema::decode(&s.schema)
-        .map_err(|e| Status::internal(format!("table {}: its schema in etcd: {e}", s.table)))
-}
-
 fn info(s: &TableSchema) -> Result<TableInfo, Status> {
-    Ok(TableInfo {
-        name: s.table.clone(),
-        schema: Arc::new(decode(s)?),
-    })
+    super::table_info(s).map_err(status)
 }
 
 fn schema_bytes(families: std::collections::BTreeMap<String, Family>, protect: bool) -> Vec<u8> {
@@ -87,7 +79,7 @@ impl ClusterAdmin {
     ) -> Result<TableSchema, Status> {
         for _ in 0..CAS_ATTEMPTS_MAX {
             let old = self.get(table).await?;
-            let new = change(&decode(&old)?)?;
+            let new = change(&info(&old)?.schema)?;
             match schema_store::update(&self.cluster.etcd, &self.cluster.name, &old, &new.encode())
                 .await
             {
@@ -319,7 +311,7 @@ impl BigtableTableAdmin for ClusterAdmin {
         let r = request.into_inner();
         for _ in 0..CAS_ATTEMPTS_MAX {
             let old = self.get(&r.name).await?;
-            if decode(&old)?.deletion_protection {
+            if info(&old)?.schema.deletion_protection {
                 return Err(Status::failed_precondition(format!(
                     "table {:?} has deletion protection enabled; disable it with UpdateTable first",
                     r.name

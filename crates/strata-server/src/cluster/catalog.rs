@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use strata_cluster::schema_store;
 use strata_cluster::txn::{Op, Txn};
-use strata_table::{MetaChange, MetaKind, Result, Schema, TableError, TableInfo};
+use strata_table::{MetaChange, MetaKind, Result, TableError, TableInfo};
 
 use super::Cluster;
 use crate::catalog::Catalog;
@@ -54,15 +54,6 @@ impl EtcdCatalog {
             ))
             .map_err(etcd_err)?;
         got.ok_or_else(|| TableError::NotFound(format!("table {name:?} not found")))
-    }
-
-    fn info(s: &schema_store::TableSchema) -> Result<TableInfo> {
-        let schema = Schema::decode(&s.schema)
-            .map_err(|e| TableError::Corrupt(format!("table {}: {e}", s.table)))?;
-        Ok(TableInfo {
-            name: s.table.clone(),
-            schema: Arc::new(schema),
-        })
     }
 }
 
@@ -120,19 +111,19 @@ impl Catalog for EtcdCatalog {
         let mut out = all
             .iter()
             .filter(|s| s.table.starts_with(prefix))
-            .map(Self::info)
+            .map(super::table_info)
             .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
     fn get_table(&self, name: &str) -> Result<TableInfo> {
-        Self::info(&self.schema(name)?)
+        super::table_info(&self.schema(name)?)
     }
 
     fn delete_table(&self, name: &str) -> Result<()> {
         let s = self.schema(name)?;
-        if Self::info(&s)?.schema.deletion_protection {
+        if super::table_info(&s)?.schema.deletion_protection {
             return Err(TableError::FailedPrecondition(format!(
                 "table {name:?} has deletion protection enabled; disable it with UpdateTable first"
             )));

@@ -104,6 +104,41 @@ impl RowProgress {
     }
 }
 
+/// A single-row RPC (MutateRow, CheckAndMutateRow, ReadModifyWriteRow):
+/// served here if it is a forwarded part, else sent to the owner of its
+/// row's tablet; routed again only when it cannot have been applied.
+macro_rules! single_row {
+    ($self:ident, $request:ident, $method:ident) => {{
+        if let Some(h) = $self.cluster.hosted_for($request.metadata())? {
+            check_row(&h, &$request.get_ref().row_key)?;
+            return local(&h).$method($request).await;
+        }
+        let md = $request.metadata().clone();
+        let r = $request.into_inner();
+        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
+        $self
+            .cluster
+            .routed(&r.table_name, &r.row_key, false, |target| {
+                let sub = r.clone();
+                let md = &md;
+                async move {
+                    match target {
+                        Target::Local(h) => local(&h).$method(forwarded(sub, md, None)).await,
+                        Target::Remote { addr, tablet } => {
+                            $self
+                                .cluster
+                                .pool
+                                .data(&addr)?
+                                .$method(forwarded(sub, md, Some(&tablet)))
+                                .await
+                        }
+                    }
+                }
+            })
+            .await
+    }};
+}
+
 #[tonic::async_trait]
 impl Bigtable for ClusterData {
     async fn read_rows(
@@ -314,31 +349,7 @@ impl Bigtable for ClusterData {
         &self,
         request: Request<v2::MutateRowRequest>,
     ) -> Result<Response<v2::MutateRowResponse>, Status> {
-        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
-            check_row(&h, &request.get_ref().row_key)?;
-            return local(&h).mutate_row(request).await;
-        }
-        let md = request.metadata().clone();
-        let r = request.into_inner();
-        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
-        self.cluster
-            .routed(&r.table_name, &r.row_key, false, |target| {
-                let sub = r.clone();
-                let md = &md;
-                async move {
-                    match target {
-                        Target::Local(h) => local(&h).mutate_row(forwarded(sub, md, None)).await,
-                        Target::Remote { addr, tablet } => {
-                            self.cluster
-                                .pool
-                                .data(&addr)?
-                                .mutate_row(forwarded(sub, md, Some(&tablet)))
-                                .await
-                        }
-                    }
-                }
-            })
-            .await
+        single_row!(self, request, mutate_row)
     }
 
     async fn mutate_rows(
@@ -447,35 +458,7 @@ impl Bigtable for ClusterData {
         &self,
         request: Request<v2::CheckAndMutateRowRequest>,
     ) -> Result<Response<v2::CheckAndMutateRowResponse>, Status> {
-        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
-            check_row(&h, &request.get_ref().row_key)?;
-            return local(&h).check_and_mutate_row(request).await;
-        }
-        let md = request.metadata().clone();
-        let r = request.into_inner();
-        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
-        self.cluster
-            .routed(&r.table_name, &r.row_key, false, |target| {
-                let sub = r.clone();
-                let md = &md;
-                async move {
-                    match target {
-                        Target::Local(h) => {
-                            local(&h)
-                                .check_and_mutate_row(forwarded(sub, md, None))
-                                .await
-                        }
-                        Target::Remote { addr, tablet } => {
-                            self.cluster
-                                .pool
-                                .data(&addr)?
-                                .check_and_mutate_row(forwarded(sub, md, Some(&tablet)))
-                                .await
-                        }
-                    }
-                }
-            })
-            .await
+        single_row!(self, request, check_and_mutate_row)
     }
 
     async fn ping_and_warm(
@@ -490,34 +473,6 @@ impl Bigtable for ClusterData {
         &self,
         request: Request<v2::ReadModifyWriteRowRequest>,
     ) -> Result<Response<v2::ReadModifyWriteRowResponse>, Status> {
-        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
-            check_row(&h, &request.get_ref().row_key)?;
-            return local(&h).read_modify_write_row(request).await;
-        }
-        let md = request.metadata().clone();
-        let r = request.into_inner();
-        crate::data::target(&r.table_name, &r.authorized_view_name, "")?;
-        self.cluster
-            .routed(&r.table_name, &r.row_key, false, |target| {
-                let sub = r.clone();
-                let md = &md;
-                async move {
-                    match target {
-                        Target::Local(h) => {
-                            local(&h)
-                                .read_modify_write_row(forwarded(sub, md, None))
-                                .await
-                        }
-                        Target::Remote { addr, tablet } => {
-                            self.cluster
-                                .pool
-                                .data(&addr)?
-                                .read_modify_write_row(forwarded(sub, md, Some(&tablet)))
-                                .await
-                        }
-                    }
-                }
-            })
-            .await
+        single_row!(self, request, read_modify_write_row)
     }
 }

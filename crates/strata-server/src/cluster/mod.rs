@@ -97,6 +97,20 @@ pub(crate) struct Cluster {
     pub pool: Pool,
 }
 
+/// A table's schema record from etcd as the table's info (its schema in
+/// the catalog's encoding, decoded).
+pub(crate) fn table_info(
+    s: &schema_store::TableSchema,
+) -> strata_table::Result<strata_table::TableInfo> {
+    let schema = strata_table::Schema::decode(&s.schema).map_err(|e| {
+        strata_table::TableError::Corrupt(format!("table {}: its schema in etcd: {e}", s.table))
+    })?;
+    Ok(strata_table::TableInfo {
+        name: s.table.clone(),
+        schema: Arc::new(schema),
+    })
+}
+
 /// An etcd failure as the status a client sees.
 pub(crate) fn etcd_status(e: strata_cluster::Error) -> Status {
     use strata_cluster::Error as E;
@@ -123,7 +137,7 @@ impl Cluster {
     /// yet (created through another server a moment ago) is read from
     /// etcd, so a client never misses its own CreateTable.
     pub async fn ensure_table(&self, table: &str) -> Result<(), Status> {
-        if self.view.schema(table).is_some() {
+        if self.view.has_schema(table) {
             return Ok(());
         }
         match schema_store::get(&self.etcd, &self.name, table).await {

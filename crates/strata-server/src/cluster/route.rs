@@ -114,8 +114,7 @@ impl Cluster {
         match self.view.placement(t) {
             Placement::Unavailable(why) => Err(not_served(why)),
             Placement::Serving { owner, addr } => {
-                let me = self.view.me().map(|m| m.owner);
-                if me.as_deref() != Some(owner.as_str()) {
+                if !self.view.is_me(&owner) {
                     return Ok(Target::Remote {
                         addr,
                         tablet: format!("{}.{}", t.id, t.epoch),

@@ -54,8 +54,9 @@ impl View {
         self.changed.notify_waiters();
     }
 
-    pub fn schema(&self, table: &str) -> Option<TableSchema> {
-        self.schemas.read().get(table).cloned()
+    /// Whether the view has `table`'s schema (no copy of it).
+    pub fn has_schema(&self, table: &str) -> bool {
+        self.schemas.read().contains_key(table)
     }
 
     /// Records a schema unless the view has a newer one.
@@ -88,6 +89,11 @@ impl View {
 
     pub fn me(&self) -> Option<Incarnation> {
         self.me.read().clone()
+    }
+
+    /// Whether `owner` names this server's current incarnation.
+    pub fn is_me(&self, owner: &str) -> bool {
+        self.me.read().as_ref().is_some_and(|m| m.owner == owner)
     }
 
     /// Whether this server may serve its tablets now: it has an
