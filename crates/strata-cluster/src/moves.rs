@@ -23,8 +23,9 @@ use std::time::Duration;
 use crate::client::{Etcd, LeaseId};
 use crate::election::Leadership;
 use crate::error::{Error, Result};
-use crate::tablet_map::{tablet_key, TabletRecord, TabletState};
-use crate::txn::{Cmp, Compare, Op, Txn};
+use crate::tablet_map::{TabletRecord, TabletState};
+use crate::tablet_store::reassign_with;
+use crate::txn::{Op, Txn};
 
 /// How long the master waits for a source to release a moving tablet
 /// before it gives the tablet to the target anyway.
@@ -100,30 +101,21 @@ pub async fn begin_move(
             tablet.state.name()
         )));
     }
-    let mut next = tablet.clone();
-    next.state = TabletState::Moving;
-    next.epoch = tablet
-        .epoch
-        .checked_add(1)
-        .ok_or_else(|| Error::Protocol(format!("tablet {}: epoch exhausted", tablet.id)))?;
-    let key = tablet_key(cluster, &tablet.table, tablet.id);
-    let txn = Txn::new()
-        .when([Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())])
-        .and_then([
-            Op::put(key.as_bytes(), &next.encode()),
+    reassign_with(
+        master,
+        cluster,
+        tablet,
+        tablet.owner.as_deref(),
+        TabletState::Moving,
+        vec![
             Op::put(
                 move_key(cluster, tablet.id).as_bytes(),
                 format!("to {to}\n").as_bytes(),
             ),
             Op::delete(released_key(cluster, tablet.id).as_bytes()),
-        ]);
-    if !master.txn(txn).await?.succeeded {
-        return Err(Error::Conflict(format!(
-            "tablet {} changed since it was read",
-            tablet.id
-        )));
-    }
-    Ok(next)
+        ],
+    )
+    .await
 }
 
 /// Step 2, by the source: it has closed `id`, moving at `epoch`.
@@ -150,28 +142,18 @@ pub async fn finish_move(
     tablet: &TabletRecord,
     to: &str,
 ) -> Result<TabletRecord> {
-    let mut next = tablet.clone();
-    next.owner = Some(to.to_string());
-    next.state = TabletState::Serving;
-    next.epoch = tablet
-        .epoch
-        .checked_add(1)
-        .ok_or_else(|| Error::Protocol(format!("tablet {}: epoch exhausted", tablet.id)))?;
-    let key = tablet_key(cluster, &tablet.table, tablet.id);
-    let txn = Txn::new()
-        .when([Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())])
-        .and_then([
-            Op::put(key.as_bytes(), &next.encode()),
+    reassign_with(
+        master,
+        cluster,
+        tablet,
+        Some(to),
+        TabletState::Serving,
+        vec![
             Op::delete(move_key(cluster, tablet.id).as_bytes()),
             Op::delete(released_key(cluster, tablet.id).as_bytes()),
-        ]);
-    if !master.txn(txn).await?.succeeded {
-        return Err(Error::Conflict(format!(
-            "tablet {} changed since it was read",
-            tablet.id
-        )));
-    }
-    Ok(next)
+        ],
+    )
+    .await
 }
 
 /// Deletes the move records of `id` (a move abandoned: its source died,

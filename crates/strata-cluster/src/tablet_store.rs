@@ -99,6 +99,18 @@ pub async fn reassign(
     owner: Option<&str>,
     state: TabletState,
 ) -> Result<TabletRecord> {
+    reassign_with(master, cluster, tablet, owner, state, Vec::new()).await
+}
+
+/// [`reassign`], with `also` applied in the same txn.
+pub(crate) async fn reassign_with(
+    master: &Leadership,
+    cluster: &str,
+    tablet: &TabletRecord,
+    owner: Option<&str>,
+    state: TabletState,
+    also: Vec<Op>,
+) -> Result<TabletRecord> {
     let mut next = tablet.clone();
     next.owner = owner.map(str::to_string);
     next.state = state;
@@ -112,9 +124,11 @@ pub async fn reassign(
         ));
     }
     let key = tablet_key(cluster, &tablet.table, tablet.id);
+    let mut ops = vec![Op::put(key.as_bytes(), &next.encode())];
+    ops.extend(also);
     let txn = Txn::new()
         .when([Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())])
-        .and_then([Op::put(key.as_bytes(), &next.encode())]);
+        .and_then(ops);
     if !master.txn(txn).await?.succeeded {
         return Err(Error::Conflict(format!(
             "tablet {} of {} changed since it was read",
