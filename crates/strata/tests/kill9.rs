@@ -32,45 +32,11 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
 }
 
 fn set(row: &str, value: &str) -> v2::MutateRowRequest {
-    v2::MutateRowRequest {
-        table_name: TABLE.into(),
-        row_key: row.as_bytes().to_vec(),
-        mutations: vec![v2::Mutation {
-            mutation: Some(v2::mutation::Mutation::SetCell(v2::mutation::SetCell {
-                family_name: "cf".into(),
-                column_qualifier: b"v".to_vec(),
-                timestamp_micros: 1000,
-                value: value.as_bytes().to_vec(),
-            })),
-        }],
-        ..Default::default()
-    }
+    common::set_cell(TABLE, row, value)
 }
 
 async fn read_all(ch: tonic::transport::Channel) -> BTreeMap<String, String> {
-    let mut client = BigtableClient::new(ch).max_decoding_message_size(256 << 20);
-    let mut stream = client
-        .read_rows(v2::ReadRowsRequest {
-            table_name: TABLE.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("read_rows")
-        .into_inner();
-    let mut out = BTreeMap::new();
-    let mut key = Vec::new();
-    while let Some(resp) = stream.message().await.expect("stream") {
-        for c in resp.chunks {
-            if !c.row_key.is_empty() {
-                key = c.row_key.clone();
-            }
-            out.insert(
-                String::from_utf8(key.clone()).expect("utf8"),
-                String::from_utf8(c.value).expect("utf8"),
-            );
-        }
-    }
-    out
+    common::read_all(ch, TABLE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

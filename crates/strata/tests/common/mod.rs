@@ -71,3 +71,58 @@ pub async fn connect(port: u16) -> tonic::transport::Channel {
         }
     }
 }
+
+/// A MutateRow setting `cf:v` of `row` to `value` at timestamp 1000.
+pub fn set_cell(
+    table: &str,
+    row: &str,
+    value: &str,
+) -> googleapis_tonic_google_bigtable_v2::google::bigtable::v2::MutateRowRequest {
+    use googleapis_tonic_google_bigtable_v2::google::bigtable::v2;
+    v2::MutateRowRequest {
+        table_name: table.into(),
+        row_key: row.as_bytes().to_vec(),
+        mutations: vec![v2::Mutation {
+            mutation: Some(v2::mutation::Mutation::SetCell(v2::mutation::SetCell {
+                family_name: "cf".into(),
+                column_qualifier: b"v".to_vec(),
+                timestamp_micros: 1000,
+                value: value.as_bytes().to_vec(),
+            })),
+        }],
+        ..Default::default()
+    }
+}
+
+/// Every row of `table` (UTF-8 keys and values, one cell per row: the
+/// last cell read wins).
+pub async fn read_all(
+    ch: tonic::transport::Channel,
+    table: &str,
+) -> std::collections::BTreeMap<String, String> {
+    use googleapis_tonic_google_bigtable_v2::google::bigtable::v2;
+    let mut client =
+        v2::bigtable_client::BigtableClient::new(ch).max_decoding_message_size(256 << 20);
+    let mut stream = client
+        .read_rows(v2::ReadRowsRequest {
+            table_name: table.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("read_rows")
+        .into_inner();
+    let mut out = std::collections::BTreeMap::new();
+    let mut key = Vec::new();
+    while let Some(resp) = stream.message().await.expect("read stream") {
+        for c in resp.chunks {
+            if !c.row_key.is_empty() {
+                key = c.row_key.clone();
+            }
+            out.insert(
+                String::from_utf8(key.clone()).expect("utf8"),
+                String::from_utf8(c.value).expect("utf8"),
+            );
+        }
+    }
+    out
+}
