@@ -43,6 +43,7 @@
 //! | [`schema_store`] | table schemas in etcd; creating and deleting a table with its tablets |
 //! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
 //! | [`moves`] | a tablet's move between live servers, step by step in etcd |
+//! | [`splits`] | a tablet's split in two, decided by its owner, recorded by the master |
 //! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
 //! | [`assignments`] | a server's view: the tablets to open and close as the map changes |
 //! | `testkit` | (feature `testkit`) a throwaway etcd server for tests |
@@ -58,6 +59,7 @@ pub mod membership;
 pub mod moves;
 pub mod pb;
 pub mod schema_store;
+pub mod splits;
 pub mod tablet_map;
 pub mod tablet_store;
 #[cfg(feature = "testkit")]

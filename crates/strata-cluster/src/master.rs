@@ -10,13 +10,16 @@
 //!    next epoch): from here on no server may serve it at an older epoch;
 //! 2. every tablet without a live owner goes to the least loaded live
 //!    server ([`assign_orphans`]), `serving` at the next epoch;
-//! 3. a moving tablet whose source has released it (or that waited
+//! 3. a split its owner has made ready replaces its parent by the two
+//!    children, and a split whose parent changed (or that stayed prepared
+//!    too long) is abandoned ([`splits`](crate::splits));
+//! 4. a moving tablet whose source has released it (or that waited
 //!    [`MOVE_RELEASE_WAIT`]) goes to its target ([`moves`](crate::moves));
-//! 4. the data of deleted tables' tablets (`garbage/<id>`, written with
+//! 5. the data of deleted tables' tablets (and of split parents) (`garbage/<id>`, written with
 //!    the deletion) is deleted from the store by the [`Collector`], once
 //!    [`MasterOptions::garbage_delay`] has passed (their owners have
 //!    closed them);
-//! 5. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
+//! 6. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
 //!    moving from the most loaded live server to the least loaded while
 //!    they differ by more than one ([`balance`]): a server that joins
 //!    gets its share.
@@ -98,6 +101,10 @@ pub struct Pass {
     pub moves_started: usize,
     /// Moves finished (the tablet given to its target).
     pub moves_finished: usize,
+    /// Splits finished (the parent replaced by its children).
+    pub splits_finished: usize,
+    /// Splits abandoned.
+    pub splits_abandoned: usize,
 }
 
 /// What the master remembers between passes: when it first saw each move
@@ -105,6 +112,7 @@ pub struct Pass {
 #[derive(Default)]
 pub struct MasterState {
     moves_seen: HashMap<u64, Instant>,
+    splits_seen: HashMap<u64, Instant>,
     garbage_seen: HashMap<u64, Instant>,
 }
 
@@ -122,11 +130,13 @@ pub async fn run(
     loop {
         match pass(etcd, cluster, master, &mut state).await {
             Ok(p) if p != Pass::default() => tracing::info!(
-                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished",
+                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished, {} splits finished, {} abandoned",
                 p.marked,
                 p.assigned,
                 p.moves_started,
-                p.moves_finished
+                p.moves_finished,
+                p.splits_finished,
+                p.splits_abandoned
             ),
             Ok(_) => {}
             Err(Error::NotLeader { .. }) => {}
@@ -256,7 +266,45 @@ pub async fn pass(
         return Ok(done); // balance from the map these made, next pass
     }
 
-    // 3. Moves whose source has let go.
+    // 3. Splits.
+    let splits = crate::splits::load(etcd, cluster).await?;
+    state.splits_seen.retain(|id, _| splits.contains_key(id));
+    for (&id, split) in &splits {
+        let parent = map.get(id).filter(|t| {
+            t.epoch == split.epoch
+                && t.state == TabletState::Serving
+                && t.owner.as_deref().is_some_and(|o| live.contains(o))
+        });
+        let seen = *state.splits_seen.entry(id).or_insert_with(Instant::now);
+        match parent {
+            Some(parent) if split.ready => {
+                crate::splits::finish(master, cluster, parent, split, parent.owner.as_deref())
+                    .await?;
+                done.splits_finished += 1;
+                tracing::info!(
+                    tablet = id,
+                    left = split.children[0],
+                    right = split.children[1],
+                    "tablet split"
+                );
+            }
+            Some(_) if seen.elapsed() < crate::splits::SPLIT_PREPARE_WAIT => {}
+            _ => {
+                if crate::splits::abandon(master, cluster, split).await? {
+                    done.splits_abandoned += 1;
+                    tracing::warn!(
+                        tablet = id,
+                        "split abandoned (the tablet changed, or it took too long)"
+                    );
+                }
+            }
+        }
+    }
+    if done.splits_finished + done.splits_abandoned > 0 {
+        return Ok(done); // the map changed: move and balance from it, next pass
+    }
+
+    // 4. Moves whose source has let go.
     let moves = load_moves(etcd, cluster).await?;
     let released = load_released(etcd, cluster).await?;
     state.moves_seen.retain(|id, _| moves.contains_key(id));
@@ -296,10 +344,10 @@ pub async fn pass(
         return Ok(done);
     }
 
-    // 4. Balance.
+    // 5. Balance (never a tablet splitting).
     for a in balance(&map, &live, MOVES_PER_PASS) {
         let Some(t) = map.get(a.tablet) else { continue };
-        if t.state != TabletState::Serving {
+        if t.state != TabletState::Serving || splits.contains_key(&t.id) {
             continue;
         }
         begin_move(master, cluster, t, &a.to).await?;

@@ -23,9 +23,10 @@ use std::time::Duration;
 use crate::client::{Etcd, LeaseId};
 use crate::election::Leadership;
 use crate::error::{Error, Result};
+use crate::splits::split_key;
 use crate::tablet_map::{TabletRecord, TabletState};
 use crate::tablet_store::reassign_with;
-use crate::txn::{Op, Txn};
+use crate::txn::{Cmp, Compare, Op, Txn};
 
 /// How long the master waits for a source to release a moving tablet
 /// before it gives the tablet to the target anyway.
@@ -47,7 +48,9 @@ pub fn released_key(cluster: &str, id: u64) -> String {
     format!("{}{id:020}", released_prefix(cluster))
 }
 
-fn id_of(prefix: &str, key: &[u8]) -> Option<u64> {
+/// The tablet id ending a key `<prefix><id>` (the keys of `moves/`,
+/// `released/`, `splits/`).
+pub(crate) fn id_of(prefix: &str, key: &[u8]) -> Option<u64> {
     std::str::from_utf8(key.strip_prefix(prefix.as_bytes())?)
         .ok()?
         .parse()
@@ -107,6 +110,12 @@ pub async fn begin_move(
         tablet,
         tablet.owner.as_deref(),
         TabletState::Moving,
+        // Never while the owner splits it (`splits`).
+        vec![Compare::create_revision(
+            split_key(cluster, tablet.id).as_bytes(),
+            Cmp::Equal,
+            0,
+        )],
         vec![
             Op::put(
                 move_key(cluster, tablet.id).as_bytes(),
@@ -148,6 +157,7 @@ pub async fn finish_move(
         tablet,
         Some(to),
         TabletState::Serving,
+        Vec::new(),
         vec![
             Op::delete(move_key(cluster, tablet.id).as_bytes()),
             Op::delete(released_key(cluster, tablet.id).as_bytes()),

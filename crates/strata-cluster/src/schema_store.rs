@@ -26,7 +26,7 @@ use std::fmt::Write as _;
 use crate::client::{Etcd, KeyValue};
 use crate::error::{Error, Result};
 use crate::tablet_map::{hex, tablet_key, tablets_prefix, unhex, TabletRecord, TabletState};
-use crate::tablet_store::{tablet_ids_key, INITIAL_TABLETS_MAX};
+use crate::tablet_store::{parse_counter, tablet_ids_key, INITIAL_TABLETS_MAX};
 use crate::txn::{Cmp, Compare, Op, Txn};
 use crate::watch::{EventKind, WatchOptions, WatchStream};
 
@@ -110,17 +110,6 @@ fn decode(kv: &KeyValue) -> Result<TableSchema> {
         schema,
         mod_revision: kv.mod_revision,
     })
-}
-
-fn parse_counter(key: &str, kv: Option<&KeyValue>) -> Result<(u64, i64)> {
-    match kv {
-        None => Ok((1, 0)),
-        Some(kv) => std::str::from_utf8(&kv.value)
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .map(|n| (n, kv.mod_revision))
-            .ok_or_else(|| Error::Protocol(format!("{key} is not a number"))),
-    }
 }
 
 /// Creates `table` with `schema` and `splits.len() + 1` unassigned
@@ -264,32 +253,42 @@ pub fn garbage_key(cluster: &str, id: u64) -> String {
 pub async fn delete_table(etcd: &Etcd, cluster: &str, old: &TableSchema) -> Result<i64> {
     let key = schema_key(cluster, &old.table);
     let tablets = format!("{}{}/", tablets_prefix(cluster), old.table);
-    // A table's tablet ids are fixed at its creation, so reading them
-    // outside the txn is exact.
-    let listing = etcd.get_prefix(tablets.as_bytes()).await?;
-    let mut ops = vec![
-        Op::delete(key.as_bytes()),
-        Op::delete_prefix(tablets.as_bytes()),
-    ];
-    for kv in &listing.kvs {
-        let record = TabletRecord::decode(&String::from_utf8_lossy(&kv.key), &kv.value)?;
-        ops.push(Op::put(garbage_key(cluster, record.id).as_bytes(), b""));
+    for _ in 0..CREATE_ATTEMPTS_MAX {
+        // The tablets as of the listing; the txn holds only if none has
+        // changed since (a split replaces one by two).
+        let listing = etcd.get_prefix(tablets.as_bytes()).await?;
+        let mut ops = vec![
+            Op::delete(key.as_bytes()),
+            Op::delete_prefix(tablets.as_bytes()),
+        ];
+        for kv in &listing.kvs {
+            let record = TabletRecord::decode(&String::from_utf8_lossy(&kv.key), &kv.value)?;
+            ops.push(Op::put(garbage_key(cluster, record.id).as_bytes(), b""));
+        }
+        let txn = Txn::new()
+            .when([
+                Compare::mod_revision(key.as_bytes(), Cmp::Equal, old.mod_revision),
+                Compare::prefix_mod_revision(tablets.as_bytes(), Cmp::Less, listing.revision + 1),
+            ])
+            .and_then(ops)
+            .or_else([Op::get(key.as_bytes())]);
+        let resp = etcd.txn(txn).await?;
+        if resp.succeeded {
+            return Ok(resp.revision);
+        }
+        let schema_now = resp.responses.first().and_then(|r| r.kvs().first());
+        if schema_now.is_none_or(|kv| kv.mod_revision != old.mod_revision) {
+            return Err(Error::Conflict(format!(
+                "table {} changed since it was read",
+                old.table
+            )));
+        }
+        // A tablet split meanwhile: list them again.
     }
-    let txn = Txn::new()
-        .when([Compare::mod_revision(
-            key.as_bytes(),
-            Cmp::Equal,
-            old.mod_revision,
-        )])
-        .and_then(ops);
-    let resp = etcd.txn(txn).await?;
-    if !resp.succeeded {
-        return Err(Error::Conflict(format!(
-            "table {} changed since it was read",
-            old.table
-        )));
-    }
-    Ok(resp.revision)
+    Err(Error::Conflict(format!(
+        "deleting table {}: its tablets kept changing",
+        old.table
+    )))
 }
 
 /// A change of one table's schema, as a follower sees it.

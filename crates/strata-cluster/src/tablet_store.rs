@@ -8,7 +8,7 @@
 //! table's first records are written with its schema by whichever server
 //! took the CreateTable (`schema_store::create_table`), unassigned.
 
-use crate::client::Etcd;
+use crate::client::{Etcd, KeyValue};
 use crate::election::Leadership;
 use crate::error::{Error, Result};
 use crate::tablet_map::{tablet_key, tablets_prefix, TabletMap, TabletRecord, TabletState};
@@ -18,6 +18,43 @@ use crate::watch::{EventKind, WatchOptions, WatchStream};
 /// The key of the counter tablet ids come from.
 pub(crate) fn tablet_ids_key(cluster: &str) -> String {
     format!("/{cluster}/ids/tablet")
+}
+
+/// The counter at `key` (1 if absent) and its mod revision (0 if absent).
+pub(crate) fn parse_counter(key: &str, kv: Option<&KeyValue>) -> Result<(u64, i64)> {
+    match kv {
+        None => Ok((1, 0)),
+        Some(kv) => std::str::from_utf8(&kv.value)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(|n| (n, kv.mod_revision))
+            .ok_or_else(|| Error::Protocol(format!("{key} is not a number"))),
+    }
+}
+
+/// Attempts at taking ids from the counter while others take some too.
+const ALLOCATE_ATTEMPTS_MAX: usize = 32;
+
+/// Takes `n` new tablet ids from the counter; returns the first (the
+/// others follow it). An id taken and not used is never used.
+pub async fn allocate_ids(etcd: &Etcd, cluster: &str, n: u64) -> Result<u64> {
+    let key = tablet_ids_key(cluster);
+    for _ in 0..ALLOCATE_ATTEMPTS_MAX {
+        let (kv, _) = etcd.get_with_revision(key.as_bytes()).await?;
+        let (first, revision) = parse_counter(&key, kv.as_ref())?;
+        let next = first
+            .checked_add(n)
+            .ok_or_else(|| Error::Protocol("tablet ids exhausted".into()))?;
+        let txn = Txn::new()
+            .when([Compare::mod_revision(key.as_bytes(), Cmp::Equal, revision)])
+            .and_then([Op::put(key.as_bytes(), next.to_string().as_bytes())]);
+        if etcd.txn(txn).await?.succeeded {
+            return Ok(first);
+        }
+    }
+    Err(Error::Conflict(
+        "taking tablet ids: the counter kept changing".into(),
+    ))
 }
 
 /// Tablets one table may be created with (a txn carries them all; etcd
@@ -67,25 +104,37 @@ impl TabletFollower {
     }
 
     /// Waits for the next change and applies it to `map`; returns its
-    /// revision. `None`: the watch ended (reload and follow anew).
+    /// revision. A change is every event of one revision (a txn's), so
+    /// the map never shows half of one: a split's parent gone and one
+    /// child there. `None`: the watch ended (reload and follow anew).
     pub async fn apply_next(&mut self, map: &mut TabletMap) -> Option<Result<i64>> {
-        let event = match self.stream.next().await? {
+        let events = match self.stream.next_revision().await? {
             Ok(e) => e,
             Err(e) => return Some(Err(e)),
         };
-        let key = String::from_utf8_lossy(&event.kv.key).into_owned();
-        let applied = match event.kind {
-            EventKind::Put => TabletRecord::decode(&key, &event.kv.value).map(|r| map.upsert(r)),
-            EventKind::Delete => match id_of_key(&self.cluster, &event.kv.key) {
-                Some(id) => {
-                    map.remove(id);
-                    Ok(())
+        let mut revision = self.revision;
+        for event in events {
+            let key = String::from_utf8_lossy(&event.kv.key).into_owned();
+            let applied = match event.kind {
+                EventKind::Put => {
+                    TabletRecord::decode(&key, &event.kv.value).map(|r| map.upsert(r))
                 }
-                None => Err(Error::Protocol(format!("not a tablet key: {key}"))),
-            },
-        };
-        self.revision = event.revision();
-        Some(applied.map(|()| event.revision()))
+                EventKind::Delete => match id_of_key(&self.cluster, &event.kv.key) {
+                    Some(id) => {
+                        map.remove(id);
+                        Ok(())
+                    }
+                    None => Err(Error::Protocol(format!("not a tablet key: {key}"))),
+                },
+            };
+            revision = event.revision();
+            if let Err(e) = applied {
+                self.revision = revision;
+                return Some(Err(e));
+            }
+        }
+        self.revision = revision;
+        Some(Ok(revision))
     }
 }
 
@@ -99,16 +148,27 @@ pub async fn reassign(
     owner: Option<&str>,
     state: TabletState,
 ) -> Result<TabletRecord> {
-    reassign_with(master, cluster, tablet, owner, state, Vec::new()).await
+    reassign_with(
+        master,
+        cluster,
+        tablet,
+        owner,
+        state,
+        Vec::new(),
+        Vec::new(),
+    )
+    .await
 }
 
-/// [`reassign`], with `also` applied in the same txn.
+/// [`reassign`], with `also` applied in the same txn, which also requires
+/// `guards`.
 pub(crate) async fn reassign_with(
     master: &Leadership,
     cluster: &str,
     tablet: &TabletRecord,
     owner: Option<&str>,
     state: TabletState,
+    guards: Vec<Compare>,
     also: Vec<Op>,
 ) -> Result<TabletRecord> {
     let mut next = tablet.clone();
@@ -126,12 +186,12 @@ pub(crate) async fn reassign_with(
     let key = tablet_key(cluster, &tablet.table, tablet.id);
     let mut ops = vec![Op::put(key.as_bytes(), &next.encode())];
     ops.extend(also);
-    let txn = Txn::new()
-        .when([Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())])
-        .and_then(ops);
+    let mut when = vec![Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode())];
+    when.extend(guards);
+    let txn = Txn::new().when(when).and_then(ops);
     if !master.txn(txn).await?.succeeded {
         return Err(Error::Conflict(format!(
-            "tablet {} of {} changed since it was read",
+            "tablet {} of {} changed since it was read (or is splitting)",
             tablet.id, tablet.table
         )));
     }

@@ -72,6 +72,14 @@ impl Compare {
         Compare::new(key, cmp, pb::CompareTarget::Mod, t)
     }
 
+    /// The mod revision of every key starting with `prefix` (holds when
+    /// there is none).
+    pub fn prefix_mod_revision(prefix: &[u8], cmp: Cmp, revision: i64) -> Compare {
+        let mut c = Compare::mod_revision(prefix, cmp, revision);
+        c.0.range_end = pb::prefix_end(prefix);
+        c
+    }
+
     /// The number of writes to `key` since its creation.
     pub fn version(key: &[u8], cmp: Cmp, version: i64) -> Compare {
         let t = TargetUnion::Version(version);

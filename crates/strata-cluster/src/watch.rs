@@ -14,6 +14,7 @@
 use crate::client::{Etcd, KeyValue};
 use crate::error::{Error, Result};
 use crate::pb::{self, watch_client::WatchClient, watch_request::RequestUnion};
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -22,7 +23,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep, timeout};
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Events buffered between the watch task and the consumer.
+/// Watch responses (each a batch of events) buffered between the watch
+/// task and the consumer.
 const BUFFER: usize = 256;
 /// The id this client gives its one watch on each stream.
 const WATCH_ID: i64 = 1;
@@ -65,7 +67,10 @@ pub struct WatchOptions {
 
 /// The events of a watch. Dropping it ends the watch.
 pub struct WatchStream {
-    rx: mpsc::Receiver<Result<WatchEvent>>,
+    /// Each watch response's events (all of a revision come in one).
+    rx: mpsc::Receiver<Result<Vec<WatchEvent>>>,
+    /// Events received and not yet returned.
+    pending: VecDeque<WatchEvent>,
     cancel: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<bool>>,
 }
@@ -82,7 +87,34 @@ impl WatchStream {
     /// The next event; `None` once the watch has ended (after an error, or
     /// a cancel).
     pub async fn next(&mut self) -> Option<Result<WatchEvent>> {
-        self.rx.recv().await
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Some(Ok(e));
+            }
+            match self.rx.recv().await? {
+                Ok(batch) => self.pending.extend(batch),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Every event of the next revision (one txn's changes, which a reader
+    /// must see all or none of): never empty.
+    pub async fn next_revision(&mut self) -> Option<Result<Vec<WatchEvent>>> {
+        let first = match self.next().await? {
+            Ok(e) => e,
+            Err(e) => return Some(Err(e)),
+        };
+        let revision = first.revision();
+        let mut out = vec![first];
+        while self
+            .pending
+            .front()
+            .is_some_and(|e| e.revision() == revision)
+        {
+            out.extend(self.pending.pop_front());
+        }
+        Some(Ok(out))
     }
 
     /// Cancels the watch with a `WatchCancelRequest` and waits (bounded by
@@ -116,7 +148,17 @@ impl WatchStream {
 impl tokio_stream::Stream for WatchStream {
     type Item = Result<WatchEvent>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                return Poll::Ready(Some(Ok(e)));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(batch))) => self.pending.extend(batch),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -145,6 +187,7 @@ impl Etcd {
         };
         WatchStream {
             rx,
+            pending: VecDeque::new(),
             cancel: Some(cancel_tx),
             task: Some(tokio::spawn(watcher.run())),
         }
@@ -159,7 +202,7 @@ struct Watcher {
     /// when watching "from now".
     next_revision: i64,
     prev_kv: bool,
-    tx: mpsc::Sender<Result<WatchEvent>>,
+    tx: mpsc::Sender<Result<Vec<WatchEvent>>>,
     cancel: oneshot::Receiver<()>,
 }
 
@@ -265,6 +308,7 @@ impl Watcher {
                 };
                 return self.fail(Error::WatchCanceled(reason)).await;
             }
+            let mut batch = Vec::with_capacity(resp.events.len());
             for event in resp.events {
                 let Some(kv) = event.kv else { continue };
                 let kind = match pb::EventType::try_from(event.r#type) {
@@ -272,14 +316,14 @@ impl Watcher {
                     _ => EventKind::Put,
                 };
                 self.next_revision = self.next_revision.max(kv.mod_revision + 1);
-                let event = WatchEvent {
+                batch.push(WatchEvent {
                     kind,
                     kv,
                     prev_kv: event.prev_kv,
-                };
-                if self.tx.send(Ok(event)).await.is_err() {
-                    return Ended::Done(false);
-                }
+                });
+            }
+            if !batch.is_empty() && self.tx.send(Ok(batch)).await.is_err() {
+                return Ended::Done(false);
             }
         }
     }

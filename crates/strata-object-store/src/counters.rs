@@ -18,6 +18,8 @@ pub struct Counters {
     pub heads: AtomicU64,
     pub lists: AtomicU64,
     pub deletes: AtomicU64,
+    /// Objects copied within the store (a cluster tablet's split).
+    pub copies: AtomicU64,
     pub errors: AtomicU64,
     /// SSTable reads served from the local cache, and from the store.
     pub cache_hits: AtomicU64,
@@ -39,7 +41,7 @@ impl fmt::Display for Counters {
         let g = Counters::get;
         write!(
             f,
-            "{} PUTs ({} bytes, {} conflicts, {} tables in parts), {} GETs ({} bytes), {} HEADs, {} LISTs, {} DELETEs, {} errors; \
+            "{} PUTs ({} bytes, {} conflicts, {} tables in parts), {} GETs ({} bytes), {} HEADs, {} LISTs, {} DELETEs, {} copies, {} errors; \
              cached table reads {} of {}",
             g(&self.puts),
             g(&self.put_bytes),
@@ -50,6 +52,7 @@ impl fmt::Display for Counters {
             g(&self.heads),
             g(&self.lists),
             g(&self.deletes),
+            g(&self.copies),
             g(&self.errors),
             g(&self.cache_hits),
             g(&self.cache_hits) + g(&self.cache_misses),

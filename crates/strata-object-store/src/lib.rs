@@ -9,14 +9,18 @@
 //! - `storage`: `ObjectStorage`, the names, whole-object writes,
 //!   create-if-absent, ranged reads, request counters.
 //! - `cache`: SSTables kept in a local directory, bounded in bytes.
+//! - `mirror`: one storage's objects copied into another's (a cluster
+//!   tablet's split).
 
 mod bridge;
 mod cache;
 mod counters;
+mod mirror;
 mod storage;
 mod url;
 
 pub use counters::Counters;
+pub use mirror::{MirrorScope, Mirrored};
 pub use storage::ObjectStorage;
 pub use url::{parse_storage_url, StorageUrl};
 

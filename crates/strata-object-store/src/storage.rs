@@ -177,6 +177,25 @@ impl ObjectStorage {
     pub fn counters(&self) -> &Counters {
         &self.shared.counters
     }
+
+    /// Whether `other` is a storage of the same store (this one's parent,
+    /// child or sibling).
+    pub(crate) fn same_store(&self, other: &ObjectStorage) -> bool {
+        Arc::ptr_eq(&self.shared.store, &other.shared.store)
+    }
+
+    /// The object path of an engine file name.
+    pub(crate) fn object_path(&self, name: &str) -> Result<Path> {
+        self.shared.path(name)
+    }
+
+    pub(crate) fn store(&self) -> Arc<dyn ObjectStore> {
+        self.shared.store.clone()
+    }
+
+    pub(crate) fn bridge(&self) -> &Bridge {
+        &self.shared.bridge
+    }
 }
 
 impl Shared {

@@ -23,6 +23,7 @@ mod locks;
 mod meta;
 pub mod mutation;
 pub mod read;
+mod retain;
 pub mod row;
 pub mod rows;
 pub mod schema;

@@ -90,7 +90,9 @@ struct ServeArgs {
     #[arg(long, default_value_t = 256)]
     cache_mib: usize,
     /// A tablet larger than this splits in two at a middle row (`off`:
-    /// tablets split only at a table's initial splits).
+    /// tablets split only at a table's initial splits). In a cluster
+    /// (--etcd), the two halves are tablets of the cluster, which the
+    /// master may then place on different servers.
     #[arg(long, default_value = "512MiB", value_parser = size::parse_size_or_off)]
     tablet_split_size: size::Limit,
     /// Memory for memtables across every tablet; past it the largest

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use strata_engine::storage::Storage;
+use strata_object_store::MirrorScope;
 use strata_object_store::ObjectStorage;
-use strata_server::cluster::{tablet_prefix, NodeOptions, StorageFor};
+use strata_server::cluster::{tablet_prefix, NodeOptions, TabletStore};
 use strata_server::ServerOptions;
 use strata_table::DatabaseOptions;
 
@@ -61,11 +62,7 @@ pub fn run(
         .min(TABLET_LOG_UPLOADS_MAX);
     let parsed = strata_object_store::parse_storage_url(&url)?;
     let root = ObjectStorage::open(parsed, Some(&args.cache_dir), args.cache_size)?;
-    let storage_for: StorageFor = Arc::new(move |id: u64| {
-        root.child(&tablet_prefix(id))
-            .map(|s| s as Arc<dyn Storage>)
-            .map_err(|e| e.to_string())
-    });
+    let split_size_bytes = opts.table.tablet_split_bytes.unwrap_or(0);
     let node = NodeOptions {
         etcd: args.etcd,
         cluster: args.cluster,
@@ -73,7 +70,8 @@ pub fn run(
         advertise,
         lease_ttl: LEASE_TTL,
         db: opts,
-        storage_for,
+        store: Arc::new(ClusterStore { root }),
+        split_size_bytes,
         server: ServerOptions::default(),
     };
     tracing::info!(
@@ -95,4 +93,36 @@ pub fn run(
     })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The cluster's object store: a tablet's storage is its prefix.
+struct ClusterStore {
+    root: Arc<ObjectStorage>,
+}
+
+impl ClusterStore {
+    fn child(&self, id: u64) -> Result<Arc<ObjectStorage>, String> {
+        self.root
+            .child(&tablet_prefix(id))
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl TabletStore for ClusterStore {
+    fn storage(&self, id: u64) -> Result<Arc<dyn Storage>, String> {
+        self.child(id).map(|s| s as Arc<dyn Storage>)
+    }
+
+    fn mirror(&self, from: u64, to: u64, everything: bool) -> Result<usize, String> {
+        let scope = if everything {
+            MirrorScope::All
+        } else {
+            MirrorScope::Tables
+        };
+        let done = self
+            .child(from)?
+            .mirror_to(&*self.child(to)?, scope)
+            .map_err(|e| format!("copying tablet {from} into {to}: {e}"))?;
+        Ok(done.copied)
+    }
 }

@@ -7,11 +7,13 @@ mod lease;
 mod master;
 mod membership;
 mod schema;
+mod splits;
 mod tablets;
 mod watch;
 
 use std::future::Future;
 use std::time::Duration;
+use strata_cluster::master::Collector;
 use tokio::time::Instant;
 
 /// Polls `check` every 50 ms until it yields a value; panics after
@@ -37,5 +39,19 @@ pub async fn within<T>(within: Duration, what: &str, fut: impl Future<Output = T
     match tokio::time::timeout(within, fut).await {
         Ok(v) => v,
         Err(_) => panic!("{what}: not within {within:?}"),
+    }
+}
+
+/// Records the tablets it deletes.
+#[derive(Default)]
+pub struct Recorder(pub std::sync::Mutex<Vec<u64>>);
+
+impl Collector for Recorder {
+    fn delete_tablet(
+        &self,
+        id: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        self.0.lock().unwrap().push(id);
+        Box::pin(async { Ok(()) })
     }
 }

@@ -3,7 +3,7 @@
 //! restarted under its id treated as a new owner, the loop ending with the
 //! leadership.
 
-use crate::{eventually, within};
+use crate::{eventually, within, Recorder};
 use std::time::Duration;
 use strata_cluster::master::{owner_name, run, Collector, MasterOptions};
 use strata_cluster::schema_store::create_table;
@@ -25,20 +25,6 @@ impl Collector for NoGarbage {
         id: u64,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
         Box::pin(async move { panic!("nothing to collect, asked for tablet {id}") })
-    }
-}
-
-/// Records the tablets it deletes.
-#[derive(Default)]
-struct Recorder(std::sync::Mutex<Vec<u64>>);
-
-impl Collector for Recorder {
-    fn delete_tablet(
-        &self,
-        id: u64,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
-        self.0.lock().unwrap().push(id);
-        Box::pin(async { Ok(()) })
     }
 }
 

@@ -97,23 +97,36 @@ impl ClusterAdmin {
     }
 
     /// Calls `call` for every tablet of `table` on its owner, one after
-    /// another (each retried while it is not served).
+    /// another in row order (each retried while it is not served). Each
+    /// next tablet is the one holding the row where the last one ended,
+    /// so a tablet that splits meanwhile is covered by its children.
     async fn on_every_tablet<F, Fut>(&self, table: &str, call: F) -> Result<(), Status>
     where
         F: Fn(Target) -> Fut,
         Fut: std::future::Future<Output = Result<(), Status>>,
     {
-        let starts: Vec<Vec<u8>> = self
-            .cluster
-            .view
-            .map()
-            .tablets(table)
-            .map(|t| t.start.clone())
-            .collect();
-        for start in starts {
-            self.cluster.routed(table, &start, true, &call).await?;
+        let mut start: Vec<u8> = Vec::new();
+        loop {
+            let end = self
+                .cluster
+                .routed(table, &start, true, |target| {
+                    // A tablet id's rows never change (a split makes new
+                    // ids), so its end is known from the map.
+                    let end = target
+                        .tablet_id()
+                        .and_then(|id| self.cluster.view.map().get(id).map(|t| t.end.clone()));
+                    let done = call(target);
+                    async move {
+                        done.await?;
+                        end.ok_or_else(|| super::route::not_served("the tablet left the map"))
+                    }
+                })
+                .await?;
+            match end {
+                Some(end) => start = end,
+                None => return Ok(()),
+            }
         }
-        Ok(())
     }
 
     /// Makes every tablet of `table` apply its schema as of `revision`.

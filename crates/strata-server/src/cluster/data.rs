@@ -21,15 +21,18 @@ use tonic::{Request, Response, Status};
 
 use super::host::Hosted;
 use super::route::{
-    not_served, transport_failed, unknown_outcome, Target, ROUTE_POLL, ROUTE_WAIT, TABLET_HEADER,
+    not_served, retryable, transport_failed, unknown_outcome, Target, ROUTE_POLL, ROUTE_WAIT,
+    TABLET_HEADER,
 };
-use super::rows::{restrict, row_set_pb, tablet_bounds};
+use super::rows::{covers, restrict, row_set_pb, tablet_bounds};
 use super::Cluster;
 use crate::convert::{self, invalid};
 use crate::data::DataService;
 use crate::data_pb as v2;
 use crate::pb::bigtable_server::Bigtable;
-use strata_table::RowBound;
+use std::collections::VecDeque;
+use strata_cluster::tablet_map::{TabletMap, TabletRecord};
+use strata_table::{RowBound, RowSet};
 
 /// Responses buffered ahead of a ReadRows client.
 const READ_AHEAD_RESPONSES: usize = 4;
@@ -65,6 +68,38 @@ fn check_row(h: &Hosted, row: &[u8]) -> Result<(), Status> {
             h.record.id
         )))
     }
+}
+
+/// The tablets of `map` that now hold the rows of `gone` (a tablet that
+/// split), each with its part of `part`, in the read's order.
+fn pieces_of(
+    map: &TabletMap,
+    gone: &TabletRecord,
+    part: &RowSet,
+    reversed: bool,
+) -> Vec<(TabletRecord, Option<RowSet>)> {
+    let now: Vec<&TabletRecord> = map
+        .tablets(&gone.table)
+        .filter(|c| {
+            gone.end.as_deref().is_none_or(|e| c.start.as_slice() < e)
+                && c.end.as_deref().is_none_or(|e| e > gone.start.as_slice())
+        })
+        .collect();
+    // Only a map that covers the gone tablet's rows whole (else: wait).
+    if !covers(&now, &gone.start, gone.end.as_deref()) {
+        return Vec::new();
+    }
+    let mut out: Vec<(TabletRecord, Option<RowSet>)> = now
+        .into_iter()
+        .filter_map(|c| {
+            let (lo, hi) = tablet_bounds(&c.start, c.end.as_deref());
+            Some((c.clone(), Some(restrict(part, &lo, &hi)?)))
+        })
+        .collect();
+    if reversed {
+        out.reverse();
+    }
+    out
 }
 
 /// Rows committed in a ReadRows response, and where the last one ended.
@@ -162,9 +197,30 @@ impl Bigtable for ClusterData {
             )));
         }
         let rows = convert::row_set(r.rows.as_ref())?;
-        let mut tablets = self.cluster.tablets_of(&r.table_name).await?;
+        // The table's tablets, once the map covers all its rows (a new
+        // table's records may not have arrived yet).
+        let deadline = Instant::now() + ROUTE_WAIT;
+        let all = loop {
+            let all = self.cluster.tablets_of(&r.table_name).await?;
+            if covers(&all.iter().collect::<Vec<_>>(), b"", None) {
+                break all;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(not_served(format!(
+                    "the tablets of {} are not all known yet",
+                    r.table_name
+                )));
+            }
+            self.cluster
+                .view
+                .changed(ROUTE_POLL.min(deadline - now))
+                .await;
+        };
+        let mut tablets: VecDeque<(TabletRecord, Option<RowSet>)> =
+            all.into_iter().map(|t| (t, None)).collect();
         if r.reversed {
-            tablets.reverse();
+            tablets.make_contiguous().reverse();
         }
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         let me = ClusterData {
@@ -172,16 +228,27 @@ impl Bigtable for ClusterData {
         };
         tokio::spawn(async move {
             let mut remaining = (r.rows_limit > 0).then_some(r.rows_limit as u64);
-            for t in tablets {
+            'tablets: while let Some((t, part)) = tablets.pop_front() {
                 if remaining == Some(0) {
                     return;
                 }
                 let (lo, hi) = tablet_bounds(&t.start, t.end.as_deref());
-                let Some(mut part) = restrict(&rows, &lo, &hi) else {
+                let Some(mut part) = part.or_else(|| restrict(&rows, &lo, &hi)) else {
                     continue;
                 };
                 let deadline = Instant::now() + ROUTE_WAIT;
                 loop {
+                    // A tablet that split meanwhile: its children, in order.
+                    let map = me.cluster.view.map();
+                    if map.get(t.id).is_none() {
+                        let pieces = pieces_of(&map, &t, &part, r.reversed);
+                        if !pieces.is_empty() {
+                            for p in pieces.into_iter().rev() {
+                                tablets.push_front(p);
+                            }
+                            continue 'tablets;
+                        }
+                    }
                     let mut sub = r.clone();
                     sub.rows = Some(row_set_pb(&part));
                     sub.rows_limit = remaining.map_or(0, |n| n as i64);
@@ -189,7 +256,7 @@ impl Bigtable for ClusterData {
                     let mut progress = RowProgress::new();
                     // The tablet as the map has it now (its owner changes
                     // in a move or a failover).
-                    let now_t = me.cluster.view.map().get(t.id).cloned();
+                    let now_t = map.get(t.id).cloned();
                     let target = match now_t {
                         Some(now_t) => me.cluster.target(&now_t),
                         None => Err(not_served(format!("tablet {} is gone", t.id))),
@@ -287,17 +354,23 @@ impl Bigtable for ClusterData {
             &r.authorized_view_name,
             &r.materialized_view_name,
         )?;
-        let tablets = self.cluster.tablets_of(&r.table_name).await?;
+        self.cluster.ensure_table(&r.table_name).await?;
+        // Tablet by tablet in row order, each next one the tablet holding
+        // the row where the last ended (so a split meanwhile is covered).
         let mut out = Vec::new();
         let mut base = 0i64;
-        for (i, t) in tablets.iter().enumerate() {
-            let row = t.start.clone();
-            let samples: Vec<v2::SampleRowKeysResponse> = self
+        let mut start: Vec<u8> = Vec::new();
+        loop {
+            let (samples, end) = self
                 .cluster
-                .routed(&r.table_name, &row, true, |target| {
+                .routed(&r.table_name, &start, true, |target| {
                     let sub = r.clone();
                     let md = &md;
+                    let end = target
+                        .tablet_id()
+                        .and_then(|id| self.cluster.view.map().get(id).map(|t| t.end.clone()));
                     async move {
+                        let end = end.ok_or_else(|| not_served("the tablet left the map"))?;
                         let mut s: BoxStream<v2::SampleRowKeysResponse> = match target {
                             Target::Local(h) => local(&h)
                                 .sample_row_keys(forwarded(sub, md, None))
@@ -316,30 +389,29 @@ impl Bigtable for ClusterData {
                         while let Some(x) = s.next().await {
                             v.push(x?);
                         }
-                        Ok(v)
+                        Ok((v, end))
                     }
                 })
                 .await?;
-            let last_tablet = i + 1 == tablets.len();
             for s in samples {
                 if s.row_key.is_empty() {
                     // The tablet's end: its size.
-                    let end = base + s.offset_bytes;
+                    let at = base + s.offset_bytes;
                     out.push(Ok(v2::SampleRowKeysResponse {
-                        row_key: if last_tablet {
-                            Vec::new()
-                        } else {
-                            t.end.clone().unwrap_or_default()
-                        },
-                        offset_bytes: end,
+                        row_key: end.clone().unwrap_or_default(),
+                        offset_bytes: at,
                     }));
-                    base = end;
-                } else {
+                    base = at;
+                } else if s.row_key > start && end.as_ref().is_none_or(|e| s.row_key < *e) {
                     out.push(Ok(v2::SampleRowKeysResponse {
                         row_key: s.row_key,
                         offset_bytes: base + s.offset_bytes,
                     }));
                 }
+            }
+            match end {
+                Some(end) => start = end,
+                None => break,
             }
         }
         Ok(Response::new(Box::pin(tokio_stream::iter(out))))
@@ -369,27 +441,34 @@ impl Bigtable for ClusterData {
             return Err(invalid("no entries provided"));
         }
         self.cluster.ensure_table(&r.table_name).await?;
-        // Entries grouped by tablet, keeping their indices.
-        let map = self.cluster.view.map();
-        let mut groups: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
-        for (i, e) in r.entries.iter().enumerate() {
-            let id = map.route(&r.table_name, &e.row_key).map_or(0, |t| t.id);
-            groups.entry(id).or_default().push(i);
-        }
+        // Entries grouped by the tablet holding their rows, each group
+        // sent to its owner. A group its owner refused whole (it does not
+        // serve the tablet, or no longer all of those rows: a split) is
+        // grouped again from the map as it is then, until `ROUTE_WAIT`.
         let r = &r;
-        let calls = groups.into_values().map(|indices| {
-            let first = r.entries[indices[0]].row_key.clone();
-            let sub = v2::MutateRowsRequest {
-                entries: indices.iter().map(|&i| r.entries[i].clone()).collect(),
-                ..r.clone()
-            };
-            let md = &md;
-            async move {
-                let got = self
-                    .cluster
-                    .routed(&r.table_name, &first, false, |target| {
-                        let sub = sub.clone();
-                        async move {
+        let md = &md;
+        let deadline = Instant::now() + ROUTE_WAIT;
+        let mut pending: Vec<usize> = (0..r.entries.len()).collect();
+        let mut entries = Vec::with_capacity(r.entries.len());
+        loop {
+            let map = self.cluster.view.map();
+            let mut groups: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+            for i in std::mem::take(&mut pending) {
+                let id = map
+                    .route(&r.table_name, &r.entries[i].row_key)
+                    .map_or(0, |t| t.id);
+                groups.entry(id).or_default().push(i);
+            }
+            let calls = groups.into_values().map(|indices| {
+                let first = r.entries[indices[0]].row_key.clone();
+                let sub = v2::MutateRowsRequest {
+                    entries: indices.iter().map(|&i| r.entries[i].clone()).collect(),
+                    ..r.clone()
+                };
+                async move {
+                    let got = self
+                        .cluster
+                        .attempt(&r.table_name, &first, |target| async move {
                             let mut s: BoxStream<v2::MutateRowsResponse> = match target {
                                 Target::Local(h) => local(&h)
                                     .mutate_rows(forwarded(sub, md, None))
@@ -409,42 +488,53 @@ impl Bigtable for ClusterData {
                                 entries.extend(x?.entries);
                             }
                             Ok(entries)
+                        })
+                        .await;
+                    (indices, got)
+                }
+            });
+            let out_of_time = Instant::now() >= deadline;
+            for (indices, got) in join_all(calls).await {
+                match got {
+                    Ok(sub_entries) => {
+                        for e in sub_entries {
+                            let Some(&i) =
+                                usize::try_from(e.index).ok().and_then(|k| indices.get(k))
+                            else {
+                                return Err(Status::internal("an owner answered an unknown entry"));
+                            };
+                            entries.push(v2::mutate_rows_response::Entry {
+                                index: i as i64,
+                                status: e.status,
+                            });
                         }
-                    })
-                    .await;
-                (indices, got)
-            }
-        });
-        let mut entries = Vec::with_capacity(r.entries.len());
-        for (indices, got) in join_all(calls).await {
-            match got {
-                Ok(sub_entries) => {
-                    for e in sub_entries {
-                        let Some(&i) = usize::try_from(e.index).ok().and_then(|k| indices.get(k))
-                        else {
-                            return Err(Status::internal("an owner answered an unknown entry"));
-                        };
-                        entries.push(v2::mutate_rows_response::Entry {
-                            index: i as i64,
-                            status: e.status,
-                        });
                     }
-                }
-                // The whole part failed: each of its entries with that
-                // status (clients retry the retryable ones).
-                Err(s) => {
-                    for i in indices {
-                        entries.push(v2::mutate_rows_response::Entry {
-                            index: i as i64,
-                            status: Some(crate::RpcStatus {
-                                code: s.code() as i32,
-                                message: s.message().to_string(),
-                                details: vec![],
-                            }),
-                        });
+                    Err(s) if retryable(&s, false) && !out_of_time => pending.extend(indices),
+                    // The whole part failed: each of its entries with that
+                    // status (clients retry the retryable ones).
+                    Err(s) => {
+                        let s = unknown_outcome(s);
+                        for i in indices {
+                            entries.push(v2::mutate_rows_response::Entry {
+                                index: i as i64,
+                                status: Some(crate::RpcStatus {
+                                    code: s.code() as i32,
+                                    message: s.message().to_string(),
+                                    details: vec![],
+                                }),
+                            });
+                        }
                     }
                 }
             }
+            if pending.is_empty() {
+                break;
+            }
+            let now = Instant::now();
+            self.cluster
+                .view
+                .changed(ROUTE_POLL.min(deadline.saturating_duration_since(now)))
+                .await;
         }
         entries.sort_by_key(|e| e.index);
         let resp = v2::MutateRowsResponse {

@@ -19,8 +19,18 @@ use strata_cluster::tablet_map::TabletRecord;
 use strata_engine::storage::Storage;
 use strata_table::{Database, DatabaseOptions, Family, Schema};
 
-/// Makes the storage of tablet `id` (a child of the cluster's storage).
-pub type StorageFor = Arc<dyn Fn(u64) -> Result<Arc<dyn Storage>, String> + Send + Sync>;
+/// The cluster's store, as tablets use it.
+pub trait TabletStore: Send + Sync {
+    /// The storage of tablet `id` (its prefix of the store).
+    fn storage(&self, id: u64) -> Result<Arc<dyn Storage>, String>;
+
+    /// Makes tablet `to`'s storage hold tablet `from`'s objects (a
+    /// split): only its tables, which may be copied while `from` serves,
+    /// or (`everything`) all of them, deleting what `from` lacks, once
+    /// `from` is closed. Copies are the store's own. Returns the number
+    /// of objects copied.
+    fn mirror(&self, from: u64, to: u64, everything: bool) -> Result<usize, String>;
+}
 
 /// How long a close waits for the requests still using a tablet before
 /// it syncs the log and lets them finish on their own.
@@ -68,23 +78,23 @@ impl Hosted {
 
 /// The tablets this server serves, by id.
 pub struct TabletHost {
-    storage_for: StorageFor,
+    store: Arc<dyn TabletStore>,
     opts: DatabaseOptions,
     tablets: RwLock<HashMap<u64, Arc<Hosted>>>,
 }
 
 impl TabletHost {
-    pub fn new(storage_for: StorageFor, opts: DatabaseOptions) -> TabletHost {
+    pub fn new(store: Arc<dyn TabletStore>, opts: DatabaseOptions) -> TabletHost {
         TabletHost {
-            storage_for,
+            store,
             opts,
             tablets: RwLock::new(HashMap::new()),
         }
     }
 
-    /// The storage of tablet `id` (its prefix of the store).
-    pub fn storage(&self, id: u64) -> Result<Arc<dyn Storage>, String> {
-        (self.storage_for)(id)
+    /// The cluster's store.
+    pub fn store(&self) -> &Arc<dyn TabletStore> {
+        &self.store
     }
 
     /// The tablet `id`, if served here.
@@ -98,7 +108,8 @@ impl TabletHost {
     }
 
     /// Opens `record`'s tablet (blocking: the store is read and the log
-    /// replayed) with `schema`, and serves it.
+    /// replayed) with `schema`, keeps only the rows of its range (a split's
+    /// child starts with its parent's), and serves it.
     pub fn open(&self, record: &TabletRecord, schema: &ClusterSchema) -> Result<(), String> {
         if let Some(h) = self.get(record.id) {
             if h.record.epoch == record.epoch {
@@ -110,11 +121,20 @@ impl TabletHost {
             ));
         }
         let started = Instant::now();
-        let storage = (self.storage_for)(record.id)?;
+        let storage = self.store.storage(record.id)?;
         let db = Database::open_storage(storage, self.opts.clone())
             .map_err(|e| format!("opening tablet {}: {e}", record.id))?;
         db.apply_schema(&record.table, &schema.families, schema.deletion_protection)
             .map_err(|e| format!("tablet {}: applying its schema: {e}", record.id))?;
+        if db
+            .retain_rows(&record.table, &record.start, record.end.as_deref())
+            .map_err(|e| format!("tablet {}: dropping rows outside its range: {e}", record.id))?
+        {
+            tracing::info!(
+                tablet = record.id,
+                "dropped the rows outside the tablet's range (it is half of a split)"
+            );
+        }
         let hosted = Arc::new(Hosted {
             record: record.clone(),
             db: Arc::new(db),
@@ -139,24 +159,16 @@ impl TabletHost {
             return;
         };
         let started = Instant::now();
-        // Requests still running hold it (or its database): wait for them,
-        // a while.
-        while Arc::strong_count(&h) > 1 || Arc::strong_count(&h.db) > 1 {
-            if started.elapsed() > CLOSE_WAIT {
+        let table = h.record.table.clone();
+        let closed = match wait_unused(h) {
+            Ok(db) => db.close().map_err(|e| e.to_string()),
+            Err(h) => {
                 tracing::warn!(
                     tablet = id,
                     "requests still use the tablet after {CLOSE_WAIT:?}; syncing its log and leaving it to them"
                 );
-                let _ = h.db.engine().sync_log();
-                return;
+                h.db.engine().sync_log().map_err(|e| e.to_string())
             }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let table = h.record.table.clone();
-        let closed = match Arc::try_unwrap(h).map(|h| Arc::try_unwrap(h.db)) {
-            Ok(Ok(db)) => db.close().map_err(|e| e.to_string()),
-            Ok(Err(db)) => db.engine().sync_log().map_err(|e| e.to_string()),
-            Err(h) => h.db.engine().sync_log().map_err(|e| e.to_string()),
         };
         match closed {
             Ok(()) => tracing::info!(
@@ -168,6 +180,32 @@ impl TabletHost {
             // Another owner took it over first: what it has is in the log
             // the new owner replays.
             Err(e) => tracing::warn!(tablet = id, "closing tablet: {e}"),
+        }
+    }
+
+    /// Stops serving tablet `id` at `epoch` and closes it, flushed, for a
+    /// split: its storage is then one state, to be copied. If requests
+    /// still use it after `CLOSE_WAIT`, it is served again and the split
+    /// must not go on (Err).
+    pub fn close_for_split(&self, id: u64, epoch: u64) -> Result<(), String> {
+        let h = {
+            let mut tablets = self.tablets.write();
+            match tablets.get(&id) {
+                Some(h) if h.record.epoch == epoch => {}
+                _ => return Err(format!("tablet {id} is not served here at epoch {epoch}")),
+            }
+            tablets.remove(&id).expect("present")
+        };
+        match wait_unused(h) {
+            Ok(db) => db
+                .close()
+                .map_err(|e| format!("closing tablet {id} for its split: {e}")),
+            Err(h) => {
+                self.tablets.write().insert(id, h);
+                Err(format!(
+                    "requests still used tablet {id} after {CLOSE_WAIT:?}: it is served again"
+                ))
+            }
         }
     }
 
@@ -201,5 +239,31 @@ impl TabletHost {
         for id in ids {
             self.close(id);
         }
+    }
+}
+
+/// Waits (up to `CLOSE_WAIT`) until no request holds the tablet, then
+/// hands over its database; else gives the tablet back.
+fn wait_unused(h: Arc<Hosted>) -> Result<Database, Arc<Hosted>> {
+    let started = Instant::now();
+    let mut h = h;
+    loop {
+        match Arc::try_unwrap(h) {
+            Ok(hosted) => match Arc::try_unwrap(hosted.db) {
+                Ok(db) => return Ok(db),
+                Err(db) => {
+                    h = Arc::new(Hosted {
+                        record: hosted.record,
+                        db,
+                        schema_revision: hosted.schema_revision,
+                    })
+                }
+            },
+            Err(back) => h = back,
+        }
+        if started.elapsed() > CLOSE_WAIT {
+            return Err(h);
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }

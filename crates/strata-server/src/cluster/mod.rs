@@ -21,10 +21,11 @@ mod host;
 mod node;
 mod route;
 mod rows;
+mod split;
 mod tablets;
 mod view;
 
-pub use host::{tablet_prefix, StorageFor};
+pub use host::{tablet_prefix, TabletStore};
 pub use node::{run, NodeOptions};
 
 use std::collections::HashMap;

@@ -26,7 +26,7 @@ use strata_table::DatabaseOptions;
 use super::admin::ClusterAdmin;
 use super::catalog::EtcdCatalog;
 use super::data::ClusterData;
-use super::host::{ClusterSchema, StorageFor, TabletHost};
+use super::host::{ClusterSchema, TabletHost, TabletStore};
 use super::tablets::ClusterTablets;
 use super::view::{Incarnation, View};
 use super::{Cluster, Pool};
@@ -60,8 +60,11 @@ pub struct NodeOptions {
     pub lease_ttl: Duration,
     /// Options of each tablet's database.
     pub db: DatabaseOptions,
-    /// The storage of a tablet (a prefix of the cluster's object store).
-    pub storage_for: StorageFor,
+    /// The cluster's object store (a tablet's storage is a prefix of it).
+    pub store: Arc<dyn TabletStore>,
+    /// A tablet this large (on disk and in memory) splits in two; 0:
+    /// never.
+    pub split_size_bytes: u64,
     pub server: ServerOptions,
 }
 
@@ -87,7 +90,7 @@ pub async fn run(
         etcd: etcd.clone(),
         name: opts.cluster.clone(),
         view: View::default(),
-        host: Arc::new(TabletHost::new(opts.storage_for.clone(), opts.db.clone())),
+        host: Arc::new(TabletHost::new(opts.store.clone(), opts.db.clone())),
         pool: Pool {
             channels: Default::default(),
             message_bytes_max: opts.server.message_bytes_max,
@@ -230,6 +233,7 @@ async fn incarnation(
         owner.clone(),
         reg.lease().clone(),
     ));
+    let splitter = tokio::spawn(super::split::run(cluster.clone(), opts.split_size_bytes));
     let mut failed: BTreeMap<u64, TabletRecord> = BTreeMap::new();
     let mut assignments = None;
     let ended = loop {
@@ -283,6 +287,7 @@ async fn incarnation(
     // nothing), then leave so that the master reassigns at once.
     cluster.view.set_me(None);
     master_task.abort();
+    splitter.abort();
     close_all(cluster).await;
     if let Ended::Shutdown = ended {
         if let Err(e) = reg.deregister().await {
@@ -353,7 +358,7 @@ async fn release_if_moving(cluster: &Arc<Cluster>, id: u64) {
     }
 }
 
-async fn open(cluster: &Arc<Cluster>, t: &TabletRecord) -> Result<(), String> {
+pub(super) async fn open(cluster: &Arc<Cluster>, t: &TabletRecord) -> Result<(), String> {
     let s = schema_store::get(&cluster.etcd, &cluster.name, &t.table)
         .await
         .map_err(|e| format!("reading the schema: {e}"))?
@@ -415,7 +420,7 @@ impl master::Collector for StoreCollector {
                 if host.get(id).is_some() {
                     return Err(format!("tablet {id} is still open here"));
                 }
-                let storage = host.storage(id)?;
+                let storage = host.store().storage(id)?;
                 let names = storage.list().map_err(|e| e.to_string())?;
                 storage.remove_many(&names).map_err(|e| e.to_string())?;
                 tracing::info!(

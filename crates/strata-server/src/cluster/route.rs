@@ -86,6 +86,16 @@ pub(crate) enum Target {
     Remote { addr: String, tablet: String },
 }
 
+impl Target {
+    /// The id of the tablet this part goes to.
+    pub(crate) fn tablet_id(&self) -> Option<u64> {
+        match self {
+            Target::Local(h) => Some(h.record.id),
+            Target::Remote { tablet, .. } => tablet.split_once('.')?.0.parse().ok(),
+        }
+    }
+}
+
 impl Cluster {
     /// The tablet a forwarded part names, if the request is one: served
     /// here at that epoch, with the lease held, or UNAVAILABLE.
@@ -142,6 +152,22 @@ impl Cluster {
             .ok_or_else(|| not_served(format!("no tablet of {table} holds the row yet")))
     }
 
+    /// Calls `call` once on the owner of `row`'s tablet, as the view has
+    /// it now.
+    pub(crate) async fn attempt<T, F, Fut>(
+        &self,
+        table: &str,
+        row: &[u8],
+        call: F,
+    ) -> Result<T, Status>
+    where
+        F: FnOnce(Target) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        let t = self.route(table, row).await?;
+        call(self.target(&t)?).await
+    }
+
     /// Calls `call` on the owner of `row`'s tablet, and again while the
     /// owner does not serve it (and, if `idempotent`, on any
     /// UNAVAILABLE), for up to `ROUTE_WAIT`.
@@ -158,23 +184,24 @@ impl Cluster {
     {
         let deadline = Instant::now() + ROUTE_WAIT;
         loop {
-            let t = self.route(table, row).await;
-            let err = match t.and_then(|t| self.target(&t)) {
-                Ok(target) => match call(target).await {
-                    Ok(v) => return Ok(v),
-                    Err(e) => e,
-                },
+            let err = match self.attempt(table, row, &mut call).await {
+                Ok(v) => return Ok(v),
                 Err(e) => e,
             };
-            let retry = is_not_served(&err)
-                || never_sent(&err)
-                || (idempotent
-                    && (err.code() == tonic::Code::Unavailable || transport_failed(&err)));
             let now = Instant::now();
-            if !retry || now >= deadline {
+            if !retryable(&err, idempotent) || now >= deadline {
                 return Err(unknown_outcome(err));
             }
             self.view.changed(ROUTE_POLL.min(deadline - now)).await;
         }
     }
+}
+
+/// Whether a failed attempt may be made again: the owner did not serve
+/// the tablet, or the call was never sent; or, for an idempotent call,
+/// any UNAVAILABLE or transport failure.
+pub(crate) fn retryable(err: &Status, idempotent: bool) -> bool {
+    is_not_served(err)
+        || never_sent(err)
+        || (idempotent && (err.code() == tonic::Code::Unavailable || transport_failed(err)))
 }

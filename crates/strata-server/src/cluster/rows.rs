@@ -4,6 +4,7 @@
 //! only for the rows after the last one delivered.
 
 use crate::data_pb as v2;
+use strata_cluster::tablet_map::TabletRecord;
 use strata_table::{RowBound, RowRange, RowSet};
 
 /// The lower of two lower bounds' maximum, the stricter one.
@@ -129,6 +130,23 @@ pub fn row_set_pb(rows: &RowSet) -> v2::RowSet {
     }
 }
 
+/// Whether `tablets` (in row order) cover the rows `[start, end)` with no
+/// gap.
+pub fn covers(tablets: &[&TabletRecord], start: &[u8], end: Option<&[u8]>) -> bool {
+    let mut at: Option<&[u8]> = Some(start);
+    for t in tablets {
+        match at {
+            Some(a) if t.start.as_slice() <= a => at = t.end.as_deref(),
+            Some(_) => return false,
+            None => break,
+        }
+        if at.is_some_and(|a| end.is_some_and(|e| a >= e)) {
+            return true;
+        }
+    }
+    at.is_none() || at.zip(end).is_some_and(|(a, e)| a >= e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,5 +210,27 @@ mod tests {
         assert!(restrict(&one, &Excluded(b("m")), &Unbounded).is_none());
         let pb = row_set_pb(&after);
         assert_eq!(crate::convert::row_set(Some(&pb)).unwrap(), after);
+    }
+
+    #[test]
+    fn coverage_of_a_range_by_tablets() {
+        use strata_cluster::tablet_map::TabletState;
+        let t = |start: &str, end: Option<&str>| TabletRecord {
+            table: "t".into(),
+            id: 1,
+            start: start.as_bytes().to_vec(),
+            end: end.map(|e| e.as_bytes().to_vec()),
+            owner: None,
+            epoch: 0,
+            state: TabletState::Unassigned,
+        };
+        let (a, b, c) = (t("", Some("m")), t("m", None), t("p", None));
+        assert!(covers(&[&a, &b], b"", None));
+        assert!(covers(&[&a, &b], b"c", Some(b"x")));
+        assert!(covers(&[&a], b"c", Some(b"m")));
+        assert!(!covers(&[&a], b"c", Some(b"n")));
+        assert!(!covers(&[&a, &c], b"", None));
+        assert!(!covers(&[&b], b"", None));
+        assert!(!covers(&[], b"", None));
     }
 }

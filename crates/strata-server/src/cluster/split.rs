@@ -1,0 +1,283 @@
+//! The owner's side of a tablet's split (docs/cluster.md, "Splits";
+//! `strata_cluster::splits` for the records): a tablet served here that
+//! has grown past the split size is split at its middle row.
+//!
+//! 1. The split is recorded in etcd with two new tablet ids.
+//! 2. The parent's tables are copied into both children's prefixes while
+//!    it serves (the store's own copies: a hard link on a local
+//!    directory, CopyObject on S3).
+//! 3. The parent stops serving, is flushed and closed; what changed since
+//!    step 2 (new tables, the manifest, the log) is copied, and tables
+//!    gone from the parent are deleted from the copies.
+//! 4. The split is marked ready; the master replaces the parent by the
+//!    children, which this server then opens (each keeps only its rows).
+//!
+//! Requests for the parent's rows wait from step 3 to the children's
+//! opening, and are routed again (`route::ROUTE_WAIT`). If anything fails
+//! before the master's step, the split is withdrawn and the parent served
+//! again: its own prefix was never written.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strata_cluster::splits::{self, SplitRecord};
+use strata_cluster::tablet_map::{TabletRecord, TabletState};
+
+use super::Cluster;
+
+/// How often the tablets served here are checked against the split size.
+const SPLIT_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// How long the owner waits for the master to record a ready split
+/// before it looks again (it waits as long as the split stays recorded).
+const OUTCOME_POLL: Duration = Duration::from_millis(200);
+
+/// Splits the tablets served here that reach `split_size_bytes`, one at
+/// a time, for as long as the task runs.
+pub(crate) async fn run(cluster: Arc<Cluster>, split_size_bytes: u64) {
+    if split_size_bytes == 0 {
+        return;
+    }
+    loop {
+        tokio::time::sleep(SPLIT_CHECK_EVERY).await;
+        let c = cluster.clone();
+        let due = tokio::task::spawn_blocking(move || due(&c, split_size_bytes))
+            .await
+            .unwrap_or_default();
+        for (parent, at, size_bytes) in due {
+            tracing::info!(
+                tablet = parent.id,
+                table = %parent.table,
+                size_bytes,
+                "splitting tablet at row {}",
+                String::from_utf8_lossy(&at)
+            );
+            if let Err(e) = split(&cluster, &parent, &at).await {
+                tracing::warn!(tablet = parent.id, "split not done: {e}");
+            }
+        }
+    }
+}
+
+/// The tablets served here (serving, at the epoch the map gives) that
+/// reach the split size, each with the row to split at and its size.
+fn due(cluster: &Cluster, split_size_bytes: u64) -> Vec<(TabletRecord, Vec<u8>, u64)> {
+    let Some(me) = cluster.view.me() else {
+        return Vec::new();
+    };
+    let map = cluster.view.map();
+    let mut out = Vec::new();
+    for h in cluster.host.all() {
+        let current = map.get(h.record.id).is_some_and(|t| {
+            t.epoch == h.record.epoch
+                && t.state == TabletState::Serving
+                && t.owner.as_deref() == Some(me.owner.as_str())
+        });
+        if !current {
+            continue;
+        }
+        let Ok(tablets) = h.db.tablets(&h.record.table) else {
+            continue;
+        };
+        let size_bytes: u64 = tablets
+            .iter()
+            .map(|t| t.size_bytes + t.memtable_bytes)
+            .sum();
+        if size_bytes < split_size_bytes {
+            continue;
+        }
+        let Ok(samples) = h.db.sample_row_keys(&h.record.table) else {
+            continue;
+        };
+        if let Some(at) = middle_row(&samples, &h.record) {
+            out.push((h.record.clone(), at, size_bytes));
+        } else {
+            tracing::debug!(
+                tablet = h.record.id,
+                "tablet is over the split size but has no row to split at"
+            );
+        }
+    }
+    out
+}
+
+/// The first sampled row at or past half the tablet's bytes that is
+/// strictly inside it (a split leaves both children non-empty ranges).
+fn middle_row(samples: &[(Vec<u8>, i64)], t: &TabletRecord) -> Option<Vec<u8>> {
+    let total = samples.last().map_or(0, |(_, off)| *off);
+    samples
+        .iter()
+        .filter(|(row, _)| {
+            !row.is_empty() && row.as_slice() > t.start.as_slice() && t.contains(row)
+        })
+        .find(|(_, off)| *off >= total / 2)
+        .or_else(|| {
+            samples.iter().rev().find(|(row, _)| {
+                !row.is_empty() && row.as_slice() > t.start.as_slice() && t.contains(row)
+            })
+        })
+        .map(|(row, _)| row.clone())
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| format!("the task failed: {e}"))?
+}
+
+/// Copies `parent`'s objects into both children (see `TabletStore::mirror`).
+async fn mirror(
+    cluster: &Cluster,
+    parent: u64,
+    split: &SplitRecord,
+    everything: bool,
+) -> Result<usize, String> {
+    let store = cluster.host.store().clone();
+    let children = split.children;
+    blocking(move || {
+        let mut copied = 0;
+        for child in children {
+            copied += store.mirror(parent, child, everything)?;
+        }
+        Ok(copied)
+    })
+    .await
+}
+
+/// Splits `parent` (served here at its epoch) at row `at`.
+async fn split(cluster: &Arc<Cluster>, parent: &TabletRecord, at: &[u8]) -> Result<(), String> {
+    let started = Instant::now();
+    let record = splits::request(&cluster.etcd, &cluster.name, parent, at)
+        .await
+        .map_err(|e| format!("recording the split: {e}"))?;
+    let pre_copied = match mirror(cluster, parent.id, &record, false).await {
+        Ok(n) => n,
+        Err(e) => return Err(give_up(cluster, parent, &record, e).await),
+    };
+    let closing = Instant::now();
+    let host = cluster.host.clone();
+    let (id, epoch) = (parent.id, parent.epoch);
+    if let Err(e) = blocking(move || host.close_for_split(id, epoch)).await {
+        return Err(give_up(cluster, parent, &record, e).await);
+    }
+    let copied = match mirror(cluster, parent.id, &record, true).await {
+        Ok(n) => n,
+        Err(e) => return Err(give_up(cluster, parent, &record, e).await),
+    };
+    let ready = match splits::mark_ready(&cluster.etcd, &cluster.name, &record).await {
+        Ok(r) => r,
+        Err(e) => return Err(give_up(cluster, parent, &record, e.to_string()).await),
+    };
+    tracing::info!(
+        tablet = parent.id,
+        "split ready: {pre_copied} objects copied while serving, {copied} after closing; closed and copied in {:.2?}",
+        closing.elapsed()
+    );
+    // The master's step: the parent leaves the map (done), or the split
+    // is abandoned (the parent is served again).
+    loop {
+        let map = cluster.view.map();
+        match map.get(parent.id) {
+            None => {
+                tracing::info!(
+                    tablet = parent.id,
+                    left = record.children[0],
+                    right = record.children[1],
+                    "split done in {:.2?}; the tablet was unavailable for {:.2?} until its children open",
+                    started.elapsed(),
+                    closing.elapsed()
+                );
+                return Ok(());
+            }
+            // Recovered or moved meanwhile: the map's changes take it from
+            // here.
+            Some(t) if t != parent => return Err("the tablet changed during its split".into()),
+            Some(_) => {}
+        }
+        match splits::get(&cluster.etcd, &cluster.name, parent.id).await {
+            Ok(Some(r)) if r.mod_revision == ready.mod_revision => {}
+            Ok(_) => {
+                reopen(cluster, parent).await;
+                return Err("the master abandoned the split".into());
+            }
+            Err(e) => tracing::warn!(tablet = parent.id, "reading the split's record: {e}"),
+        }
+        cluster.view.changed(OUTCOME_POLL).await;
+    }
+}
+
+/// Withdraws `record` and serves `parent` again if it was closed; returns
+/// `why`, for the caller's error.
+async fn give_up(
+    cluster: &Arc<Cluster>,
+    parent: &TabletRecord,
+    record: &SplitRecord,
+    why: String,
+) -> String {
+    if let Err(e) = splits::withdraw(&cluster.etcd, &cluster.name, record).await {
+        // The master abandons it after a while.
+        tracing::warn!(tablet = parent.id, "withdrawing the split: {e}");
+    }
+    if cluster.host.get(parent.id).is_none() {
+        reopen(cluster, parent).await;
+    }
+    why
+}
+
+/// Serves `parent` again, if the map still gives it to this server at
+/// its epoch.
+async fn reopen(cluster: &Arc<Cluster>, parent: &TabletRecord) {
+    let mine = cluster.view.map().get(parent.id) == Some(parent);
+    if !mine {
+        return;
+    }
+    if let Err(e) = super::node::open(cluster, parent).await {
+        tracing::error!(
+            tablet = parent.id,
+            "serving the tablet again after its split failed: {e}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tablet(start: &[u8], end: Option<&[u8]>) -> TabletRecord {
+        TabletRecord {
+            table: "t".into(),
+            id: 1,
+            start: start.to_vec(),
+            end: end.map(<[u8]>::to_vec),
+            owner: Some("a@1".into()),
+            epoch: 1,
+            state: TabletState::Serving,
+        }
+    }
+
+    fn samples(rows: &[(&str, i64)]) -> Vec<(Vec<u8>, i64)> {
+        rows.iter()
+            .map(|(r, o)| (r.as_bytes().to_vec(), *o))
+            .collect()
+    }
+
+    #[test]
+    fn the_middle_row_is_inside_the_tablet() {
+        let s = samples(&[("b", 10), ("d", 40), ("f", 60), ("", 100)]);
+        assert_eq!(middle_row(&s, &tablet(b"", None)), Some(b"f".to_vec()));
+        // Past the end: the last row inside.
+        assert_eq!(
+            middle_row(&s, &tablet(b"", Some(b"e"))),
+            Some(b"d".to_vec())
+        );
+        // The tablet's own start is no split.
+        assert_eq!(
+            middle_row(&samples(&[("f", 0), ("", 9)]), &tablet(b"f", None)),
+            None
+        );
+        assert_eq!(middle_row(&samples(&[("", 0)]), &tablet(b"", None)), None);
+    }
+}
