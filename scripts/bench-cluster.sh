@@ -28,10 +28,22 @@
 # Prints every kill, and the median and max of the time until all of a
 # killed server's tablets read again.
 #
+# Then splits (SPLIT_ROUNDS > 0): per round, a fresh etcd and one server
+# s0 started with --tablet-split-size off; YCSB load of SPLIT_RECORDS rows
+# into a table of one tablet; s0 stopped, then started again with
+# --tablet-split-size SPLIT_SIZE under a YCSB A load of SPLIT_OPS
+# operations at FAILOVER_THREADS in flight: the tablet, past the size,
+# splits. From the server's log: the tablet's size, objects copied while
+# it served and after it closed, the time from its close to both children
+# serving (its unavailability), the whole split's time; from the load:
+# errors and the slowest request.
+#
 # Usage: scripts/bench-cluster.sh [ROUNDS] [THREADS...]
 #   ROUNDS default 2 (or $ROUNDS); THREADS default "16 64" (or $THREADS)
 # Environment: RECORDS (100000), OPERATIONS (100000), KILLS (10; 0: no
-#   failover), FAILOVER_THREADS (16), FAILOVER_OPS (20000), SPLITS (row keys;
+#   failover), FAILOVER_THREADS (16), FAILOVER_OPS (20000), SPLIT_ROUNDS (3;
+#   0: no splits), SPLIT_RECORDS (200000), SPLIT_SIZE (64MiB), SPLIT_OPS
+#   (100000), SPLITS (row keys;
 #   default user2 .. user9: YCSB's keys are "user" and a decimal hash, so
 #   nine tablets of about equal size; empty: one tablet), BENCH_OUT
 #   (bench-results), CARGO_TARGET_DIR, STRATA_PYVENV (target/pyvenv: its
@@ -49,6 +61,10 @@ operations=${OPERATIONS:-100000}
 kills=${KILLS:-10}
 failover_threads=${FAILOVER_THREADS:-16}
 failover_ops=${FAILOVER_OPS:-20000}
+split_rounds=${SPLIT_ROUNDS:-3}
+split_records=${SPLIT_RECORDS:-200000}
+split_size=${SPLIT_SIZE:-64MiB}
+split_ops=${SPLIT_OPS:-100000}
 read -r -a splits <<<"${SPLITS-user2 user3 user4 user5 user6 user7 user8 user9}"
 target=${CARGO_TARGET_DIR:-target}
 strata=$target/release/strata
@@ -73,7 +89,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "commit: $commit"
   echo "machine: $machine"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLITS=\"${splits[*]}\""
+  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLIT_ROUNDS=$split_rounds SPLIT_RECORDS=$split_records SPLIT_SIZE=$split_size SPLIT_OPS=$split_ops SPLITS=\"${splits[*]}\""
 } | tee "$out/setup.txt" >&2
 echo "results in $out" >&2
 
@@ -154,11 +170,12 @@ start_etcd() { # LOG
   die "etcd not answering after 30 s; see $1"
 }
 
+node_args=() # more `strata serve` arguments
 start_node() { # I LOG (appended to: a restarted server logs on)
   local i=$1
   "$strata" serve --etcd "$etcd_url" --storage "file://$work/store" \
     --listen "127.0.0.1:${node_port[i]}" --server-id "s$i" --data-dir "$work/cache/s$i" \
-    >>"$2" 2>&1 &
+    "${node_args[@]}" >>"$2" 2>&1 &
   node_pid[i]=$!
 }
 
@@ -311,6 +328,40 @@ PY
   stop_cluster
 fi
 
+for ((r = 1; r <= split_rounds; r++)); do
+  echo "== split $r/$split_rounds: $split_records rows in one tablet, split at $split_size under a YCSB A load" >&2
+  fresh_work
+  log=$out/split-r$r.s0.log
+  start_etcd "$out/split-r$r.etcd.log"
+  node_port[0]=$(free_port)
+  front=127.0.0.1:${node_port[0]}
+  node_args=(--tablet-split-size off)
+  start_node 0 "$log"
+  wait_joined 0 "$log" 1
+  "$py" scripts/bench-cluster.py create-table "$front"
+  saved_records=$records
+  records=$split_records
+  ycsb "split-r$r-load" "$front" load 32
+  kill "${node_pid[0]}"
+  stop_pid "${node_pid[0]}" 60
+  du -sb "$work/store/tablets" | cut -f1 >"$out/split-r$r.bytes"
+  node_args=(--tablet-split-size "$split_size")
+  start_node 0 "$log"
+  wait_joined 0 "$log" 2
+  ycsb "split-r$r-a" "$front" a "$failover_threads" "$split_ops" &
+  load_pid=$!
+  for ((k = 0; k < 3000; k++)); do
+    grep -qs "split done in" "$log" && break
+    sleep 0.1
+  done
+  grep -qs "split done in" "$log" || echo "bench-cluster.sh: split round $r: no split within 300 s; see $log" >&2
+  wait "$load_pid" || true
+  load_pid=
+  records=$saved_records
+  node_args=()
+  stop_cluster
+done
+
 python3 - "$out" "$records" "$operations" <<'PY' | tee "$out/summary.md"
 import json, os, re, statistics, sys
 d, records, operations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -386,4 +437,43 @@ if os.path.exists(path):
             print(f"rustc running during the kills: {sum(1 for n in during if n[2] > 0) / len(during):.0%} of 2 s samples")
         print(f"load during failover: {len(load)} YCSB A runs, {ops:,} operations, {ops / secs:,.0f} ops/s, "
               f"{bad} errors+missing, slowest request {worst:.2f} s")
+path = os.path.join(d, "split-r1.s0.log")
+if os.path.exists(path):
+    from datetime import datetime
+    ts = lambda line: datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+    def secs(text):  # "123.4ms" / "1.2s" / "56µs"
+        m = re.match(r"([0-9.]+)(ms|s|µs)", text)
+        return float(m[1]) * {"ms": 1e-3, "s": 1, "µs": 1e-6}[m[2]]
+    print()
+    print("| round | tablet MB in store | copied while serving | copied after closing | closed and copied s | close to both children serving s | whole split s | load errors | load p99 ms | slowest request s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    unavail = []
+    r = 1
+    while os.path.exists(os.path.join(d, f"split-r{r}.s0.log")):
+        lines = open(os.path.join(d, f"split-r{r}.s0.log")).read().splitlines()
+        ready = next((l for l in lines if "split ready:" in l), None)
+        done = next((l for l in lines if "split done in" in l), None)
+        row = [str(r), f"{int(open(os.path.join(d, f'split-r{r}.bytes')).read()) / 1e6:,.0f}"]
+        if ready and done:
+            m = re.search(r"(\d+) objects copied while serving, (\d+) after closing; closed and copied in (\S+)", ready)
+            closed_at = ts(ready) - secs(m[3])
+            kids = re.search(r"left=(\d+) right=(\d+)", done)
+            opened = [ts(l) for l in lines if "serving tablet" in l and ts(l) >= closed_at
+                      and any(f"tablet={k}" in l for k in kids.groups())]
+            served = max(opened) - closed_at if len(opened) >= 2 else float("nan")
+            unavail.append(served)
+            whole = secs(re.search(r"split done in (\S+);", done)[1])
+            row += [m[1], m[2], f"{secs(m[3]):.3f}", f"{served:.3f}", f"{whole:.2f}"]
+        else:
+            row += ["–"] * 5
+        phases = json.load(open(os.path.join(d, f"split-r{r}-a.json")))["phases"] if os.path.exists(os.path.join(d, f"split-r{r}-a.json")) else []
+        row += [str(sum(p["errors"] + p["missing"] for p in phases)),
+                f"{max((p['latency']['all']['p99_us'] for p in phases if 'all' in p['latency']), default=0) / 1000:.1f}",
+                f"{max((p['latency']['all']['max_us'] for p in phases if 'all' in p['latency']), default=0) / 1e6:.3f}"]
+        print("| " + " | ".join(row) + " |")
+        r += 1
+    ok = [u for u in unavail if u == u]
+    if ok:
+        print()
+        print(f"split under load, close to both children serving: median {statistics.median(ok):.3f} s, max {max(ok):.3f} s over {len(ok)} splits")
 PY
