@@ -445,7 +445,7 @@ if os.path.exists(path):
         m = re.match(r"([0-9.]+)(ms|s|µs)", text)
         return float(m[1]) * {"ms": 1e-3, "s": 1, "µs": 1e-6}[m[2]]
     print()
-    print("| round | tablet MB in store | copied while serving | copied after closing | closed and copied s | close to both children serving s | whole split s | load errors | load p99 ms | slowest request s |")
+    print("| round | tablet MB in store | copied while serving | copied after closing | closed and copied s | close to both children serving s | recorded to replaced s | load errors | load p99 ms | slowest request s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     unavail = []
     r = 1

@@ -41,7 +41,8 @@
 //! | [`tablet_map`] | the tablet map: records (etcd values), routing a row to its tablet |
 //! | [`tablet_store`] | the tablet map in etcd: load, follow by watch, the master's guarded writes |
 //! | [`schema_store`] | table schemas in etcd; creating and deleting a table with its tablets |
-//! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves |
+//! | [`assign`] | the master's policy: owners for orphaned tablets, balancing moves (by count, or by size and request rate) |
+//! | [`load`] | each server's report of its tablets' sizes and request rates |
 //! | [`moves`] | a tablet's move between live servers, step by step in etcd |
 //! | [`splits`] | a tablet's split in two, decided by its owner, recorded by the master |
 //! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
@@ -54,6 +55,7 @@ pub mod client;
 pub mod election;
 pub mod error;
 pub mod lease;
+pub mod load;
 pub mod master;
 pub mod membership;
 pub mod moves;

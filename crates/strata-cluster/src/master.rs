@@ -20,9 +20,11 @@
 //!    [`MasterOptions::garbage_delay`] has passed (their owners have
 //!    closed them);
 //! 6. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
-//!    moving from the most loaded live server to the least loaded while
-//!    they differ by more than one ([`balance`]): a server that joins
-//!    gets its share.
+//!    moving from the most loaded live server to the least loaded: by the
+//!    servers' reports of their tablets' sizes and request rates
+//!    ([`balance_by_load`], `load`), or, with no report yet, by count
+//!    while they differ by more than one ([`balance`]). A server that
+//!    joins gets its share.
 //!
 //! The recovery itself is the new owner's: each tablet has its own
 //! manifest and log in the store, and opening them takes them over (a new
@@ -31,7 +33,8 @@
 //! before the log is replayed (docs/cluster.md, "Failover").
 //!
 //! Each write is a txn guarded by the master's term and by the record it
-//! replaces ([`tablet_store::reassign`]), so a pass that raced with another
+//! replaces ([`tablet_store::reassign_many`], up to 64 records per txn),
+//! so a pass that raced with another
 //! change fails harmlessly and the next pass starts from what etcd holds.
 //! The loop ends when the leadership is lost.
 //!
@@ -41,14 +44,14 @@
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-use crate::assign::{assign_orphans, balance};
+use crate::assign::{assign_orphans, balance, balance_by_load};
 use crate::client::Etcd;
 use crate::election::{Leadership, LeadershipLoss};
 use crate::error::{Error, Result};
 use crate::membership::{servers, ServerInfo};
 use crate::moves::{begin_move, finish_move, forget, load_moves, load_released, MOVE_RELEASE_WAIT};
 use crate::tablet_map::TabletState;
-use crate::tablet_store::{load, reassign};
+use crate::tablet_store::{load, reassign_many, REASSIGN_BATCH};
 use crate::txn::{Op, Txn};
 use crate::watch::WatchOptions;
 
@@ -67,6 +70,10 @@ pub trait Collector: Send + Sync {
 /// tablet unavailable for a moment).
 pub const MOVES_PER_PASS: usize = 4;
 
+/// A tablet moved for balance stays where it went at least this long
+/// (its request rate starts afresh on its new server).
+pub const MOVE_COOLDOWN: Duration = Duration::from_secs(60);
+
 /// Settings of the master's loop.
 #[derive(Clone, Debug)]
 pub struct MasterOptions {
@@ -78,6 +85,9 @@ pub struct MasterOptions {
     /// How long a deleted table's tablets wait before their data is
     /// deleted: time for their owners to close them.
     pub garbage_delay: Duration,
+    /// Tablet records changed per txn when many change at once (a dead
+    /// server's); at most [`REASSIGN_BATCH`].
+    pub reassign_batch: usize,
 }
 
 impl Default for MasterOptions {
@@ -86,6 +96,7 @@ impl Default for MasterOptions {
             tick: Duration::from_secs(1),
             settle: Duration::from_millis(50),
             garbage_delay: Duration::from_secs(30),
+            reassign_batch: REASSIGN_BATCH,
         }
     }
 }
@@ -113,6 +124,8 @@ pub struct Pass {
 pub struct MasterState {
     moves_seen: HashMap<u64, Instant>,
     splits_seen: HashMap<u64, Instant>,
+    /// Tablets this master moved for balance, and when.
+    moved: HashMap<u64, Instant>,
     garbage_seen: HashMap<u64, Instant>,
 }
 
@@ -128,7 +141,7 @@ pub async fn run(
     let mut changes = etcd.watch_prefix(prefix.as_bytes(), WatchOptions::default());
     let mut state = MasterState::default();
     loop {
-        match pass(etcd, cluster, master, &mut state).await {
+        match pass(etcd, cluster, master, &mut state, opts).await {
             Ok(p) if p != Pass::default() => tracing::info!(
                 "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished, {} splits finished, {} abandoned",
                 p.marked,
@@ -235,6 +248,7 @@ pub async fn pass(
     cluster: &str,
     master: &Leadership,
     state: &mut MasterState,
+    opts: &MasterOptions,
 ) -> Result<Pass> {
     let mut done = Pass::default();
     let (registered, _) = servers(etcd, cluster).await?;
@@ -242,26 +256,38 @@ pub async fn pass(
     let (map, _) = load(etcd, cluster).await?;
 
     // 1. Tablets of servers that are gone: recovering.
-    for t in map.all() {
-        let Some(owner) = t.owner.as_deref().filter(|o| !live.contains(*o)) else {
-            continue;
-        };
-        if t.state != TabletState::Recovering {
-            done.marked += 1;
-            reassign(master, cluster, t, Some(owner), TabletState::Recovering).await?;
-        }
-    }
+    let lost: Vec<_> = map
+        .all()
+        .filter_map(|t| {
+            let owner = t.owner.as_deref().filter(|o| !live.contains(*o))?;
+            (t.state != TabletState::Recovering).then_some((
+                t,
+                Some(owner),
+                TabletState::Recovering,
+            ))
+        })
+        .collect();
+    reassign_many(master, cluster, &lost, opts.reassign_batch).await?;
+    done.marked += lost.len();
     if live.is_empty() {
         return Ok(done);
     }
 
     // 2. Owners for every tablet without a live one.
     let (map, _) = load(etcd, cluster).await?;
-    for a in assign_orphans(&map, &live) {
-        let Some(t) = map.get(a.tablet) else { continue };
-        reassign(master, cluster, t, Some(&a.to), TabletState::Serving).await?;
-        done.assigned += 1;
-    }
+    let plan = assign_orphans(&map, &live);
+    let given: Vec<_> = plan
+        .iter()
+        .filter_map(|a| {
+            Some((
+                map.get(a.tablet)?,
+                Some(a.to.as_str()),
+                TabletState::Serving,
+            ))
+        })
+        .collect();
+    reassign_many(master, cluster, &given, opts.reassign_batch).await?;
+    done.assigned += given.len();
     if done.assigned > 0 {
         return Ok(done); // balance from the map these made, next pass
     }
@@ -344,12 +370,22 @@ pub async fn pass(
         return Ok(done);
     }
 
-    // 5. Balance (never a tablet splitting).
-    for a in balance(&map, &live, MOVES_PER_PASS) {
+    // 5. Balance (never a tablet splitting, nor one moved a moment ago):
+    // by the servers' load reports when there are any, else by count.
+    let loads = crate::load::load_all(etcd, cluster).await?;
+    state.moved.retain(|_, at| at.elapsed() < MOVE_COOLDOWN);
+    let plan = if loads.is_empty() {
+        balance(&map, &live, MOVES_PER_PASS)
+    } else {
+        let fixed: BTreeSet<u64> = splits.keys().chain(state.moved.keys()).copied().collect();
+        balance_by_load(&map, &live, &loads, &fixed, MOVES_PER_PASS)
+    };
+    for a in plan {
         let Some(t) = map.get(a.tablet) else { continue };
         if t.state != TabletState::Serving || splits.contains_key(&t.id) {
             continue;
         }
+        state.moved.insert(t.id, Instant::now());
         begin_move(master, cluster, t, &a.to).await?;
         done.moves_started += 1;
     }

@@ -160,16 +160,52 @@ pub async fn reassign(
     .await
 }
 
-/// [`reassign`], with `also` applied in the same txn, which also requires
-/// `guards`.
-pub(crate) async fn reassign_with(
+/// Records one master txn changes at most: a compare and a put each, under
+/// etcd's default bound of 128 operations per txn branch.
+pub const REASSIGN_BATCH: usize = 64;
+
+/// [`reassign`] for many tablets at once, `batch` (at most
+/// [`REASSIGN_BATCH`]) per txn: a failover's hundreds of records in a few
+/// txns, not one each. Returns the new records. `Error::Conflict` if a record of a batch changed since
+/// it was read: that batch changed nothing, earlier ones stand.
+pub async fn reassign_many(
     master: &Leadership,
     cluster: &str,
+    changes: &[(&TabletRecord, Option<&str>, TabletState)],
+    batch: usize,
+) -> Result<Vec<TabletRecord>> {
+    let mut out = Vec::with_capacity(changes.len());
+    for batch in changes.chunks(batch.clamp(1, REASSIGN_BATCH)) {
+        let mut when = Vec::with_capacity(batch.len());
+        let mut ops = Vec::with_capacity(batch.len());
+        let mut next_records = Vec::with_capacity(batch.len());
+        for &(tablet, owner, state) in batch {
+            let next = next_record(tablet, owner, state)?;
+            let key = tablet_key(cluster, &tablet.table, tablet.id);
+            when.push(Compare::value(key.as_bytes(), Cmp::Equal, &tablet.encode()));
+            ops.push(Op::put(key.as_bytes(), &next.encode()));
+            next_records.push(next);
+        }
+        if !master
+            .txn(Txn::new().when(when).and_then(ops))
+            .await?
+            .succeeded
+        {
+            return Err(Error::Conflict(format!(
+                "one of {} tablet records changed since it was read",
+                batch.len()
+            )));
+        }
+        out.extend(next_records);
+    }
+    Ok(out)
+}
+
+/// `tablet` given to `owner` in `state`, at the next epoch.
+fn next_record(
     tablet: &TabletRecord,
     owner: Option<&str>,
     state: TabletState,
-    guards: Vec<Compare>,
-    also: Vec<Op>,
 ) -> Result<TabletRecord> {
     let mut next = tablet.clone();
     next.owner = owner.map(str::to_string);
@@ -183,6 +219,21 @@ pub(crate) async fn reassign_with(
             "a tablet has an owner exactly when it is assigned".into(),
         ));
     }
+    Ok(next)
+}
+
+/// [`reassign`], with `also` applied in the same txn, which also requires
+/// `guards`.
+pub(crate) async fn reassign_with(
+    master: &Leadership,
+    cluster: &str,
+    tablet: &TabletRecord,
+    owner: Option<&str>,
+    state: TabletState,
+    guards: Vec<Compare>,
+    also: Vec<Op>,
+) -> Result<TabletRecord> {
+    let next = next_record(tablet, owner, state)?;
     let key = tablet_key(cluster, &tablet.table, tablet.id);
     let mut ops = vec![Op::put(key.as_bytes(), &next.encode())];
     ops.extend(also);

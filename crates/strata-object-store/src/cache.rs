@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -35,6 +36,9 @@ pub struct FileCache {
     dir: PathBuf,
     bytes_max: u64,
     state: Mutex<State>,
+    /// Numbers each insert's temporary file: two inserts of one name at
+    /// once (two readers filling it) must not write one file.
+    tmp_seq: AtomicU64,
     _lock: File,
 }
 
@@ -97,6 +101,7 @@ impl FileCache {
             dir: dir.to_path_buf(),
             bytes_max,
             state: Mutex::new(state),
+            tmp_seq: AtomicU64::new(0),
             _lock: lock,
         };
         cache.evict();
@@ -128,7 +133,8 @@ impl FileCache {
             return None;
         }
         let path = self.dir.join(name);
-        let tmp = self.dir.join(format!("{name}{TMP_SUFFIX}"));
+        let seq = self.tmp_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self.dir.join(format!("{name}.{seq}{TMP_SUFFIX}"));
         let written = (|| -> std::io::Result<File> {
             let mut f = File::create(&tmp)?;
             f.write_all(data)?;
@@ -226,5 +232,40 @@ mod tests {
             FileCache::open(dir.path(), 250, "s3://b").is_err(),
             "locked"
         );
+    }
+
+    /// Two inserts of one name at once (two readers filling the same
+    /// table): each returns a whole copy, never one the other truncated.
+    #[test]
+    fn concurrent_inserts_of_one_name_keep_whole_copies() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = std::sync::Arc::new(FileCache::open(dir.path(), 1 << 30, "s3://a").unwrap());
+        let data = vec![7u8; 4 << 20];
+        for _ in 0..20 {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let (c, data) = (c.clone(), data.clone());
+                    std::thread::spawn(move || {
+                        let f = c.insert("1.sst", &data).unwrap();
+                        assert_eq!(f.metadata().unwrap().len(), data.len() as u64);
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap();
+            }
+        }
+        assert_eq!(c.get("1.sst").unwrap().metadata().unwrap().len(), 4 << 20);
+        let leftovers = fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(TMP_SUFFIX)
+            })
+            .count();
+        assert_eq!(leftovers, 0);
     }
 }

@@ -31,6 +31,8 @@ pub struct Mirrored {
     pub kept: usize,
     /// Objects deleted from the destination (gone from the source).
     pub removed: usize,
+    /// Tables listed at the source and gone before they were copied.
+    pub vanished: usize,
 }
 
 /// Which objects a mirror covers.
@@ -78,15 +80,22 @@ impl ObjectStorage {
         })?;
         Counters::add(&self.counters().copies, missing.len() as u64);
         for r in results {
-            if let Err((from, e)) = r {
-                Counters::add(&self.counters().errors, 1);
-                return Err(Error::io(
-                    format!("copy {from} into {}", dest.describe()),
-                    std::io::Error::other(e),
-                ));
+            match r {
+                Ok(()) => done.copied += 1,
+                // A table the source deleted since the listing (compacted
+                // away while it serves): a later mirror does not need it.
+                Err((_, object_store::Error::NotFound { .. })) if scope == MirrorScope::Tables => {
+                    done.vanished += 1
+                }
+                Err((from, e)) => {
+                    Counters::add(&self.counters().errors, 1);
+                    return Err(Error::io(
+                        format!("copy {from} into {}", dest.describe()),
+                        std::io::Error::other(e),
+                    ));
+                }
             }
         }
-        done.copied = missing.len();
         if scope == MirrorScope::All {
             let extra: Vec<String> = present.difference(&source).cloned().collect();
             dest.remove_many(&extra)?;

@@ -1,5 +1,5 @@
 //! `strata cluster status`: what etcd says about a cluster: the master and
-//! its term, the live servers with their tablet counts, the moves in
+//! its term, the live servers with their tablet counts, the splits and moves in
 //! progress, and every tablet that is not being served (docs/cluster.md).
 
 use std::collections::BTreeMap;
@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use strata_cluster::master::owner_name;
+use strata_cluster::splits::SplitRecord;
 use strata_cluster::tablet_map::{TabletMap, TabletRecord, TabletState};
 use strata_cluster::{master, servers, Etcd, MasterInfo, ServerInfo};
 
@@ -56,6 +57,9 @@ async fn status(args: &StatusArgs) -> Result<String> {
     let moves = strata_cluster::moves::load_moves(&etcd, &args.cluster)
         .await
         .context("reading the moves")?;
+    let splits = strata_cluster::splits::load(&etcd, &args.cluster)
+        .await
+        .context("reading the splits")?;
     Ok(render(
         &args.cluster,
         revision,
@@ -63,6 +67,7 @@ async fn status(args: &StatusArgs) -> Result<String> {
         &live,
         &map,
         &moves,
+        &splits,
     ))
 }
 
@@ -74,6 +79,7 @@ pub fn render(
     live: &[ServerInfo],
     map: &TabletMap,
     moves: &BTreeMap<u64, String>,
+    splits: &BTreeMap<u64, SplitRecord>,
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "cluster {cluster} (etcd revision {revision})");
@@ -121,6 +127,21 @@ pub fn render(
         .collect();
     if !moves.is_empty() {
         let _ = writeln!(out, "moves in progress: {}", moves.len());
+    }
+    if !splits.is_empty() {
+        let _ = writeln!(out, "splits in progress: {}", splits.len());
+        for s in splits.values() {
+            let _ = writeln!(
+                out,
+                "  {} tablet {} at {} into {} and {} ({})",
+                s.table,
+                s.parent,
+                printable(&s.at),
+                s.children[0],
+                s.children[1],
+                if s.ready { "ready" } else { "copying" }
+            );
+        }
     }
     if !waiting.is_empty() {
         let _ = writeln!(out, "not served:");

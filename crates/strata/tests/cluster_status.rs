@@ -91,6 +91,27 @@ async fn cluster_status_shows_master_servers_and_unserved_tablets() {
         "{out}"
     );
 
+    // A split of the second tablet, recorded by its owner.
+    let second = reassign(&master, "c", &tablets[1], Some(&o1), TabletState::Serving)
+        .await
+        .unwrap();
+    let split = strata_cluster::splits::request(&etcd, "c", &second, b"p")
+        .await
+        .unwrap();
+    let endpoint = server.endpoint().to_string();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || status(&endpoint, "c"))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains("splits in progress: 1"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "users tablet {} at p into {} and {} (copying)",
+            second.id, split.children[0], split.children[1]
+        )),
+        "{out}"
+    );
+
     // An empty cluster, and an unreachable etcd.
     let endpoint = server.endpoint().to_string();
     let (ok, out, _) = tokio::task::spawn_blocking(move || status(&endpoint, "empty"))

@@ -1,6 +1,7 @@
 //! strata-cluster against a real etcd: every test starts its own server
 //! (`strata_cluster::testkit`), and fails if there is no etcd binary.
 
+mod balance;
 mod election;
 mod kv;
 mod lease;

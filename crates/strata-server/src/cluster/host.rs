@@ -10,7 +10,7 @@
 //! replays nothing (Bigtable's fast migration).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,6 +68,8 @@ pub struct Hosted {
     pub db: Arc<Database>,
     /// The schema version applied to it.
     schema_revision: AtomicI64,
+    /// Parts of requests served from it (its load, for balancing).
+    pub requests: AtomicU64,
 }
 
 impl Hosted {
@@ -139,6 +141,7 @@ impl TabletHost {
             record: record.clone(),
             db: Arc::new(db),
             schema_revision: AtomicI64::new(schema.revision),
+            requests: AtomicU64::new(0),
         });
         self.tablets.write().insert(record.id, hosted);
         tracing::info!(
@@ -256,6 +259,7 @@ fn wait_unused(h: Arc<Hosted>) -> Result<Database, Arc<Hosted>> {
                         record: hosted.record,
                         db,
                         schema_revision: hosted.schema_revision,
+                        requests: hosted.requests,
                     })
                 }
             },

@@ -18,6 +18,7 @@ mod admin;
 mod catalog;
 mod data;
 mod host;
+mod load_report;
 mod node;
 mod route;
 mod rows;

@@ -234,6 +234,7 @@ async fn incarnation(
         reg.lease().clone(),
     ));
     let splitter = tokio::spawn(super::split::run(cluster.clone(), opts.split_size_bytes));
+    let reporter = tokio::spawn(super::load_report::run(cluster.clone()));
     let mut failed: BTreeMap<u64, TabletRecord> = BTreeMap::new();
     let mut assignments = None;
     let ended = loop {
@@ -288,6 +289,7 @@ async fn incarnation(
     cluster.view.set_me(None);
     master_task.abort();
     splitter.abort();
+    reporter.abort();
     close_all(cluster).await;
     if let Ended::Shutdown = ended {
         if let Err(e) = reg.deregister().await {

@@ -1,6 +1,7 @@
 //! Routing a request's part to its tablet's owner, and recognising a part
 //! forwarded here (docs/cluster.md, "Routing").
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,7 +115,10 @@ impl Cluster {
             return Err(not_served("this server's lease is not held"));
         }
         match self.host.get(id) {
-            Some(h) if h.record.epoch == epoch => Ok(Some(h)),
+            Some(h) if h.record.epoch == epoch => {
+                h.requests.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(h))
+            }
             _ => Err(not_served(format!("tablet {id} at epoch {epoch}"))),
         }
     }
@@ -134,7 +138,10 @@ impl Cluster {
                     return Err(not_served("this server's lease is not held"));
                 }
                 match self.host.get(t.id) {
-                    Some(h) if h.record.epoch == t.epoch => Ok(Target::Local(h)),
+                    Some(h) if h.record.epoch == t.epoch => {
+                        h.requests.fetch_add(1, Ordering::Relaxed);
+                        Ok(Target::Local(h))
+                    }
                     _ => Err(not_served(format!("tablet {} is still opening", t.id))),
                 }
             }

@@ -17,11 +17,12 @@
 //! before the master's step, the split is withdrawn and the parent served
 //! again: its own prefix was never written.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_cluster::splits::{self, SplitRecord};
-use strata_cluster::tablet_map::{TabletRecord, TabletState};
+use strata_cluster::tablet_map::{tablet_key, TabletRecord, TabletState};
 
 use super::Cluster;
 
@@ -32,19 +33,30 @@ const SPLIT_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// before it looks again (it waits as long as the split stays recorded).
 const OUTCOME_POLL: Duration = Duration::from_millis(200);
 
+/// How often a parent whose split failed is tried again to be served.
+const RETRY_REOPEN: Duration = Duration::from_secs(1);
+
+/// How long a tablet whose split failed waits before it is tried again.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
+
 /// Splits the tablets served here that reach `split_size_bytes`, one at
 /// a time, for as long as the task runs.
 pub(crate) async fn run(cluster: Arc<Cluster>, split_size_bytes: u64) {
     if split_size_bytes == 0 {
         return;
     }
+    let mut failed: HashMap<u64, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(SPLIT_CHECK_EVERY).await;
+        failed.retain(|_, at| at.elapsed() < RETRY_AFTER_FAILURE);
         let c = cluster.clone();
         let due = tokio::task::spawn_blocking(move || due(&c, split_size_bytes))
             .await
             .unwrap_or_default();
         for (parent, at, size_bytes) in due {
+            if failed.contains_key(&parent.id) {
+                continue;
+            }
             tracing::info!(
                 tablet = parent.id,
                 table = %parent.table,
@@ -53,7 +65,11 @@ pub(crate) async fn run(cluster: Arc<Cluster>, split_size_bytes: u64) {
                 String::from_utf8_lossy(&at)
             );
             if let Err(e) = split(&cluster, &parent, &at).await {
-                tracing::warn!(tablet = parent.id, "split not done: {e}");
+                tracing::warn!(
+                    tablet = parent.id,
+                    "split not done: {e}; trying again in {RETRY_AFTER_FAILURE:?} at the earliest"
+                );
+                failed.insert(parent.id, Instant::now());
             }
         }
     }
@@ -177,11 +193,38 @@ async fn split(cluster: &Arc<Cluster>, parent: &TabletRecord, at: &[u8]) -> Resu
         closing.elapsed()
     );
     // The master's step: the parent leaves the map (done), or the split
-    // is abandoned (the parent is served again).
+    // is abandoned (the parent is served again). Decided from etcd, not
+    // from this server's view, which may lag behind it.
     loop {
-        let map = cluster.view.map();
-        match map.get(parent.id) {
-            None => {
+        let gone_from_view = cluster.view.map().get(parent.id).is_none();
+        let outcome = if gone_from_view {
+            Some(Ok(()))
+        } else {
+            match splits::get(&cluster.etcd, &cluster.name, parent.id).await {
+                Ok(Some(r)) if r.mod_revision == ready.mod_revision => None,
+                Ok(_) => match parent_in_etcd(cluster, parent).await {
+                    // Replaced by its children: done.
+                    Ok(None) => Some(Ok(())),
+                    Ok(Some(now)) if now == *parent => {
+                        reopen(cluster, parent).await;
+                        Some(Err("the master abandoned the split".to_string()))
+                    }
+                    // Recovered or moved meanwhile: the map's changes
+                    // take it from here.
+                    Ok(Some(_)) => Some(Err("the tablet changed during its split".to_string())),
+                    Err(e) => {
+                        tracing::warn!(tablet = parent.id, "reading the tablet's record: {e}");
+                        None
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(tablet = parent.id, "reading the split's record: {e}");
+                    None
+                }
+            }
+        };
+        match outcome {
+            Some(Ok(())) => {
                 tracing::info!(
                     tablet = parent.id,
                     left = record.children[0],
@@ -192,21 +235,25 @@ async fn split(cluster: &Arc<Cluster>, parent: &TabletRecord, at: &[u8]) -> Resu
                 );
                 return Ok(());
             }
-            // Recovered or moved meanwhile: the map's changes take it from
-            // here.
-            Some(t) if t != parent => return Err("the tablet changed during its split".into()),
-            Some(_) => {}
+            Some(Err(e)) => return Err(e),
+            None => cluster.view.changed(OUTCOME_POLL).await,
         }
-        match splits::get(&cluster.etcd, &cluster.name, parent.id).await {
-            Ok(Some(r)) if r.mod_revision == ready.mod_revision => {}
-            Ok(_) => {
-                reopen(cluster, parent).await;
-                return Err("the master abandoned the split".into());
-            }
-            Err(e) => tracing::warn!(tablet = parent.id, "reading the split's record: {e}"),
-        }
-        cluster.view.changed(OUTCOME_POLL).await;
     }
+}
+
+/// `parent`'s record as etcd holds it now (linearizable), if any.
+async fn parent_in_etcd(
+    cluster: &Cluster,
+    parent: &TabletRecord,
+) -> Result<Option<TabletRecord>, String> {
+    let key = tablet_key(&cluster.name, &parent.table, parent.id);
+    let kv = cluster
+        .etcd
+        .get(key.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    kv.map(|kv| TabletRecord::decode(&key, &kv.value).map_err(|e| e.to_string()))
+        .transpose()
 }
 
 /// Withdraws `record` and serves `parent` again if it was closed; returns
@@ -227,18 +274,28 @@ async fn give_up(
     why
 }
 
-/// Serves `parent` again, if the map still gives it to this server at
-/// its epoch.
+/// Serves `parent` again, if etcd still gives it to this server at its
+/// epoch (not this server's view, which may lag: a parent already
+/// replaced by its children must never be served again). Tried again
+/// every `RETRY_REOPEN` until it serves or the record changes (then the
+/// map's changes take it from here).
 async fn reopen(cluster: &Arc<Cluster>, parent: &TabletRecord) {
-    let mine = cluster.view.map().get(parent.id) == Some(parent);
-    if !mine {
-        return;
-    }
-    if let Err(e) = super::node::open(cluster, parent).await {
-        tracing::error!(
-            tablet = parent.id,
-            "serving the tablet again after its split failed: {e}"
-        );
+    loop {
+        match parent_in_etcd(cluster, parent).await {
+            Ok(Some(now)) if now == *parent => match super::node::open(cluster, parent).await {
+                Ok(()) => return,
+                Err(e) => tracing::error!(
+                    tablet = parent.id,
+                    "serving the tablet again after its split failed: {e}; trying again"
+                ),
+            },
+            Ok(_) => return,
+            Err(e) => tracing::warn!(
+                tablet = parent.id,
+                "reading the tablet's record to serve it again: {e}; trying again"
+            ),
+        }
+        tokio::time::sleep(RETRY_REOPEN).await;
     }
 }
 

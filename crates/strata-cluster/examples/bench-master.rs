@@ -1,0 +1,141 @@
+//! The master's work at a failover, against a real etcd (docs/cluster.md,
+//! "Scale"): N tablets (tables of 100) on two servers; one server's lease
+//! is revoked (it dies), and the time is measured until every tablet is
+//! served by the other: the master marks the dead server's tablets
+//! recovering and assigns them, in txns of `--batches` records each
+//! (alternated per round: A B A B). Also the time to assign a fresh set of
+//! N tablets. Each round on a fresh etcd (the testkit's: a temporary data
+//! directory, so etcd fsyncs as it would in production).
+//!
+//! ```sh
+//! PATH=target/pyvenv/bin:$PATH cargo run --release -p strata-cluster \
+//!   --example bench-master -- --tablets 1000 --rounds 3 --batches 1,64
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use strata_cluster::master::{owner_name, run, Collector, MasterOptions};
+use strata_cluster::schema_store::create_table;
+use strata_cluster::tablet_map::TabletState;
+use strata_cluster::tablet_store::load;
+use strata_cluster::testkit::EtcdServer;
+use strata_cluster::{campaign, register, Etcd, Lease};
+
+const TTL: Duration = Duration::from_secs(10);
+const GIVE_UP: Duration = Duration::from_secs(300);
+
+struct NoGarbage;
+
+impl Collector for NoGarbage {
+    fn delete_tablet(
+        &self,
+        _id: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
+}
+
+/// Waits until every tablet is serving on one of `owners`; the time.
+async fn until_served(etcd: &Etcd, owners: &[&str], started: Instant) -> Duration {
+    loop {
+        let (map, _) = load(etcd, "c").await.expect("load");
+        let done = !map.is_empty()
+            && map.all().all(|t| {
+                t.state == TabletState::Serving
+                    && t.owner.as_deref().is_some_and(|o| owners.contains(&o))
+            });
+        if done {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < GIVE_UP, "not served within {GIVE_UP:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One round: (time to assign N new tablets, time to recover half of
+/// them from a dead server).
+async fn round(tablets: usize, batch: usize) -> (Duration, Duration) {
+    let server = EtcdServer::start().await;
+    let etcd = server.connect().await;
+    let s1 = register(&etcd, "c", "s1", "127.0.0.1:1", TTL)
+        .await
+        .unwrap();
+    let s2 = register(&etcd, "c", "s2", "127.0.0.1:2", TTL)
+        .await
+        .unwrap();
+    let (o1, o2) = (owner_name(s1.info()), owner_name(s2.info()));
+    let lease = Lease::grant(&etcd, TTL).await.unwrap();
+    let master = campaign(&etcd, "c", "m", &lease).await.unwrap();
+    let opts = MasterOptions {
+        reassign_batch: batch,
+        ..MasterOptions::default()
+    };
+    let started = Instant::now();
+    for t in 0..tablets.div_ceil(100) {
+        let n = (tablets - t * 100).min(100);
+        let splits: Vec<Vec<u8>> = (1..n).map(|i| format!("r{i:03}").into_bytes()).collect();
+        create_table(&etcd, "c", &format!("t{t}"), &splits, b"s")
+            .await
+            .unwrap();
+    }
+    let task = {
+        let etcd = etcd.clone();
+        tokio::spawn(async move { run(&etcd, "c", &master, &NoGarbage, &opts).await })
+    };
+    let assigned = until_served(&etcd, &[&o1, &o2], started).await;
+    let killed = Instant::now();
+    s1.lease().revoke().await.unwrap();
+    let recovered = until_served(&etcd, &[&o2], killed).await;
+    task.abort();
+    drop(s2);
+    (assigned, recovered)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let tablets: usize = arg(&args, "--tablets", "1000")
+        .parse()
+        .expect("--tablets N");
+    let rounds: usize = arg(&args, "--rounds", "3").parse().expect("--rounds N");
+    let batches: Vec<usize> = arg(&args, "--batches", "1,64")
+        .split(',')
+        .map(|b| b.parse().expect("--batches N,M"))
+        .collect();
+    println!("bench-master: {tablets} tablets on 2 servers, {rounds} rounds, batches {batches:?}");
+    let mut results: BTreeMap<usize, Vec<(Duration, Duration)>> = BTreeMap::new();
+    for r in 1..=rounds {
+        for &b in &batches {
+            let (assigned, recovered) = round(tablets, b).await;
+            println!(
+                "round {r}, {b} records per txn: assigned {tablets} in {:.2} s, recovered {} in {:.2} s",
+                assigned.as_secs_f64(),
+                tablets / 2,
+                recovered.as_secs_f64()
+            );
+            results.entry(b).or_default().push((assigned, recovered));
+        }
+    }
+    let median = |mut v: Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2].as_secs_f64()
+    };
+    println!("| records per txn | assign {tablets} new tablets (median s) | recover {} of a dead server (median s) |", tablets / 2);
+    println!("|---:|---:|---:|");
+    for (b, v) in &results {
+        println!(
+            "| {b} | {:.2} | {:.2} |",
+            median(v.iter().map(|x| x.0).collect()),
+            median(v.iter().map(|x| x.1).collect())
+        );
+    }
+}
