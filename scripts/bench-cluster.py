@@ -18,6 +18,12 @@
       master, the seconds from the kill to each tablet's first successful
       read, and whether the row was found.
 
+  master-failover ETCD RECORDS ID=PID@ADDR...
+      Kills with SIGKILL the listed server that is master, then reads
+      through another listed server one existing YCSB row of each of the
+      killed master's tablets (as failover does); prints one JSON line as
+      failover does, with also the seconds until another server is master.
+
 etcd is read through its JSON gateway (/v3/kv/range), the standard library
 only; the Bigtable client is google-cloud-bigtable (BIGTABLE_EMULATOR_HOST).
 """
@@ -134,7 +140,42 @@ def fnvhash64(val):
     return h if h == -(1 << 63) else abs(h)
 
 
-def failover(etcd, addr, records, candidates):
+def master_failover(etcd, records, servers):
+    """Kills the master among `servers` (ID=PID@ADDR), probing through another."""
+    by_id = {}
+    for s in servers:
+        sid, rest = s.split("=")
+        pid, addr = rest.split("@")
+        by_id[sid] = (pid, addr)
+    m = (master(etcd) or "").split("@")[0]
+    if m not in by_id:
+        sys.exit(f"bench-cluster.py master-failover: the master {m!r} is not among {sorted(by_id)}")
+    front = next(addr for sid, (_, addr) in sorted(by_id.items()) if sid != m)
+    t_kill = {}
+
+    def watch_master():
+        started = time.monotonic()
+        while "t0" not in t_kill:
+            if time.monotonic() - started > PROBE_GIVE_UP_S:
+                return
+            time.sleep(0.001)
+        while time.monotonic() - t_kill["t0"] < PROBE_GIVE_UP_S:
+            try:
+                now = (master(etcd) or "").split("@")[0]
+            except OSError:
+                now = ""
+            if now and now != m:
+                t_kill["elected_s"] = round(time.monotonic() - t_kill["t0"], 3)
+                return
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch_master, daemon=True)
+    watcher.start()
+    failover(etcd, front, records, [f"{m}={by_id[m][0]}"], t_kill)
+    watcher.join()
+
+
+def failover(etcd, addr, records, candidates, t_kill=None):
     os.environ["BIGTABLE_EMULATOR_HOST"] = addr
     from google.cloud import bigtable
     from google.cloud.bigtable_v2.types import ReadRowsRequest
@@ -196,6 +237,8 @@ def failover(etcd, addr, records, candidates):
                 time.sleep(PROBE_PAUSE_S)
 
     t0 = time.monotonic()
+    if t_kill is not None:
+        t_kill["t0"] = t0
     os.kill(pid, signal.SIGKILL)
     threads = [threading.Thread(target=probe, args=(tid, key, t0)) for tid, key in probes]
     for th in threads:
@@ -203,9 +246,14 @@ def failover(etcd, addr, records, candidates):
     for th in threads:
         th.join()
     secs = [results[tid][0] for tid, _ in probes if tid in results]
+    if t_kill is not None:
+        deadline = time.monotonic() + PROBE_GIVE_UP_S
+        while "elected_s" not in t_kill and time.monotonic() < deadline:
+            time.sleep(0.01)
     print(
         json.dumps(
             {
+                "elected_s": (t_kill or {}).get("elected_s"),
                 "victim": victim,
                 "pid": pid,
                 "was_master": was_master,
@@ -232,6 +280,8 @@ def main():
         wait(args[0], int(args[1]), float(args[2]) if len(args) == 3 else 60.0)
     elif cmd == "failover" and len(args) >= 4:
         failover(args[0], args[1], int(args[2]), args[3:])
+    elif cmd == "master-failover" and len(args) >= 4:
+        master_failover(args[0], int(args[1]), args[2:])
     else:
         sys.exit(__doc__)
 

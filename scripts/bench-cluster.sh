@@ -25,8 +25,11 @@
 # through s0 of a row of each of its tablets (scripts/bench-cluster.py
 # failover: one ReadRows per attempt, no client retries), then the server
 # restarted under its id and the cluster waited for until balanced again.
-# Prints every kill, and the median and max of the time until all of a
-# killed server's tablets read again.
+# Then MASTER_KILLS times the same with the master as the victim (s0
+# included: the probes go through another server, and the load through s0
+# starts again when s0 is back), also timing until another server is
+# master. Prints every kill, and the median and max of the time until all
+# of a killed server's tablets read again.
 #
 # Then splits (SPLIT_ROUNDS > 0): per round, a fresh etcd and one server
 # s0 started with --tablet-split-size off; YCSB load of SPLIT_RECORDS rows
@@ -40,8 +43,8 @@
 #
 # Usage: scripts/bench-cluster.sh [ROUNDS] [THREADS...]
 #   ROUNDS default 2 (or $ROUNDS); THREADS default "16 64" (or $THREADS)
-# Environment: RECORDS (100000), OPERATIONS (100000), KILLS (10; 0: no
-#   failover), FAILOVER_THREADS (16), FAILOVER_OPS (20000), SPLIT_ROUNDS (3;
+# Environment: RECORDS (100000), OPERATIONS (100000), KILLS (10; 0 and
+#   MASTER_KILLS 0: no failover), MASTER_KILLS (5), FAILOVER_THREADS (16), FAILOVER_OPS (20000), SPLIT_ROUNDS (3;
 #   0: no splits), SPLIT_RECORDS (200000), SPLIT_SIZE (64MiB), SPLIT_OPS
 #   (100000), SPLITS (row keys;
 #   default user2 .. user9: YCSB's keys are "user" and a decimal hash, so
@@ -59,6 +62,7 @@ threads_list=("$@")
 records=${RECORDS:-100000}
 operations=${OPERATIONS:-100000}
 kills=${KILLS:-10}
+master_kills=${MASTER_KILLS:-5}
 failover_threads=${FAILOVER_THREADS:-16}
 failover_ops=${FAILOVER_OPS:-20000}
 split_rounds=${SPLIT_ROUNDS:-3}
@@ -89,7 +93,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "commit: $commit"
   echo "machine: $machine"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLIT_ROUNDS=$split_rounds SPLIT_RECORDS=$split_records SPLIT_SIZE=$split_size SPLIT_OPS=$split_ops SPLITS=\"${splits[*]}\""
+  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills MASTER_KILLS=$master_kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLIT_ROUNDS=$split_rounds SPLIT_RECORDS=$split_records SPLIT_SIZE=$split_size SPLIT_OPS=$split_ops SPLITS=\"${splits[*]}\""
 } | tee "$out/setup.txt" >&2
 echo "results in $out" >&2
 
@@ -261,8 +265,8 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-if ((kills > 0)); then
-  echo "== failover: $kills kills under a YCSB A load of $failover_threads in flight through s0" >&2
+if ((kills + master_kills > 0)); then
+  echo "== failover: $kills kills of a server and $master_kills of the master under a YCSB A load of $failover_threads in flight through s0" >&2
   fresh_work
   start_cluster "$out/failover"
   front=127.0.0.1:${node_port[0]}
@@ -283,15 +287,28 @@ if ((kills > 0)); then
   load_pid=$!
   sleep 3
   date +%s >"$out/failover.window"
-  for ((k = 1; k <= kills; k++)); do
-    if ((k % 2)); then order=(1 2); else order=(2 1); fi
+  # kill K KIND: one kill (KIND "server": s1 or s2, whichever owns
+  # tablets, alternating; "master": the master, probed through another
+  # server), then the victim restarted and the cluster balanced again.
+  kill_one() {
+    local k=$1 kind=$2 attempt victim i log joined restarted joined_ms balanced_ms
     candidates=()
-    for i in "${order[@]}"; do candidates+=("s$i=${node_pid[i]}"); done
+    if [[ $kind == server ]]; then
+      if ((k % 2)); then order=(1 2); else order=(2 1); fi
+      for i in "${order[@]}"; do candidates+=("s$i=${node_pid[i]}"); done
+    else
+      for ((i = 0; i < nodes; i++)); do candidates+=("s$i=${node_pid[i]}@127.0.0.1:${node_port[i]}"); done
+    fi
     # Tried again (after waiting for balance) when no candidate owns a
     # serving tablet or a probe row cannot be read before the kill.
     for attempt in 1 2 3; do
-      "$py" scripts/bench-cluster.py failover "$etcd_url" "$front" "$records" "${candidates[@]}" \
-        >"$work/kill.json" 2>>"$out/failover-errors.log" && break
+      if [[ $kind == server ]]; then
+        "$py" scripts/bench-cluster.py failover "$etcd_url" "$front" "$records" "${candidates[@]}" \
+          >"$work/kill.json" 2>>"$out/failover-errors.log" && break
+      else
+        "$py" scripts/bench-cluster.py master-failover "$etcd_url" "$records" "${candidates[@]}" \
+          >"$work/kill.json" 2>>"$out/failover-errors.log" && break
+      fi
       ((attempt < 3)) || die "kill $k: nothing killed after 3 attempts; see $out/failover-errors.log"
       echo "bench-cluster.sh: kill $k, attempt $attempt: nothing killed; see $out/failover-errors.log" >&2
       "$py" scripts/bench-cluster.py wait "$etcd_url" "$nodes" 120 >/dev/null
@@ -315,12 +332,15 @@ k.update(kill=int(sys.argv[3]), rejoined_s=int(sys.argv[4]) / 1000,
          balanced_s=int(sys.argv[5]) / 1000, owners_after=bal["owners"])
 print(json.dumps(k))
 master = " (master)" if k["was_master"] else ""
+elected = f", a new master after {k['elected_s']} s" if k.get("elected_s") is not None else ""
 print(f"kill {k['kill']}: {k['victim']}{master}, {k['tablets']} tablets, all read again after "
-      f"{k['all_s']} s (first {k['first_s']} s); restarted: joined after {k['rejoined_s']} s, "
+      f"{k['all_s']} s (first {k['first_s']} s){elected}; restarted: joined after {k['rejoined_s']} s, "
       f"balanced after {k['balanced_s']} s", file=sys.stderr)
 PY
     sleep 2 # the load on the balanced cluster before the next kill
-  done
+  }
+  for ((k = 1; k <= kills; k++)); do kill_one "$k" server; done
+  for ((k = kills + 1; k <= kills + master_kills; k++)); do kill_one "$k" master; done
   date +%s >>"$out/failover.window"
   touch "$work/stop-load"
   wait "$load_pid" || true
@@ -421,6 +441,11 @@ if os.path.exists(path):
         if m and o:
             print(f"  the master killed: median {statistics.median(m):.2f} s ({len(m)} kills); "
                   f"another server: median {statistics.median(o):.2f} s ({len(o)} kills)")
+        elected = [k["elected_s"] for k in kills if k.get("elected_s") is not None]
+        if elected:
+            print(f"master failover, kill -9 of the master to another server elected: "
+                  f"median {statistics.median(elected):.2f} s, max {max(elected):.2f} s over {len(elected)} kills; "
+                  f"to its tablets read again: median {statistics.median(m):.2f} s, max {max(m):.2f} s")
     load = []
     for f in sorted(os.listdir(d)):
         if re.match(r"^failover-a-\d+\.json$", f):
