@@ -127,7 +127,12 @@ async fn main() {
     }
     let median = |mut v: Vec<Duration>| {
         v.sort();
-        v[v.len() / 2].as_secs_f64()
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2].as_secs_f64()
+        } else {
+            (v[n / 2 - 1] + v[n / 2]).as_secs_f64() / 2.0
+        }
     };
     println!("| records per txn | assign {tablets} new tablets (median s) | recover {} of a dead server (median s) |", tablets / 2);
     println!("|---:|---:|---:|");

@@ -115,7 +115,8 @@ pub fn balance(map: &TabletMap, live: &BTreeSet<String>, moves_max: usize) -> Ve
 
 /// Each serving tablet of a live server, weighed: the mean of its share of
 /// those tablets, of their bytes and of their requests (the last two only
-/// when some tablet has any). The weights sum to 1.
+/// when some tablet has any; a tablet `loads` lacks counts at the mean of
+/// those it has). The weights sum to 1.
 fn weights(
     map: &TabletMap,
     live: &BTreeSet<String>,
@@ -126,7 +127,19 @@ fn weights(
         .filter(|t| t.owner.as_ref().is_some_and(|o| live.contains(o)))
         .map(|t| t.id)
         .collect();
-    let load_of = |id: &u64| loads.get(id).copied().unwrap_or_default();
+    // A tablet no report lists (opened since its server's last report)
+    // counts at the mean of those listed.
+    let listed: Vec<&TabletLoad> = served.iter().filter_map(|id| loads.get(id)).collect();
+    let mean = if listed.is_empty() {
+        TabletLoad::default()
+    } else {
+        TabletLoad {
+            size_bytes: listed.iter().map(|l| l.size_bytes).sum::<u64>() / listed.len() as u64,
+            requests_per_sec: listed.iter().map(|l| l.requests_per_sec).sum::<f64>()
+                / listed.len() as f64,
+        }
+    };
+    let load_of = |id: &u64| loads.get(id).copied().unwrap_or(mean);
     let size_total: u64 = served.iter().map(|id| load_of(id).size_bytes).sum();
     let rate_total: f64 = served.iter().map(|id| load_of(id).requests_per_sec).sum();
     let terms = 1.0 + f64::from(u8::from(size_total > 0)) + f64::from(u8::from(rate_total > 0.0));

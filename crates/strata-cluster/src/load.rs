@@ -11,9 +11,11 @@
 //!
 //! `size` is the tablet's bytes on disk and in memtables; `rate` its
 //! requests per second (parts of requests served, forwarded or local)
-//! since the previous report.
+//! since the previous report. A tablet opened since the previous report
+//! is not listed (its rate is not known yet); the master counts it at the
+//! mean load of the tablets listed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -101,15 +103,30 @@ pub async fn publish(
     Ok(())
 }
 
-/// Every live server's report, merged: tablet id to its load. A damaged
-/// report is skipped (logged): balancing without it is only less exact.
-pub async fn load_all(etcd: &Etcd, cluster: &str) -> Result<BTreeMap<u64, TabletLoad>> {
-    let listing = etcd.get_prefix(load_prefix(cluster).as_bytes()).await?;
-    let mut out = BTreeMap::new();
+/// The live servers' reports.
+#[derive(Clone, Debug, Default)]
+pub struct Reports {
+    /// Tablet id to its load, from every report.
+    pub tablets: BTreeMap<u64, TabletLoad>,
+    /// The owners that have reported.
+    pub owners: BTreeSet<String>,
+}
+
+/// Every live server's report, merged. A damaged report is skipped
+/// (logged), as if its server had not reported yet.
+pub async fn load_all(etcd: &Etcd, cluster: &str) -> Result<Reports> {
+    let prefix = load_prefix(cluster);
+    let listing = etcd.get_prefix(prefix.as_bytes()).await?;
+    let mut out = Reports::default();
     for kv in &listing.kvs {
         let key = String::from_utf8_lossy(&kv.key);
         match decode(&key, &kv.value) {
-            Ok(loads) => out.extend(loads),
+            Ok(loads) => {
+                out.tablets.extend(loads);
+                if let Some(owner) = key.strip_prefix(&prefix) {
+                    out.owners.insert(owner.to_string());
+                }
+            }
             Err(e) => tracing::warn!("{e}"),
         }
     }

@@ -22,8 +22,8 @@
 //! 6. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
 //!    moving from the most loaded live server to the least loaded: by the
 //!    servers' reports of their tablets' sizes and request rates
-//!    ([`balance_by_load`], `load`), or, with no report yet, by count
-//!    while they differ by more than one ([`balance`]). A server that
+//!    ([`balance_by_load`], `load`) once every live server has reported,
+//!    else by count while they differ by more than one ([`balance`]). A server that
 //!    joins gets its share.
 //!
 //! The recovery itself is the new owner's: each tablet has its own
@@ -371,14 +371,17 @@ pub async fn pass(
     }
 
     // 5. Balance (never a tablet splitting, nor one moved a moment ago):
-    // by the servers' load reports when there are any, else by count.
-    let loads = crate::load::load_all(etcd, cluster).await?;
+    // by the servers' load reports once every live server has reported
+    // (a partial picture would move tablets toward the silent ones), else
+    // by count.
+    let reports = crate::load::load_all(etcd, cluster).await?;
+    let loads = &reports.tablets;
     state.moved.retain(|_, at| at.elapsed() < MOVE_COOLDOWN);
-    let plan = if loads.is_empty() {
+    let plan = if !live.iter().all(|o| reports.owners.contains(o)) {
         balance(&map, &live, MOVES_PER_PASS)
     } else {
         let fixed: BTreeSet<u64> = splits.keys().chain(state.moved.keys()).copied().collect();
-        balance_by_load(&map, &live, &loads, &fixed, MOVES_PER_PASS)
+        balance_by_load(&map, &live, loads, &fixed, MOVES_PER_PASS)
     };
     for a in plan {
         let Some(t) = map.get(a.tablet) else { continue };

@@ -40,13 +40,14 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
         let mut loads = BTreeMap::new();
         let mut seen = HashMap::new();
         for (id, size_bytes, requests) in sizes {
-            let requests_per_sec = match last.get(&id) {
-                Some(&(before, at)) if requests >= before => {
-                    (requests - before) as f64 / now.duration_since(at).as_secs_f64().max(1e-3)
-                }
-                // Opened since the last report: no rate yet.
-                _ => 0.0,
+            seen.insert(id, (requests, now));
+            // Opened since the last report: no rate yet, not listed.
+            let Some(&(before, at)) = last.get(&id).filter(|(before, _)| requests >= *before)
+            else {
+                continue;
             };
+            let requests_per_sec =
+                (requests - before) as f64 / now.duration_since(at).as_secs_f64().max(1e-3);
             loads.insert(
                 id,
                 TabletLoad {
@@ -54,7 +55,6 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
                     requests_per_sec,
                 },
             );
-            seen.insert(id, (requests, now));
         }
         last = seen;
         if let Err(e) = publish(
