@@ -122,7 +122,13 @@ pub fn create(db: &dyn Catalog, r: &a::CreateAppProfileRequest) -> Result<a::App
         etag: "strata-1".into(),
         ..spec.clone()
     };
-    put(db, &p)?;
+    // Created only if absent (another server may create it at once).
+    db.meta_write(&[MetaChange::Create(
+        MetaKind::AppProfile,
+        p.name.clone(),
+        p.encode_to_vec(),
+    )])
+    .map_err(status)?;
     Ok(p)
 }
 

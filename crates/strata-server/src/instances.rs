@@ -197,8 +197,8 @@ pub fn create_instance(
         ..Default::default()
     };
     db.meta_write(&[
-        MetaChange::Put(MetaKind::Instance, name, instance.encode_to_vec()),
-        MetaChange::Put(
+        MetaChange::Create(MetaKind::Instance, name, instance.encode_to_vec()),
+        MetaChange::Create(
             MetaKind::Cluster,
             cluster.name.clone(),
             cluster.encode_to_vec(),

@@ -47,6 +47,10 @@ impl MetaKind {
 #[derive(Clone, Debug)]
 pub enum MetaChange {
     Put(MetaKind, String, Vec<u8>),
+    /// A put that fails the whole batch (ALREADY_EXISTS) if the record
+    /// exists. Here checked before the batch is written (the callers
+    /// serialize their changes); on a cluster, by etcd in the batch's txn.
+    Create(MetaKind, String, Vec<u8>),
     Delete(MetaKind, String),
 }
 
@@ -86,8 +90,14 @@ impl Database {
         let id = self.catalog().id();
         for c in changes {
             match c {
-                MetaChange::Put(kind, name, value) => {
+                MetaChange::Put(kind, name, value) | MetaChange::Create(kind, name, value) => {
                     check_name(name)?;
+                    if matches!(c, MetaChange::Create(..)) && self.meta_get(*kind, name)?.is_some()
+                    {
+                        return Err(TableError::AlreadyExists(format!(
+                            "{kind:?} {name:?} already exists"
+                        )));
+                    }
                     if value.len() > META_VALUE_BYTES_MAX {
                         return Err(TableError::InvalidArgument(format!(
                             "{kind:?} {name:?} is {} bytes, more than the {META_VALUE_BYTES_MAX} allowed",
@@ -149,6 +159,19 @@ mod tests {
         assert_eq!(all[1], (format!("{i}2"), b"two".to_vec()));
         assert_eq!(db.meta_list(MetaKind::IamPolicy, "").unwrap().len(), 1);
         assert_eq!(db.list_tables("").len(), 1, "tables are not records");
+        let again = db.meta_write(&[
+            MetaChange::Put(MetaKind::IamPolicy, i.clone(), b"other".to_vec()),
+            MetaChange::Create(MetaKind::Instance, i.clone(), b"three".to_vec()),
+        ]);
+        assert!(
+            matches!(again, Err(TableError::AlreadyExists(_))),
+            "{again:?}"
+        );
+        assert_eq!(
+            db.meta_get(MetaKind::IamPolicy, &i).unwrap().as_deref(),
+            Some(&b"policy"[..]),
+            "a failed batch changes nothing"
+        );
         db.meta_write(&[MetaChange::Delete(MetaKind::Instance, i.clone())])
             .unwrap();
         assert_eq!(db.meta_get(MetaKind::Instance, &i).unwrap(), None);

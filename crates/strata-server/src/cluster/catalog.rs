@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use strata_cluster::schema_store;
-use strata_cluster::txn::{Op, Txn};
+use strata_cluster::txn::{Cmp, Compare, Op, Txn};
 use strata_table::{MetaChange, MetaKind, Result, TableError, TableInfo};
 
 use super::Cluster;
@@ -88,18 +88,39 @@ impl Catalog for EtcdCatalog {
         if changes.is_empty() {
             return Ok(());
         }
+        let mut when = Vec::new();
         let ops: Vec<Op> = changes
             .iter()
             .map(|c| match c {
                 MetaChange::Put(kind, name, value) => {
                     Op::put(self.key(*kind, name).as_bytes(), value)
                 }
+                MetaChange::Create(kind, name, value) => {
+                    let key = self.key(*kind, name);
+                    // Two servers creating one resource at once: one wins.
+                    when.push(Compare::create_revision(key.as_bytes(), Cmp::Equal, 0));
+                    Op::put(key.as_bytes(), value)
+                }
                 MetaChange::Delete(kind, name) => Op::delete(self.key(*kind, name).as_bytes()),
             })
             .collect();
-        self.runtime
-            .block_on(self.cluster.etcd.txn(Txn::new().and_then(ops)))
+        let resp = self
+            .runtime
+            .block_on(self.cluster.etcd.txn(Txn::new().when(when).and_then(ops)))
             .map_err(etcd_err)?;
+        if !resp.succeeded {
+            let created: Vec<String> = changes
+                .iter()
+                .filter_map(|c| match c {
+                    MetaChange::Create(kind, name, _) => Some(format!("{kind:?} {name:?}")),
+                    _ => None,
+                })
+                .collect();
+            return Err(TableError::AlreadyExists(format!(
+                "{} already exists",
+                created.join(" or ")
+            )));
+        }
         Ok(())
     }
 
