@@ -15,16 +15,17 @@
 //!    too long) is abandoned ([`splits`](crate::splits));
 //! 4. a moving tablet whose source has released it (or that waited
 //!    [`MOVE_RELEASE_WAIT`]) goes to its target ([`moves`](crate::moves));
-//! 5. the data of deleted tables' tablets (and of split parents) (`garbage/<id>`, written with
-//!    the deletion) is deleted from the store by the [`Collector`], once
+//! 5. the data of deleted tables' tablets and of split parents
+//!    (`garbage/<id>`, written with the deletion or the split) is deleted
+//!    from the store by the [`Collector`], once
 //!    [`MasterOptions::garbage_delay`] has passed (their owners have
 //!    closed them);
 //! 6. with no move in progress, up to [`MOVES_PER_PASS`] tablets start
 //!    moving from the most loaded live server to the least loaded: by the
 //!    servers' reports of their tablets' sizes and request rates
 //!    ([`balance_by_load`], `load`) once every live server has reported,
-//!    else by count while they differ by more than one ([`balance`]). A server that
-//!    joins gets its share.
+//!    else by count while they differ by more than one ([`balance`]). A
+//!    server that joins gets its share.
 //!
 //! The recovery itself is the new owner's: each tablet has its own
 //! manifest and log in the store, and opening them takes them over (a new
@@ -34,8 +35,8 @@
 //!
 //! Each write is a txn guarded by the master's term and by the record it
 //! replaces ([`tablet_store::reassign_many`], up to 64 records per txn),
-//! so a pass that raced with another
-//! change fails harmlessly and the next pass starts from what etcd holds.
+//! so a pass that raced with another change fails harmlessly and the next
+//! pass starts from what etcd holds.
 //! The loop ends when the leadership is lost.
 //!
 //! Reading everything at each pass costs O(tablets) per change; fine for
@@ -388,8 +389,8 @@ pub async fn pass(
         if t.state != TabletState::Serving || splits.contains_key(&t.id) {
             continue;
         }
-        state.moved.insert(t.id, Instant::now());
         begin_move(master, cluster, t, &a.to).await?;
+        state.moved.insert(t.id, Instant::now());
         done.moves_started += 1;
     }
     Ok(done)

@@ -166,8 +166,9 @@ pub const REASSIGN_BATCH: usize = 64;
 
 /// [`reassign`] for many tablets at once, `batch` (at most
 /// [`REASSIGN_BATCH`]) per txn: a failover's hundreds of records in a few
-/// txns, not one each. Returns the new records. `Error::Conflict` if a record of a batch changed since
-/// it was read: that batch changed nothing, earlier ones stand.
+/// txns, not one each. Returns the new records. `Error::Conflict` if a
+/// record of a batch changed since it was read: that batch changed
+/// nothing, earlier ones stand.
 pub async fn reassign_many(
     master: &Leadership,
     cluster: &str,

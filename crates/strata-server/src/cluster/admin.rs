@@ -97,9 +97,9 @@ impl ClusterAdmin {
     }
 
     /// Calls `call` for every tablet of `table` on its owner, one after
-    /// another in row order (each retried while it is not served). Each
-    /// next tablet is the one holding the row where the last one ended,
-    /// so a tablet that splits meanwhile is covered by its children.
+    /// another in row order (each retried while it is not served), each
+    /// next tablet the one holding the row where the last one ended
+    /// (`Cluster::routed_to_end`).
     async fn on_every_tablet<F, Fut>(&self, table: &str, call: F) -> Result<(), Status>
     where
         F: Fn(Target) -> Fut,
@@ -107,21 +107,7 @@ impl ClusterAdmin {
     {
         let mut start: Vec<u8> = Vec::new();
         loop {
-            let end = self
-                .cluster
-                .routed(table, &start, true, |target| {
-                    // A tablet id's rows never change (a split makes new
-                    // ids), so its end is known from the map.
-                    let end = target
-                        .tablet_id()
-                        .and_then(|id| self.cluster.view.map().get(id).map(|t| t.end.clone()));
-                    let done = call(target);
-                    async move {
-                        done.await?;
-                        end.ok_or_else(|| super::route::not_served("the tablet left the map"))
-                    }
-                })
-                .await?;
+            let ((), end) = self.cluster.routed_to_end(table, &start, &call).await?;
             match end {
                 Some(end) => start = end,
                 None => return Ok(()),

@@ -356,21 +356,17 @@ impl Bigtable for ClusterData {
         )?;
         self.cluster.ensure_table(&r.table_name).await?;
         // Tablet by tablet in row order, each next one the tablet holding
-        // the row where the last ended (so a split meanwhile is covered).
+        // the row where the last ended (`Cluster::routed_to_end`).
         let mut out = Vec::new();
         let mut base = 0i64;
         let mut start: Vec<u8> = Vec::new();
         loop {
             let (samples, end) = self
                 .cluster
-                .routed(&r.table_name, &start, true, |target| {
+                .routed_to_end(&r.table_name, &start, |target| {
                     let sub = r.clone();
                     let md = &md;
-                    let end = target
-                        .tablet_id()
-                        .and_then(|id| self.cluster.view.map().get(id).map(|t| t.end.clone()));
                     async move {
-                        let end = end.ok_or_else(|| not_served("the tablet left the map"))?;
                         let mut s: BoxStream<v2::SampleRowKeysResponse> = match target {
                             Target::Local(h) => local(&h)
                                 .sample_row_keys(forwarded(sub, md, None))
@@ -389,7 +385,7 @@ impl Bigtable for ClusterData {
                         while let Some(x) = s.next().await {
                             v.push(x?);
                         }
-                        Ok((v, end))
+                        Ok(v)
                     }
                 })
                 .await?;

@@ -73,6 +73,14 @@ pub struct Hosted {
 }
 
 impl Hosted {
+    /// The tablet's bytes on disk and in memtables (0 if its table is
+    /// gone).
+    pub fn size_bytes(&self) -> u64 {
+        self.db.tablets(&self.record.table).map_or(0, |ts| {
+            ts.iter().map(|t| t.size_bytes + t.memtable_bytes).sum()
+        })
+    }
+
     pub fn schema_revision(&self) -> i64 {
         self.schema_revision.load(Ordering::Acquire)
     }

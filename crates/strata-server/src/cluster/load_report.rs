@@ -27,10 +27,11 @@ pub(crate) async fn run(cluster: Arc<Cluster>) {
                 .all()
                 .into_iter()
                 .map(|h| {
-                    let size = h.db.tablets(&h.record.table).map_or(0, |ts| {
-                        ts.iter().map(|t| t.size_bytes + t.memtable_bytes).sum()
-                    });
-                    (h.record.id, size, h.requests.load(Ordering::Relaxed))
+                    (
+                        h.record.id,
+                        h.size_bytes(),
+                        h.requests.load(Ordering::Relaxed),
+                    )
                 })
                 .collect::<Vec<_>>()
         })

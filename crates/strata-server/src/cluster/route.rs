@@ -204,6 +204,36 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// [`Cluster::routed`] for an idempotent call, also returning the end
+    /// row of the tablet it reached (None: the table's end). Walking a
+    /// table from each such end to the next covers it whole, even when a
+    /// tablet splits meanwhile: a tablet id's rows never change (a split
+    /// makes new ids), so the end is the map's for that id.
+    pub(crate) async fn routed_to_end<T, F, Fut>(
+        &self,
+        table: &str,
+        row: &[u8],
+        call: F,
+    ) -> Result<(T, Option<Vec<u8>>), Status>
+    where
+        F: Fn(Target) -> Fut,
+        Fut: std::future::Future<Output = Result<T, Status>>,
+    {
+        self.routed(table, row, true, |target| {
+            let end = target
+                .tablet_id()
+                .and_then(|id| self.view.map().get(id).map(|t| t.end.clone()));
+            let call = &call;
+            async move {
+                let end = end.ok_or_else(|| not_served("the tablet left the map"))?;
+                Ok((call(target).await?, end))
+            }
+        })
+        .await
+    }
+}
+
 /// Whether a failed attempt may be made again: the owner did not serve
 /// the tablet, or the call was never sent; or, for an idempotent call,
 /// any UNAVAILABLE or transport failure.

@@ -92,13 +92,7 @@ fn due(cluster: &Cluster, split_size_bytes: u64) -> Vec<(TabletRecord, Vec<u8>, 
         if !current {
             continue;
         }
-        let Ok(tablets) = h.db.tablets(&h.record.table) else {
-            continue;
-        };
-        let size_bytes: u64 = tablets
-            .iter()
-            .map(|t| t.size_bytes + t.memtable_bytes)
-            .sum();
+        let size_bytes = h.size_bytes();
         if size_bytes < split_size_bytes {
             continue;
         }
@@ -121,17 +115,16 @@ fn due(cluster: &Cluster, split_size_bytes: u64) -> Vec<(TabletRecord, Vec<u8>, 
 /// strictly inside it (a split leaves both children non-empty ranges).
 fn middle_row(samples: &[(Vec<u8>, i64)], t: &TabletRecord) -> Option<Vec<u8>> {
     let total = samples.last().map_or(0, |(_, off)| *off);
-    samples
+    // Above the start (so never the empty end-of-table sample) and below
+    // the end.
+    let inside: Vec<&(Vec<u8>, i64)> = samples
         .iter()
-        .filter(|(row, _)| {
-            !row.is_empty() && row.as_slice() > t.start.as_slice() && t.contains(row)
-        })
+        .filter(|(row, _)| row.as_slice() > t.start.as_slice() && t.contains(row))
+        .collect();
+    inside
+        .iter()
         .find(|(_, off)| *off >= total / 2)
-        .or_else(|| {
-            samples.iter().rev().find(|(row, _)| {
-                !row.is_empty() && row.as_slice() > t.start.as_slice() && t.contains(row)
-            })
-        })
+        .or(inside.last())
         .map(|(row, _)| row.clone())
 }
 
