@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::Arc;
 use strata_engine::{Direction, Engine, EngineOptions, Tree, TreeOptions, WriteBatch};
 
-const CATALOG_TREE: &str = "catalog";
+pub(crate) const CATALOG_TREE: &str = "catalog";
 const TABLE_KEY_PREFIX: &[u8] = b"table\0";
 const NEXT_TREE_KEY: &[u8] = b"next_tree";
 /// Deletes per engine batch when purging a family or a row range.

@@ -19,6 +19,7 @@ pub mod filter;
 pub mod gc;
 mod gc_compaction;
 pub mod hll;
+mod ingest;
 mod locks;
 mod meta;
 pub mod mutation;

@@ -125,4 +125,12 @@ impl TabletStore for ClusterStore {
             .map_err(|e| format!("copying tablet {from} into {to}: {e}"))?;
         Ok(done.copied)
     }
+
+    fn copy_table(&self, from: u64, number: u64, to: u64, to_number: u64) -> Result<(), String> {
+        let name = strata_engine::manifest::table_file_name(number);
+        let to_name = strata_engine::manifest::table_file_name(to_number);
+        self.child(from)?
+            .copy_to(&name, &*self.child(to)?, &to_name)
+            .map_err(|e| format!("copying table {name} of tablet {from} into {to}: {e}"))
+    }
 }

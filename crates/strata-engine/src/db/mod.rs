@@ -9,6 +9,7 @@
 
 mod background;
 mod budget;
+mod ingest;
 mod iter;
 mod open;
 mod options;
@@ -21,6 +22,7 @@ mod tree_iter;
 mod write;
 
 pub use budget::MemtableUsage;
+pub use ingest::Ingested;
 pub use iter::Direction;
 pub use options::{EngineOptions, SplitBoundary, SyncMode, TreeOptions};
 pub use split::TabletInfo;
@@ -713,6 +715,33 @@ impl Tree {
     /// a boundary, or writes kept arriving.
     pub fn merge_at(&self, key: &[u8]) -> Result<bool> {
         split::merge_at(&self.engine.inner, &self.state, key)
+    }
+
+    /// Replaces this tree's tablets over `[lo, hi)` (`hi` None: to the
+    /// last key), which must hold no data, by the parts within the range
+    /// of `source`: the tablets of a closed engine's tree
+    /// (`manifest::read_stored`), whose last sequence number was
+    /// `source_last_seq`. Each of their tables is placed in this engine's
+    /// storage by `place(source number, number here)` (a copy made by the
+    /// caller), then opened (checking it) and added at its level, in one
+    /// manifest edit. See `ingest.rs`.
+    pub fn ingest(
+        &self,
+        lo: &[u8],
+        hi: Option<&[u8]>,
+        source: &[crate::manifest::StoredTablet],
+        source_last_seq: SeqNo,
+        place: &mut dyn FnMut(u64, u64) -> Result<()>,
+    ) -> Result<Ingested> {
+        ingest::ingest(
+            &self.engine.inner,
+            &self.state,
+            lo,
+            hi,
+            source,
+            source_last_seq,
+            place,
+        )
     }
 
     /// Drops every key in [lo, hi) held by whole tablets and whole files

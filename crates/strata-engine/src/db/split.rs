@@ -147,7 +147,7 @@ pub(crate) fn split_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bo
     Ok(true)
 }
 
-fn publish(tree: &TreeState, next: Vec<Arc<TabletState>>) {
+pub(crate) fn publish(tree: &TreeState, next: Vec<Arc<TabletState>>) {
     debug_assert_eq!(TreeState::check_tablets(&next), Ok(()));
     *tree.tablets.write() = Arc::new(next);
 }

@@ -5,10 +5,13 @@ mod edit;
 mod frame;
 pub mod objects;
 mod set;
+mod stored;
 mod version;
 
 pub use edit::{NewFile, NewTablet, VersionEdit};
 pub use set::{
-    file_number_of, manifest_file_name, new_file_of, sort_levels, TabletFiles, VersionSet,
+    file_number_of, manifest_file_name, new_file_of, open_file, sort_levels, TabletFiles,
+    VersionSet,
 };
+pub use stored::{read_stored, StoredState, StoredTablet};
 pub use version::{table_file_name, FileMeta, LevelIterator, Version, NUM_LEVELS};

@@ -20,14 +20,14 @@ use std::sync::Arc;
 use super::edit::{NewFile, NewTablet, VersionEdit};
 use super::frame;
 use super::objects::{self, ManifestObjects};
+use super::stored::{initial_tablets, read_manifest, CURRENT};
 use super::version::{table_file_name, FileMeta, Version, NUM_LEVELS};
 use crate::batch::TreeId;
 use crate::error::{Error, Result};
 use crate::key::{cmp_internal, SeqNo};
 use crate::sst::BlockCache;
-use crate::storage::{read_file, write_file_durably, Storage, WritableFile};
+use crate::storage::{write_file_durably, Storage, WritableFile};
 
-const CURRENT: &str = "CURRENT";
 const CURRENT_TMP: &str = "CURRENT.tmp";
 
 /// Attempts at taking over a storage of whole objects that another owner
@@ -116,37 +116,6 @@ enum Persist {
     Versioned(ManifestObjects),
 }
 
-/// Tablet state during recovery, before tables are opened.
-struct PendingTablet {
-    desc: NewTablet,
-    flushed_seq: SeqNo,
-    levels: [BTreeMap<u64, NewFile>; NUM_LEVELS],
-}
-
-#[derive(Default)]
-struct Pending {
-    trees: BTreeMap<TreeId, String>,
-    tablets: BTreeMap<TreeId, PendingTablet>,
-}
-
-/// The tablets an edit's created trees start with: the ones the edit
-/// creates for them, or else one covering every key, numbered like the tree.
-fn initial_tablets(edit: &VersionEdit) -> Vec<NewTablet> {
-    let mut out = edit.created_tablets.clone();
-    for (id, _) in &edit.created_trees {
-        if !edit.created_tablets.iter().any(|t| t.tree == *id) {
-            out.push(NewTablet {
-                id: *id,
-                tree: *id,
-                lo: Vec::new(),
-                hi: None,
-                pinned_lo: false,
-            });
-        }
-    }
-    out
-}
-
 impl VersionSet {
     /// Opens the manifest named by CURRENT (or starts an empty one), opens
     /// every live table, and writes a fresh manifest.
@@ -180,65 +149,13 @@ impl VersionSet {
 
     fn open_once(storage: Arc<dyn Storage>, cache: Arc<BlockCache>) -> Result<VersionSet> {
         let names = storage.list()?;
-        let mut pending = Pending::default();
-        let mut next_file_number = 1u64;
-        let mut last_seq = 0;
-        let mut old_manifest = None;
-        let mut loaded_objects = None;
         let mut opening = Opening::default();
         let manifest_started = std::time::Instant::now();
-        let mut apply_payload = |payload: &[u8], name: &str| -> Result<()> {
-            opening.manifest_edits += 1;
-            let edit = VersionEdit::decode(payload, name)?;
-            if let Some(n) = edit.next_file_number {
-                next_file_number = next_file_number.max(n);
-            }
-            if let Some(s) = edit.last_seq {
-                last_seq = last_seq.max(s);
-            }
-            apply_pending(&mut pending, &edit, name)
-        };
-        if storage.whole_objects() {
-            let loaded = objects::load(&*storage)?;
-            for (name, payload) in &loaded.payloads {
-                apply_payload(payload, name)?;
-            }
-            if loaded.version == 0
-                && names
-                    .iter()
-                    .any(|n| n.ends_with(".sst") || n.starts_with("wal/"))
-            {
-                return Err(Error::corruption(
-                    "manifest/",
-                    "no manifest version, but the store holds tables or logs: refusing to start empty",
-                ));
-            }
-            loaded_objects = Some(loaded);
-        } else if names.iter().any(|n| n == CURRENT) {
-            let current = read_file(&*storage, CURRENT)?;
-            let name = std::str::from_utf8(&current)
-                .ok()
-                .and_then(|s| s.strip_suffix('\n'))
-                .filter(|s| s.starts_with("MANIFEST-") && !s.contains('/'))
-                .ok_or_else(|| Error::corruption(CURRENT, "does not name a manifest"))?
-                .to_string();
-            let bytes = read_file(&*storage, &name)?;
-            for payload in frame::decode_all(&bytes, &name)? {
-                if payload.is_empty() {
-                    continue; // commit frame
-                }
-                apply_payload(payload, &name)?;
-            }
-            old_manifest = Some(name);
-        } else if names
-            .iter()
-            .any(|n| n.ends_with(".sst") || n.ends_with(".log"))
-        {
-            return Err(Error::corruption(
-                CURRENT,
-                "missing, but the directory holds tables or logs: refusing to start empty",
-            ));
-        }
+        let read = read_manifest(&*storage, &names)?;
+        let (pending, mut next_file_number, last_seq) =
+            (read.pending, read.next_file_number, read.last_seq);
+        let (old_manifest, loaded_objects) = (read.old_manifest, read.loaded_objects);
+        opening.manifest_edits = read.edits;
         opening.manifest_read = manifest_started.elapsed();
         // Tables numbered from here on may belong to an old owner still
         // writing (see `sweep_below`).
@@ -628,67 +545,6 @@ impl VersionSet {
     pub fn bytes_written(&self) -> u64 {
         self.bytes_written
     }
-}
-
-fn apply_pending(pending: &mut Pending, edit: &VersionEdit, file: &str) -> Result<()> {
-    for (id, name) in &edit.created_trees {
-        pending.trees.insert(*id, name.clone());
-    }
-    for t in initial_tablets(edit) {
-        if !pending.trees.contains_key(&t.tree) {
-            return Err(Error::corruption(
-                file,
-                format!("tablet {} of unknown tree {}", t.id, t.tree),
-            ));
-        }
-        pending.tablets.insert(
-            t.id,
-            PendingTablet {
-                desc: t,
-                flushed_seq: 0,
-                levels: Default::default(),
-            },
-        );
-    }
-    for &(tablet, level, number) in &edit.removed_files {
-        let t = pending.tablets.get_mut(&tablet).ok_or_else(|| {
-            Error::corruption(
-                file,
-                format!("edit removes a file of unknown tablet {tablet}"),
-            )
-        })?;
-        let lvl = t
-            .levels
-            .get_mut(level as usize)
-            .ok_or_else(|| Error::corruption(file, format!("level {level} out of range")))?;
-        lvl.remove(&number);
-    }
-    for nf in &edit.added_files {
-        let t = pending.tablets.get_mut(&nf.tree).ok_or_else(|| {
-            Error::corruption(
-                file,
-                format!("edit adds a file to unknown tablet {}", nf.tree),
-            )
-        })?;
-        let lvl = t
-            .levels
-            .get_mut(nf.level as usize)
-            .ok_or_else(|| Error::corruption(file, format!("level {} out of range", nf.level)))?;
-        lvl.insert(nf.number, nf.clone());
-    }
-    for &(tablet, seq) in &edit.flushed_seqs {
-        if let Some(t) = pending.tablets.get_mut(&tablet) {
-            t.flushed_seq = t.flushed_seq.max(seq);
-        }
-    }
-    for id in &edit.dropped_tablets {
-        pending.tablets.remove(id);
-    }
-    for id in &edit.dropped_trees {
-        pending.trees.remove(id);
-        pending.tablets.retain(|_, t| t.desc.tree != *id);
-    }
-    Ok(())
 }
 
 /// Tables opened at once by `open_files` on an object store.

@@ -30,6 +30,11 @@ pub trait TabletStore: Send + Sync {
     /// `from` is closed. Copies are the store's own. Returns the number
     /// of objects copied.
     fn mirror(&self, from: u64, to: u64, everything: bool) -> Result<usize, String>;
+
+    /// Copies tablet `from`'s table numbered `number` into tablet `to` as
+    /// number `to_number` (a merge: the right tablet's tables, numbered
+    /// anew in the merged one). The store's own copy.
+    fn copy_table(&self, from: u64, number: u64, to: u64, to_number: u64) -> Result<(), String>;
 }
 
 /// How long a close waits for the requests still using a tablet before
