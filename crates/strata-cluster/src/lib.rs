@@ -45,6 +45,7 @@
 //! | [`load`] | each server's report of its tablets' sizes and request rates |
 //! | [`moves`] | a tablet's move between live servers, step by step in etcd |
 //! | [`splits`] | a tablet's split in two, decided by its owner, recorded by the master |
+//! | [`merges`] | two neighbouring tablets merged into one, decided by the master, made by their owner |
 //! | [`master`] | the master's loop: dead servers' tablets recovered, orphans assigned |
 //! | [`assignments`] | a server's view: the tablets to open and close as the map changes |
 //! | `testkit` | (feature `testkit`) a throwaway etcd server for tests |
@@ -58,6 +59,7 @@ pub mod lease;
 pub mod load;
 pub mod master;
 pub mod membership;
+pub mod merges;
 pub mod moves;
 pub mod pb;
 pub mod schema_store;

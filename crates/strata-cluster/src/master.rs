@@ -12,7 +12,9 @@
 //!    server ([`assign_orphans`]), `serving` at the next epoch;
 //! 3. a split its owner has made ready replaces its parent by the two
 //!    children, and a split whose parent changed (or that stayed prepared
-//!    too long) is abandoned ([`splits`](crate::splits));
+//!    too long) is abandoned ([`splits`](crate::splits)); likewise a
+//!    merge made ready replaces its two tablets by the merged one, or is
+//!    abandoned ([`merges`](crate::merges));
 //! 4. a moving tablet whose source has released it (or that waited
 //!    [`MOVE_RELEASE_WAIT`]) goes to its target ([`moves`](crate::moves));
 //! 5. the data of deleted tables' tablets and of split parents
@@ -26,6 +28,11 @@
 //!    ([`balance_by_load`], `load`) once every live server has reported,
 //!    else by count while they differ by more than one ([`balance`]). A
 //!    server that joins gets its share.
+//! 7. with no balancing move started, neighbouring tablets whose sizes
+//!    add up to at most [`MasterOptions::merge_size_bytes`], and have for
+//!    [`MasterOptions::merge_delay`], merge: on one server the merge is
+//!    recorded (its owner makes it); on two, the right one first moves to
+//!    the left one's server.
 //!
 //! The recovery itself is the new owner's: each tablet has its own
 //! manifest and log in the store, and opening them takes them over (a new
@@ -75,6 +82,11 @@ pub const MOVES_PER_PASS: usize = 4;
 /// (its request rate starts afresh on its new server).
 pub const MOVE_COOLDOWN: Duration = Duration::from_secs(60);
 
+/// How long two small neighbours stay small before they merge, by
+/// default (tablets of a new table made with initial splits are small at
+/// first: they are merged only if they stay so).
+pub const MERGE_DELAY_DEFAULT: Duration = Duration::from_secs(600);
+
 /// Settings of the master's loop.
 #[derive(Clone, Debug)]
 pub struct MasterOptions {
@@ -89,6 +101,12 @@ pub struct MasterOptions {
     /// Tablet records changed per txn when many change at once (a dead
     /// server's); at most [`REASSIGN_BATCH`].
     pub reassign_batch: usize,
+    /// Two neighbouring tablets whose sizes add up to at most this merge
+    /// (`merges`); 0: never.
+    pub merge_size_bytes: u64,
+    /// How long a pair must have been small (as this master saw) before
+    /// it merges.
+    pub merge_delay: Duration,
 }
 
 impl Default for MasterOptions {
@@ -98,6 +116,8 @@ impl Default for MasterOptions {
             settle: Duration::from_millis(50),
             garbage_delay: Duration::from_secs(30),
             reassign_batch: REASSIGN_BATCH,
+            merge_size_bytes: 0,
+            merge_delay: MERGE_DELAY_DEFAULT,
         }
     }
 }
@@ -117,6 +137,11 @@ pub struct Pass {
     pub splits_finished: usize,
     /// Splits abandoned.
     pub splits_abandoned: usize,
+    /// Merges recorded, finished (two tablets replaced by one) and
+    /// abandoned.
+    pub merges_started: usize,
+    pub merges_finished: usize,
+    pub merges_abandoned: usize,
 }
 
 /// What the master remembers between passes: when it first saw each move
@@ -128,6 +153,10 @@ pub struct MasterState {
     /// Tablets this master moved for balance, and when.
     moved: HashMap<u64, Instant>,
     garbage_seen: HashMap<u64, Instant>,
+    /// Merges in progress (by left tablet), and when first seen.
+    merges_seen: HashMap<u64, Instant>,
+    /// Pairs small enough to merge, and since when.
+    small_pairs: HashMap<(u64, u64), Instant>,
 }
 
 /// Runs the master's loop until the leadership is lost; returns why.
@@ -144,13 +173,16 @@ pub async fn run(
     loop {
         match pass(etcd, cluster, master, &mut state, opts).await {
             Ok(p) if p != Pass::default() => tracing::info!(
-                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished, {} splits finished, {} abandoned",
+                "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished, {} splits finished, {} abandoned, {} merges started, {} finished, {} abandoned",
                 p.marked,
                 p.assigned,
                 p.moves_started,
                 p.moves_finished,
                 p.splits_finished,
-                p.splits_abandoned
+                p.splits_abandoned,
+                p.merges_started,
+                p.merges_finished,
+                p.merges_abandoned
             ),
             Ok(_) => {}
             Err(Error::NotLeader { .. }) => {}
@@ -331,6 +363,42 @@ pub async fn pass(
         return Ok(done); // the map changed: move and balance from it, next pass
     }
 
+    // 3b. Merges.
+    let merges = crate::merges::load(etcd, cluster).await?;
+    state.merges_seen.retain(|id, _| merges.contains_key(id));
+    for (&id, rec) in &merges {
+        let on = match (map.get(rec.left.0), map.get(rec.right.0)) {
+            (Some(l), Some(r)) if rec.still_on(l, r) && live.contains(&rec.owner) => Some((l, r)),
+            _ => None,
+        };
+        let seen = *state.merges_seen.entry(id).or_insert_with(Instant::now);
+        match on {
+            Some((l, r)) if rec.ready => {
+                let m = crate::merges::finish(master, cluster, l, r, rec).await?;
+                done.merges_finished += 1;
+                tracing::info!(left = l.id, right = r.id, merged = m.id, "tablets merged");
+            }
+            Some(_) if seen.elapsed() < crate::merges::MERGE_PREPARE_WAIT => {}
+            _ => {
+                if crate::merges::abandon(master, cluster, rec).await? {
+                    done.merges_abandoned += 1;
+                    tracing::warn!(
+                        left = rec.left.0,
+                        right = rec.right.0,
+                        "merge abandoned (a tablet changed, or it took too long)"
+                    );
+                }
+            }
+        }
+    }
+    if done.merges_finished + done.merges_abandoned > 0 {
+        return Ok(done);
+    }
+    let merging: BTreeSet<u64> = merges
+        .values()
+        .flat_map(|m| [m.left.0, m.right.0])
+        .collect();
+
     // 4. Moves whose source has let go.
     let moves = load_moves(etcd, cluster).await?;
     let released = load_released(etcd, cluster).await?;
@@ -381,17 +449,76 @@ pub async fn pass(
     let plan = if !live.iter().all(|o| reports.owners.contains(o)) {
         balance(&map, &live, MOVES_PER_PASS)
     } else {
-        let fixed: BTreeSet<u64> = splits.keys().chain(state.moved.keys()).copied().collect();
+        let fixed: BTreeSet<u64> = splits
+            .keys()
+            .chain(state.moved.keys())
+            .chain(&merging)
+            .copied()
+            .collect();
         balance_by_load(&map, &live, loads, &fixed, MOVES_PER_PASS)
     };
     for a in plan {
         let Some(t) = map.get(a.tablet) else { continue };
-        if t.state != TabletState::Serving || splits.contains_key(&t.id) {
+        if t.state != TabletState::Serving || splits.contains_key(&t.id) || merging.contains(&t.id)
+        {
             continue;
         }
         begin_move(master, cluster, t, &a.to).await?;
         state.moved.insert(t.id, Instant::now());
         done.moves_started += 1;
+    }
+    if done.moves_started > 0 || !live.iter().all(|o| reports.owners.contains(o)) {
+        return Ok(done);
+    }
+
+    // 7. Merges of small neighbours that have stayed small: on one
+    // server, recorded; on two, the right one moves to the left's server
+    // first (the merge follows on a later pass).
+    let fixed: BTreeSet<u64> = splits.keys().chain(&merging).copied().collect();
+    let pairs = crate::merges::candidates(&map, loads, opts.merge_size_bytes, &fixed);
+    state.small_pairs.retain(|(l, r), _| {
+        pairs.contains(&(*l, *r))
+            || [l, r].iter().any(|id| {
+                map.get(**id)
+                    .is_some_and(|t| t.state == TabletState::Moving)
+            })
+    });
+    for (l, r) in pairs {
+        let since = *state.small_pairs.entry((l, r)).or_insert_with(Instant::now);
+        if since.elapsed() < opts.merge_delay
+            || done.merges_started + done.moves_started >= crate::merges::MERGES_PER_PASS
+        {
+            continue;
+        }
+        let (Some(left), Some(right)) = (map.get(l), map.get(r)) else {
+            continue;
+        };
+        if left.owner != right.owner {
+            let Some(to) = left.owner.as_deref() else {
+                continue;
+            };
+            begin_move(master, cluster, right, to).await?;
+            // Neither is moved for balance meanwhile.
+            state.moved.insert(l, Instant::now());
+            state.moved.insert(r, Instant::now());
+            done.moves_started += 1;
+            tracing::info!(
+                tablet = r,
+                "moving tablet to {to} to merge it with its neighbour {l}"
+            );
+            continue;
+        }
+        let merged = crate::tablet_store::allocate_ids(etcd, cluster, 1).await?;
+        match crate::merges::begin(master, cluster, left, right, merged).await {
+            Ok(_) => {
+                done.merges_started += 1;
+                state.small_pairs.remove(&(l, r));
+                tracing::info!(left = l, right = r, merged, "merging tablets");
+            }
+            // Changed since read (a split began): the next pass sees it.
+            Err(Error::Conflict(e)) => tracing::debug!("merge not begun: {e}"),
+            Err(e) => return Err(e),
+        }
     }
     Ok(done)
 }

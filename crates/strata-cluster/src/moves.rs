@@ -110,12 +110,16 @@ pub async fn begin_move(
         tablet,
         tablet.owner.as_deref(),
         TabletState::Moving,
-        // Never while the owner splits it (`splits`).
-        vec![Compare::create_revision(
-            split_key(cluster, tablet.id).as_bytes(),
-            Cmp::Equal,
-            0,
-        )],
+        // Never while the owner splits it (`splits`) or merges it
+        // (`merges`).
+        vec![
+            Compare::create_revision(split_key(cluster, tablet.id).as_bytes(), Cmp::Equal, 0),
+            Compare::create_revision(
+                crate::merges::merge_key(cluster, tablet.id).as_bytes(),
+                Cmp::Equal,
+                0,
+            ),
+        ],
         vec![
             Op::put(
                 move_key(cluster, tablet.id).as_bytes(),

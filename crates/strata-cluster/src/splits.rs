@@ -195,12 +195,18 @@ pub async fn request(
         .when([
             Compare::value(parent_key.as_bytes(), Cmp::Equal, &parent.encode()),
             Compare::create_revision(key.as_bytes(), Cmp::Equal, 0),
+            // Never while it merges (`merges`).
+            Compare::create_revision(
+                crate::merges::merge_key(cluster, parent.id).as_bytes(),
+                Cmp::Equal,
+                0,
+            ),
         ])
         .and_then([Op::put(key.as_bytes(), &split.encode())]);
     let resp = etcd.txn(txn).await?;
     if !resp.succeeded {
         return Err(Error::Conflict(format!(
-            "tablet {} changed, or is already splitting",
+            "tablet {} changed, or is already splitting or merging",
             parent.id
         )));
     }

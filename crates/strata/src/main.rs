@@ -95,6 +95,18 @@ struct ServeArgs {
     /// master may then place on different servers.
     #[arg(long, default_value = "512MiB", value_parser = size::parse_size_or_off)]
     tablet_split_size: size::Limit,
+    /// In a cluster (--etcd): two neighbouring tablets of a table whose
+    /// sizes add up to at most this merge into one, once they have stayed
+    /// so small for --tablet-merge-delay-secs (`off`: never). Default: a
+    /// quarter of --tablet-split-size, so that a merged tablet is far
+    /// from splitting again.
+    #[arg(long, value_parser = size::parse_size_or_off)]
+    tablet_merge_size: Option<size::Limit>,
+    /// In a cluster: how long two neighbours must stay under
+    /// --tablet-merge-size before they merge (a new table's initial
+    /// splits are small at first).
+    #[arg(long, default_value_t = 600)]
+    tablet_merge_delay_secs: u64,
     /// Memory for memtables across every tablet; past it the largest
     /// are flushed, and writes wait while it is exceeded.
     #[arg(long, default_value = "256MiB", value_parser = size::parse_size)]
@@ -169,6 +181,8 @@ fn serve(args: ServeArgs) -> Result<()> {
         sync_interval_ms,
         cache_mib,
         tablet_split_size: size::Limit(tablet_split_size),
+        tablet_merge_size,
+        tablet_merge_delay_secs,
         memtable_budget,
         compaction_threads,
         etcd,
@@ -178,6 +192,17 @@ fn serve(args: ServeArgs) -> Result<()> {
     } = args;
     if tablet_split_size.is_some_and(|b| b < 64 << 10) {
         anyhow::bail!("--tablet-split-size must be at least 64KiB (or off)");
+    }
+    let merge_size_bytes = match tablet_merge_size {
+        None => tablet_split_size.map_or(0, |b| b / 4),
+        Some(size::Limit(limit)) => limit.unwrap_or(0),
+    };
+    if let Some(split) = tablet_split_size {
+        if merge_size_bytes > split / 2 {
+            anyhow::bail!(
+                "--tablet-merge-size must be at most half of --tablet-split-size (a merged tablet would split again)"
+            );
+        }
     }
     let memtable_budget = usize::try_from(memtable_budget)
         .ok()
@@ -213,6 +238,8 @@ fn serve(args: ServeArgs) -> Result<()> {
             storage,
             cache_dir: dir,
             cache_size,
+            merge_size_bytes,
+            merge_delay: Duration::from_secs(tablet_merge_delay_secs),
         };
         return serve_cluster::run(args, listener, opts, shutdown_signal());
     }

@@ -29,6 +29,9 @@ pub struct ClusterArgs {
     pub storage: Option<String>,
     pub cache_dir: std::path::PathBuf,
     pub cache_size: u64,
+    /// See `NodeOptions::merge_size_bytes`.
+    pub merge_size_bytes: u64,
+    pub merge_delay: Duration,
 }
 
 pub fn run(
@@ -72,6 +75,8 @@ pub fn run(
         db: opts,
         store: Arc::new(ClusterStore { root }),
         split_size_bytes,
+        merge_size_bytes: args.merge_size_bytes,
+        merge_delay: args.merge_delay,
         server: ServerOptions::default(),
     };
     tracing::info!(

@@ -7,6 +7,7 @@ mod kv;
 mod lease;
 mod master;
 mod membership;
+mod merges;
 mod schema;
 mod splits;
 mod tablets;
@@ -54,5 +55,16 @@ impl Collector for Recorder {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + '_>> {
         self.0.lock().unwrap().push(id);
         Box::pin(async { Ok(()) })
+    }
+}
+
+impl Recorder {
+    /// Waits until every tablet of `ids` has been deleted.
+    pub async fn collected(&self, ids: &[u64]) {
+        eventually(Duration::from_secs(15), "the copies collected", || async {
+            let got = self.0.lock().unwrap().clone();
+            ids.iter().all(|id| got.contains(id)).then_some(())
+        })
+        .await
     }
 }

@@ -4,6 +4,7 @@
 //! the parent as it was, with the children's copies collected.
 
 use crate::{eventually, Recorder};
+
 use std::sync::Arc;
 use std::time::Duration;
 use strata_cluster::master::{owner_name, run, MasterOptions};
@@ -16,16 +17,6 @@ use strata_cluster::{campaign, register, Error, Etcd, Lease};
 
 const TTL: Duration = Duration::from_secs(2);
 const WAIT: Duration = Duration::from_secs(15);
-
-impl Recorder {
-    async fn collected(&self, ids: &[u64]) {
-        eventually(WAIT, "the copies collected", || async {
-            let got = self.0.lock().unwrap().clone();
-            ids.iter().all(|id| got.contains(id)).then_some(())
-        })
-        .await
-    }
-}
 
 /// The map once `check` holds of it.
 async fn map_where(etcd: &Etcd, what: &str, check: impl Fn(&TabletMap) -> bool) -> TabletMap {

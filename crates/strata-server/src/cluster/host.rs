@@ -107,6 +107,11 @@ impl TabletHost {
         }
     }
 
+    /// Options of each tablet's database.
+    pub fn options(&self) -> &DatabaseOptions {
+        &self.opts
+    }
+
     /// The cluster's store.
     pub fn store(&self) -> &Arc<dyn TabletStore> {
         &self.store
@@ -200,10 +205,10 @@ impl TabletHost {
     }
 
     /// Stops serving tablet `id` at `epoch` and closes it, flushed, for a
-    /// split: its storage is then one state, to be copied. If requests
-    /// still use it after `CLOSE_WAIT`, it is served again and the split
-    /// must not go on (Err).
-    pub fn close_for_split(&self, id: u64, epoch: u64) -> Result<(), String> {
+    /// split or a merge: its storage is then one state, to be copied. If
+    /// requests still use it after `CLOSE_WAIT`, it is served again and
+    /// the split or merge must not go on (Err).
+    pub fn close_for_handover(&self, id: u64, epoch: u64) -> Result<(), String> {
         let h = {
             let mut tablets = self.tablets.write();
             match tablets.get(&id) {
@@ -215,7 +220,7 @@ impl TabletHost {
         match wait_unused(h) {
             Ok(db) => db
                 .close()
-                .map_err(|e| format!("closing tablet {id} for its split: {e}")),
+                .map_err(|e| format!("closing tablet {id} for its split or merge: {e}")),
             Err(h) => {
                 self.tablets.write().insert(id, h);
                 Err(format!(

@@ -17,8 +17,10 @@
 mod admin;
 mod catalog;
 mod data;
+mod handover;
 mod host;
 mod load_report;
+mod merge;
 mod node;
 mod route;
 mod rows;

@@ -65,6 +65,11 @@ pub struct NodeOptions {
     /// A tablet this large (on disk and in memory) splits in two; 0:
     /// never.
     pub split_size_bytes: u64,
+    /// Two neighbouring tablets whose sizes add up to at most this merge
+    /// into one (decided by the master); 0: never.
+    pub merge_size_bytes: u64,
+    /// How long two neighbours must stay that small before they merge.
+    pub merge_delay: Duration,
     pub server: ServerOptions,
 }
 
@@ -228,12 +233,19 @@ async fn incarnation(
         "joined the cluster as {owner}, reachable at {}",
         opts.advertise
     );
+    let master_opts = MasterOptions {
+        merge_size_bytes: opts.merge_size_bytes,
+        merge_delay: opts.merge_delay,
+        ..MasterOptions::default()
+    };
     let master_task = tokio::spawn(master_role(
         cluster.clone(),
         owner.clone(),
         reg.lease().clone(),
+        master_opts,
     ));
     let splitter = tokio::spawn(super::split::run(cluster.clone(), opts.split_size_bytes));
+    let merger = tokio::spawn(super::merge::run(cluster.clone()));
     let reporter = tokio::spawn(super::load_report::run(cluster.clone()));
     let mut failed: BTreeMap<u64, TabletRecord> = BTreeMap::new();
     let mut assignments = None;
@@ -289,6 +301,7 @@ async fn incarnation(
     cluster.view.set_me(None);
     master_task.abort();
     splitter.abort();
+    merger.abort();
     reporter.abort();
     close_all(cluster).await;
     if let Ended::Shutdown = ended {
@@ -376,7 +389,12 @@ pub(super) async fn open(cluster: &Arc<Cluster>, t: &TabletRecord) -> Result<(),
 
 /// Campaigns for master with this incarnation's lease and runs the
 /// master's loop while elected.
-async fn master_role(cluster: Arc<Cluster>, owner: String, lease: strata_cluster::Lease) {
+async fn master_role(
+    cluster: Arc<Cluster>,
+    owner: String,
+    lease: strata_cluster::Lease,
+    opts: MasterOptions,
+) {
     loop {
         let leadership = match campaign(&cluster.etcd, &cluster.name, &owner, &lease).await {
             Ok(l) => l,
@@ -391,14 +409,7 @@ async fn master_role(cluster: Arc<Cluster>, owner: String, lease: strata_cluster
         let collector = StoreCollector {
             host: cluster.host.clone(),
         };
-        let why = master::run(
-            &cluster.etcd,
-            &cluster.name,
-            &leadership,
-            &collector,
-            &MasterOptions::default(),
-        )
-        .await;
+        let why = master::run(&cluster.etcd, &cluster.name, &leadership, &collector, &opts).await;
         tracing::warn!("no longer the master: {why:?}");
         if !lease.is_alive() {
             return;

@@ -22,8 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_cluster::splits::{self, SplitRecord};
-use strata_cluster::tablet_map::{tablet_key, TabletRecord, TabletState};
+use strata_cluster::tablet_map::{TabletRecord, TabletState};
 
+use super::handover::{blocking, record_in_etcd, reopen};
 use super::Cluster;
 
 /// How often the tablets served here are checked against the split size.
@@ -32,9 +33,6 @@ const SPLIT_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How long the owner waits for the master to record a ready split
 /// before it looks again (it waits as long as the split stays recorded).
 const OUTCOME_POLL: Duration = Duration::from_millis(200);
-
-/// How often a parent whose split failed is tried again to be served.
-const RETRY_REOPEN: Duration = Duration::from_secs(1);
 
 /// How long a tablet whose split failed waits before it is tried again.
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
@@ -128,15 +126,6 @@ fn middle_row(samples: &[(Vec<u8>, i64)], t: &TabletRecord) -> Option<Vec<u8>> {
         .map(|(row, _)| row.clone())
 }
 
-/// Runs `f` on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| format!("the task failed: {e}"))?
-}
-
 /// Copies `parent`'s objects into both children (see `TabletStore::mirror`).
 async fn mirror(
     cluster: &Cluster,
@@ -169,7 +158,7 @@ async fn split(cluster: &Arc<Cluster>, parent: &TabletRecord, at: &[u8]) -> Resu
     let closing = Instant::now();
     let host = cluster.host.clone();
     let (id, epoch) = (parent.id, parent.epoch);
-    if let Err(e) = blocking(move || host.close_for_split(id, epoch)).await {
+    if let Err(e) = blocking(move || host.close_for_handover(id, epoch)).await {
         return Err(give_up(cluster, parent, &record, e).await);
     }
     let copied = match mirror(cluster, parent.id, &record, true).await {
@@ -215,11 +204,11 @@ async fn await_outcome(
         } else {
             match splits::get(&cluster.etcd, &cluster.name, parent.id).await {
                 Ok(Some(r)) if r.mod_revision == ready_revision => None,
-                Ok(_) => match parent_in_etcd(cluster, parent).await {
+                Ok(_) => match record_in_etcd(cluster, parent).await {
                     // Replaced by its children: done.
                     Ok(None) => Some(Ok(())),
                     Ok(Some(now)) if now == *parent => {
-                        reopen(cluster, parent).await;
+                        reopen(cluster, parent, "its split failed").await;
                         Some(Err("the master abandoned the split".to_string()))
                     }
                     // Recovered or moved meanwhile: the map's changes
@@ -252,21 +241,6 @@ async fn await_outcome(
             None => cluster.view.changed(OUTCOME_POLL).await,
         }
     }
-}
-
-/// `parent`'s record as etcd holds it now (linearizable), if any.
-async fn parent_in_etcd(
-    cluster: &Cluster,
-    parent: &TabletRecord,
-) -> Result<Option<TabletRecord>, String> {
-    let key = tablet_key(&cluster.name, &parent.table, parent.id);
-    let kv = cluster
-        .etcd
-        .get(key.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    kv.map(|kv| TabletRecord::decode(&key, &kv.value).map_err(|e| e.to_string()))
-        .transpose()
 }
 
 /// Ends `record` in etcd (withdrawn), then serves `parent` again if it
@@ -303,37 +277,12 @@ async fn give_up(
                 "withdrawing the split: {e}; trying again"
             ),
         }
-        tokio::time::sleep(RETRY_REOPEN).await;
+        tokio::time::sleep(super::handover::RETRY_REOPEN).await;
     }
     if cluster.host.get(parent.id).is_none() {
-        reopen(cluster, parent).await;
+        reopen(cluster, parent, "its split failed").await;
     }
     why
-}
-
-/// Serves `parent` again, if etcd still gives it to this server at its
-/// epoch (not this server's view, which may lag: a parent already
-/// replaced by its children must never be served again). Tried again
-/// every `RETRY_REOPEN` until it serves or the record changes (then the
-/// map's changes take it from here).
-async fn reopen(cluster: &Arc<Cluster>, parent: &TabletRecord) {
-    loop {
-        match parent_in_etcd(cluster, parent).await {
-            Ok(Some(now)) if now == *parent => match super::node::open(cluster, parent).await {
-                Ok(()) => return,
-                Err(e) => tracing::error!(
-                    tablet = parent.id,
-                    "serving the tablet again after its split failed: {e}; trying again"
-                ),
-            },
-            Ok(_) => return,
-            Err(e) => tracing::warn!(
-                tablet = parent.id,
-                "reading the tablet's record to serve it again: {e}; trying again"
-            ),
-        }
-        tokio::time::sleep(RETRY_REOPEN).await;
-    }
 }
 
 #[cfg(test)]
