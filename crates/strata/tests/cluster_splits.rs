@@ -12,7 +12,9 @@ mod harness;
 
 use common::connect;
 use googleapis_tonic_google_bigtable_v2::google::bigtable::v2;
-use harness::{check, create_table, Cluster, Load, ONE_AT_A_TIME, SERVED_AGAIN_MAX, TABLE};
+use harness::{
+    check, create_table, row_keys, Cluster, Load, ONE_AT_A_TIME, SERVED_AGAIN_MAX, TABLE,
+};
 use std::time::Instant;
 use strata_cluster::tablet_store::load as load_map;
 use v2::bigtable_client::BigtableClient;
@@ -20,33 +22,6 @@ use v2::bigtable_client::BigtableClient;
 /// The table starts with 6 tablets; wait for this many.
 const TABLETS_WANTED: usize = 14;
 const VALUE_BYTES: usize = 1024;
-
-/// The rows of a ReadRows, in the order read.
-async fn row_keys(port: u16, reversed: bool, limit: i64) -> Vec<Vec<u8>> {
-    let mut client = BigtableClient::new(connect(port).await).max_decoding_message_size(256 << 20);
-    let mut stream = client
-        .read_rows(v2::ReadRowsRequest {
-            table_name: TABLE.into(),
-            reversed,
-            rows_limit: limit,
-            filter: Some(v2::RowFilter {
-                filter: Some(v2::row_filter::Filter::StripValueTransformer(true)),
-            }),
-            ..Default::default()
-        })
-        .await
-        .expect("read_rows")
-        .into_inner();
-    let mut keys: Vec<Vec<u8>> = Vec::new();
-    while let Some(resp) = stream.message().await.expect("read stream") {
-        for c in resp.chunks {
-            if !c.row_key.is_empty() && keys.last() != Some(&c.row_key) {
-                keys.push(c.row_key);
-            }
-        }
-    }
-    keys
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tablets_split_under_load_and_lose_no_acknowledged_write() {

@@ -106,14 +106,9 @@ pub(crate) fn ingest(
         ));
     }
     let cuts = cut(lo, hi, source)?;
-    if !lo.is_empty() {
-        super::split::split_at(inner, tree, lo)?;
-    }
-    if let Some(hi) = hi {
-        super::split::split_at(inner, tree, hi)?;
-    }
-    // Refused before anything is copied (and checked again at the commit).
-    empty_range(tree, &tree.tablets(), lo, hi)?;
+    // Refused before anything is copied (and checked again at the commit,
+    // with the bounds made).
+    holds_nothing_inside(tree, lo, hi)?;
     // Copy each source table once, under a number of this engine's.
     let mut numbers: BTreeMap<u64, u64> = BTreeMap::new();
     for t in source
@@ -167,6 +162,31 @@ pub(crate) fn ingest(
     result
 }
 
+/// Whether the tree's tablets wholly inside `[lo, hi)` hold no data
+/// (those reaching across a bound are checked at the commit).
+fn holds_nothing_inside(tree: &TreeState, lo: &[u8], hi: Option<&[u8]>) -> Result<()> {
+    for t in tree.tablets().iter() {
+        let inside = t.lo.as_slice() >= lo
+            && match (t.hi.as_deref(), hi) {
+                (_, None) => true,
+                (Some(th), Some(h)) => th <= h,
+                (None, Some(_)) => false,
+            };
+        if inside && holds_data(t) {
+            return Err(Error::InvalidArgument(format!(
+                "ingest: tree {} holds data in the range (tablet {})",
+                tree.name, t.id
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn holds_data(t: &TabletState) -> bool {
+    let sv = t.super_version();
+    !sv.mem.is_empty() || !sv.imms.is_empty() || sv.version.levels.iter().any(|l| !l.is_empty())
+}
+
 /// The indexes of `tablets` (the tree's) over `[lo, hi)`, the first and
 /// the last: they must start and end at the bounds and hold no data.
 fn empty_range(
@@ -189,11 +209,7 @@ fn empty_range(
         ));
     }
     for &i in &inside {
-        let sv = tablets[i].super_version();
-        if !sv.mem.is_empty()
-            || !sv.imms.is_empty()
-            || sv.version.levels.iter().any(|l| !l.is_empty())
-        {
+        if holds_data(&tablets[i]) {
             return Err(Error::InvalidArgument(format!(
                 "ingest: tree {} holds data in the range (tablet {})",
                 tree.name, tablets[i].id
@@ -215,10 +231,19 @@ fn commit(
     opened: &BTreeMap<u64, Arc<FileMeta>>,
     source_last_seq: SeqNo,
 ) -> Result<Ingested> {
+    // The bounds are made under the write mutex held to the end: the
+    // engine's own maintenance merges empty neighbours, and would merge
+    // them away again in between.
     let _w = inner.lock_writes();
     inner.check_bg_error()?;
     if tree.dropped.load(Ordering::Acquire) {
         return Err(Error::TreeNotFound(tree.name.clone()));
+    }
+    if !lo.is_empty() {
+        super::split::split_at_locked(inner, tree, lo)?;
+    }
+    if let Some(hi) = hi {
+        super::split::split_at_locked(inner, tree, hi)?;
     }
     let tablets = tree.tablets();
     let (inside, first, last) = empty_range(tree, &tablets, lo, hi)?;

@@ -50,6 +50,12 @@ pub struct TabletInfo {
 
 pub(crate) fn split_at(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bool> {
     let _w = inner.lock_writes();
+    split_at_locked(inner, tree, key)
+}
+
+/// `split_at` with the write mutex held by the caller (who may change the
+/// tablets further before anything else does).
+pub(crate) fn split_at_locked(inner: &Inner, tree: &TreeState, key: &[u8]) -> Result<bool> {
     inner.check_bg_error()?;
     if tree.dropped.load(Ordering::Acquire) {
         return Err(Error::TreeNotFound(tree.name.clone()));

@@ -378,6 +378,33 @@ impl Load {
     }
 }
 
+/// The rows of a ReadRows, in the order read.
+pub async fn row_keys(port: u16, reversed: bool, limit: i64) -> Vec<Vec<u8>> {
+    let mut client = BigtableClient::new(connect(port).await).max_decoding_message_size(256 << 20);
+    let mut stream = client
+        .read_rows(v2::ReadRowsRequest {
+            table_name: TABLE.into(),
+            reversed,
+            rows_limit: limit,
+            filter: Some(v2::RowFilter {
+                filter: Some(v2::row_filter::Filter::StripValueTransformer(true)),
+            }),
+            ..Default::default()
+        })
+        .await
+        .expect("read_rows")
+        .into_inner();
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    while let Some(resp) = stream.message().await.expect("read stream") {
+        for c in resp.chunks {
+            if !c.row_key.is_empty() && keys.last() != Some(&c.row_key) {
+                keys.push(c.row_key);
+            }
+        }
+    }
+    keys
+}
+
 /// Every acknowledged row reads back, through every running node.
 pub async fn check(cluster: &Cluster, acked: &BTreeMap<String, String>) {
     assert!(
