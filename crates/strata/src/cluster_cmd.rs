@@ -1,5 +1,5 @@
 //! `strata cluster status`: what etcd says about a cluster: the master and
-//! its term, the live servers with their tablet counts, the splits and moves in
+//! its term, the live servers with their tablet counts, the splits, merges and moves in
 //! progress, and every tablet that is not being served (docs/cluster.md).
 
 use std::collections::BTreeMap;
@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 use strata_cluster::master::owner_name;
+use strata_cluster::merges::MergeRecord;
 use strata_cluster::splits::SplitRecord;
 use strata_cluster::tablet_map::{TabletMap, TabletRecord, TabletState};
 use strata_cluster::{master, servers, Etcd, MasterInfo, ServerInfo};
@@ -60,15 +61,33 @@ async fn status(args: &StatusArgs) -> Result<String> {
     let splits = strata_cluster::splits::load(&etcd, &args.cluster)
         .await
         .context("reading the splits")?;
+    let merges = strata_cluster::merges::load(&etcd, &args.cluster)
+        .await
+        .context("reading the merges")?;
+    let changes = InProgress {
+        moves,
+        splits,
+        merges,
+    };
     Ok(render(
         &args.cluster,
         revision,
         master.as_ref(),
         &live,
         &map,
-        &moves,
-        &splits,
+        &changes,
     ))
+}
+
+/// The changes of the tablet map in progress.
+#[derive(Default)]
+pub struct InProgress {
+    /// Tablet id to the move's target.
+    pub moves: BTreeMap<u64, String>,
+    /// By parent id.
+    pub splits: BTreeMap<u64, SplitRecord>,
+    /// By left tablet id.
+    pub merges: BTreeMap<u64, MergeRecord>,
 }
 
 /// The report, as printed.
@@ -78,9 +97,9 @@ pub fn render(
     master: Option<&MasterInfo>,
     live: &[ServerInfo],
     map: &TabletMap,
-    moves: &BTreeMap<u64, String>,
-    splits: &BTreeMap<u64, SplitRecord>,
+    changes: &InProgress,
 ) -> String {
+    let (moves, splits) = (&changes.moves, &changes.splits);
     let mut out = String::new();
     let _ = writeln!(out, "cluster {cluster} (etcd revision {revision})");
     let _ = match master {
@@ -143,6 +162,21 @@ pub fn render(
             );
         }
     }
+    if !changes.merges.is_empty() {
+        let _ = writeln!(out, "merges in progress: {}", changes.merges.len());
+        for m in changes.merges.values() {
+            let _ = writeln!(
+                out,
+                "  {} tablets {} and {} into {} on {} ({})",
+                m.table,
+                m.left.0,
+                m.right.0,
+                m.merged,
+                m.owner,
+                if m.ready { "ready" } else { "building" }
+            );
+        }
+    }
     if !waiting.is_empty() {
         let _ = writeln!(out, "not served:");
         for t in waiting {
@@ -176,4 +210,47 @@ fn printable(row: &[u8]) -> String {
             _ => format!("\\x{b:02x}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_in_progress_are_listed() {
+        let mut changes = InProgress::default();
+        changes.merges.insert(
+            7,
+            MergeRecord {
+                table: "t".into(),
+                left: (7, 2),
+                right: (8, 1),
+                merged: 12,
+                owner: "a@5".into(),
+                ready: false,
+                mod_revision: 1,
+            },
+        );
+        changes.splits.insert(
+            9,
+            SplitRecord {
+                parent: 9,
+                table: "t".into(),
+                epoch: 1,
+                at: b"m\x00".to_vec(),
+                children: [13, 14],
+                ready: true,
+                mod_revision: 2,
+            },
+        );
+        let out = render("c", 5, None, &[], &TabletMap::default(), &changes);
+        assert!(
+            out.contains("merges in progress: 1\n  t tablets 7 and 8 into 12 on a@5 (building)"),
+            "{out}"
+        );
+        assert!(
+            out.contains("splits in progress: 1\n  t tablet 9 at m\\x00 into 13 and 14 (ready)"),
+            "{out}"
+        );
+    }
 }
