@@ -41,12 +41,26 @@
 # serving (its unavailability), the whole split's time; from the load:
 # errors and the slowest request.
 #
+# Then merges (MERGE_ROUNDS > 0): per round, a fresh etcd and one server
+# s0 started with merges off; YCSB load of MERGE_RECORDS rows into a table
+# of two tablets (split at user5); s0 stopped, then started again with
+# --tablet-merge-size 1GiB --tablet-merge-delay-secs 1 under a YCSB A load
+# of SPLIT_OPS operations at FAILOVER_THREADS in flight: the two merge
+# after the first load report (10 s). From the server's log: the bytes,
+# objects copied while serving, tables ingested, the time from the close
+# to the merged tablet serving (the unavailability), the whole merge's
+# time; from the load: errors and the slowest request.
+#
 # Usage: scripts/bench-cluster.sh [ROUNDS] [THREADS...]
 #   ROUNDS default 2 (or $ROUNDS); THREADS default "16 64" (or $THREADS)
 # Environment: RECORDS (100000), OPERATIONS (100000), KILLS (10; 0 and
 #   MASTER_KILLS 0: no failover), MASTER_KILLS (5), FAILOVER_THREADS (16), FAILOVER_OPS (20000), SPLIT_ROUNDS (3;
 #   0: no splits), SPLIT_RECORDS (200000), SPLIT_SIZE (64MiB), SPLIT_OPS
-#   (100000), SPLITS (row keys;
+#   (100000), MERGE_ROUNDS (0), MERGE_RECORDS (100000), STORE (file: a
+#   local directory used as an object store, the default; or s3s-fs: the
+#   s3s-fs crate's S3 server on this machine, S3S_FS default
+#   /tmp/s3s/bin/s3s-fs from `cargo install s3s-fs --features binary
+#   --root /tmp/s3s`, where copies are CopyObject requests), SPLITS (row keys;
 #   default user2 .. user9: YCSB's keys are "user" and a decimal hash, so
 #   nine tablets of about equal size; empty: one tablet), BENCH_OUT
 #   (bench-results), CARGO_TARGET_DIR, STRATA_PYVENV (target/pyvenv: its
@@ -69,6 +83,8 @@ split_rounds=${SPLIT_ROUNDS:-3}
 split_records=${SPLIT_RECORDS:-200000}
 split_size=${SPLIT_SIZE:-64MiB}
 split_ops=${SPLIT_OPS:-100000}
+merge_rounds=${MERGE_ROUNDS:-0}
+merge_records=${MERGE_RECORDS:-100000}
 read -r -a splits <<<"${SPLITS-user2 user3 user4 user5 user6 user7 user8 user9}"
 target=${CARGO_TARGET_DIR:-target}
 strata=$target/release/strata
@@ -77,8 +93,15 @@ venv=${STRATA_PYVENV:-target/pyvenv}
 py=$venv/bin/python
 etcd=${ETCD:-$venv/bin/etcd}
 nodes=3
+store_kind=${STORE:-file}
+s3s_fs=${S3S_FS:-/tmp/s3s/bin/s3s-fs}
 
 die() { echo "bench-cluster.sh: $*" >&2; exit 1; }
+case $store_kind in
+  file) ;;
+  s3s-fs) [[ -x $s3s_fs ]] || die "no s3s-fs at $s3s_fs (cargo install s3s-fs --features binary --root /tmp/s3s, or set S3S_FS)" ;;
+  *) die "unknown STORE $store_kind (file or s3s-fs)" ;;
+esac
 [[ -x $etcd ]] || die "no etcd at $etcd (run scripts/test-python.sh once, or set ETCD)"
 "$py" -c 'import google.cloud.bigtable' 2>/dev/null \
   || die "no google-cloud-bigtable in $venv (run scripts/test-python.sh once)"
@@ -93,7 +116,7 @@ machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /p
   echo "commit: $commit"
   echo "machine: $machine"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
-  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills MASTER_KILLS=$master_kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLIT_ROUNDS=$split_rounds SPLIT_RECORDS=$split_records SPLIT_SIZE=$split_size SPLIT_OPS=$split_ops SPLITS=\"${splits[*]}\""
+  echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills MASTER_KILLS=$master_kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLIT_ROUNDS=$split_rounds SPLIT_RECORDS=$split_records SPLIT_SIZE=$split_size SPLIT_OPS=$split_ops MERGE_ROUNDS=$merge_rounds MERGE_RECORDS=$merge_records STORE=$store_kind SPLITS=\"${splits[*]}\""
 } | tee "$out/setup.txt" >&2
 echo "results in $out" >&2
 
@@ -114,9 +137,26 @@ cleanup() {
     wait "$load_pid" 2>/dev/null || true
   fi
   stop_cluster
-  rm -rf "$work"
+  [[ -z ${s3_pid:-} ]] || { kill "$s3_pid" 2>/dev/null || true; wait "$s3_pid" 2>/dev/null || true; }
+  rm -rf "$work" "${s3_root:-}"
 }
 trap cleanup EXIT
+# The store: a directory (file://), or an S3 server keeping its objects
+# in one ($store_dir: where the current run's objects are, for du).
+store_gen=0
+if [[ $store_kind == s3s-fs ]]; then
+  s3_root=$(mktemp -d "${TMPDIR:-/tmp}/strata-bench-s3s.XXXXXX")
+  mkdir "$s3_root/bench" # a bucket is a directory
+  s3_port=$(free_port)
+  "$s3s_fs" --host 127.0.0.1 --port "$s3_port" --access-key bench --secret-key bench "$s3_root" >"$out/s3s-fs.log" 2>&1 &
+  s3_pid=$!
+  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
+  export AWS_ENDPOINT_URL=http://127.0.0.1:$s3_port AWS_ALLOW_HTTP=true
+  for _ in $(seq 100); do
+    python3 -c "import socket; socket.create_connection(('127.0.0.1', $s3_port), 1)" 2>/dev/null && break
+    sleep 0.1
+  done
+fi
 # Noise: every 2 s the load average and how many rustc processes run (a
 # compiler on the machine competes with the benchmark for its cores).
 while :; do
@@ -144,7 +184,7 @@ stop_pid() { # PID SECONDS
 serve_standalone() {
   local i
   port=$(free_port)
-  "$strata" serve --storage "file://$work/store" --data-dir "$work/cache" \
+  "$strata" serve --storage "$store_url" --data-dir "$work/cache" \
     --listen "127.0.0.1:$port" >"$1" 2>&1 &
   server_pid=$!
   for ((i = 0; i < 6000; i++)); do
@@ -177,7 +217,7 @@ start_etcd() { # LOG
 node_args=() # more `strata serve` arguments
 start_node() { # I LOG (appended to: a restarted server logs on)
   local i=$1
-  "$strata" serve --etcd "$etcd_url" --storage "file://$work/store" \
+  "$strata" serve --etcd "$etcd_url" --storage "$store_url" \
     --listen "127.0.0.1:${node_port[i]}" --server-id "s$i" --data-dir "$work/cache/s$i" \
     "${node_args[@]}" >>"$2" 2>&1 &
   node_pid[i]=$!
@@ -224,6 +264,15 @@ stop_cluster() {
 fresh_work() {
   rm -rf "${work:?}"/*
   mkdir -p "$work/store" "$work/cache"
+  store_gen=$((store_gen + 1))
+  if [[ $store_kind == s3s-fs ]]; then
+    rm -rf "$s3_root/bench/store$((store_gen - 1))"
+    store_url=s3://bench/store$store_gen
+    store_dir=$s3_root/bench/store$store_gen
+  else
+    store_url=file://$work/store
+    store_dir=$work/store
+  fi
 }
 
 create_table() { # ADDR
@@ -236,7 +285,7 @@ ycsb() { # NAME ADDR WORKLOADS THREADS [OPERATIONS]
 }
 
 store_size() { # NAME: objects and bytes in the store after the run
-  echo "$(find "$work/store" -type f | wc -l) $(du -sb "$work/store" | cut -f1)" >"$out/$1.store"
+  echo "$(find "$store_dir" -type f | wc -l) $(du -sb "$store_dir" | cut -f1)" >"$out/$1.store"
 }
 
 for ((r = 1; r <= rounds; r++)); do
@@ -364,7 +413,7 @@ for ((r = 1; r <= split_rounds; r++)); do
   ycsb "split-r$r-load" "$front" load 32
   kill "${node_pid[0]}"
   stop_pid "${node_pid[0]}" 60
-  du -sb "$work/store/tablets" | cut -f1 >"$out/split-r$r.bytes"
+  du -sb "$store_dir/tablets" | cut -f1 >"$out/split-r$r.bytes"
   node_args=(--tablet-split-size "$split_size")
   start_node 0 "$log"
   wait_joined 0 "$log" 2
@@ -375,6 +424,40 @@ for ((r = 1; r <= split_rounds; r++)); do
     sleep 0.1
   done
   grep -qs "split done in" "$log" || echo "bench-cluster.sh: split round $r: no split within 300 s; see $log" >&2
+  wait "$load_pid" || true
+  load_pid=
+  records=$saved_records
+  node_args=()
+  stop_cluster
+done
+
+for ((r = 1; r <= merge_rounds; r++)); do
+  echo "== merge $r/$merge_rounds: $merge_records rows in two tablets, merged under a YCSB A load" >&2
+  fresh_work
+  log=$out/merge-r$r.s0.log
+  start_etcd "$out/merge-r$r.etcd.log"
+  node_port[0]=$(free_port)
+  front=127.0.0.1:${node_port[0]}
+  node_args=(--tablet-split-size off --tablet-merge-size off)
+  start_node 0 "$log"
+  wait_joined 0 "$log" 1
+  "$py" scripts/bench-cluster.py create-table "$front" user5
+  saved_records=$records
+  records=$merge_records
+  ycsb "merge-r$r-load" "$front" load 32
+  kill "${node_pid[0]}"
+  stop_pid "${node_pid[0]}" 60
+  du -sb "$store_dir/tablets" | cut -f1 >"$out/merge-r$r.bytes"
+  node_args=(--tablet-split-size off --tablet-merge-size 1GiB --tablet-merge-delay-secs 1)
+  start_node 0 "$log"
+  wait_joined 0 "$log" 2
+  ycsb "merge-r$r-a" "$front" a "$failover_threads" "$split_ops" &
+  load_pid=$!
+  for ((k = 0; k < 3000; k++)); do
+    grep -qs "merge done in" "$log" && break
+    sleep 0.1
+  done
+  grep -qs "merge done in" "$log" || echo "bench-cluster.sh: merge round $r: no merge within 300 s; see $log" >&2
   wait "$load_pid" || true
   load_pid=
   records=$saved_records
@@ -501,4 +584,42 @@ if os.path.exists(path):
     if ok:
         print()
         print(f"split under load, close to both children serving: median {statistics.median(ok):.3f} s, max {max(ok):.3f} s over {len(ok)} splits")
+path = os.path.join(d, "merge-r1.s0.log")
+if os.path.exists(path):
+    from datetime import datetime
+    ts = lambda line: datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+    def secs(text):  # "123.4ms" / "1.2s" / "56µs"
+        m = re.match(r"([0-9.]+)(ms|s|µs)", text)
+        return float(m[1]) * {"ms": 1e-3, "s": 1, "µs": 1e-6}[m[2]]
+    print()
+    print("| round | tablets MB in store | copied while serving | tables ingested | closed and built s | close to merged serving s | recorded to replaced s | load errors | load p99 ms | slowest request s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    unavail = []
+    r = 1
+    while os.path.exists(os.path.join(d, f"merge-r{r}.s0.log")):
+        lines = open(os.path.join(d, f"merge-r{r}.s0.log")).read().splitlines()
+        ready = next((l for l in lines if "merge ready:" in l), None)
+        done = next((l for l in lines if "merge done in" in l), None)
+        row = [str(r), f"{int(open(os.path.join(d, f'merge-r{r}.bytes')).read()) / 1e6:,.0f}"]
+        if ready and done:
+            m = re.search(r"(\d+) objects copied while serving; (\d+) tables .* closed and built in (\S+)", ready)
+            closed_at = ts(ready) - secs(m[3])
+            merged = re.search(r"merged=(\d+)", done)[1]
+            opened = [ts(l) for l in lines if "serving tablet" in l and ts(l) >= closed_at and f"tablet={merged} " in l + " "]
+            served = min(opened) - closed_at if opened else float("nan")
+            unavail.append(served)
+            whole = secs(re.search(r"merge done in (\S+);", done)[1])
+            row += [m[1], m[2], f"{secs(m[3]):.3f}", f"{served:.3f}", f"{whole:.2f}"]
+        else:
+            row += ["–"] * 5
+        phases = json.load(open(os.path.join(d, f"merge-r{r}-a.json")))["phases"] if os.path.exists(os.path.join(d, f"merge-r{r}-a.json")) else []
+        row += [str(sum(p["errors"] + p["missing"] for p in phases)),
+                f"{max((p['latency']['all']['p99_us'] for p in phases if 'all' in p['latency']), default=0) / 1000:.1f}",
+                f"{max((p['latency']['all']['max_us'] for p in phases if 'all' in p['latency']), default=0) / 1e6:.3f}"]
+        print("| " + " | ".join(row) + " |")
+        r += 1
+    ok = [u for u in unavail if u == u]
+    if ok:
+        print()
+        print(f"merge under load, close to the merged tablet serving: median {statistics.median(ok):.3f} s, max {max(ok):.3f} s over {len(ok)} merges")
 PY
