@@ -1,10 +1,13 @@
 //! The master's loop: keeps every tablet on a live server (docs/cluster.md,
 //! "Failover").
 //!
-//! Level-triggered: on every change under the cluster's prefix (a server
-//! joining or leaving, a tablet record changing), and at least once a
-//! [`MasterOptions::tick`], it reads the servers and the tablet map afresh
-//! and makes one pass:
+//! Level-triggered: on changes under the cluster's prefix (a server
+//! joining or leaving, a tablet record changing; the changes that arrive
+//! together make one pass, and servers' load reports alone wait for the
+//! tick), and at least once a [`MasterOptions::tick`], it makes one pass
+//! over the live servers (read afresh) and its copy of the tablet map
+//! (read once, then followed by watch, with its own writes applied as it
+//! makes them):
 //!
 //! 1. a tablet whose owner is not live is marked `recovering` (same owner,
 //!    next epoch): from here on no server may serve it at an older epoch;
@@ -46,10 +49,13 @@
 //! pass starts from what etcd holds.
 //! The loop ends when the leadership is lost.
 //!
-//! Reading everything at each pass costs O(tablets) per change; fine for
-//! thousands of tablets, to be made incremental for more.
+//! A pass reads no map from etcd: what it reads each time is the servers,
+//! the records of splits, merges and moves in progress, and (for
+//! balancing) the load reports. Its work in memory is O(tablets).
 
 use std::collections::{BTreeSet, HashMap};
+
+use futures::FutureExt;
 use std::time::{Duration, Instant};
 
 use crate::assign::{assign_orphans, balance, balance_by_load};
@@ -58,8 +64,8 @@ use crate::election::{Leadership, LeadershipLoss};
 use crate::error::{Error, Result};
 use crate::membership::{servers, ServerInfo};
 use crate::moves::{begin_move, finish_move, forget, load_moves, load_released, MOVE_RELEASE_WAIT};
-use crate::tablet_map::TabletState;
-use crate::tablet_store::{load, reassign_many, REASSIGN_BATCH};
+use crate::tablet_map::{TabletMap, TabletRecord, TabletState};
+use crate::tablet_store::{load, reassign_many, TabletFollower, REASSIGN_BATCH};
 use crate::txn::{Op, Txn};
 use crate::watch::WatchOptions;
 
@@ -168,10 +174,47 @@ pub async fn run(
     opts: &MasterOptions,
 ) -> LeadershipLoss {
     let prefix = format!("/{cluster}/");
+    let load_reports = crate::load::load_prefix(cluster);
     let mut changes = etcd.watch_prefix(prefix.as_bytes(), WatchOptions::default());
     let mut state = MasterState::default();
+    let mut followed: Option<(TabletMap, TabletFollower)> = None;
     loop {
-        match pass(etcd, cluster, master, &mut state, opts).await {
+        // The map as of now: read once, then followed by watch, every
+        // revision that has arrived applied (a pass reads no map).
+        if followed.is_none() {
+            match load(etcd, cluster).await {
+                Ok((map, revision)) => {
+                    followed = Some((map, TabletFollower::new(etcd, cluster, revision)))
+                }
+                Err(e) => tracing::warn!("master: reading the tablet map: {e}; trying again"),
+            }
+        }
+        if let Some((map, follower)) = followed.as_mut() {
+            let mut ended = false;
+            while let Some(next) = follower.apply_next(map).now_or_never() {
+                match next {
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!("master: following the tablet map: {e}; reading it again");
+                        ended = true;
+                        break;
+                    }
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            if ended {
+                followed = None;
+                continue;
+            }
+        }
+        let result = match followed.as_mut() {
+            Some((map, _)) => pass(etcd, cluster, master, &mut state, opts, map).await,
+            None => Err(Error::Protocol("no tablet map yet".into())),
+        };
+        match result {
             Ok(p) if p != Pass::default() => tracing::info!(
                 "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished, {} splits finished, {} abandoned, {} merges started, {} finished, {} abandoned",
                 p.marked,
@@ -209,12 +252,32 @@ pub async fn run(
         tokio::select! {
             why = master.lost() => return why,
             event = changes.next() => {
-                if event.is_none() {
-                    // The watch ended (etcd restarted, history compacted):
-                    // a new one from now; the next pass reads everything.
-                    changes = etcd.watch_prefix(prefix.as_bytes(), WatchOptions::default());
-                }
+                let mut ended = event.is_none();
+                let mut relevant = event.as_ref().is_none_or(|e| !is_load_report(e, &load_reports));
                 tokio::time::sleep(opts.settle).await;
+                // Every change that arrived meanwhile is covered by this
+                // one pass (a dead server's recovery writes many txns).
+                while let Some(event) = changes.next().now_or_never() {
+                    ended |= event.is_none();
+                    relevant |= event.as_ref().is_none_or(|e| !is_load_report(e, &load_reports));
+                    if event.is_none() {
+                        break;
+                    }
+                }
+                if ended {
+                    // The watch ended (etcd restarted, history compacted):
+                    // a new one from now, and the map read again.
+                    changes = etcd.watch_prefix(prefix.as_bytes(), WatchOptions::default());
+                    followed = None;
+                }
+                if !relevant {
+                    // Load reports alone (every server's, every 10 s):
+                    // the tick's pass balances by them.
+                    tokio::select! {
+                        why = master.lost() => return why,
+                        _ = tokio::time::sleep(opts.tick) => {}
+                    }
+                }
             }
             _ = tokio::time::sleep(opts.tick) => {}
         }
@@ -267,6 +330,40 @@ pub async fn collect(
     Ok(done)
 }
 
+/// Records a pass wrote (and deleted), for the master's copy of the map.
+#[derive(Default)]
+struct Written {
+    removed: Vec<u64>,
+    put: Vec<TabletRecord>,
+}
+
+impl Written {
+    fn apply(&mut self, map: &mut TabletMap) {
+        for id in self.removed.drain(..) {
+            map.remove(id);
+        }
+        for r in self.put.drain(..) {
+            map.upsert(r);
+        }
+    }
+}
+
+/// Whether a watch event is a server's load report.
+fn is_load_report(event: &Result<crate::watch::WatchEvent>, prefix: &str) -> bool {
+    event
+        .as_ref()
+        .is_ok_and(|e| e.kv.key.starts_with(prefix.as_bytes()))
+}
+
+/// Applies the records a write of the pass made (if it landed) to the
+/// master's copy of the map.
+fn apply_written(map: &mut TabletMap, written: Result<Vec<TabletRecord>>) -> Result<()> {
+    for r in written? {
+        map.upsert(r);
+    }
+    Ok(())
+}
+
 /// How the tablet map names a server: its id and its incarnation (the
 /// revision its registration was created at), `id@incarnation`. A server
 /// that restarts under the same id is a new owner: what the old one held
@@ -276,17 +373,22 @@ pub fn owner_name(server: &ServerInfo) -> String {
 }
 
 /// One pass over the servers and the tablet map (see the module docs).
+/// `map` is the master's copy of the tablet map, followed by watch; the
+/// records the pass itself writes are applied to it as they are written.
+/// It may lag etcd by a moment: every write is guarded by the record it
+/// replaces, so a write made on a stale record fails and the next pass
+/// starts from the newer one.
 pub async fn pass(
     etcd: &Etcd,
     cluster: &str,
     master: &Leadership,
     state: &mut MasterState,
     opts: &MasterOptions,
+    map: &mut TabletMap,
 ) -> Result<Pass> {
     let mut done = Pass::default();
     let (registered, _) = servers(etcd, cluster).await?;
     let live: BTreeSet<String> = registered.iter().map(owner_name).collect();
-    let (map, _) = load(etcd, cluster).await?;
 
     // 1. Tablets of servers that are gone: recovering.
     let lost: Vec<_> = map
@@ -300,15 +402,16 @@ pub async fn pass(
             ))
         })
         .collect();
-    reassign_many(master, cluster, &lost, opts.reassign_batch).await?;
-    done.marked += lost.len();
+    let marked = lost.len();
+    let written = reassign_many(master, cluster, &lost, opts.reassign_batch).await;
+    apply_written(map, written)?;
+    done.marked += marked;
     if live.is_empty() {
         return Ok(done);
     }
 
     // 2. Owners for every tablet without a live one.
-    let (map, _) = load(etcd, cluster).await?;
-    let plan = assign_orphans(&map, &live);
+    let plan = assign_orphans(map, &live);
     let given: Vec<_> = plan
         .iter()
         .filter_map(|a| {
@@ -319,11 +422,16 @@ pub async fn pass(
             ))
         })
         .collect();
-    reassign_many(master, cluster, &given, opts.reassign_batch).await?;
-    done.assigned += given.len();
+    let assigned = given.len();
+    let written = reassign_many(master, cluster, &given, opts.reassign_batch).await;
+    apply_written(map, written)?;
+    done.assigned += assigned;
     if done.assigned > 0 {
         return Ok(done); // balance from the map these made, next pass
     }
+
+    // What steps 3 to 7 write, applied to `map` when each step is done.
+    let mut written = Written::default();
 
     // 3. Splits.
     let splits = crate::splits::load(etcd, cluster).await?;
@@ -337,8 +445,11 @@ pub async fn pass(
         let seen = *state.splits_seen.entry(id).or_insert_with(Instant::now);
         match parent {
             Some(parent) if split.ready => {
-                crate::splits::finish(master, cluster, parent, split, parent.owner.as_deref())
-                    .await?;
+                let children =
+                    crate::splits::finish(master, cluster, parent, split, parent.owner.as_deref())
+                        .await?;
+                written.removed.push(parent.id);
+                written.put.extend(children);
                 done.splits_finished += 1;
                 tracing::info!(
                     tablet = id,
@@ -359,6 +470,7 @@ pub async fn pass(
             }
         }
     }
+    written.apply(map);
     if done.splits_finished + done.splits_abandoned > 0 {
         return Ok(done); // the map changed: move and balance from it, next pass
     }
@@ -375,6 +487,8 @@ pub async fn pass(
         match on {
             Some((l, r)) if rec.ready => {
                 let m = crate::merges::finish(master, cluster, l, r, rec).await?;
+                written.removed.extend([l.id, r.id]);
+                written.put.push(m.clone());
                 done.merges_finished += 1;
                 tracing::info!(left = l.id, right = r.id, merged = m.id, "tablets merged");
             }
@@ -391,6 +505,7 @@ pub async fn pass(
             }
         }
     }
+    written.apply(map);
     if done.merges_finished + done.merges_abandoned > 0 {
         return Ok(done);
     }
@@ -431,10 +546,13 @@ pub async fn pass(
                 .cloned()
         };
         let Some(target) = target else { continue };
-        finish_move(master, cluster, t, &target).await?;
+        written
+            .put
+            .push(finish_move(master, cluster, t, &target).await?);
         state.moves_seen.remove(&id);
         done.moves_finished += 1;
     }
+    written.apply(map);
     if in_progress > 0 || done.moves_finished > 0 {
         return Ok(done);
     }
@@ -447,7 +565,7 @@ pub async fn pass(
     let loads = &reports.tablets;
     state.moved.retain(|_, at| at.elapsed() < MOVE_COOLDOWN);
     let plan = if !live.iter().all(|o| reports.owners.contains(o)) {
-        balance(&map, &live, MOVES_PER_PASS)
+        balance(map, &live, MOVES_PER_PASS)
     } else {
         let fixed: BTreeSet<u64> = splits
             .keys()
@@ -455,7 +573,7 @@ pub async fn pass(
             .chain(&merging)
             .copied()
             .collect();
-        balance_by_load(&map, &live, loads, &fixed, MOVES_PER_PASS)
+        balance_by_load(map, &live, loads, &fixed, MOVES_PER_PASS)
     };
     for a in plan {
         let Some(t) = map.get(a.tablet) else { continue };
@@ -463,10 +581,13 @@ pub async fn pass(
         {
             continue;
         }
-        begin_move(master, cluster, t, &a.to).await?;
+        written
+            .put
+            .push(begin_move(master, cluster, t, &a.to).await?);
         state.moved.insert(t.id, Instant::now());
         done.moves_started += 1;
     }
+    written.apply(map);
     if done.moves_started > 0 || !live.iter().all(|o| reports.owners.contains(o)) {
         return Ok(done);
     }
@@ -475,7 +596,7 @@ pub async fn pass(
     // server, recorded; on two, the right one moves to the left's server
     // first (the merge follows on a later pass).
     let fixed: BTreeSet<u64> = splits.keys().chain(&merging).copied().collect();
-    let pairs = crate::merges::candidates(&map, loads, opts.merge_size_bytes, &fixed);
+    let pairs = crate::merges::candidates(map, loads, opts.merge_size_bytes, &fixed);
     state.small_pairs.retain(|(l, r), _| {
         pairs.contains(&(*l, *r))
             || [l, r].iter().any(|id| {
@@ -497,7 +618,9 @@ pub async fn pass(
             let Some(to) = left.owner.as_deref() else {
                 continue;
             };
-            begin_move(master, cluster, right, to).await?;
+            written
+                .put
+                .push(begin_move(master, cluster, right, to).await?);
             // Neither is moved for balance meanwhile.
             state.moved.insert(l, Instant::now());
             state.moved.insert(r, Instant::now());
@@ -520,5 +643,6 @@ pub async fn pass(
             Err(e) => return Err(e),
         }
     }
+    written.apply(map);
     Ok(done)
 }
