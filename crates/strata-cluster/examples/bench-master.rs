@@ -4,7 +4,10 @@
 //! served by the other: the master marks the dead server's tablets
 //! recovering and assigns them, in txns of `--batches` records each
 //! (alternated per round: A B A B). Also the time to assign a fresh set of
-//! N tablets. Each round on a fresh etcd (the testkit's: a temporary data
+//! N tablets, and then the time of a pass with nothing to do (the master
+//! keeps its copy of the map, followed by watch) against the time of
+//! reading the map from etcd (what each pass did twice before). Each round
+//! on a fresh etcd (the testkit's: a temporary data
 //! directory, so etcd fsyncs as it would in production).
 //!
 //! ```sh
@@ -15,7 +18,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use strata_cluster::master::{owner_name, run, Collector, MasterOptions};
+use std::sync::Arc;
+
+use strata_cluster::master::{owner_name, pass, run, Collector, MasterOptions, MasterState};
 use strata_cluster::schema_store::create_table;
 use strata_cluster::tablet_map::TabletState;
 use strata_cluster::tablet_store::load;
@@ -61,9 +66,31 @@ async fn until_served(etcd: &Etcd, owners: &[&str], started: Instant) -> Duratio
     }
 }
 
-/// One round: (time to assign N new tablets, time to recover half of
-/// them from a dead server).
-async fn round(tablets: usize, batch: usize) -> (Duration, Duration) {
+/// Idle passes and map reads timed per round.
+const IDLE_SAMPLES: usize = 20;
+
+fn median(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2].as_secs_f64()
+    } else {
+        (v[n / 2 - 1] + v[n / 2]).as_secs_f64() / 2.0
+    }
+}
+
+/// One round's times.
+struct Round {
+    assigned: Duration,
+    recovered: Duration,
+    /// Medians: a pass with nothing to do, and a read of the whole map.
+    idle_pass: f64,
+    map_read: f64,
+}
+
+/// One round: the time to assign N new tablets, to recover half of them
+/// from a dead server, then idle passes and map reads.
+async fn round(tablets: usize, batch: usize) -> Round {
     let server = EtcdServer::start().await;
     let etcd = server.connect().await;
     let s1 = register(&etcd, "c", "s1", "127.0.0.1:1", TTL)
@@ -74,7 +101,7 @@ async fn round(tablets: usize, batch: usize) -> (Duration, Duration) {
         .unwrap();
     let (o1, o2) = (owner_name(s1.info()), owner_name(s2.info()));
     let lease = Lease::grant(&etcd, TTL).await.unwrap();
-    let master = campaign(&etcd, "c", "m", &lease).await.unwrap();
+    let master = Arc::new(campaign(&etcd, "c", "m", &lease).await.unwrap());
     let opts = MasterOptions {
         reassign_batch: batch,
         ..MasterOptions::default()
@@ -88,7 +115,7 @@ async fn round(tablets: usize, batch: usize) -> (Duration, Duration) {
             .unwrap();
     }
     let task = {
-        let etcd = etcd.clone();
+        let (etcd, master, opts) = (etcd.clone(), master.clone(), opts.clone());
         tokio::spawn(async move { run(&etcd, "c", &master, &NoGarbage, &opts).await })
     };
     let assigned = until_served(&etcd, &[&o1, &o2], started).await;
@@ -96,8 +123,28 @@ async fn round(tablets: usize, batch: usize) -> (Duration, Duration) {
     s1.lease().revoke().await.unwrap();
     let recovered = until_served(&etcd, &[&o2], killed).await;
     task.abort();
+    let _ = task.await;
+    let (mut map, _) = load(&etcd, "c").await.expect("load");
+    let mut state = MasterState::default();
+    let (mut passes, mut reads) = (Vec::new(), Vec::new());
+    for _ in 0..IDLE_SAMPLES {
+        let t = Instant::now();
+        let p = pass(&etcd, "c", &master, &mut state, &opts, &mut map)
+            .await
+            .expect("pass");
+        passes.push(t.elapsed());
+        assert_eq!(p.assigned + p.marked, 0, "an idle pass changed tablets");
+        let t = Instant::now();
+        load(&etcd, "c").await.expect("load");
+        reads.push(t.elapsed());
+    }
     drop(s2);
-    (assigned, recovered)
+    Round {
+        assigned,
+        recovered,
+        idle_pass: median(passes),
+        map_read: median(reads),
+    }
 }
 
 #[tokio::main]
@@ -112,35 +159,31 @@ async fn main() {
         .map(|b| b.parse().expect("--batches N,M"))
         .collect();
     println!("bench-master: {tablets} tablets on 2 servers, {rounds} rounds, batches {batches:?}");
-    let mut results: BTreeMap<usize, Vec<(Duration, Duration)>> = BTreeMap::new();
+    let mut results: BTreeMap<usize, Vec<Round>> = BTreeMap::new();
     for r in 1..=rounds {
         for &b in &batches {
-            let (assigned, recovered) = round(tablets, b).await;
+            let got = round(tablets, b).await;
             println!(
-                "round {r}, {b} records per txn: assigned {tablets} in {:.2} s, recovered {} in {:.2} s",
-                assigned.as_secs_f64(),
+                "round {r}, {b} records per txn: assigned {tablets} in {:.2} s, recovered {} in {:.2} s; an idle pass {:.1} ms, a map read {:.1} ms",
+                got.assigned.as_secs_f64(),
                 tablets / 2,
-                recovered.as_secs_f64()
+                got.recovered.as_secs_f64(),
+                got.idle_pass * 1e3,
+                got.map_read * 1e3
             );
-            results.entry(b).or_default().push((assigned, recovered));
+            results.entry(b).or_default().push(got);
         }
     }
-    let median = |mut v: Vec<Duration>| {
-        v.sort();
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2].as_secs_f64()
-        } else {
-            (v[n / 2 - 1] + v[n / 2]).as_secs_f64() / 2.0
-        }
-    };
-    println!("| records per txn | assign {tablets} new tablets (median s) | recover {} of a dead server (median s) |", tablets / 2);
-    println!("|---:|---:|---:|");
+    let mid = |v: Vec<f64>| median(v.into_iter().map(Duration::from_secs_f64).collect());
+    println!("| records per txn | assign {tablets} new tablets (median s) | recover {} of a dead server (median s) | idle pass (median ms) | map read (median ms) |", tablets / 2);
+    println!("|---:|---:|---:|---:|---:|");
     for (b, v) in &results {
         println!(
-            "| {b} | {:.2} | {:.2} |",
-            median(v.iter().map(|x| x.0).collect()),
-            median(v.iter().map(|x| x.1).collect())
+            "| {b} | {:.2} | {:.2} | {:.1} | {:.1} |",
+            median(v.iter().map(|x| x.assigned).collect()),
+            median(v.iter().map(|x| x.recovered).collect()),
+            mid(v.iter().map(|x| x.idle_pass).collect()) * 1e3,
+            mid(v.iter().map(|x| x.map_read).collect()) * 1e3
         );
     }
 }
