@@ -13,7 +13,8 @@ use strata_server::ServerOptions;
 use strata_table::DatabaseOptions;
 
 /// Each tablet's database gets this share of the server's memtable budget
-/// and block cache (a tablet is an engine of its own, docs/cluster.md).
+/// (a tablet is an engine of its own, docs/cluster.md); the block cache is
+/// one for all.
 const TABLET_SHARE: usize = 8;
 const TABLET_MEMTABLE_BYTES_MIN: usize = 4 << 20;
 /// Log uploads in flight per tablet.
@@ -58,7 +59,11 @@ pub fn run(
     let server_id = args.server_id.unwrap_or_else(|| advertise.clone());
     opts.engine.memtable_budget_bytes =
         (opts.engine.memtable_budget_bytes / TABLET_SHARE).max(TABLET_MEMTABLE_BYTES_MIN);
-    opts.engine.block_cache_bytes = (opts.engine.block_cache_bytes / TABLET_SHARE).max(1 << 20);
+    // One block cache for every tablet, of the size asked for: each
+    // tablet's engine holds a handle on it with keys of its own.
+    opts.engine.shared_block_cache = Some(strata_engine::sst::BlockCache::new(
+        opts.engine.block_cache_bytes,
+    ));
     opts.engine.log_uploads_in_flight_max = opts
         .engine
         .log_uploads_in_flight_max

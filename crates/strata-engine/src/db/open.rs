@@ -50,7 +50,10 @@ pub(crate) fn tree_state(
 
 pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<Arc<Inner>> {
     opts.validate()?;
-    let cache = BlockCache::new(opts.block_cache_bytes);
+    let cache = match &opts.shared_block_cache {
+        Some(shared) => shared.sibling(),
+        None => BlockCache::new(opts.block_cache_bytes),
+    };
     let versions = VersionSet::open(storage.clone(), cache.clone())?;
     let mut trees = Trees::default();
     for (&id, name) in versions.trees() {

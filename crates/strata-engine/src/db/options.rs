@@ -44,6 +44,11 @@ pub struct EngineOptions {
     /// On an object store, group commits whose log objects may upload at
     /// once (writes are acknowledged in order as they land).
     pub log_uploads_in_flight_max: usize,
+    /// A block cache to share with other engines (a cluster server's
+    /// tablets): this engine takes a sibling handle on it (its own keys,
+    /// the shared bound), and `block_cache_bytes` is not used. None: a
+    /// cache of its own.
+    pub shared_block_cache: Option<std::sync::Arc<crate::sst::BlockCache>>,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +63,7 @@ impl Default for EngineOptions {
             log_bytes_max: 256 << 20,
             log_objects_max: 1000,
             log_uploads_in_flight_max: 8,
+            shared_block_cache: None,
         }
     }
 }

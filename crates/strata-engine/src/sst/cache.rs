@@ -1,5 +1,8 @@
 //! A sharded LRU cache of decompressed blocks, keyed by (file number, block
-//! offset), bounded in bytes and shared by every table.
+//! offset), bounded in bytes and shared by every table. Engines may share
+//! one (a cluster server's tablets, each an engine of its own): each holds
+//! a sibling handle (`BlockCache::sibling`) whose keys carry a namespace of
+//! its own, since engines number their files independently.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -18,7 +21,11 @@ const MIN_SHARD_BYTES: usize = 512 << 10;
 /// Slot 0 of every shard is the list sentinel.
 const SENTINEL: u32 = 0;
 
-type CacheKey = (u64, u64);
+/// (namespace, file number, block offset).
+type CacheKey = (u64, u64, u64);
+
+/// Namespaces of handles: each new cache and each sibling takes the next.
+static NEXT_NAMESPACE: AtomicU64 = AtomicU64::new(1);
 
 /// FxHash-style hasher: cache keys are two integers, no DoS concern.
 #[derive(Default)]
@@ -60,7 +67,7 @@ impl Shard {
         Shard {
             map: HashMap::default(),
             slots: vec![Slot {
-                key: (0, 0),
+                key: (0, 0, 0),
                 block: None,
                 charge: 0,
                 prev: SENTINEL,
@@ -102,8 +109,14 @@ impl Shard {
 
 /// A cache of decompressed blocks keyed by (file number, block offset),
 /// bounded in bytes (block sizes plus a small per-entry overhead), sharded
-/// LRU; shared by all tables and trees, thread-safe.
+/// LRU; shared by all tables and trees, thread-safe. A handle: its
+/// siblings share its blocks' memory and bound, each with keys of its own.
 pub struct BlockCache {
+    shared: Arc<Shared>,
+    namespace: u64,
+}
+
+struct Shared {
     shards: Box<[Mutex<Shard>]>,
     capacity_bytes: usize,
     usage_bytes: AtomicUsize,
@@ -114,7 +127,8 @@ pub struct BlockCache {
 impl std::fmt::Debug for BlockCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockCache")
-            .field("capacity_bytes", &self.capacity_bytes)
+            .field("capacity_bytes", &self.shared.capacity_bytes)
+            .field("namespace", &self.namespace)
             .field("usage_bytes", &self.usage_bytes())
             .finish()
     }
@@ -126,45 +140,58 @@ impl BlockCache {
         let num_shards = (capacity_bytes / MIN_SHARD_BYTES).clamp(1, MAX_SHARDS);
         let per_shard = capacity_bytes / num_shards;
         Arc::new(BlockCache {
-            shards: (0..num_shards)
-                .map(|_| Mutex::new(Shard::new(per_shard)))
-                .collect(),
-            capacity_bytes,
-            usage_bytes: AtomicUsize::new(0),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            shared: Arc::new(Shared {
+                shards: (0..num_shards)
+                    .map(|_| Mutex::new(Shard::new(per_shard)))
+                    .collect(),
+                capacity_bytes,
+                usage_bytes: AtomicUsize::new(0),
+                hits: AtomicU64::new(0),
+                misses: AtomicU64::new(0),
+            }),
+            namespace: NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed),
         })
     }
 
-    /// The byte bound.
+    /// A handle on this cache's memory and bound with keys of its own: for
+    /// another engine, whose file numbers may be this one's.
+    pub fn sibling(&self) -> Arc<BlockCache> {
+        Arc::new(BlockCache {
+            shared: self.shared.clone(),
+            namespace: NEXT_NAMESPACE.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// The byte bound (shared with siblings).
     pub fn capacity_bytes(&self) -> usize {
-        self.capacity_bytes
+        self.shared.capacity_bytes
     }
 
-    /// Bytes currently charged.
+    /// Bytes currently charged (by this handle and its siblings).
     pub fn usage_bytes(&self) -> usize {
-        self.usage_bytes.load(Ordering::Relaxed)
+        self.shared.usage_bytes.load(Ordering::Relaxed)
     }
 
-    /// Lookups that found their block.
+    /// Lookups that found their block (through any sibling).
     pub fn hits(&self) -> u64 {
-        self.hits.load(Ordering::Relaxed)
+        self.shared.hits.load(Ordering::Relaxed)
     }
 
     /// Lookups that did not.
     pub fn misses(&self) -> u64 {
-        self.misses.load(Ordering::Relaxed)
+        self.shared.misses.load(Ordering::Relaxed)
     }
 
     fn shard(&self, key: CacheKey) -> &Mutex<Shard> {
-        let h =
-            (key.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.1).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        &self.shards[((h >> 40) as usize) % self.shards.len()]
+        let h = ((key.1 ^ key.0.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.2)
+            .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let shards = &self.shared.shards;
+        &shards[((h >> 40) as usize) % shards.len()]
     }
 
     /// The cached block at (file, offset), marking it recently used.
     pub(crate) fn get(&self, file_number: u64, offset: u64) -> Option<Arc<Block>> {
-        let key = (file_number, offset);
+        let key = (self.namespace, file_number, offset);
         let mut s = self.shard(key).lock();
         let found = s.map.get(&key).copied();
         match found {
@@ -173,12 +200,12 @@ impl BlockCache {
                 s.push_front(i);
                 let b = s.slots[i as usize].block.clone();
                 drop(s);
-                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.shared.hits.fetch_add(1, Ordering::Relaxed);
                 b
             }
             None => {
                 drop(s);
-                self.misses.fetch_add(1, Ordering::Relaxed);
+                self.shared.misses.fetch_add(1, Ordering::Relaxed);
                 None
             }
         }
@@ -187,7 +214,7 @@ impl BlockCache {
     /// Caches a block, evicting least recently used ones to stay in bounds.
     /// Blocks larger than a shard are not cached.
     pub(crate) fn insert(&self, file_number: u64, offset: u64, block: Arc<Block>) {
-        let key = (file_number, offset);
+        let key = (self.namespace, file_number, offset);
         let charge = block.size_bytes() + ENTRY_OVERHEAD_BYTES;
         let mut s = self.shard(key).lock();
         if charge > s.capacity_bytes {
@@ -225,23 +252,24 @@ impl BlockCache {
             freed += s.remove(lru);
         }
         drop(s);
-        self.usage_bytes.fetch_add(charge, Ordering::Relaxed);
-        self.usage_bytes.fetch_sub(freed, Ordering::Relaxed);
+        self.shared.usage_bytes.fetch_add(charge, Ordering::Relaxed);
+        self.shared.usage_bytes.fetch_sub(freed, Ordering::Relaxed);
     }
 
     /// Drops every block of a file (called when a table file is deleted).
     pub fn evict_file(&self, file_number: u64) {
-        for shard in self.shards.iter() {
+        for shard in self.shared.shards.iter() {
             let mut s = shard.lock();
             let mut freed = 0;
             for i in 1..s.slots.len() as u32 {
                 let slot = &s.slots[i as usize];
-                if slot.block.is_some() && slot.key.0 == file_number {
+                if slot.block.is_some() && slot.key.0 == self.namespace && slot.key.1 == file_number
+                {
                     freed += s.remove(i);
                 }
             }
             drop(s);
-            self.usage_bytes.fetch_sub(freed, Ordering::Relaxed);
+            self.shared.usage_bytes.fetch_sub(freed, Ordering::Relaxed);
         }
     }
 }
@@ -249,6 +277,28 @@ impl BlockCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn siblings_share_the_bound_not_the_keys() {
+        let a = BlockCache::new(1 << 20);
+        let b = a.sibling();
+        a.insert(7, 0, block(10_000));
+        assert!(a.get(7, 0).is_some());
+        // Another engine's file 7 is another file.
+        assert!(b.get(7, 0).is_none());
+        b.insert(7, 0, block(20_000));
+        assert!(a.usage_bytes() > 30_000 && a.usage_bytes() == b.usage_bytes());
+        // Dropping b's file 7 leaves a's.
+        b.evict_file(7);
+        assert!(b.get(7, 0).is_none());
+        assert!(a.get(7, 0).is_some());
+        // One bound for both: b's blocks push a's out.
+        for i in 0..200 {
+            b.insert(1, i * 10_000, block(10_000));
+        }
+        assert!(a.usage_bytes() <= a.capacity_bytes());
+        assert!(a.get(7, 0).is_none());
+    }
 
     /// A one-entry block of about `bytes` bytes.
     fn block(bytes: usize) -> Arc<Block> {
@@ -260,7 +310,7 @@ mod tests {
     #[test]
     fn lru_bound_and_accounting() {
         let cache = BlockCache::new(100 << 10);
-        assert_eq!(cache.shards.len(), 1);
+        assert_eq!(cache.shared.shards.len(), 1);
         for i in 0..20u64 {
             cache.insert(1, i * 10_000, block(10_000));
             assert!(cache.usage_bytes() <= cache.capacity_bytes());
@@ -290,7 +340,7 @@ mod tests {
     #[test]
     fn sharded_and_concurrent() {
         let cache = BlockCache::new(8 << 20);
-        assert_eq!(cache.shards.len(), 16);
+        assert_eq!(cache.shared.shards.len(), 16);
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let cache = &cache;
