@@ -12,11 +12,6 @@ use strata_server::cluster::{tablet_prefix, NodeOptions, TabletStore};
 use strata_server::ServerOptions;
 use strata_table::DatabaseOptions;
 
-/// Each tablet's database gets this share of the server's memtable budget
-/// (a tablet is an engine of its own, docs/cluster.md); the block cache is
-/// one for all.
-const TABLET_SHARE: usize = 8;
-const TABLET_MEMTABLE_BYTES_MIN: usize = 4 << 20;
 /// Log uploads in flight per tablet.
 const TABLET_LOG_UPLOADS_MAX: usize = 4;
 /// How long a dead server's tablets wait before they move.
@@ -57,10 +52,12 @@ pub fn run(
         ),
     };
     let server_id = args.server_id.unwrap_or_else(|| advertise.clone());
-    opts.engine.memtable_budget_bytes =
-        (opts.engine.memtable_budget_bytes / TABLET_SHARE).max(TABLET_MEMTABLE_BYTES_MIN);
-    // One block cache for every tablet, of the size asked for: each
-    // tablet's engine holds a handle on it with keys of its own.
+    // Every tablet is an engine of its own (docs/cluster.md): they share
+    // one memtable budget, --memtable-budget, and one block cache,
+    // --cache-mib (each engine a handle on it with keys of its own).
+    opts.engine.memtable_pool = Some(strata_engine::MemtablePool::new(
+        opts.engine.memtable_budget_bytes,
+    ));
     opts.engine.shared_block_cache = Some(strata_engine::sst::BlockCache::new(
         opts.engine.block_cache_bytes,
     ));

@@ -125,6 +125,11 @@ fn recover(inner: &Inner) -> Result<()> {
 }
 
 fn flush_loop(inner: &Arc<Inner>) {
+    flush_until_stopped(inner);
+    super::budget::leave_pool(inner);
+}
+
+fn flush_until_stopped(inner: &Arc<Inner>) {
     let mut attempts = 0u64;
     loop {
         if shutting_down(inner) {
@@ -155,6 +160,7 @@ fn flush_loop(inner: &Arc<Inner>) {
             continue;
         }
         drop(bg);
+        super::budget::seal_if_asked(inner);
         // The tree whose oldest sealed memtable is the oldest: it pins the
         // oldest log segment.
         let pending = inner
@@ -168,7 +174,9 @@ fn flush_loop(inner: &Arc<Inner>) {
             .map(|(_, t)| t);
         match pending {
             Some(t) => {
-                if let Err(e) = flush_oldest(inner, &t) {
+                let flushed = flush_oldest(inner, &t);
+                super::budget::publish(inner);
+                if let Err(e) = flushed {
                     inner.set_bg_error(&e);
                     if e.retry_class().is_none() {
                         return;

@@ -22,6 +22,53 @@ use std::sync::Arc;
 use super::{Inner, TabletState};
 use crate::error::Result;
 
+/// Bytes an engine of a pool writes between two of its checks while the
+/// pool is over its budget.
+const POOL_CHECK_BYTES: usize = 64 << 10;
+
+/// The longest a write waits for a shared memtable budget (the flushes of
+/// other engines) before it goes on.
+const POOL_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Seals the largest active memtable if another engine of the pool asked;
+/// with the write mutex taken (the flush thread's check).
+pub(crate) fn seal_if_asked(inner: &Inner) {
+    let Some(m) = &inner.pool else { return };
+    if !m.take_request() {
+        return;
+    }
+    let _w = inner.lock_writes();
+    let largest = inner
+        .all_tablets()
+        .into_iter()
+        .filter_map(|t| {
+            let mem = t.super_version().mem.clone();
+            (!mem.is_empty()).then(|| (mem.size_bytes(), t))
+        })
+        .max_by_key(|(bytes, _)| *bytes);
+    if let Some((_, t)) = largest {
+        super::write::seal_memtable(inner, &t);
+    }
+    let usage = measure(inner);
+    m.publish(usage.active_bytes, usage.sealed_bytes);
+}
+
+/// Counts nothing of this engine in its pool any more (its flush thread
+/// ended: at close, or after a failure that stops it).
+pub(crate) fn leave_pool(inner: &Inner) {
+    if let Some(m) = &inner.pool {
+        m.publish(0, 0);
+    }
+}
+
+/// Measures this engine's memtables into its pool (after a flush).
+pub(crate) fn publish(inner: &Inner) {
+    if let Some(m) = &inner.pool {
+        let usage = measure(inner);
+        m.publish(usage.active_bytes, usage.sealed_bytes);
+    }
+}
+
 /// Budget state shared by the write leaders.
 #[derive(Default)]
 pub(crate) struct BudgetState {
@@ -81,6 +128,17 @@ fn check_interval(inner: &Inner) -> usize {
 /// the budget and the log bound. Caller holds the write mutex.
 pub(crate) fn after_commit(inner: &Inner, bytes: usize) {
     let since = inner.budget.since_check.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    if let Some(m) = &inner.pool {
+        // The pool's sums are checked at every commit (two loads), and
+        // acted on at most every POOL_CHECK_BYTES this engine writes.
+        m.inserted(bytes);
+        if m.pool().over() && since >= POOL_CHECK_BYTES {
+            inner.budget.since_check.store(0, Ordering::Relaxed);
+            inner.budget.groups_since_check.store(0, Ordering::Relaxed);
+            enforce(inner);
+            return;
+        }
+    }
     let groups = inner
         .budget
         .groups_since_check
@@ -99,13 +157,25 @@ pub(crate) fn after_commit(inner: &Inner, bytes: usize) {
 fn enforce(inner: &Inner) {
     let budget = inner.opts.memtable_budget_bytes;
     let mut usage = measure(inner);
+    if let Some(m) = &inner.pool {
+        m.publish(usage.active_bytes, usage.sealed_bytes);
+    }
     // Seal the largest active memtables until the rule no longer asks for
-    // it; each seal moves bytes from active to sealed.
-    let over = |u: &MemtableUsage| {
-        u.active_bytes > budget / 8 * 7
-            || (u.total_bytes() > budget && u.active_bytes >= budget / 2)
+    // it; each seal moves bytes from active to sealed. In a pool, the rule
+    // is on the pool's sums, and the member with the most active bytes
+    // seals (this one, or another asked to).
+    let over = |u: &MemtableUsage| match &inner.pool {
+        Some(m) => m.pool().over(),
+        None => {
+            u.active_bytes > budget / 8 * 7
+                || (u.total_bytes() > budget && u.active_bytes >= budget / 2)
+        }
     };
-    if over(&usage) {
+    let seal_here = inner
+        .pool
+        .as_ref()
+        .is_none_or(|m| !m.pool().over() || m.seal_here_or_ask());
+    if seal_here && over(&usage) {
         let mut active: Vec<(usize, Arc<TabletState>)> = inner
             .all_tablets()
             .into_iter()
@@ -122,6 +192,9 @@ fn enforce(inner: &Inner) {
             super::write::seal_memtable(inner, &t);
             usage.active_bytes = usage.active_bytes.saturating_sub(bytes);
             usage.sealed_bytes += bytes;
+            if let Some(m) = &inner.pool {
+                m.publish(usage.active_bytes, usage.sealed_bytes);
+            }
         }
     }
     inner
@@ -178,8 +251,21 @@ fn bound_log(inner: &Inner) {
 /// the flusher needs no engine lock the caller holds.
 pub(crate) fn stall_while_over(inner: &Inner) -> Result<()> {
     let budget = inner.opts.memtable_budget_bytes;
-    while inner.budget.total_bytes.load(Ordering::Relaxed) > budget {
+    let started = std::time::Instant::now();
+    let exceeded = || match &inner.pool {
+        Some(m) => m.pool().exceeded(),
+        None => inner.budget.total_bytes.load(Ordering::Relaxed) > budget,
+    };
+    while exceeded() {
         inner.check_bg_error()?;
+        if inner.pool.is_some() && started.elapsed() > POOL_STALL_MAX {
+            // Another engine of the pool does not flush (it failed, or is
+            // closing): this one's writes go on rather than wait for it.
+            tracing::warn!(
+                "writes waited {POOL_STALL_MAX:?} for the shared memtable budget; going on over it"
+            );
+            return Ok(());
+        }
         inner.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
         {
             let mut bg = inner.bg.lock();

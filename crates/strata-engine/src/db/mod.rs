@@ -14,6 +14,7 @@ mod iter;
 mod open;
 mod options;
 mod pipeline;
+mod pool;
 mod read;
 mod split;
 mod table_file;
@@ -25,6 +26,7 @@ pub use budget::MemtableUsage;
 pub use ingest::Ingested;
 pub use iter::Direction;
 pub use options::{EngineOptions, SplitBoundary, SyncMode, TreeOptions};
+pub use pool::MemtablePool;
 pub use split::TabletInfo;
 pub(crate) use table_file::TableFile;
 pub(crate) use tablet::{TabletState, TreeState};
@@ -126,6 +128,8 @@ pub(crate) struct Inner {
     pub stopped: AtomicBool,
     pub stats: Stats,
     pub budget: budget::BudgetState,
+    /// The memtable budget shared with other engines, if any.
+    pub pool: Option<pool::Membership>,
     /// Log uploads in flight; only on log objects (an object store).
     pub pipeline: Option<pipeline::Pipeline>,
 }
@@ -379,6 +383,9 @@ impl Engine {
     /// replays the commit log, and starts the background threads.
     pub fn open(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<Engine> {
         let inner = open::recover(storage, opts)?;
+        if let Some(m) = &inner.pool {
+            m.attach(&inner);
+        }
         inner.storage.recovered();
         let threads = background::start(&inner)?;
         Ok(Engine {

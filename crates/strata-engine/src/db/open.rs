@@ -159,6 +159,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         )),
         LogLayout::Segments => None,
     };
+    let pool = opts.memtable_pool.as_ref().map(|p| p.join());
     Ok(Arc::new(Inner {
         storage,
         opts,
@@ -176,6 +177,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         stopped: AtomicBool::new(false),
         stats: Stats::default(),
         budget: Default::default(),
+        pool,
         pipeline,
     }))
 }

@@ -49,6 +49,11 @@ pub struct EngineOptions {
     /// the shared bound), and `block_cache_bytes` is not used. None: a
     /// cache of its own.
     pub shared_block_cache: Option<std::sync::Arc<crate::sst::BlockCache>>,
+    /// A memtable budget to share with other engines (a cluster server's
+    /// tablets): the budget rule applies to the pool's sums
+    /// (`db/pool.rs`), and `memtable_budget_bytes` only sets how often
+    /// this engine checks. None: a budget of its own.
+    pub memtable_pool: Option<std::sync::Arc<super::MemtablePool>>,
 }
 
 impl Default for EngineOptions {
@@ -64,6 +69,7 @@ impl Default for EngineOptions {
             log_objects_max: 1000,
             log_uploads_in_flight_max: 8,
             shared_block_cache: None,
+            memtable_pool: None,
         }
     }
 }
