@@ -148,9 +148,25 @@ async fn mirror(
 /// Splits `parent` (served here at its epoch) at row `at`.
 async fn split(cluster: &Arc<Cluster>, parent: &TabletRecord, at: &[u8]) -> Result<(), String> {
     let started = Instant::now();
-    let record = splits::request(&cluster.etcd, &cluster.name, parent, at)
-        .await
-        .map_err(|e| format!("recording the split: {e}"))?;
+    let record = match splits::request(&cluster.etcd, &cluster.name, parent, at).await {
+        Ok(r) => r,
+        Err(
+            e @ (strata_cluster::Error::Conflict(_) | strata_cluster::Error::InvalidArgument(_)),
+        ) => return Err(format!("recording the split: {e}")),
+        Err(e) => {
+            // The request may have landed with its reply lost: a record
+            // left `prepared` would hold the tablet (no move, merge or
+            // other split) until the master abandons it. Nothing was done
+            // on it yet (this server splits one tablet at a time), so it
+            // is withdrawn.
+            if let Ok(Some(r)) = splits::get(&cluster.etcd, &cluster.name, parent.id).await {
+                if r.epoch == parent.epoch && !r.ready {
+                    let _ = splits::withdraw(&cluster.etcd, &cluster.name, &r).await;
+                }
+            }
+            return Err(format!("recording the split: {e}"));
+        }
+    };
     let pre_copied = match mirror(cluster, parent.id, &record, false).await {
         Ok(n) => n,
         Err(e) => return Err(give_up(cluster, parent, &record, e).await),
