@@ -257,9 +257,14 @@ pub fn set(row: &str, value: &str) -> v2::MutateRowRequest {
 }
 
 pub async fn create_table(ch: tonic::transport::Channel) {
+    create_table_split_at(ch, &["w1", "w2", "w3", "w4", "w5"]).await
+}
+
+/// The test table, with these initial splits.
+pub async fn create_table_split_at(ch: tonic::transport::Channel, at: &[&str]) {
     let mut families = BTreeMap::new();
     families.insert("cf".to_string(), admin::ColumnFamily::default());
-    let splits = ["w1", "w2", "w3", "w4", "w5"]
+    let splits = at
         .iter()
         .map(|k| admin::create_table_request::Split {
             key: k.as_bytes().to_vec(),
