@@ -468,6 +468,11 @@ done
 python3 - "$out" "$records" "$operations" <<'PY' | tee "$out/summary.md"
 import json, os, re, statistics, sys
 d, records, operations = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+from datetime import datetime
+ts = lambda line: datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+def secs(text):  # "123.4ms" / "1.2s" / "56µs"
+    m = re.match(r"([0-9.]+)(ms|s|µs)", text)
+    return float(m[1]) * {"ms": 1e-3, "s": 1, "µs": 1e-6}[m[2]]
 systems = ["standalone", "cluster"]
 print(open(os.path.join(d, "setup.txt")).read())
 runs = {}
@@ -547,11 +552,6 @@ if os.path.exists(path):
               f"{bad} errors+missing, slowest request {worst:.2f} s")
 path = os.path.join(d, "split-r1.s0.log")
 if os.path.exists(path):
-    from datetime import datetime
-    ts = lambda line: datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
-    def secs(text):  # "123.4ms" / "1.2s" / "56µs"
-        m = re.match(r"([0-9.]+)(ms|s|µs)", text)
-        return float(m[1]) * {"ms": 1e-3, "s": 1, "µs": 1e-6}[m[2]]
     print()
     print("| round | tablet MB in store | copied while serving | copied after closing | closed and copied s | close to both children serving s | recorded to replaced s | load errors | load p99 ms | slowest request s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -586,11 +586,6 @@ if os.path.exists(path):
         print(f"split under load, close to both children serving: median {statistics.median(ok):.3f} s, max {max(ok):.3f} s over {len(ok)} splits")
 path = os.path.join(d, "merge-r1.s0.log")
 if os.path.exists(path):
-    from datetime import datetime
-    ts = lambda line: datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
-    def secs(text):  # "123.4ms" / "1.2s" / "56µs"
-        m = re.match(r"([0-9.]+)(ms|s|µs)", text)
-        return float(m[1]) * {"ms": 1e-3, "s": 1, "µs": 1e-6}[m[2]]
     print()
     print("| round | tablets MB in store | copied while serving | tables ingested | closed and built s | close to merged serving s | recorded to replaced s | load errors | load p99 ms | slowest request s |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
