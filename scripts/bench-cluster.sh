@@ -195,25 +195,6 @@ serve_standalone() {
   die "standalone server not serving after 60 s; see $1"
 }
 
-start_etcd() { # LOG
-  local peer i
-  etcd_port=$(free_port)
-  peer=$(free_port)
-  etcd_url=http://127.0.0.1:$etcd_port
-  "$etcd" --name bench --data-dir "$work/etcd" \
-    --listen-client-urls "$etcd_url" --advertise-client-urls "$etcd_url" \
-    --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
-    --initial-cluster "bench=http://127.0.0.1:$peer" --initial-cluster-state new \
-    --log-level warn >"$1" 2>&1 &
-  etcd_pid=$!
-  for ((i = 0; i < 300; i++)); do
-    python3 -c "import urllib.request; urllib.request.urlopen('$etcd_url/health', timeout=1)" 2>/dev/null && return
-    kill -0 "$etcd_pid" 2>/dev/null || die "etcd exited at startup; see $1"
-    sleep 0.1
-  done
-  die "etcd not answering after 30 s; see $1"
-}
-
 node_args=() # more `strata serve` arguments
 start_node() { # I LOG (appended to: a restarted server logs on)
   local i=$1

@@ -24,8 +24,8 @@ pub mod sst;
 
 pub use batch::{TreeId, WriteBatch};
 pub use db::{
-    Direction, Engine, EngineOptions, EngineStats, Ingested, MemtablePool, MemtableUsage, Snapshot,
-    SyncMode, TabletInfo, Tree, TreeIter, TreeOptions, TreeStats,
+    BackgroundPool, Direction, Engine, EngineOptions, EngineStats, Ingested, MemtablePool,
+    MemtableUsage, Snapshot, SyncMode, TabletInfo, Tree, TreeIter, TreeOptions, TreeStats,
 };
 pub use merge::{CompactionFilter, KeyFilter, MergeOperator};
 pub use sst::Compression;

@@ -14,6 +14,8 @@ use strata_table::DatabaseOptions;
 
 /// Log uploads in flight per tablet.
 const TABLET_LOG_UPLOADS_MAX: usize = 4;
+/// Threads that flush the memtables of every tablet of a server.
+const FLUSH_THREADS: usize = 2;
 /// How long a dead server's tablets wait before they move.
 const LEASE_TTL: Duration = Duration::from_secs(3);
 
@@ -61,6 +63,13 @@ pub fn run(
     opts.engine.shared_block_cache = Some(strata_engine::sst::BlockCache::new(
         opts.engine.block_cache_bytes,
     ));
+    // ... and one pool of threads for their flushes, compactions
+    // (--compaction-threads at once across every tablet) and tablet
+    // maintenance, instead of three or more threads each.
+    opts.engine.background_pool = Some(
+        strata_engine::BackgroundPool::new(FLUSH_THREADS, opts.engine.max_background_compactions)
+            .context("starting the background threads")?,
+    );
     opts.engine.log_uploads_in_flight_max = opts
         .engine
         .log_uploads_in_flight_max

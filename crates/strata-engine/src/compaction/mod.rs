@@ -74,7 +74,7 @@ pub(crate) fn run_one(inner: &Inner) -> Result<bool> {
         for id in gone {
             bg.manual_compactions.remove(&id);
         }
-        inner.bg_cv.notify_all();
+        inner.notify_bg();
     }
     let mut best: Option<(Arc<TabletState>, Plan, Vec<Vec<u8>>)> = None;
     for t in tablets {
@@ -103,7 +103,7 @@ pub(crate) fn run_one(inner: &Inner) -> Result<bool> {
                 if !mine_busy {
                     let mut bg = inner.bg.lock();
                     bg.manual_compactions.remove(&t.id);
-                    inner.bg_cv.notify_all();
+                    inner.notify_bg();
                 }
             }
             None => {}
@@ -136,7 +136,7 @@ fn run_plan(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<bool> {
             bg.busy_files.remove(&f.number);
         }
         bg.compactions_running -= 1;
-        inner.bg_cv.notify_all();
+        inner.notify_bg();
     }
     result?;
     inner.stats.compactions.fetch_add(1, Ordering::Relaxed);

@@ -25,41 +25,32 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
             .spawn(f)
             .map_err(|e| Error::io(format!("spawn thread {name}"), e))
     };
-    let i = inner.clone();
-    threads.push(spawn(
-        "strata-flush".into(),
-        Box::new(move || flush_loop(&i)),
-    )?);
-    for n in 0..inner.opts.max_background_compactions.max(1) {
-        let i = inner.clone();
-        threads.push(spawn(
-            format!("strata-compact-{n}"),
-            Box::new(move || compaction_loop(&i)),
-        )?);
-    }
-    let i = inner.clone();
-    threads.push(spawn(
-        "strata-tablets".into(),
-        Box::new(move || tablet_loop(&i)),
-    )?);
-    if let Some(p) = &inner.pipeline {
-        for n in 0..p.uploaders() {
+    match &inner.workers {
+        // Flushes, compactions and tablet maintenance run on the pool's
+        // threads (`db/workers.rs`).
+        Some(slot) => slot.attach(inner),
+        None => {
             let i = inner.clone();
             threads.push(spawn(
-                format!("strata-upload-{n}"),
-                Box::new(move || {
-                    if let Some(p) = &i.pipeline {
-                        p.upload_loop(&i);
-                    }
-                }),
+                "strata-flush".into(),
+                Box::new(move || flush_loop(&i)),
+            )?);
+            for n in 0..inner.opts.max_background_compactions.max(1) {
+                let i = inner.clone();
+                threads.push(spawn(
+                    format!("strata-compact-{n}"),
+                    Box::new(move || run_private(&i, IDLE_WAIT, || compaction_step(&i))),
+                )?);
+            }
+            let i = inner.clone();
+            threads.push(spawn(
+                "strata-tablets".into(),
+                Box::new(move || run_private(&i, TABLET_CHECK_INTERVAL, || tablet_step(&i))),
             )?);
         }
     }
-    let i = inner.clone();
-    threads.push(spawn(
-        "strata-commit".into(),
-        Box::new(move || super::write::commit_loop(&i)),
-    )?);
+    // The committer and the log uploaders start on demand and end when
+    // idle (`spawn_on_demand`): an engine with nothing to write has none.
     if let SyncMode::Periodic(interval) = inner.opts.sync_mode {
         let i = inner.clone();
         threads.push(spawn(
@@ -70,6 +61,60 @@ pub(crate) fn start(inner: &Arc<Inner>) -> Result<Vec<JoinHandle<()>>> {
     Ok(threads)
 }
 
+/// How long a thread started on demand (the committer, a log uploader)
+/// stays with nothing to do before it ends.
+pub(crate) const ON_DEMAND_IDLE_EXIT: Duration = Duration::from_secs(2);
+
+/// Starts a thread of the engine that ends by itself once idle for
+/// `ON_DEMAND_IDLE_EXIT` (or at shutdown); shutdown joins it.
+pub(crate) fn spawn_on_demand(
+    inner: &Inner,
+    name: &str,
+    f: impl FnOnce(&Inner) + Send + 'static,
+) -> Result<()> {
+    let Some(me) = inner.me.upgrade() else {
+        return Err(Error::Closed("engine is shutting down".into()));
+    };
+    let handle = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || f(&me))
+        .map_err(|e| Error::io(format!("spawn thread {name}"), e))?;
+    let mut spawned = inner.spawned.lock();
+    // Threads that ended by themselves need no join.
+    spawned.retain(|h| !h.is_finished());
+    spawned.push(handle);
+    Ok(())
+}
+
+/// What one step of background work did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// It did some work; there may be more.
+    Worked,
+    /// Nothing to do now.
+    Idle,
+    /// The engine is shutting down or stopped by a failure it does not
+    /// retry: no more steps of this kind.
+    Stop,
+}
+
+/// Runs `step` on an engine's own thread until it stops, waiting up to
+/// `idle_wait` (or until woken) while it has nothing to do.
+fn run_private(inner: &Inner, idle_wait: Duration, mut step: impl FnMut() -> Step) {
+    loop {
+        match step() {
+            Step::Worked => {}
+            Step::Idle => {
+                let mut bg = inner.bg.lock();
+                if !bg.shutdown {
+                    inner.bg_cv.wait_for(&mut bg, idle_wait);
+                }
+            }
+            Step::Stop => return,
+        }
+    }
+}
+
 /// Whether background threads should end: at shutdown, or after a failure
 /// the engine does not retry.
 fn shutting_down(inner: &Inner) -> bool {
@@ -77,15 +122,11 @@ fn shutting_down(inner: &Inner) -> bool {
     bg.shutdown || (bg.error.is_some() && bg.retry.is_none())
 }
 
-/// Waits while a failure the engine retries is in force (the flush thread
-/// retries it); true if one was.
-fn paused(inner: &Inner) -> bool {
-    let mut bg = inner.bg.lock();
-    if bg.error.is_some() && bg.retry.is_some() && !bg.shutdown {
-        inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
-        return true;
-    }
-    false
+/// Whether a failure the engine retries is in force (the flush step
+/// retries it): other background work waits meanwhile.
+fn retry_in_force(inner: &Inner) -> bool {
+    let bg = inner.bg.lock();
+    bg.error.is_some() && bg.retry.is_some() && !bg.shutdown
 }
 
 /// Pause between attempts at leaving a retried failure.
@@ -119,105 +160,112 @@ fn recover(inner: &Inner) -> Result<()> {
         if !bg.shutdown {
             inner.stopped.store(false, Ordering::Release);
         }
-        inner.bg_cv.notify_all();
+        inner.notify_bg();
     }
     Ok(())
 }
 
 fn flush_loop(inner: &Arc<Inner>) {
-    flush_until_stopped(inner);
+    let mut progress = FlushProgress::default();
+    run_private(inner, IDLE_WAIT, || flush_step(inner, &mut progress));
     super::budget::leave_pool(inner);
 }
 
-fn flush_until_stopped(inner: &Arc<Inner>) {
-    let mut attempts = 0u64;
-    loop {
-        if shutting_down(inner) {
-            return;
-        }
-        let mut bg = inner.bg.lock();
-        if bg.retry.is_some() {
-            attempts += 1;
-            inner.bg_cv.wait_for(&mut bg, RECOVERY_INTERVAL);
-            if bg.shutdown {
-                return;
-            }
-            drop(bg);
-            match recover(inner) {
-                Ok(()) => attempts = 0,
-                Err(e) if e.retry_class().is_some() => {
-                    if attempts.is_multiple_of(10) {
-                        tracing::warn!("the storage still fails ({attempts} retries): {e}");
-                    }
-                }
-                Err(e) => {
-                    // No longer a failure to retry: stop for good with it.
-                    inner.bg.lock().error = None;
-                    inner.set_bg_error(&e);
-                    return;
-                }
-            }
-            continue;
-        }
-        drop(bg);
-        super::budget::seal_if_asked(inner);
-        // The tree whose oldest sealed memtable is the oldest: it pins the
-        // oldest log segment.
-        let pending = inner
-            .all_tablets()
-            .into_iter()
-            .filter_map(|t| {
-                let sealed_at = t.super_version().imms.first()?.sealed_at_seq();
-                Some((sealed_at, t))
-            })
-            .min_by_key(|(sealed_at, _)| *sealed_at)
-            .map(|(_, t)| t);
-        match pending {
-            Some(t) => {
-                let flushed = flush_oldest(inner, &t);
-                super::budget::publish(inner);
-                if let Err(e) = flushed {
-                    inner.set_bg_error(&e);
-                    if e.retry_class().is_none() {
-                        return;
-                    }
-                }
-            }
+/// What the flush step remembers between steps: its attempts at leaving a
+/// retried failure.
+#[derive(Debug, Default)]
+pub(crate) struct FlushProgress {
+    attempts: u64,
+    next_recovery: Option<Instant>,
+}
+
+/// One step of the flush role: an attempt at leaving a retried failure
+/// (once per `RECOVERY_INTERVAL`), or a seal another engine of the memtable
+/// pool asked for and the flush of the oldest sealed memtable.
+pub(crate) fn flush_step(inner: &Inner, progress: &mut FlushProgress) -> Step {
+    if shutting_down(inner) {
+        return Step::Stop;
+    }
+    if inner.bg.lock().retry.is_some() {
+        let now = Instant::now();
+        match progress.next_recovery {
+            Some(at) if now >= at => {}
+            Some(_) => return Step::Idle,
             None => {
-                let mut bg = inner.bg.lock();
-                if !bg.shutdown {
-                    inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
-                }
+                progress.next_recovery = Some(now + RECOVERY_INTERVAL);
+                return Step::Idle;
             }
+        }
+        progress.attempts += 1;
+        progress.next_recovery = Some(now + RECOVERY_INTERVAL);
+        return match recover(inner) {
+            Ok(()) => {
+                *progress = FlushProgress::default();
+                Step::Worked
+            }
+            Err(e) if e.retry_class().is_some() => {
+                if progress.attempts.is_multiple_of(10) {
+                    tracing::warn!(
+                        "the storage still fails ({} retries): {e}",
+                        progress.attempts
+                    );
+                }
+                Step::Idle
+            }
+            Err(e) => {
+                // No longer a failure to retry: stop for good with it.
+                inner.bg.lock().error = None;
+                inner.set_bg_error(&e);
+                Step::Stop
+            }
+        };
+    }
+    progress.next_recovery = None;
+    super::budget::seal_if_asked(inner);
+    // The tree whose oldest sealed memtable is the oldest: it pins the
+    // oldest log segment.
+    let pending = inner
+        .all_tablets()
+        .into_iter()
+        .filter_map(|t| {
+            let sealed_at = t.super_version().imms.first()?.sealed_at_seq();
+            Some((sealed_at, t))
+        })
+        .min_by_key(|(sealed_at, _)| *sealed_at)
+        .map(|(_, t)| t);
+    let Some(t) = pending else {
+        return Step::Idle;
+    };
+    let flushed = flush_oldest(inner, &t);
+    super::budget::publish(inner);
+    if let Err(e) = flushed {
+        inner.set_bg_error(&e);
+        if e.retry_class().is_none() {
+            return Step::Stop;
         }
     }
+    Step::Worked
 }
 
 /// How often the tablet policy looks for tablets to split or merge.
-const TABLET_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+pub(crate) const TABLET_CHECK_INTERVAL: Duration = Duration::from_millis(500);
 
-fn tablet_loop(inner: &Arc<Inner>) {
-    loop {
-        if shutting_down(inner) {
-            return;
-        }
-        if paused(inner) {
-            continue;
-        }
-        let changed = match super::split::maintain(inner) {
-            Ok(changed) => changed,
-            Err(e) => {
-                // A tree dropped meanwhile, or a failure the engine
-                // already reports as its background error.
-                tracing::warn!("tablet maintenance: {e}");
-                false
-            }
-        };
-        if !changed {
-            let mut bg = inner.bg.lock();
-            if !bg.shutdown {
-                inner.bg_cv.wait_for(&mut bg, TABLET_CHECK_INTERVAL);
-            }
+/// One pass of the tablet policy (splits and merges inside the engine).
+pub(crate) fn tablet_step(inner: &Inner) -> Step {
+    if shutting_down(inner) {
+        return Step::Stop;
+    }
+    if retry_in_force(inner) {
+        return Step::Idle;
+    }
+    match super::split::maintain(inner) {
+        Ok(true) => Step::Worked,
+        Ok(false) => Step::Idle,
+        Err(e) => {
+            // A tree dropped meanwhile, or a failure the engine
+            // already reports as its background error.
+            tracing::warn!("tablet maintenance: {e}");
+            Step::Idle
         }
     }
 }
@@ -234,8 +282,8 @@ fn sync_loop(inner: &Arc<Inner>, interval: Duration) {
                 return;
             }
         }
-        if paused(inner) {
-            continue; // the flush thread repairs the log
+        if retry_in_force(inner) {
+            continue; // the flush step repairs the log
         }
         if let Err(e) = inner.log.lock().sync() {
             inner.set_bg_error(&e);
@@ -297,7 +345,7 @@ fn flush_oldest(inner: &Inner, t: &TabletState) -> Result<()> {
     inner.stats.flushes.fetch_add(1, Ordering::Relaxed);
     remove_obsolete_logs(inner)?;
     let _bg = inner.bg.lock();
-    inner.bg_cv.notify_all();
+    inner.notify_bg();
     Ok(())
 }
 
@@ -378,7 +426,7 @@ fn wait_flushed(inner: &Inner, t: &TabletState) -> Result<()> {
         if bg.shutdown {
             return Err(Error::Closed("engine is shutting down".into()));
         }
-        inner.bg_cv.notify_all();
+        inner.notify_bg();
         inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
     }
 }
@@ -397,32 +445,29 @@ pub(crate) fn flush_whole_tree(inner: &Inner, tree: &TreeState) -> Result<()> {
     }
 }
 
-fn compaction_loop(inner: &Arc<Inner>) {
-    loop {
-        if shutting_down(inner) {
-            return;
+/// One compaction, if any tablet needs one.
+pub(crate) fn compaction_step(inner: &Inner) -> Step {
+    if shutting_down(inner) {
+        return Step::Stop;
+    }
+    if retry_in_force(inner) {
+        return Step::Idle;
+    }
+    match compaction::run_one(inner) {
+        Ok(true) => {
+            let _bg = inner.bg.lock();
+            inner.notify_bg();
+            Step::Worked
         }
-        if paused(inner) {
-            continue;
-        }
-        match compaction::run_one(inner) {
-            Ok(true) => {
-                let _bg = inner.bg.lock();
-                inner.bg_cv.notify_all();
+        Ok(false) => Step::Idle,
+        Err(e) => {
+            if !inner.bg.lock().shutdown {
+                inner.set_bg_error(&e);
             }
-            Ok(false) => {
-                let mut bg = inner.bg.lock();
-                if !bg.shutdown {
-                    inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
-                }
-            }
-            Err(e) => {
-                if !inner.bg.lock().shutdown {
-                    inner.set_bg_error(&e);
-                }
-                if e.retry_class().is_none() {
-                    return;
-                }
+            if e.retry_class().is_none() {
+                Step::Stop
+            } else {
+                Step::Idle
             }
         }
     }
@@ -438,7 +483,7 @@ pub(crate) fn compact_tree(inner: &Inner, tree: &TreeState) -> Result<()> {
             .lock()
             .manual_compactions
             .extend(tablets.iter().map(|t| t.id));
-        inner.bg_cv.notify_all();
+        inner.notify_bg();
         wait_for(inner, |bg| {
             tablets
                 .iter()
@@ -473,7 +518,7 @@ pub(crate) fn wait_idle(inner: &Inner) -> Result<()> {
         if let Some(e) = &bg.error {
             return Err(super::bg_error(&bg, e));
         }
-        inner.bg_cv.notify_all();
+        inner.notify_bg();
         inner.bg_cv.wait_for(&mut bg, IDLE_WAIT);
     }
 }

@@ -30,6 +30,9 @@ const POOL_CHECK_BYTES: usize = 64 << 10;
 /// other engines) before it goes on.
 const POOL_STALL_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long a flush step waits for the write mutex to seal on request.
+const SEAL_LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Seals the largest active memtable if another engine of the pool asked;
 /// with the write mutex taken (the flush thread's check).
 pub(crate) fn seal_if_asked(inner: &Inner) {
@@ -37,7 +40,15 @@ pub(crate) fn seal_if_asked(inner: &Inner) {
     if !m.take_request() {
         return;
     }
-    let _w = inner.lock_writes();
+    // A writer may hold the write mutex for long, stalled on the pool's
+    // budget: a flush thread (shared by every engine of a background pool)
+    // must not wait for it. That writer seals what is due itself
+    // (`stall_while_over` enforces the rule); else the request waits for
+    // the next step.
+    let Some(_w) = inner.try_lock_writes_for(SEAL_LOCK_WAIT) else {
+        m.ask_again();
+        return;
+    };
     let largest = inner
         .all_tablets()
         .into_iter()
@@ -269,7 +280,7 @@ pub(crate) fn stall_while_over(inner: &Inner) -> Result<()> {
         inner.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
         {
             let mut bg = inner.bg.lock();
-            inner.bg_cv.notify_all();
+            inner.notify_bg();
             inner.bg_cv.wait_for(&mut bg, super::write::STALL_WAIT);
         }
         enforce(inner);

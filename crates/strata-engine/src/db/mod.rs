@@ -20,6 +20,7 @@ mod split;
 mod table_file;
 mod tablet;
 mod tree_iter;
+mod workers;
 mod write;
 
 pub use budget::MemtableUsage;
@@ -31,6 +32,7 @@ pub use split::TabletInfo;
 pub(crate) use table_file::TableFile;
 pub(crate) use tablet::{TabletState, TreeState};
 pub use tree_iter::TreeIter;
+pub use workers::BackgroundPool;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -132,9 +134,26 @@ pub(crate) struct Inner {
     pub pool: Option<pool::Membership>,
     /// Log uploads in flight; only on log objects (an object store).
     pub pipeline: Option<pipeline::Pipeline>,
+    /// This engine's place in a shared background pool, if any: its
+    /// flushes, compactions and tablet maintenance run on the pool's
+    /// threads instead of its own.
+    pub workers: Option<Arc<workers::Slot>>,
+    /// This engine, for threads it starts on demand.
+    pub me: std::sync::Weak<Inner>,
+    /// Threads started on demand (`background::spawn_on_demand`).
+    pub spawned: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Inner {
+    /// Wakes whoever waits on `bg_cv` and the background pool's threads,
+    /// if the engine is in one. Called with `bg` held (or not).
+    pub fn notify_bg(&self) {
+        self.bg_cv.notify_all();
+        if let Some(w) = &self.workers {
+            w.wake();
+        }
+    }
+
     pub fn tree_by_id(&self, id: TreeId) -> Option<Arc<TreeState>> {
         self.trees.read().by_id.get(&id).cloned()
     }
@@ -156,6 +175,18 @@ impl Inner {
             p.drain();
         }
         w
+    }
+
+    /// `lock_writes`, unless the write mutex stays taken for `wait`.
+    pub fn try_lock_writes_for(
+        &self,
+        wait: std::time::Duration,
+    ) -> Option<parking_lot::MutexGuard<'_, ()>> {
+        let w = self.write_mutex.try_lock_for(wait)?;
+        if let Some(p) = &self.pipeline {
+            p.drain();
+        }
+        Some(w)
     }
 
     pub fn check_bg_error(&self) -> Result<()> {
@@ -190,7 +221,7 @@ impl Inner {
             bg.retry = retry;
         }
         self.stopped.store(true, Ordering::Release);
-        self.bg_cv.notify_all();
+        self.notify_bg();
     }
 
     /// Makes a flush's or compaction's edit of tablet `t` durable, then
@@ -260,7 +291,7 @@ impl Lifecycle {
             let mut bg = self.inner.bg.lock();
             bg.shutdown = true;
             self.inner.stopped.store(true, Ordering::Release);
-            self.inner.bg_cv.notify_all();
+            self.inner.notify_bg();
             self.inner.commit_cv.notify_all();
         }
         if let Some(p) = &self.inner.pipeline {
@@ -269,8 +300,25 @@ impl Lifecycle {
             let _w = self.inner.lock_writes();
             p.close();
         }
+        if let Some(w) = &self.inner.workers {
+            // Steps of this engine under way end (they see the shutdown);
+            // no other starts.
+            w.leave();
+            budget::leave_pool(&self.inner);
+        }
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
+        }
+        // Started on demand: each ends at the shutdown (uploaders once the
+        // groups in flight are published); none starts after it.
+        loop {
+            let spawned: Vec<JoinHandle<()>> = self.inner.spawned.lock().drain(..).collect();
+            if spawned.is_empty() {
+                break;
+            }
+            for t in spawned {
+                let _ = t.join();
+            }
         }
         // Make every acknowledged write durable in the periodic mode.
         self.inner.log.lock().sync()
@@ -517,9 +565,6 @@ impl Engine {
         }
     }
 
-    /// Writes a batch atomically (across trees) and returns the sequence
-    /// number of its last operation. In `SyncMode::Always` the batch is
-    /// durable when this returns.
     /// Queues a batch without blocking the caller; `done` gets the outcome
     /// (on the engine's committer thread) once the batch is committed —
     /// synced in `SyncMode::Always` — exactly as `write` would return it.
@@ -532,6 +577,9 @@ impl Engine {
         write::write_async(&self.inner, batch, Box::new(done))
     }
 
+    /// Writes a batch atomically (across trees) and returns the sequence
+    /// number of its last operation. In `SyncMode::Always` the batch is
+    /// durable when this returns.
     pub fn write(&self, batch: WriteBatch) -> Result<SeqNo> {
         write::write(&self.inner, batch)
     }

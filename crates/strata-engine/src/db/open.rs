@@ -160,7 +160,11 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         LogLayout::Segments => None,
     };
     let pool = opts.memtable_pool.as_ref().map(|p| p.join());
-    Ok(Arc::new(Inner {
+    let workers = opts
+        .background_pool
+        .as_ref()
+        .map(|p| p.join(opts.max_background_compactions));
+    Ok(Arc::new_cyclic(|me| Inner {
         storage,
         opts,
         cache,
@@ -179,5 +183,8 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         budget: Default::default(),
         pool,
         pipeline,
+        workers,
+        me: me.clone(),
+        spawned: Mutex::default(),
     }))
 }

@@ -54,6 +54,11 @@ pub struct EngineOptions {
     /// (`db/pool.rs`), and `memtable_budget_bytes` only sets how often
     /// this engine checks. None: a budget of its own.
     pub memtable_pool: Option<std::sync::Arc<super::MemtablePool>>,
+    /// Threads to share with other engines (a cluster server's tablets)
+    /// for flushes, compactions and tablet maintenance (`db/workers.rs`);
+    /// `max_background_compactions` bounds this engine's compactions at
+    /// once on them. None: threads of its own.
+    pub background_pool: Option<std::sync::Arc<super::BackgroundPool>>,
 }
 
 impl Default for EngineOptions {
@@ -70,6 +75,7 @@ impl Default for EngineOptions {
             log_uploads_in_flight_max: 8,
             shared_block_cache: None,
             memtable_pool: None,
+            background_pool: None,
         }
     }
 }

@@ -3,8 +3,9 @@
 //! A group's log object is uploaded while the next groups are written:
 //! the write leader appends a group, takes its object from the log
 //! (`CommitLog::commit_start`), queues it here and lets the next leader
-//! in. Uploader threads upload up to `log_uploads_in_flight_max` objects
-//! at once; groups are *published* strictly in id order (whoever finishes
+//! in. Uploader threads (started as groups come, up to
+//! `log_uploads_in_flight_max`, each ending after a while without one)
+//! upload that many objects at once; groups are *published* strictly in id order (whoever finishes
 //! the oldest upload publishes it and every later one already uploaded):
 //! the log records the outcome (`CommitLog::complete`), the group's
 //! writes go into the memtables, the last visible sequence number moves
@@ -162,6 +163,9 @@ struct State {
     failed: bool,
     /// No group will be submitted again: uploaders end once idle.
     closed: bool,
+    /// Uploader threads running, and how many of them wait for a group.
+    uploaders: usize,
+    idle: usize,
     pace: Pace,
 }
 
@@ -185,6 +189,8 @@ impl Pipeline {
                 to_upload: VecDeque::new(),
                 failed: false,
                 closed: false,
+                uploaders: 0,
+                idle: 0,
                 pace: Pace::new(),
             }),
             cv: Condvar::new(),
@@ -192,10 +198,6 @@ impl Pipeline {
             in_flight_max,
             epoch,
         }
-    }
-
-    pub fn uploaders(&self) -> usize {
-        self.in_flight_max
     }
 
     /// Waits, before a leader takes its group from the queue, until its
@@ -230,9 +232,10 @@ impl Pipeline {
         }
     }
 
-    /// Queues a group for upload. Caller holds the write mutex (so groups
-    /// are submitted in id order).
-    pub fn submit(&self, group: InFlight) {
+    /// Queues a group for upload, and starts an uploader if none waits
+    /// and fewer than `log_uploads_in_flight_max` run. Caller holds the
+    /// write mutex (so groups are submitted in id order).
+    pub fn submit(&self, inner: &Inner, group: InFlight) {
         let group = Arc::new(group);
         let mut st = self.state.lock();
         debug_assert!(!st.closed, "a group submitted after shutdown");
@@ -243,7 +246,38 @@ impl Pipeline {
         st.in_flight.push_back(group.clone());
         st.to_upload.push_back(group);
         st.pace.last_start = Some(Instant::now());
+        let start = st.idle == 0 && st.uploaders < self.in_flight_max;
+        if start {
+            st.uploaders += 1;
+        }
         self.cv.notify_all();
+        drop(st);
+        if !start {
+            return;
+        }
+        let started = super::background::spawn_on_demand(inner, "strata-upload", |i| {
+            if let Some(p) = &i.pipeline {
+                p.upload_loop(i);
+            }
+        });
+        if let Err(e) = started {
+            let mut st = self.state.lock();
+            st.uploaders -= 1;
+            if st.uploaders > 0 {
+                tracing::warn!("log uploads go on with fewer threads: {e}");
+                return;
+            }
+            // No thread to upload: the queued groups fail (unacknowledged),
+            // as after a failed upload, and the engine recovers from it.
+            tracing::error!("no log uploader: {e}");
+            for g in st.to_upload.drain(..) {
+                *g.outcome.lock() = Some(Err(crate::Error::Unavailable(format!(
+                    "could not start a log upload: {e}"
+                ))));
+            }
+            drop(st);
+            self.publish(inner);
+        }
     }
 
     /// Waits until every group submitted is published. Caller holds the
@@ -267,19 +301,27 @@ impl Pipeline {
         self.cv.notify_all();
     }
 
-    /// An uploader thread: uploads queued groups and publishes what it can.
+    /// An uploader thread: uploads queued groups and publishes what it can;
+    /// ends once none is queued and the pipeline is closed, or it has
+    /// waited `ON_DEMAND_IDLE_EXIT` for one. (A group in flight is
+    /// published by whichever uploader finishes last among it and those
+    /// before it.)
     pub fn upload_loop(&self, inner: &Inner) {
         loop {
             let group = {
                 let mut st = self.state.lock();
+                let idle_since = Instant::now();
                 loop {
                     if let Some(g) = st.to_upload.pop_front() {
                         break g;
                     }
-                    if st.closed && st.in_flight.is_empty() {
+                    if st.closed || idle_since.elapsed() >= super::background::ON_DEMAND_IDLE_EXIT {
+                        st.uploaders -= 1;
                         return;
                     }
+                    st.idle += 1;
                     self.cv.wait_for(&mut st, IDLE_WAIT);
+                    st.idle -= 1;
                 }
             };
             let started = Instant::now();

@@ -173,7 +173,7 @@ impl Membership {
             let engine = largest.engine.lock().upgrade();
             if let Some(inner) = engine {
                 let _bg = inner.bg.lock();
-                inner.bg_cv.notify_all();
+                inner.notify_bg();
             }
         }
         false
@@ -182,6 +182,11 @@ impl Membership {
     /// Takes a request to seal (the flush thread's check).
     pub(crate) fn take_request(&self) -> bool {
         self.me.seal_requested.swap(false, Ordering::AcqRel)
+    }
+
+    /// Puts back a request taken and not acted on.
+    pub(crate) fn ask_again(&self) {
+        self.me.seal_requested.store(true, Ordering::Release);
     }
 }
 

@@ -149,7 +149,7 @@ pub(crate) fn split_at_locked(inner: &Inner, tree: &TreeState, key: &[u8]) -> Re
         String::from_utf8_lossy(key)
     );
     let _bg = inner.bg.lock();
-    inner.bg_cv.notify_all();
+    inner.notify_bg();
     Ok(true)
 }
 

@@ -49,6 +49,9 @@ pub(crate) struct Writer {
 pub(crate) struct WriteQueue {
     waiting: VecDeque<Arc<Writer>>,
     leader_active: bool,
+    /// A committer thread is running (started on demand by the first
+    /// asynchronous writer; it ends once none has been queued for a while).
+    committer: bool,
 }
 
 /// Checks a batch before it is queued.
@@ -134,24 +137,44 @@ pub(crate) fn write_async(inner: &Inner, batch: WriteBatch, done: WriteCallback)
         return done(Err(Error::Closed("engine is shutting down".into())));
     }
     q.waiting.push_back(w);
+    if !q.committer {
+        q.committer = true;
+        let started = super::background::spawn_on_demand(inner, "strata-commit", commit_loop);
+        if let Err(e) = started {
+            q.committer = false;
+            let w = q.waiting.pop_back().expect("pushed above");
+            drop(q);
+            let done = w.done.lock().take().expect("set above");
+            return done(Err(e));
+        }
+    }
     if !q.leader_active {
         inner.commit_cv.notify_one();
     }
 }
 
 /// The committer thread: leads every group whose front writer is
-/// asynchronous, until shutdown leaves no such writer queued.
+/// asynchronous; ends at shutdown, or after `ON_DEMAND_IDLE_EXIT` without
+/// leading, once no asynchronous writer is queued (the next starts one).
 pub(crate) fn commit_loop(inner: &Inner) {
     let mut q = inner.queue.lock();
+    let mut led_at = std::time::Instant::now();
     loop {
         let async_front = q.waiting.front().is_some_and(|w| w.asynchronous);
         if async_front && !q.leader_active {
             // After a shutdown or failure `commit_group` fails fast, so
             // queued writers still get their answer.
             q = lead(inner, q);
+            led_at = std::time::Instant::now();
             continue;
         }
-        if !async_front && shutting_down(inner) {
+        // An asynchronous writer queued behind others needs this thread
+        // when it reaches the front.
+        let idle = || !q.waiting.iter().any(|w| w.asynchronous);
+        if (shutting_down(inner) || led_at.elapsed() >= super::background::ON_DEMAND_IDLE_EXIT)
+            && idle()
+        {
+            q.committer = false;
             return;
         }
         inner.commit_cv.wait_for(&mut q, STALL_WAIT);
@@ -436,9 +459,10 @@ fn begin_group(inner: &Inner, _write_guard: MutexGuard<'_, ()>, group: Vec<Arc<W
         .map(|op| (op.key.len() + op.value.len()) as u64)
         .sum();
     drop(batches);
-    pipeline.submit(super::pipeline::InFlight::new(
-        object, group, seqs, first_seq, routes, user_bytes,
-    ));
+    pipeline.submit(
+        inner,
+        super::pipeline::InFlight::new(object, group, seqs, first_seq, routes, user_bytes),
+    );
     // After the submit: a seal here waits for this group to land in the
     // memtable it chose.
     super::budget::after_commit(inner, user_bytes as usize);
@@ -521,7 +545,7 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
         if sv.imms.len() >= opts.immutable_memtables_max || l0_files >= opts.l0_stop_trigger {
             inner.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
             let mut bg = inner.bg.lock();
-            inner.bg_cv.notify_all();
+            inner.notify_bg();
             inner.bg_cv.wait_for(&mut bg, STALL_WAIT);
             continue;
         }
@@ -554,5 +578,5 @@ pub(crate) fn seal_memtable(inner: &Inner, t: &TabletState) {
     });
     drop(sv);
     let _bg = inner.bg.lock();
-    inner.bg_cv.notify_all();
+    inner.notify_bg();
 }
