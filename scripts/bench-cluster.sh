@@ -63,7 +63,8 @@
 #   --root /tmp/s3s`, where copies are CopyObject requests), SPLITS (row keys;
 #   default user2 .. user9: YCSB's keys are "user" and a decimal hash, so
 #   nine tablets of about equal size; empty: one tablet), BENCH_OUT
-#   (bench-results), CARGO_TARGET_DIR, STRATA_PYVENV (target/pyvenv: its
+#   (bench-results), CARGO_TARGET_DIR, STRATA (the server binary; default
+#   the release build of the work tree), STRATA_PYVENV (target/pyvenv: its
 #   python with google-cloud-bigtable, and etcd; run scripts/test-python.sh
 #   once), ETCD (default the venv's etcd).
 set -euo pipefail
@@ -87,7 +88,7 @@ merge_rounds=${MERGE_ROUNDS:-0}
 merge_records=${MERGE_RECORDS:-100000}
 read -r -a splits <<<"${SPLITS-user2 user3 user4 user5 user6 user7 user8 user9}"
 target=${CARGO_TARGET_DIR:-target}
-strata=$target/release/strata
+strata=${STRATA:-$target/release/strata}
 bench=$target/release/strata-bench
 venv=${STRATA_PYVENV:-target/pyvenv}
 py=$venv/bin/python
@@ -114,6 +115,7 @@ commit=$(git rev-parse --short HEAD)
 machine="$(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), $(uname -sr), $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)"
 {
   echo "commit: $commit"
+  echo "server binary: $strata"
   echo "machine: $machine"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "settings: ROUNDS=$rounds THREADS=\"${threads_list[*]}\" RECORDS=$records OPERATIONS=$operations KILLS=$kills MASTER_KILLS=$master_kills FAILOVER_THREADS=$failover_threads FAILOVER_OPS=$failover_ops SPLIT_ROUNDS=$split_rounds SPLIT_RECORDS=$split_records SPLIT_SIZE=$split_size SPLIT_OPS=$split_ops MERGE_ROUNDS=$merge_rounds MERGE_RECORDS=$merge_records STORE=$store_kind SPLITS=\"${splits[*]}\""
