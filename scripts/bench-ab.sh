@@ -6,7 +6,9 @@
 # Usage: scripts/bench-ab.sh ROUNDS BINARY...
 # Environment: THREADS (16), RECORDS (100000), OPERATIONS (100000),
 #   WORKLOADS (load,a,c), DISTRIBUTION (uniform), CARGO_TARGET_DIR.
-# Prints one line per binary, round and phase: ops/s, p99 and p999 in µs.
+# Prints one line per binary, round and phase: ops/s, p99 and p999 in µs,
+# and the server's CPU time per operation in µs (user + system, from
+# /proc/PID/stat over the phase: `strata-bench ycsb --server-pid`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:?usage: scripts/bench-ab.sh ROUNDS BINARY...}
@@ -23,8 +25,9 @@ for r in $(seq "$rounds"); do
     sleep 1
     "$bench" ycsb --addr "127.0.0.1:$port" --records "${RECORDS:-100000}" \
       --operations "${OPERATIONS:-100000}" --threads "${THREADS:-16}" \
-      --workloads "${WORKLOADS:-load,a,c}" --distribution "${DISTRIBUTION:-uniform}" 2>/dev/null |
-      awk -v b="$bin" -v r="$r" '$3 == "all" { printf "round %s %s %s %s ops/s %s p99 %s p999 %s\n", r, b, $1, $2, $6, $8, $9 }'
+      --workloads "${WORKLOADS:-load,a,c}" --distribution "${DISTRIBUTION:-uniform}" \
+      --server-pid "$pid" 2>/dev/null |
+      awk -v b="$bin" -v r="$r" '$3 == "all" { printf "round %s %s %s %s ops/s %s p99 %s p999 %s server_cpu_us/op %s\n", r, b, $1, $2, $6, $8, $9, $12 }'
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     rm -rf "$dir"

@@ -44,6 +44,11 @@ pub enum Error {
     /// The engine was closed, or a background failure made it read-only.
     #[error("engine is closed or failed: {0}")]
     Closed(String),
+    /// A read made under `sst::memory_only` needed a block that is not in
+    /// the block cache (or more blocks than it allows): the caller retries
+    /// it where it may wait for storage. Never a failure of the data.
+    #[error("the read needs storage I/O, which this memory-only read does not do")]
+    WouldBlock,
 }
 
 impl Error {
@@ -83,9 +88,6 @@ impl Error {
         }
     }
 
-    /// Whether the engine may leave the state this error put it in by
-    /// retrying: I/O errors (a full disk, an unreachable store) are; a
-    /// missing file, corruption, a newer owner are not.
     /// `for_writers`' classes (fenced, no space, unavailable, closed)
     /// with another message; any other error becomes `Closed`.
     pub fn with_message(&self, message: String) -> Error {
@@ -97,6 +99,9 @@ impl Error {
         }
     }
 
+    /// Whether the engine may leave the state this error put it in by
+    /// retrying: I/O errors (a full disk, an unreachable store) are; a
+    /// missing file, corruption, a newer owner are not.
     pub fn retry_class(&self) -> Option<RetryClass> {
         match self {
             Error::Io { source, .. } => match source.kind() {
@@ -110,6 +115,11 @@ impl Error {
             Error::Unavailable(_) => Some(RetryClass::Unavailable),
             _ => None,
         }
+    }
+
+    /// True for a memory-only read that needed storage (`sst::memory_only`).
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, Error::WouldBlock)
     }
 
     /// True for an I/O error saying the file does not exist.

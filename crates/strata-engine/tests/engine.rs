@@ -218,3 +218,48 @@ fn async_and_blocking_writers_share_group_commits() {
     e2.write_async(b, move |r| tx.send(r.is_err()).unwrap());
     assert!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap());
 }
+
+#[test]
+fn a_memory_only_read_answers_from_memory_or_says_it_would_block() {
+    use strata_engine::sst::memory_only;
+    let engine = Engine::open(MemStorage::new(), tiny_engine_options()).expect("open");
+    let tree = engine.open_tree("t", tiny_tree_options()).expect("tree");
+    tree.put(b"in-memtable", b"m").expect("put");
+    // From the memtable: no block needed, even with none allowed.
+    let got = memory_only(0, || tree.get(b"in-memtable")).expect("memtable read");
+    assert_eq!(got.as_deref(), Some(&b"m"[..]));
+    for i in 0..2000u32 {
+        tree.put(format!("k{i:06}").as_bytes(), &[b'v'; 100])
+            .expect("put");
+    }
+    tree.flush().expect("flush");
+    engine.wait_for_compactions().expect("idle");
+    // In a table, its block not cached (a flush does not fill the cache).
+    let key = b"k001234";
+    let refused = memory_only(64, || tree.get(key));
+    assert!(
+        matches!(refused, Err(Error::WouldBlock)),
+        "an uncached block: {refused:?}"
+    );
+    // A normal read caches the block; the memory-only read then succeeds.
+    let stored = tree.get(key).expect("read").expect("present");
+    let got = memory_only(64, || tree.get(key)).expect("cached read");
+    assert_eq!(got, Some(stored));
+    // Past its block budget, a memory-only read refuses too.
+    assert!(matches!(
+        memory_only(0, || tree.get(key)),
+        Err(Error::WouldBlock)
+    ));
+    // A scan across many blocks: refused within a small budget, whatever
+    // it found so far; the same scan outside the scope reads every row.
+    let scan = || -> Result<usize, Error> {
+        let mut n = 0;
+        for entry in tree.iter(Direction::Forward)? {
+            entry?;
+            n += 1;
+        }
+        Ok(n)
+    };
+    assert!(matches!(memory_only(4, scan), Err(Error::WouldBlock)));
+    assert_eq!(scan().expect("scan"), 2001);
+}

@@ -11,15 +11,67 @@ use crate::pb::bigtable_server::Bigtable;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_table::database::validate_table_name;
-use strata_table::{Database, ReadRequest, RmwRule, TableError};
+use strata_table::{Database, ReadRequest, RmwRule, RowReader, TableError};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 /// Responses buffered ahead of a ReadRows client, and the most the first
-/// trip to the blocking pool produces (the first four responses of a read
-/// hold 4 + 8 + 16 + 32 rows at most: see `chunks`).
+/// part of a read produces (the first four responses of a read hold
+/// 4 + 8 + 16 + 32 rows at most: see `chunks`).
 const READ_AHEAD_RESPONSES: usize = 4;
+
+/// Data blocks the first part of a read may take from the block cache on
+/// the request's own (async) thread; past them, or at a block not cached,
+/// it starts again on the blocking pool.
+const INLINE_BLOCKS_MAX: usize = 64;
+
+/// Responses ready to send, and the reader to go on with if the read is
+/// not done.
+type Produced = (
+    Vec<Result<v2::ReadRowsResponse, Status>>,
+    Option<(RowReader, ChunkWriter)>,
+);
+
+/// How the first part of a ReadRows is produced.
+#[derive(Clone, Copy)]
+struct First {
+    repeat_key_on_split: bool,
+    full_stats: bool,
+    started: Instant,
+}
+
+impl First {
+    /// Opens the read and produces up to READ_AHEAD_RESPONSES responses.
+    /// An error that ends the read after some rows is the last response;
+    /// a memory-only read that needs storage is `Err` (nothing sent yet).
+    fn produce(self, db: &Database, table: &str, req: ReadRequest) -> Result<Produced, TableError> {
+        let mut reader = db.read_rows(table, req)?;
+        let mut w = ChunkWriter::new(self.repeat_key_on_split);
+        let mut out = Vec::new();
+        while out.len() < READ_AHEAD_RESPONSES {
+            match reader.next() {
+                Some(Ok(row)) => {
+                    w.row(row);
+                    out.extend(w.take_ready().into_iter().map(Ok));
+                }
+                Some(Err(e)) if e.is_would_block() => return Err(e),
+                Some(Err(e)) => {
+                    out.push(Err(status(e)));
+                    return Ok((out, None));
+                }
+                None => {
+                    out.extend(w.finish().into_iter().map(Ok));
+                    if self.full_stats {
+                        out.push(Ok(stats_response(&reader.stats, self.started)));
+                    }
+                    return Ok((out, None));
+                }
+            }
+        }
+        Ok((out, Some((reader, w))))
+    }
+}
 
 pub struct DataService {
     pub(crate) db: Arc<Database>,
@@ -103,37 +155,28 @@ impl Bigtable for DataService {
         };
         let full_stats = r.request_stats_view
             == v2::read_rows_request::RequestStatsView::RequestStatsFull as i32;
-        let db = self.db.clone();
-        // One trip to the blocking pool opens the read and produces its
-        // first responses; most reads (a row, a short range) end there and
-        // are answered from memory. Longer ones continue on a producer that
+        // A read whose blocks are all in memory (a row or a short range,
+        // cached) is answered on this thread; one that needs storage, or
+        // more than INLINE_BLOCKS_MAX blocks, starts again on the blocking
+        // pool. Either opens the read and produces its first responses;
+        // most reads end there. Longer ones continue on a producer that
         // stays READ_AHEAD_RESPONSES ahead of the client.
-        let first = blocking(move || {
-            let mut reader = db.read_rows(&table, req).map_err(status)?;
-            let mut w = ChunkWriter::new(repeat_key_on_split);
-            let mut out = Vec::new();
-            while out.len() < READ_AHEAD_RESPONSES {
-                match reader.next() {
-                    Some(Ok(row)) => {
-                        w.row(row);
-                        out.extend(w.take_ready().into_iter().map(Ok));
-                    }
-                    Some(Err(e)) => {
-                        out.push(Err(status(e)));
-                        return Ok((out, None));
-                    }
-                    None => {
-                        out.extend(w.finish().into_iter().map(Ok));
-                        if full_stats {
-                            out.push(Ok(stats_response(&reader.stats, started)));
-                        }
-                        return Ok((out, None));
-                    }
-                }
+        let first = First {
+            repeat_key_on_split,
+            full_stats,
+            started,
+        };
+        let inline = strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
+            first.produce(&self.db, &table, req.clone())
+        });
+        let first = match inline {
+            Ok(done) => done,
+            Err(e) if e.is_would_block() => {
+                let db = self.db.clone();
+                blocking(move || first.produce(&db, &table, req).map_err(status)).await?
             }
-            Ok((out, Some((reader, w))))
-        })
-        .await?;
+            Err(e) => return Err(status(e)),
+        };
         let (ready, rest) = first;
         let Some((mut reader, mut w)) = rest else {
             return Ok(Response::new(Box::pin(tokio_stream::iter(ready))));

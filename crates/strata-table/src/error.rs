@@ -19,6 +19,14 @@ pub enum TableError {
 
 pub type Result<T, E = TableError> = std::result::Result<T, E>;
 
+impl TableError {
+    /// A memory-only read needed storage (`strata_engine::sst::memory_only`):
+    /// retry it where it may wait.
+    pub fn is_would_block(&self) -> bool {
+        matches!(self, TableError::Engine(e) if e.is_would_block())
+    }
+}
+
 /// A mutation or rule names a family the table lacks: NOT_FOUND, in the
 /// words Bigtable uses, with the family named.
 pub(crate) fn family_not_found(family: &str) -> TableError {

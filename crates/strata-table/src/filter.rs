@@ -90,7 +90,7 @@ pub enum FilterSpec {
 pub struct FilterError(pub String);
 
 /// A validated filter, ready to evaluate.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Filter {
     Chain(Vec<Filter>),
     Interleave(Vec<Filter>),

@@ -66,6 +66,7 @@ pub struct ReadStats {
 }
 
 /// A read request.
+#[derive(Clone, Debug)]
 pub struct ReadRequest {
     pub rows: RowSet,
     pub filter: Option<Filter>,

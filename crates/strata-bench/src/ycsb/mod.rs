@@ -19,6 +19,7 @@
 //! operation counter is exhausted.
 
 pub(crate) mod client;
+mod cpu;
 mod report;
 mod workload;
 
@@ -99,6 +100,13 @@ pub struct YcsbArgs {
     /// Seed of the key and value generators (task t of a phase uses a seed derived from it).
     #[arg(long, default_value_t = 301)]
     pub seed: u64,
+
+    /// The server's process id (several, comma-separated, for a cluster's
+    /// servers on this machine): each phase then reports the server's CPU
+    /// time per operation (user + system, from /proc/PID/stat), beside
+    /// this client's own.
+    #[arg(long, value_delimiter = ',')]
+    pub server_pid: Vec<u32>,
 }
 
 pub fn run(args: YcsbArgs) -> Result<()> {
@@ -122,6 +130,10 @@ async fn run_async(args: YcsbArgs) -> Result<()> {
     }
     let admin_channel = args.target.connect().await?;
     client::create_table(admin_channel, &instance, &args.target.table).await?;
+    let server_cpu = match args.server_pid.as_slice() {
+        [] => None,
+        pids => Some(cpu::CpuMeter::new(pids).context("--server-pid")?),
+    };
 
     let mut plan: Vec<(Workload, Option<Distribution>)> = Vec::new();
     if args.workloads.contains(&Workload::Load) {
@@ -147,7 +159,7 @@ async fn run_async(args: YcsbArgs) -> Result<()> {
     let args = Arc::new(args);
     let mut phases = Vec::new();
     for (i, &(w, dist)) in plan.iter().enumerate() {
-        let phase = run_phase(&clients, &args, w, dist, i as u64).await?;
+        let phase = run_phase(&clients, &args, w, dist, i as u64, server_cpu.as_ref()).await?;
         for line in report::table_lines(&phase) {
             println!("{line}");
         }
@@ -171,6 +183,17 @@ async fn run_async(args: YcsbArgs) -> Result<()> {
                 "read_filter",
                 report::quote(&format!("{:?}", args.read_filter)),
             ),
+            (
+                "server_pid",
+                format!(
+                    "[{}]",
+                    args.server_pid
+                        .iter()
+                        .map(u32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
         ];
         std::fs::write(path, report::to_json(&config, &phases))
             .with_context(|| format!("writing {}", path.display()))?;
@@ -189,6 +212,7 @@ async fn run_phase(
     workload: Workload,
     dist: Option<Distribution>,
     phase_index: u64,
+    server_cpu: Option<&cpu::CpuMeter>,
 ) -> Result<Phase> {
     let total = match workload {
         Workload::Load => args.records.div_ceil(args.batch_size),
@@ -198,6 +222,8 @@ async fn run_phase(
     let chooser = KeyChooser::new(args.records, dist.unwrap_or(Distribution::Uniform));
     let next = Arc::new(AtomicU64::new(0));
     eprintln!("[{} {}] started", workload.name(), dist_name);
+    let server_cpu_before = server_cpu.map(cpu::CpuMeter::read).transpose()?;
+    let client_cpu_before = cpu::process_cpu("self")?;
     let start = Instant::now();
     let mut handles = Vec::with_capacity(args.threads);
     for t in 0..args.threads {
@@ -236,11 +262,17 @@ async fn run_phase(
     }
     let elapsed = start.elapsed();
     progress.abort();
+    let server_cpu = match (server_cpu, server_cpu_before) {
+        (Some(m), Some(before)) => Some(m.read()?.saturating_sub(before)),
+        _ => None,
+    };
     Ok(Phase {
         workload: workload.name(),
         distribution: dist_name,
         elapsed,
         stats,
+        server_cpu,
+        client_cpu: cpu::process_cpu("self")?.saturating_sub(client_cpu_before),
     })
 }
 

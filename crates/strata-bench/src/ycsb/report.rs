@@ -123,6 +123,10 @@ pub struct Phase {
     pub distribution: &'static str,
     pub elapsed: Duration,
     pub stats: Stats,
+    /// CPU time the server's processes spent during the phase (with
+    /// `--server-pid`), and this client's.
+    pub server_cpu: Option<Duration>,
+    pub client_cpu: Duration,
 }
 
 impl Phase {
@@ -133,11 +137,21 @@ impl Phase {
     pub fn missing(&self) -> u64 {
         self.stats.by_op.iter().map(|s| s.missing + s.partial).sum()
     }
+
+    /// Operations of the phase (records, for batched inserts).
+    fn ops(&self) -> u64 {
+        self.stats.by_op.iter().map(|s| s.ops).sum()
+    }
+
+    /// CPU µs per operation of `cpu` over this phase.
+    fn per_op_us(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.ops().max(1) as f64
+    }
 }
 
 pub fn table_header() -> String {
     format!(
-        "{:<5} {:<8} {:<7} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7}",
+        "{:<5} {:<8} {:<7} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>7} {:>7} {:>10} {:>10}",
         "phase",
         "dist",
         "op",
@@ -148,19 +162,33 @@ pub fn table_header() -> String {
         "p99 µs",
         "p999 µs",
         "errors",
-        "missing"
+        "missing",
+        "srv cpu µs",
+        "cli cpu µs"
     )
 }
 
-/// The table lines of one phase: overall, then each operation type.
+/// The table lines of one phase: overall, then each operation type. The
+/// CPU columns (per operation, the server's with `--server-pid` and the
+/// client's) are the phase's, on its overall line.
 pub fn table_lines(p: &Phase) -> Vec<String> {
     let secs = p.elapsed.as_secs_f64().max(1e-9);
     p.stats
         .rows()
         .into_iter()
-        .map(|(name, s)| {
+        .enumerate()
+        .map(|(i, (name, s))| {
+            let (server, client) = if i == 0 {
+                (
+                    p.server_cpu
+                        .map_or("-".to_string(), |c| format!("{:.1}", p.per_op_us(c))),
+                    format!("{:.1}", p.per_op_us(p.client_cpu)),
+                )
+            } else {
+                ("-".to_string(), "-".to_string())
+            };
             format!(
-                "{:<5} {:<8} {:<7} {:>9} {:>7.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>7}",
+                "{:<5} {:<8} {:<7} {:>9} {:>7.2} {:>10.0} {:>9.1} {:>9.1} {:>9.1} {:>7} {:>7} {:>10} {:>10}",
                 p.workload,
                 p.distribution,
                 name,
@@ -172,6 +200,8 @@ pub fn table_lines(p: &Phase) -> Vec<String> {
                 s.quantile_us(0.999),
                 s.errors,
                 s.missing + s.partial,
+                server,
+                client,
             )
         })
         .collect()
@@ -228,7 +258,8 @@ pub fn to_json(config: &[(&str, String)], phases: &[Phase]) -> String {
         let _ = write!(
             out,
             "{}\n    {{\"workload\": {}, \"distribution\": {}, \"seconds\": {:.3}, \"ops\": {}, \
-             \"ops_per_sec\": {:.1}, \"errors\": {}, \"missing\": {}, \"latency\": {{",
+             \"ops_per_sec\": {:.1}, \"errors\": {}, \"missing\": {}, \"server_cpu_us_per_op\": {}, \
+             \"client_cpu_us_per_op\": {:.1}, \"latency\": {{",
             if i == 0 { "" } else { "," },
             json_string(p.workload),
             json_string(p.distribution),
@@ -237,6 +268,9 @@ pub fn to_json(config: &[(&str, String)], phases: &[Phase]) -> String {
             all.ops as f64 / secs,
             p.errors(),
             p.missing(),
+            p.server_cpu
+                .map_or("null".to_string(), |c| format!("{:.1}", p.per_op_us(c))),
+            p.per_op_us(p.client_cpu),
         );
         for (j, (name, s)) in rows.iter().enumerate() {
             let sep = if j == 0 { "" } else { ", " };

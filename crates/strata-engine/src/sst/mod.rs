@@ -11,6 +11,7 @@ mod builder;
 mod cache;
 mod compress;
 mod format;
+mod memory_only;
 mod reader;
 mod table_iter;
 
@@ -22,6 +23,7 @@ mod tests_corruption;
 pub use builder::{TableBuilder, TableBuilderOptions};
 pub use cache::BlockCache;
 pub use format::{Compression, TableProperties, FORMAT_VERSION, TABLE_MAGIC};
+pub use memory_only::memory_only;
 pub use reader::{Table, TableIterator};
 
 use std::cmp::Ordering;

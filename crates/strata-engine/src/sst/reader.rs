@@ -255,12 +255,17 @@ impl Table {
     }
 
     /// Data block `i`, from the cache or the file (then cached if asked).
+    /// Within `memory_only`, a block not cached is `Error::WouldBlock`.
     pub(crate) fn data_block(&self, i: usize, fill_cache: bool) -> Result<Arc<Block>> {
+        let memory_only = super::memory_only::take_block()?;
         let h = self.index.entries[i].handle;
         if let Some(cache) = &self.cache {
             if let Some(b) = cache.get(self.file_number, h.offset) {
                 return Ok(b);
             }
+        }
+        if memory_only {
+            return Err(Error::WouldBlock);
         }
         let contents = self.read_block_contents(h, "data")?;
         let block = Block::new(contents).map_err(|e| self.block_corruption(i, e.0))?;
