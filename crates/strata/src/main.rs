@@ -14,6 +14,13 @@ use strata_object_store::ObjectStorage;
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
+/// mimalloc instead of the system allocator: a request allocates and
+/// frees many small buffers (decoded messages, cells, responses), and
+/// glibc's malloc took a fifth of the server's CPU on reads
+/// (docs/benchmarks.md, "the allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod cluster_cmd;
 mod listen;
 mod logging;
