@@ -170,11 +170,7 @@ impl Inner {
     /// Takes the write mutex and waits until no group is in flight: for
     /// whatever switches memtables or tablets outside the write path.
     pub fn lock_writes(&self) -> parking_lot::MutexGuard<'_, ()> {
-        let w = self.write_mutex.lock();
-        if let Some(p) = &self.pipeline {
-            p.drain();
-        }
-        w
+        self.drained(self.write_mutex.lock())
     }
 
     /// `lock_writes`, unless the write mutex stays taken for `wait`.
@@ -182,11 +178,15 @@ impl Inner {
         &self,
         wait: std::time::Duration,
     ) -> Option<parking_lot::MutexGuard<'_, ()>> {
-        let w = self.write_mutex.try_lock_for(wait)?;
+        Some(self.drained(self.write_mutex.try_lock_for(wait)?))
+    }
+
+    /// The write mutex `w`, once no group is in flight.
+    fn drained<'a>(&self, w: parking_lot::MutexGuard<'a, ()>) -> parking_lot::MutexGuard<'a, ()> {
         if let Some(p) = &self.pipeline {
             p.drain();
         }
-        Some(w)
+        w
     }
 
     pub fn check_bg_error(&self) -> Result<()> {

@@ -5,8 +5,9 @@
 //! (`CommitLog::commit_start`), queues it here and lets the next leader
 //! in. Uploader threads (started as groups come, up to
 //! `log_uploads_in_flight_max`, each ending after a while without one)
-//! upload that many objects at once; groups are *published* strictly in id order (whoever finishes
-//! the oldest upload publishes it and every later one already uploaded):
+//! upload that many objects at once; groups are *published* strictly in
+//! id order (whoever finishes the oldest upload publishes it and every
+//! later one already uploaded):
 //! the log records the outcome (`CommitLog::complete`), the group's
 //! writes go into the memtables, the last visible sequence number moves
 //! past them and the writers get their answers. So a write is
