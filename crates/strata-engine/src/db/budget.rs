@@ -262,11 +262,14 @@ fn bound_log(inner: &Inner) {
 /// the flusher needs no engine lock the caller holds.
 pub(crate) fn stall_while_over(inner: &Inner) -> Result<()> {
     let budget = inner.opts.memtable_budget_bytes;
-    let started = std::time::Instant::now();
     let exceeded = || match &inner.pool {
         Some(m) => m.pool().exceeded(),
         None => inner.budget.total_bytes.load(Ordering::Relaxed) > budget,
     };
+    if !exceeded() {
+        return Ok(());
+    }
+    let started = std::time::Instant::now();
     while exceeded() {
         inner.check_bg_error()?;
         if inner.pool.is_some() && started.elapsed() > POOL_STALL_MAX {

@@ -304,8 +304,7 @@ fn route<B: std::borrow::Borrow<WriteBatch>>(inner: &Inner, group: &[B]) -> Resu
             let i = match mems.iter().position(|(id, _)| *id == tablet.id) {
                 Some(i) => i,
                 None => {
-                    make_room(inner, tablet)?;
-                    mems.push((tablet.id, tablet.super_version().mem.clone()));
+                    mems.push((tablet.id, make_room(inner, tablet)?));
                     mems.len() - 1
                 }
             };
@@ -526,23 +525,32 @@ pub(crate) fn finish_group(
 }
 
 /// Makes sure the tree's active memtable has room, sealing it when full,
-/// and stalls while flushes or L0 compactions lag behind.
-fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
-    let opts = t.options();
+/// and stalls while flushes or L0 compactions lag behind; returns the
+/// active memtable (which keeps it until the write mutex is released).
+fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<Arc<Memtable>> {
+    let (memtable_bytes_max, l0_slowdown, l0_stop, imms_max) = {
+        let o = t.opts.read();
+        (
+            o.memtable_bytes_max,
+            o.l0_slowdown_trigger,
+            o.l0_stop_trigger,
+            o.immutable_memtables_max,
+        )
+    };
     let mut slowed = false;
     loop {
         inner.check_bg_error()?;
         let sv = t.super_version();
         let l0_files = sv.version.levels[0].len();
-        if sv.mem.size_bytes() < opts.memtable_bytes_max {
-            if l0_files >= opts.l0_slowdown_trigger && !slowed {
+        if sv.mem.size_bytes() < memtable_bytes_max {
+            if l0_files >= l0_slowdown && !slowed {
                 slowed = true;
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
             }
-            return Ok(());
+            return Ok(sv.mem.clone());
         }
-        if sv.imms.len() >= opts.immutable_memtables_max || l0_files >= opts.l0_stop_trigger {
+        if sv.imms.len() >= imms_max || l0_files >= l0_stop {
             inner.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
             let mut bg = inner.bg.lock();
             inner.notify_bg();
@@ -550,7 +558,7 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<()> {
             continue;
         }
         seal_memtable(inner, t);
-        return Ok(());
+        return Ok(t.super_version().mem.clone());
     }
 }
 

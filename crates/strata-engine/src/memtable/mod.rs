@@ -2,9 +2,9 @@
 //! its owner (the engine switches to a new memtable when one is full).
 //!
 //! Entries live in an arena skiplist (`skiplist`): each node holds its
-//! links, internal key and value in one block, with no heap allocation per
-//! entry. Readers never block the writer: lookups and cursors run lock-free
-//! while the write leader inserts.
+//! links and internal key in one block, its value in a second arena, with
+//! no heap allocation per entry. Readers never block the writer: lookups
+//! and cursors run lock-free while the write leader inserts.
 
 mod skiplist;
 
