@@ -86,6 +86,30 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(|e| Status::internal(format!("request task failed: {e}")))?
 }
 
+/// The answer to a one-row write queued from the request's thread.
+type Queued<T> = tokio::sync::oneshot::Receiver<strata_table::Result<T>>;
+
+/// Queues a one-row write from the request's own thread if `queue` can
+/// (it returns true; its callback is answered when the batch commits, so
+/// no thread waits for the log): the answer's receiver, else None (make
+/// the blocking call).
+fn queue_row_write<T: Send + 'static>(
+    queue: impl FnOnce(Box<dyn FnOnce(strata_table::Result<T>) + Send>) -> strata_table::Result<bool>,
+) -> Result<Option<Queued<T>>, Status> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let queued = queue(Box::new(move |res| {
+        let _ = tx.send(res);
+    }))
+    .map_err(status)?;
+    Ok(queued.then_some(rx))
+}
+
+async fn answer<T>(rx: Queued<T>) -> Result<T, Status> {
+    rx.await
+        .map_err(|_| Status::internal("write dropped without an answer"))?
+        .map_err(status)
+}
+
 impl DataService {
     /// UNAVAILABLE once another server has taken the storage over: this
     /// one's data may be stale.
@@ -248,23 +272,17 @@ impl Bigtable for DataService {
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
         let muts = convert::mutations(&r.mutations)?;
-        // Blind writes (SetCell, AddToCell) whose locks are free are queued
-        // straight from here and answered when their group commits: no
-        // thread waits per request. Everything else takes the blocking path.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let queued = self
-            .db
-            .try_mutate_row_async(&table, &r.row_key, &muts, move |res| {
-                let _ = tx.send(res);
-            })
-            .map_err(status)?;
-        if queued {
-            rx.await
-                .map_err(|_| Status::internal("write dropped without an answer"))?
-                .map_err(status)?;
-        } else {
-            let db = self.db.clone();
-            blocking(move || db.mutate_row(&table, &r.row_key, &muts).map_err(status)).await?;
+        // Writes whose locks are free (and deletes whose row is in memory)
+        // are queued from this thread; the rest take the blocking path.
+        match queue_row_write(|done| {
+            self.db
+                .try_mutate_row_async(&table, &r.row_key, &muts, done)
+        })? {
+            Some(rx) => answer(rx).await?,
+            None => {
+                let db = self.db.clone();
+                blocking(move || db.mutate_row(&table, &r.row_key, &muts).map_err(status)).await?
+            }
         }
         Ok(Response::new(v2::MutateRowResponse {}))
     }
@@ -339,12 +357,24 @@ impl Bigtable for DataService {
                 "no mutations provided: set true_mutations or false_mutations",
             ));
         }
-        let db = self.db.clone();
-        let matched = blocking(move || {
-            db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)
-                .map_err(status)
-        })
-        .await?;
+        // On this thread when the row's lock is free and its read needs no
+        // storage.
+        let queued = queue_row_write(|done| {
+            let p = predicate.clone();
+            self.db
+                .try_check_and_mutate_async(&table, &r.row_key, p, &t, &f, done)
+        })?;
+        let matched = match queued {
+            Some(rx) => answer(rx).await?,
+            None => {
+                let db = self.db.clone();
+                blocking(move || {
+                    db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)
+                        .map_err(status)
+                })
+                .await?
+            }
+        };
         Ok(Response::new(v2::CheckAndMutateRowResponse {
             predicate_matched: matched,
         }))
@@ -382,12 +412,23 @@ impl Bigtable for DataService {
                 None => Err(invalid("a ReadModifyWriteRule has no rule set")),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let db = self.db.clone();
-        let row = blocking(move || {
-            db.read_modify_write(&table, &r.row_key, &rules)
-                .map_err(status)
-        })
-        .await?;
+        // On this thread when the row's lock is free and its read needs no
+        // storage.
+        let queued = queue_row_write(|done| {
+            self.db
+                .try_read_modify_write_async(&table, &r.row_key, &rules, done)
+        })?;
+        let row = match queued {
+            Some(rx) => answer(rx).await?,
+            None => {
+                let db = self.db.clone();
+                blocking(move || {
+                    db.read_modify_write(&table, &r.row_key, &rules)
+                        .map_err(status)
+                })
+                .await?
+            }
+        };
         Ok(Response::new(v2::ReadModifyWriteRowResponse {
             row: Some(row_pb(row)),
         }))

@@ -27,6 +27,7 @@ pub mod read;
 mod retain;
 pub mod row;
 pub mod rows;
+pub mod rows_async;
 pub mod schema;
 
 pub use aggregate::AggregateInput;

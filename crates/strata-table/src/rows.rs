@@ -42,40 +42,6 @@ impl Database {
         Ok(())
     }
 
-    /// Queues one row's mutations without blocking, if that is possible
-    /// now: the mutations need no read of the row (SetCell, AddToCell) and
-    /// neither the table nor the row's lock is held. Returns Ok(true) when
-    /// queued — `done` then gets the outcome once the batch is committed
-    /// (durably, as `mutate_row`), with the locks held until then — and
-    /// Ok(false), without calling `done`, when the caller should use
-    /// `mutate_row` instead. Invalid mutations are an error at once.
-    pub fn try_mutate_row_async(
-        &self,
-        table: &str,
-        row: &[u8],
-        mutations: &[Mutation],
-        done: impl FnOnce(Result<()>) + Send + 'static,
-    ) -> Result<bool> {
-        if !blind(mutations) {
-            return Ok(false);
-        }
-        let t = self.table(table)?;
-        let Some(st) = t.state.try_read_arc() else {
-            return Ok(false);
-        };
-        mutation::validate(&st.schema, row, mutations)?;
-        let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
-            return Ok(false);
-        };
-        let batch = row_batch(&st, row, mutations)?;
-        self.engine.write_async(batch, move |r| {
-            drop(row_guards);
-            drop(st);
-            done(r.map(|_| ()).map_err(TableError::from));
-        });
-        Ok(true)
-    }
-
     /// Applies many rows' mutations: entries that fail validation get their
     /// own error and are not applied; the rest are written in one batch
     /// (each row atomically) and share its outcome.
@@ -173,22 +139,39 @@ impl Database {
         validate_row_key(row)?;
         let t = self.table(table)?;
         let st = t.state.read();
-        for muts in [true_mutations, false_mutations] {
-            if !muts.is_empty() {
-                mutation::validate(&st.schema, row, muts)?;
-            }
-        }
+        validate_check_and_mutate(&st, row, true_mutations, false_mutations)?;
         let _g = self.locks.lock(st.tree.name(), &[row]);
-        let matched = !self.read_row_locked(&st, row, predicate)?.is_empty();
+        let (batch, matched) =
+            self.check_and_mutate_locked(&st, row, predicate, true_mutations, false_mutations)?;
+        if !batch.is_empty() {
+            self.engine.write(batch)?;
+        }
+        Ok(matched)
+    }
+
+    /// CheckAndMutateRow's read and its batch (empty when the chosen
+    /// mutations are), under the row's lock; returns whether the predicate
+    /// matched.
+    pub(crate) fn check_and_mutate_locked(
+        &self,
+        st: &TableState,
+        row: &[u8],
+        predicate: Option<Filter>,
+        true_mutations: &[Mutation],
+        false_mutations: &[Mutation],
+    ) -> Result<(WriteBatch, bool)> {
+        let matched = !self.read_row_locked(st, row, predicate)?.is_empty();
         let muts = if matched {
             true_mutations
         } else {
             false_mutations
         };
-        if !muts.is_empty() {
-            self.engine.write(row_batch(&st, row, muts)?)?;
-        }
-        Ok(matched)
+        let batch = if muts.is_empty() {
+            WriteBatch::new()
+        } else {
+            row_batch(st, row, muts)?
+        };
+        Ok((batch, matched))
     }
 
     /// ReadModifyWriteRow: applies the rules in order (later rules see
@@ -196,31 +179,24 @@ impl Database {
     /// at max(now, the old cell's timestamp), and returns the new cells.
     pub fn read_modify_write(&self, table: &str, row: &[u8], rules: &[RmwRule]) -> Result<Row> {
         validate_row_key(row)?;
-        if rules.is_empty() {
-            return invalid("no rules provided");
-        }
-        if rules.len() > RMW_RULES_MAX {
-            return invalid(format!(
-                "{} rules, above the limit of {RMW_RULES_MAX} per request",
-                rules.len()
-            ));
-        }
         let t = self.table(table)?;
         let st = t.state.read();
-        for r in rules {
-            let (RmwRule::Append { family, .. } | RmwRule::Increment { family, .. }) = r;
-            match st.schema.families.get(family) {
-                None => return Err(crate::error::family_not_found(family)),
-                Some(f) if f.value_type.is_aggregate() => {
-                    return invalid(format!(
-                        "family {family:?} holds aggregates: use AddToCell, not ReadModifyWriteRow"
-                    ))
-                }
-                Some(_) => {}
-            }
-        }
+        validate_read_modify_write(&st, row, rules)?;
         let _g = self.locks.lock(st.tree.name(), &[row]);
-        let current = self.read_row_locked(&st, row, None)?;
+        let (batch, new_row) = self.read_modify_write_locked(&st, row, rules)?;
+        self.engine.write(batch)?;
+        Ok(new_row)
+    }
+
+    /// ReadModifyWriteRow's read, new cells and batch, under the row's
+    /// lock.
+    pub(crate) fn read_modify_write_locked(
+        &self,
+        st: &TableState,
+        row: &[u8],
+        rules: &[RmwRule],
+    ) -> Result<(WriteBatch, Row)> {
+        let current = self.read_row_locked(st, row, None)?;
         // Newest cell per column, updated as rules apply.
         let mut newest: BTreeMap<(String, Vec<u8>), (i64, Vec<u8>)> = BTreeMap::new();
         for c in current {
@@ -289,11 +265,13 @@ impl Database {
         }
         let mut batch = WriteBatch::new();
         w.emit(&mut batch);
-        self.engine.write(batch)?;
-        Ok(Row {
-            key: row.to_vec(),
-            cells,
-        })
+        Ok((
+            batch,
+            Row {
+                key: row.to_vec(),
+                cells,
+            },
+        ))
     }
 
     /// Starts a read; the reader sees one consistent snapshot.
@@ -327,9 +305,56 @@ impl Database {
     }
 }
 
+/// Checks a CheckAndMutateRow's row key and mutations.
+pub(crate) fn validate_check_and_mutate(
+    st: &TableState,
+    row: &[u8],
+    true_mutations: &[Mutation],
+    false_mutations: &[Mutation],
+) -> Result<()> {
+    validate_row_key(row)?;
+    for muts in [true_mutations, false_mutations] {
+        if !muts.is_empty() {
+            mutation::validate(&st.schema, row, muts)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks a ReadModifyWriteRow's row key and rules.
+pub(crate) fn validate_read_modify_write(
+    st: &TableState,
+    row: &[u8],
+    rules: &[RmwRule],
+) -> Result<()> {
+    validate_row_key(row)?;
+    if rules.is_empty() {
+        return invalid("no rules provided");
+    }
+    if rules.len() > RMW_RULES_MAX {
+        return invalid(format!(
+            "{} rules, above the limit of {RMW_RULES_MAX} per request",
+            rules.len()
+        ));
+    }
+    for r in rules {
+        let (RmwRule::Append { family, .. } | RmwRule::Increment { family, .. }) = r;
+        match st.schema.families.get(family) {
+            None => return Err(crate::error::family_not_found(family)),
+            Some(f) if f.value_type.is_aggregate() => {
+                return invalid(format!(
+                    "family {family:?} holds aggregates: use AddToCell, not ReadModifyWriteRow"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 /// One row's validated mutations as an engine batch (empty if they change
 /// nothing); the caller holds the row's lock until the batch is written.
-fn row_batch(st: &TableState, row: &[u8], mutations: &[Mutation]) -> Result<WriteBatch> {
+pub(crate) fn row_batch(st: &TableState, row: &[u8], mutations: &[Mutation]) -> Result<WriteBatch> {
     let mut w = RowWrite::new(&st.tree, &st.schema, row);
     w.apply(mutations, server_now_micros())?;
     let mut batch = WriteBatch::new();
@@ -338,7 +363,7 @@ fn row_batch(st: &TableState, row: &[u8], mutations: &[Mutation]) -> Result<Writ
 }
 
 /// Whether mutations write without reading the row first.
-fn blind(mutations: &[Mutation]) -> bool {
+pub(crate) fn blind(mutations: &[Mutation]) -> bool {
     mutations.iter().all(|m| {
         matches!(
             m,
