@@ -263,3 +263,56 @@ fn a_memory_only_read_answers_from_memory_or_says_it_would_block() {
     assert!(matches!(memory_only(4, scan), Err(Error::WouldBlock)));
     assert_eq!(scan().expect("scan"), 2001);
 }
+
+/// In the default sync mode on a directory, once the log holds a few MiB
+/// it is written over zero-filled segments (the live segment's file is
+/// the full segment size, its tail zeros); after a reopen every write is
+/// there and no prepared file is left behind.
+#[test]
+fn the_log_moves_to_zero_filled_segments_and_reopens_whole() {
+    const SEGMENT_BYTES: u64 = 1 << 20;
+    const KEYS: u32 = 3000;
+    let dir = tempfile::tempdir().unwrap();
+    let opts = EngineOptions {
+        log_segment_bytes_max: SEGMENT_BYTES,
+        ..EngineOptions::default()
+    };
+    let key = |i: u32| format!("key{i:06}").into_bytes();
+    let value = |i: u32| vec![(i % 251) as u8; 1000];
+    let files = |suffix: &str| -> Vec<(String, Vec<u8>)> {
+        std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
+            .collect()
+    };
+    {
+        let engine = Engine::open_dir(dir.path(), opts.clone()).unwrap();
+        let tree = engine.open_tree("t", TreeOptions::default()).unwrap();
+        for i in 0..KEYS {
+            tree.put(&key(i), &value(i)).unwrap();
+            if i % 100 == 0 {
+                // Time for the thread writing the next segment's zeros.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        let zero_filled = files(".log").into_iter().any(|(_, data)| {
+            data.len() as u64 == SEGMENT_BYTES && data[data.len() - 4096..].iter().all(|&b| b == 0)
+        });
+        assert!(zero_filled, "the live segment is written over zeros");
+        engine.close().unwrap();
+    }
+    let engine = Engine::open_dir(dir.path(), opts).unwrap();
+    let tree = engine.open_tree("t", TreeOptions::default()).unwrap();
+    for i in 0..KEYS {
+        assert_eq!(tree.get(&key(i)).unwrap(), Some(value(i)), "key {i}");
+    }
+    assert!(files(".logzero").is_empty(), "prepared files are removed");
+    for (name, data) in files(".log") {
+        assert!(
+            data.is_empty() || data.last() != Some(&0) || data.len() as u64 != SEGMENT_BYTES,
+            "{name}: recovery cut the zero tail"
+        );
+    }
+}

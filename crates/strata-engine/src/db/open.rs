@@ -136,7 +136,8 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         .collect();
     for name in storage.list()? {
         let ours = file_number_of(&name).is_some_and(|n| n < versions.sweep_below())
-            || name == "CURRENT.tmp";
+            || name == "CURRENT.tmp"
+            || crate::log::prealloc::is_prepared(&name);
         if ours && !live.contains(&name) && !log_names.contains(&name) && !name.ends_with(".log") {
             tracing::info!("removing unreferenced file {name}");
             storage.remove(&name)?;
@@ -149,6 +150,9 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         LogOptions {
             segment_size_bytes_max: opts.log_segment_bytes_max,
             layout,
+            preallocate: opts.log_preallocate
+                && opts.sync_mode == super::options::SyncMode::Always
+                && storage.can_preallocate(),
         },
         report.segments,
     )?;

@@ -27,6 +27,11 @@ pub struct EngineOptions {
     pub block_cache_bytes: usize,
     /// Size at which a commit-log segment is sealed and a new one started.
     pub log_segment_bytes_max: u64,
+    /// In `SyncMode::Always` on a file system: once the log holds a few
+    /// MiB, write it into segments zero-filled ahead of use, so a sync
+    /// flushes data without a journal commit (docs/formats/commit-log.md).
+    /// Costs a second write of each segment's size, in the background.
+    pub log_preallocate: bool,
     /// Background compactions that may run at once.
     pub max_background_compactions: usize,
     /// Bytes a single write batch may hold.
@@ -67,6 +72,7 @@ impl Default for EngineOptions {
             sync_mode: SyncMode::Always,
             block_cache_bytes: 256 << 20,
             log_segment_bytes_max: 64 << 20,
+            log_preallocate: true,
             max_background_compactions: 1,
             batch_bytes_max: 512 << 20,
             memtable_budget_bytes: 256 << 20,

@@ -198,3 +198,52 @@ fn random_damage_never_panics() {
         }
     }
 }
+
+/// Segments written over zeros (`prealloc.rs`): the live one is longer
+/// than its records, sealed ones are cut to theirs, and power loss at any
+/// point recovers as with appended segments, the zero tail cut.
+#[test]
+fn preallocated_segments_recover_like_appended_ones() {
+    let mem = MemStorage::new();
+    let mut h = Harness::preallocated(mem.clone(), 400);
+    let mut durable = 0;
+    let mut i = 0;
+    let mut zero_filled_groups = 0;
+    for group in 0..48u64 {
+        for _ in 0..=(group % 3) {
+            h.append(i).unwrap();
+            i += 1;
+        }
+        check_power_loss(&mem, &h.written, durable, group % 8 == 0);
+        h.log.commit(true).unwrap();
+        durable = h.written.len();
+        let segments = h.log.segments();
+        let (live, sealed) = segments.split_last().unwrap();
+        let file_len = |s: &SegmentInfo| mem.file_len(&segment_file_name(s.number)).unwrap() as u64;
+        if file_len(live) > live.size_bytes {
+            zero_filled_groups += 1;
+        }
+        for s in sealed {
+            assert_eq!(
+                file_len(s),
+                s.size_bytes,
+                "sealed {} ends at its records",
+                s.number
+            );
+        }
+        // Time for the preparing thread.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    assert!(
+        zero_filled_groups >= 24,
+        "{zero_filled_groups} of 48 groups were written over zeros"
+    );
+    check_power_loss(&mem, &h.written, durable, true);
+    let prepared = mem
+        .list()
+        .unwrap()
+        .into_iter()
+        .filter(|n| prealloc::is_prepared(n))
+        .count();
+    assert!(prepared <= 1, "{prepared} prepared files");
+}

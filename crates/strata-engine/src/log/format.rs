@@ -135,7 +135,11 @@ pub(crate) fn decode_frame(data: &[u8], offset: usize) -> Result<Frame<'_>, Fram
 /// over a torn tail costs little more than one pass over its bytes.
 pub(crate) fn find_synced_frame_after(data: &[u8], bad: usize) -> Option<Frame<'_>> {
     let first = bad.checked_add(1)?;
-    let last = data.len().checked_sub(HEADER_BYTES)?;
+    // A header holds a non-zero byte (a valid frame's payload length is
+    // not 0), so none starts past the last one: a zero-filled tail
+    // (a preallocated segment) costs no search.
+    let last_nonzero = data.iter().rposition(|&b| b != 0)?;
+    let last = data.len().checked_sub(HEADER_BYTES)?.min(last_nonzero);
     for offset in first..=last {
         let Some(watermark) = get_u64(data, offset + 16) else {
             continue;

@@ -9,10 +9,12 @@
 //! - `format`: frame encoding and decoding.
 //! - `writer`: `CommitLog` (segments, group commit, rolling, deletion).
 //! - `objects`: the log as one object per group (object stores).
+//! - `prealloc`: segments zero-filled ahead of use.
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
 
 mod format;
 pub mod objects;
+pub mod prealloc;
 mod recovery;
 mod writer;
 

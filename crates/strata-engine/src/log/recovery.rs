@@ -86,10 +86,18 @@ pub fn recover(
                             ),
                         ));
                     }
-                    tracing::warn!(
-                        "commit log: cutting torn tail of {name} at byte {offset} of {}: {why}",
-                        data.len()
-                    );
+                    if data[offset..].iter().all(|&b| b == 0) {
+                        tracing::info!(
+                            "commit log: {name} ends at byte {offset}; cutting its {} unwritten \
+                             (zero-filled) bytes",
+                            data.len() - offset
+                        );
+                    } else {
+                        tracing::warn!(
+                            "commit log: cutting torn tail of {name} at byte {offset} of {}: {why}",
+                            data.len()
+                        );
+                    }
                     storage.truncate(&name, offset as u64)?;
                     seg.size_bytes = offset as u64;
                     report.truncated = Some((name.clone(), offset as u64));

@@ -39,6 +39,20 @@ pub(super) struct Harness {
 }
 
 impl Harness {
+    /// A new log writing into zero-filled segments once it can.
+    pub fn preallocated(storage: Arc<dyn Storage>, segment_size_bytes_max: u64) -> Harness {
+        let opts = LogOptions {
+            segment_size_bytes_max,
+            preallocate: true,
+            ..LogOptions::default()
+        };
+        Harness {
+            log: CommitLog::open(storage, Arc::new(AtomicU64::new(1)), opts, Vec::new()).unwrap(),
+            next_seq: 1,
+            written: Vec::new(),
+        }
+    }
+
     pub fn new(storage: Arc<dyn Storage>, segment_size_bytes_max: u64) -> Harness {
         Harness::reopen(
             storage,

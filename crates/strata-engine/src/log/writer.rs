@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::format::{encode_header, HEADER_BYTES, PAYLOAD_BYTES_MAX};
+use super::prealloc::Preparer;
 use super::segment_file_name;
 use crate::batch::payload_count;
 use crate::error::{Error, Result};
@@ -19,6 +20,10 @@ pub struct LogOptions {
     /// larger than this.
     pub segment_size_bytes_max: u64,
     pub layout: LogLayout,
+    /// Segments: once the log holds a few MiB, write into segments
+    /// zero-filled ahead of use (`prealloc.rs`), so a sync need not record
+    /// a new file size. Needs `Storage::can_preallocate`.
+    pub preallocate: bool,
 }
 
 impl Default for LogOptions {
@@ -26,6 +31,7 @@ impl Default for LogOptions {
         LogOptions {
             segment_size_bytes_max: 64 << 20,
             layout: LogLayout::Segments,
+            preallocate: false,
         }
     }
 }
@@ -83,6 +89,9 @@ struct LiveSegment {
     flushed_seq_last: SeqNo,
     /// Bytes known durable: the watermark written in every new frame.
     synced_bytes: u64,
+    /// Written over a zero-filled file: the file is longer than
+    /// `size_bytes` until it is cut when sealed.
+    preallocated: bool,
 }
 
 impl LiveSegment {
@@ -118,7 +127,37 @@ impl LiveSegment {
                 (number, name, LiveFile::Segment(file))
             }
         };
-        Ok(LiveSegment {
+        Ok(LiveSegment::new(number, name, file, false))
+    }
+
+    /// Makes the prepared zero-filled file `prepared` the next segment:
+    /// renames it to the segment's name, makes that durable, and opens it
+    /// to be written from its start.
+    fn from_prepared(
+        storage: &Arc<dyn Storage>,
+        next_file_number: &AtomicU64,
+        prepared: &str,
+    ) -> Result<LiveSegment> {
+        let number = next_file_number.fetch_add(1, Ordering::SeqCst);
+        let name = segment_file_name(number);
+        if storage.exists(&name)? {
+            return Err(Error::InvalidArgument(format!(
+                "file number {number} is already in use: {name} exists"
+            )));
+        }
+        storage.rename(prepared, &name)?;
+        storage.sync_dir()?;
+        let file = storage.overwrite(&name)?;
+        Ok(LiveSegment::new(
+            number,
+            name,
+            LiveFile::Segment(file),
+            true,
+        ))
+    }
+
+    fn new(number: u64, name: String, file: LiveFile, preallocated: bool) -> LiveSegment {
+        LiveSegment {
             number,
             name,
             file,
@@ -127,7 +166,8 @@ impl LiveSegment {
             flushed_bytes: 0,
             flushed_seq_last: 0,
             synced_bytes: 0,
-        })
+            preallocated,
+        }
     }
 
     fn info(&self) -> SegmentInfo {
@@ -224,6 +264,8 @@ pub struct CommitLog {
     newest_uploaded: Option<u64>,
     /// Log objects: ids whose upload failed, for `repair` to fill.
     given_up: Vec<u64>,
+    /// Segments with `LogOptions::preallocate`: the next segment's zeros.
+    preparer: Option<Preparer>,
 }
 
 impl CommitLog {
@@ -244,6 +286,8 @@ impl CommitLog {
         let seq_last = sealed.iter().map(|s| s.seq_last).max().unwrap_or(0);
         // At open, every listed object (the fence included) exists.
         let newest_uploaded = sealed.last().map(|s| s.number);
+        let preparer = (opts.preallocate && opts.layout == LogLayout::Segments)
+            .then(|| Preparer::new(opts.segment_size_bytes_max));
         Ok(CommitLog {
             storage,
             next_file_number,
@@ -255,6 +299,7 @@ impl CommitLog {
             failure: None,
             newest_uploaded,
             given_up: Vec::new(),
+            preparer,
         })
     }
 
@@ -320,13 +365,39 @@ impl CommitLog {
         if let Err(e) = persisted {
             return Err(self.fail(e));
         }
-        if self.live.size_bytes > self.opts.segment_size_bytes_max {
-            if let Err(e) = self.roll() {
+        let full = self.live.size_bytes > self.opts.segment_size_bytes_max;
+        let prepared = self.prepare_next(full);
+        if full || prepared.is_some() {
+            if let Err(e) = self.roll(prepared, full) {
                 let e = self.fail(e);
                 tracing::error!("commit log stopped: cannot start a new segment: {e}");
             }
         }
         Ok(())
+    }
+
+    /// With preallocation: starts preparing the next segment's zeros once
+    /// the live segment is half full (or, if it is not preallocated, holds
+    /// `PREPARE_AFTER_BYTES`), and returns the prepared file when the live
+    /// segment should move to it: when it is `full`, or at once if it is
+    /// not preallocated itself.
+    fn prepare_next(&mut self, full: bool) -> Option<String> {
+        let preparer = self.preparer.as_mut()?;
+        let half = self.opts.segment_size_bytes_max / 2;
+        let due = if self.live.preallocated {
+            half
+        } else {
+            half.min(super::prealloc::PREPARE_AFTER_BYTES)
+        };
+        if self.live.size_bytes < due {
+            return None;
+        }
+        preparer.start(&self.storage, &self.next_file_number, self.live.number);
+        if full || !self.live.preallocated {
+            preparer.take_ready(self.live.number)
+        } else {
+            None
+        }
     }
 
     /// Ends a group on log objects without waiting for its upload: takes
@@ -389,10 +460,41 @@ impl CommitLog {
 
     /// Seals the live segment (synced first, so only the newest segment can
     /// ever have a torn tail) and starts a new one.
-    fn roll(&mut self) -> Result<()> {
+    /// Seals the live segment (synced, and cut to its records if it was
+    /// preallocated) and starts the next: `prepared` if given, else a new
+    /// file. A segment that is not `full` is left for a prepared one only;
+    /// if that fails, writing goes on in the live segment.
+    fn roll(&mut self, prepared: Option<String>, full: bool) -> Result<()> {
         self.live.sync()?;
-        let next =
-            LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
+        if self.live.preallocated {
+            // Sealed segments end at their last record (recovery reads
+            // only the newest one's tail as unwritten).
+            self.storage
+                .truncate(&self.live.name, self.live.size_bytes)?;
+            self.live.preallocated = false;
+        }
+        let next = match prepared {
+            Some(p) => {
+                match LiveSegment::from_prepared(&self.storage, &self.next_file_number, &p) {
+                    Ok(next) => next,
+                    Err(e) => {
+                        tracing::warn!("commit log: cannot use prepared segment {p}: {e}");
+                        let _ = self.storage.remove(&p);
+                        if !full {
+                            return Ok(());
+                        }
+                        LiveSegment::create(
+                            &self.storage,
+                            &self.next_file_number,
+                            &mut self.opts.layout,
+                        )?
+                    }
+                }
+            }
+            None => {
+                LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?
+            }
+        };
         let old = std::mem::replace(&mut self.live, next);
         self.sealed.push(old.info());
         Ok(())

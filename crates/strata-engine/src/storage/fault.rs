@@ -217,6 +217,30 @@ impl Storage for FaultStorage {
         }))
     }
 
+    fn can_preallocate(&self) -> bool {
+        self.inner.can_preallocate()
+    }
+
+    fn create_zeroed(&self, name: &str, size_bytes: u64) -> Result<()> {
+        self.faults
+            .check(FaultOp::CREATE, &format!("create {name}"))?;
+        self.faults
+            .check(FaultOp::WRITE, &format!("write {name}"))?;
+        self.faults.check(FaultOp::SYNC, &format!("fsync {name}"))?;
+        self.inner.create_zeroed(name, size_bytes)
+    }
+
+    fn overwrite(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        self.faults
+            .check(FaultOp::CREATE, &format!("open for writing {name}"))?;
+        Ok(Box::new(FaultWritable {
+            name: name.to_string(),
+            inner: self.inner.overwrite(name)?,
+            faults: self.faults.clone(),
+            whole_objects: false,
+        }))
+    }
+
     fn open(&self, name: &str) -> Result<Arc<dyn RandomAccessFile>> {
         self.faults.check(FaultOp::READ, &format!("open {name}"))?;
         Ok(Arc::new(FaultReadable {

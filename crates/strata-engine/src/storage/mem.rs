@@ -22,8 +22,27 @@ use crate::error::{Error, Result};
 
 #[derive(Default)]
 struct MemFile {
+    /// Bytes written (for a file made by `create_zeroed`, from its start,
+    /// over its zeros).
     data: Vec<u8>,
     synced_len: usize,
+    /// Made by `create_zeroed`: the file is this long, its bytes past
+    /// `data` durable zeros (0 for other files).
+    zeros_to: usize,
+}
+
+impl MemFile {
+    fn len(&self) -> usize {
+        self.data.len().max(self.zeros_to)
+    }
+
+    /// `prefix` (what survives of `data`) followed by the file's zeros.
+    fn with_zeros(&self, mut prefix: Vec<u8>) -> Vec<u8> {
+        if prefix.len() < self.zeros_to {
+            prefix.resize(self.zeros_to, 0);
+        }
+        prefix
+    }
 }
 
 type FileRef = Arc<RwLock<MemFile>>;
@@ -71,6 +90,7 @@ impl MemStorage {
         let file = Arc::new(RwLock::new(MemFile {
             synced_len: data.len(),
             data,
+            zeros_to: 0,
         }));
         ns.current.insert(name.to_string(), file.clone());
         ns.durable.insert(name.to_string(), file);
@@ -112,7 +132,8 @@ impl MemStorage {
                     *b ^= 0x5a;
                 }
             }
-            data
+            // Lost bytes written over zeros read as the zeros they replaced.
+            f.with_zeros(data)
         })
     }
 
@@ -120,7 +141,7 @@ impl MemStorage {
     /// OS and every namespace change.
     pub fn process_crash_copy(&self) -> Arc<MemStorage> {
         let ns = self.ns.lock();
-        Self::copy_of(self.objects, &ns.current, |f| f.data.clone())
+        Self::copy_of(self.objects, &ns.current, |f| f.with_zeros(f.data.clone()))
     }
 
     /// A new storage holding `names`, each file's bytes chosen by `bytes`,
@@ -136,6 +157,7 @@ impl MemStorage {
             let file = Arc::new(RwLock::new(MemFile {
                 synced_len: data.len(),
                 data,
+                zeros_to: 0,
             }));
             copy.current.insert(name.clone(), file.clone());
             copy.durable.insert(name.clone(), file);
@@ -160,7 +182,7 @@ impl MemStorage {
 
     /// Current length of a file.
     pub fn file_len(&self, name: &str) -> Result<usize> {
-        Ok(self.get(name)?.read().data.len())
+        Ok(self.get(name)?.read().len())
     }
 }
 
@@ -208,18 +230,21 @@ impl RandomAccessFile for MemReadable {
         let f = self.file.read();
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         let end = start.saturating_add(buf.len());
-        let src = f.data.get(start..end).ok_or_else(|| {
-            Error::io(
+        if end > f.len() {
+            return Err(Error::io(
                 format!("read {}", self.name),
                 std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "read past end"),
-            )
-        })?;
-        buf.copy_from_slice(src);
+            ));
+        }
+        // Bytes past `data` are the zeros of a `create_zeroed` file.
+        let written = f.data.len().clamp(start, end);
+        buf[..written - start].copy_from_slice(&f.data[start..written]);
+        buf[written - start..].fill(0);
         Ok(())
     }
 
     fn len(&self) -> u64 {
-        self.file.read().data.len() as u64
+        self.file.read().len() as u64
     }
 }
 
@@ -272,10 +297,36 @@ impl Storage for MemStorage {
         self.no_objects("truncate", name)?;
         let f = self.get(name)?;
         let mut f = f.write();
-        let len = usize::try_from(len).unwrap_or(usize::MAX).min(f.data.len());
+        let len = usize::try_from(len).unwrap_or(usize::MAX).min(f.len());
         f.data.truncate(len);
-        f.synced_len = len; // truncate is durable, as in the trait
+        f.zeros_to = if len > f.data.len() { len } else { 0 };
+        f.synced_len = f.data.len(); // truncate is durable, as in the trait
         Ok(())
+    }
+
+    fn can_preallocate(&self) -> bool {
+        !self.objects
+    }
+
+    fn create_zeroed(&self, name: &str, size_bytes: u64) -> Result<()> {
+        self.no_objects("preallocation", name)?;
+        let file = Arc::new(RwLock::new(MemFile {
+            zeros_to: usize::try_from(size_bytes).unwrap_or(usize::MAX),
+            ..MemFile::default()
+        }));
+        self.ns.lock().current.insert(name.to_string(), file);
+        Ok(())
+    }
+
+    fn overwrite(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        self.no_objects("overwrite", name)?;
+        let file = self.get(name)?;
+        if !file.read().data.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "{name}: memory storage overwrites only files made by create_zeroed"
+            )));
+        }
+        Ok(Box::new(MemWritable { file, len: 0 }))
     }
 
     fn list(&self) -> Result<Vec<String>> {

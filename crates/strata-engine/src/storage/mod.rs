@@ -133,6 +133,30 @@ pub trait Storage: Send + Sync + 'static {
             r => r,
         })
     }
+    /// Whether `create_zeroed` and `overwrite` work here (a local or memory
+    /// file system; not an object store).
+    fn can_preallocate(&self) -> bool {
+        false
+    }
+    /// Creates (or truncates) `name` holding `size_bytes` zero bytes and
+    /// makes its bytes and size durable (its name becomes durable at the
+    /// next `sync_dir`): a log segment to be written in place
+    /// (`overwrite`), whose syncs then need not record a new file size.
+    fn create_zeroed(&self, name: &str, _size_bytes: u64) -> Result<()> {
+        Err(crate::error::Error::InvalidArgument(format!(
+            "{name}: {} cannot preallocate files",
+            self.describe()
+        )))
+    }
+    /// Opens an existing file to write it from its first byte, over the
+    /// bytes it holds, without truncating it; `len` counts the bytes
+    /// written. (For files made by `create_zeroed`.)
+    fn overwrite(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        Err(crate::error::Error::InvalidArgument(format!(
+            "{name}: {} cannot write files in place",
+            self.describe()
+        )))
+    }
     /// The names that start with `prefix`, in no particular order.
     fn list_prefix(&self, prefix: &str) -> Result<Vec<String>> {
         let mut names = self.list()?;
