@@ -61,6 +61,9 @@ def main():
     if "strata" in systems and "emulator" in systems:
         head.append("strata ÷ emulator")
     head += [f"p50 / p99 µs {s}" for s in systems]
+    head += [f"cpu µs/op {s}" for s in systems]
+    if "strata ÷ emulator" in head:
+        head.append("cpu strata ÷ emulator")
     head += ["runs", "errors+missing"]
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|")
@@ -82,6 +85,14 @@ def main():
             p50 = median(ph, lambda p: p["latency"]["all"]["p50_us"])
             p99 = median(ph, lambda p: p["latency"]["all"]["p99_us"])
             row.append(f"{fmt(p50)} / {fmt(p99)}")
+        cpu = {}
+        for s in systems:
+            ph = [p for p in by_sys.get(s, []) if p.get("server_cpu_us_per_op") is not None]
+            cpu[s] = median(ph, lambda p: p["server_cpu_us_per_op"])
+            row.append(fmt(cpu[s], 1))
+        if "cpu strata ÷ emulator" in head:
+            e, s = cpu["emulator"], cpu["strata"]
+            row.append(f"{s / e:.2f}" if e and s else "–")
         row.append(" / ".join(str(len(by_sys.get(s, []))) for s in systems))
         errs = [sum(p["errors"] + p["missing"] for p in by_sys.get(s, [])) for s in systems]
         bad += sum(errs)

@@ -3,7 +3,8 @@
 # emulator (cbtemulator), alternated (emulator, strata, emulator, strata, ...),
 # each run on a fresh server process (and, for Strata, a fresh data directory):
 # workloads load,a,b,c,f, once with uniform and once with zipfian keys per round.
-# Prints the medians over the rounds and the ratios strata / emulator.
+# Prints the medians over the rounds and the ratios strata / emulator, of
+# throughput and of the server's CPU time per operation (user + system).
 #
 # Usage: scripts/bench-server.sh [ROUNDS] [SYSTEMS]
 #   ROUNDS   default 2
@@ -80,7 +81,7 @@ for ((r = 1; r <= rounds; r++)); do
       start_server "$system" "$port" "$out/$name.server.log"
       "$bench" ycsb --addr "127.0.0.1:$port" --records "$records" --operations "$operations" \
         --threads "$threads" --workloads load,a,b,c,f --distribution "$dist" \
-        --json "$out/$name.json" "${extra[@]}" | tee "$out/$name.txt"
+        --server-pid "$server_pid" --json "$out/$name.json" "${extra[@]}" | tee "$out/$name.txt"
       kill -0 "$server_pid" 2>/dev/null || die "$system died during the run; see $out/$name.server.log"
       stop_server
     done

@@ -93,6 +93,12 @@ struct ServeArgs {
     /// acknowledging; a crash then loses nothing acknowledged).
     #[arg(long, default_value_t = 0)]
     sync_interval_ms: u64,
+    /// Write the commit log into segments zero-filled ahead of use (on a
+    /// local directory, syncing before every acknowledgement), so each
+    /// sync flushes data without a file-system journal commit. `off`
+    /// appends instead (no second write of the log's size in zeros).
+    #[arg(long, default_value = "on", value_parser = ["on", "off"])]
+    log_preallocate: String,
     /// Block cache size in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mib: usize,
@@ -186,6 +192,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         log_uploads,
         listen,
         sync_interval_ms,
+        log_preallocate,
         cache_mib,
         tablet_split_size: size::Limit(tablet_split_size),
         tablet_merge_size,
@@ -225,6 +232,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         memtable_budget_bytes: memtable_budget,
         max_background_compactions: usize::from(compaction_threads),
         log_uploads_in_flight_max: usize::from(log_uploads),
+        log_preallocate: log_preallocate == "on",
         ..EngineOptions::default()
     };
     let mut opts = DatabaseOptions {
