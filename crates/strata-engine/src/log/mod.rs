@@ -7,12 +7,14 @@
 //! any other damage as corruption.
 //!
 //! - `format`: frame encoding and decoding.
-//! - `writer`: `CommitLog` (segments, group commit, rolling, deletion).
+//! - `writer`: `CommitLog` (segments, group commit, rolling, deletion);
+//!   `live`: the segment being written.
 //! - `objects`: the log as one object per group (object stores).
 //! - `prealloc`: segments zero-filled ahead of use.
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
 
 mod format;
+mod live;
 pub mod objects;
 pub mod prealloc;
 mod recovery;

@@ -94,6 +94,12 @@ impl Preparer {
         self.failed_during = Some(live);
         None
     }
+
+    /// A prepared file could not be used during segment `live`: prepare
+    /// no other until the log moves on.
+    pub fn failed_during(&mut self, live: u64) {
+        self.failed_during = Some(live);
+    }
 }
 
 impl Drop for Preparer {

@@ -2,16 +2,17 @@
 //! with one flush (and fsync when asked), rolls to a new segment past the
 //! size limit, and deletes segments every tree has flushed past.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use super::format::{encode_header, HEADER_BYTES, PAYLOAD_BYTES_MAX};
+use super::live::{Abandoned, LiveFile, LiveSegment};
 use super::prealloc::Preparer;
 use super::segment_file_name;
 use crate::batch::payload_count;
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, SEQ_MAX};
-use crate::storage::{Storage, WritableFile};
+use crate::storage::Storage;
 
 /// Tuning of the commit log.
 #[derive(Clone, Debug)]
@@ -65,180 +66,6 @@ pub struct PendingObject {
     pub name: String,
     /// The whole object: header and frames.
     pub data: Vec<u8>,
-}
-
-/// Where the live segment's bytes go.
-enum LiveFile {
-    /// A segment file, appended to.
-    Segment(Box<dyn WritableFile>),
-    /// A log object, gathered in memory (the header first) until its group
-    /// is committed.
-    Object(Vec<u8>),
-}
-
-/// The segment being appended to.
-struct LiveSegment {
-    number: u64,
-    name: String,
-    file: LiveFile,
-    seq_last: SeqNo,
-    size_bytes: u64,
-    /// Bytes handed to the OS.
-    flushed_bytes: u64,
-    /// The highest sequence number in those bytes.
-    flushed_seq_last: SeqNo,
-    /// Bytes known durable: the watermark written in every new frame.
-    synced_bytes: u64,
-    /// Written over a zero-filled file: the file is longer than
-    /// `size_bytes` until it is cut when sealed.
-    preallocated: bool,
-}
-
-impl LiveSegment {
-    /// Creates the file and makes its name durable, so no record in it is
-    /// ever acknowledged while a power loss could still drop the file.
-    /// A log object appears only when uploaded, and takes the next id.
-    fn create(
-        storage: &Arc<dyn Storage>,
-        next_file_number: &AtomicU64,
-        layout: &mut LogLayout,
-    ) -> Result<LiveSegment> {
-        let (number, name, file) = match layout {
-            LogLayout::Objects { epoch, next_id } => {
-                let id = *next_id;
-                *next_id += 1;
-                let header = super::objects::encode_header(*epoch, id).to_vec();
-                (
-                    id,
-                    super::objects::object_name(id),
-                    LiveFile::Object(header),
-                )
-            }
-            LogLayout::Segments => {
-                let number = next_file_number.fetch_add(1, Ordering::SeqCst);
-                let name = segment_file_name(number);
-                if storage.exists(&name)? {
-                    return Err(Error::InvalidArgument(format!(
-                        "file number {number} is already in use: {name} exists"
-                    )));
-                }
-                let file = storage.create(&name)?;
-                storage.sync_dir()?;
-                (number, name, LiveFile::Segment(file))
-            }
-        };
-        Ok(LiveSegment::new(number, name, file, false))
-    }
-
-    /// Makes the prepared zero-filled file `prepared` the next segment:
-    /// renames it to the segment's name, makes that durable, and opens it
-    /// to be written from its start.
-    fn from_prepared(
-        storage: &Arc<dyn Storage>,
-        next_file_number: &AtomicU64,
-        prepared: &str,
-    ) -> Result<LiveSegment> {
-        let number = next_file_number.fetch_add(1, Ordering::SeqCst);
-        let name = segment_file_name(number);
-        if storage.exists(&name)? {
-            return Err(Error::InvalidArgument(format!(
-                "file number {number} is already in use: {name} exists"
-            )));
-        }
-        storage.rename(prepared, &name)?;
-        storage.sync_dir()?;
-        let file = storage.overwrite(&name)?;
-        Ok(LiveSegment::new(
-            number,
-            name,
-            LiveFile::Segment(file),
-            true,
-        ))
-    }
-
-    fn new(number: u64, name: String, file: LiveFile, preallocated: bool) -> LiveSegment {
-        LiveSegment {
-            number,
-            name,
-            file,
-            seq_last: 0,
-            size_bytes: 0,
-            flushed_bytes: 0,
-            flushed_seq_last: 0,
-            synced_bytes: 0,
-            preallocated,
-        }
-    }
-
-    fn info(&self) -> SegmentInfo {
-        SegmentInfo {
-            number: self.number,
-            seq_last: self.seq_last,
-            size_bytes: self.size_bytes,
-        }
-    }
-
-    fn append(&mut self, header: &[u8], payload: &[u8]) -> Result<()> {
-        match &mut self.file {
-            LiveFile::Segment(f) => f.append(header).and_then(|()| f.append(payload)),
-            LiveFile::Object(data) => {
-                data.extend_from_slice(header);
-                data.extend_from_slice(payload);
-                Ok(())
-            }
-        }
-    }
-
-    /// The segment file; an error for a log object, which is never
-    /// flushed or synced, only uploaded whole (`CommitLog::commit_start`).
-    fn segment_file(&mut self) -> Result<&mut Box<dyn WritableFile>> {
-        match &mut self.file {
-            LiveFile::Segment(f) => Ok(f),
-            LiveFile::Object(_) => Err(Error::InvalidArgument(format!(
-                "{}: a log object is uploaded whole, not flushed or synced",
-                self.name
-            ))),
-        }
-    }
-
-    fn flush(&mut self) -> Result<()> {
-        if self.flushed_bytes < self.size_bytes {
-            self.segment_file()?.flush()?;
-            self.flushed_bytes = self.size_bytes;
-            self.flushed_seq_last = self.seq_last;
-        }
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<()> {
-        if self.synced_bytes < self.size_bytes {
-            self.segment_file()?.sync()?;
-            self.flushed_bytes = self.size_bytes;
-            self.flushed_seq_last = self.seq_last;
-            self.synced_bytes = self.size_bytes;
-        }
-        Ok(())
-    }
-}
-
-/// The stand-in for a segment file given up after a failure.
-struct Abandoned;
-
-impl WritableFile for Abandoned {
-    fn append(&mut self, _: &[u8]) -> Result<()> {
-        Err(Error::Closed(
-            "log segment abandoned after a failure".into(),
-        ))
-    }
-    fn flush(&mut self) -> Result<()> {
-        self.append(&[])
-    }
-    fn sync(&mut self) -> Result<()> {
-        self.append(&[])
-    }
-    fn len(&self) -> u64 {
-        0
-    }
 }
 
 /// The commit log shared by every tree of the engine.
@@ -480,6 +307,9 @@ impl CommitLog {
                     Err(e) => {
                         tracing::warn!("commit log: cannot use prepared segment {p}: {e}");
                         let _ = self.storage.remove(&p);
+                        if let Some(preparer) = &mut self.preparer {
+                            preparer.failed_during(self.live.number);
+                        }
                         if !full {
                             return Ok(());
                         }
