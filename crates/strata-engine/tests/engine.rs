@@ -287,25 +287,37 @@ fn the_log_moves_to_zero_filled_segments_and_reopens_whole() {
             .map(|p| (p.display().to_string(), std::fs::read(&p).unwrap()))
             .collect()
     };
-    {
+    let written = {
         let engine = Engine::open_dir(dir.path(), opts.clone()).unwrap();
         let tree = engine.open_tree("t", TreeOptions::default()).unwrap();
-        for i in 0..KEYS {
+        let zero_filled = || {
+            files(".log").into_iter().any(|(_, data)| {
+                data.len() as u64 == SEGMENT_BYTES
+                    && data[data.len() - 4096..].iter().all(|&b| b == 0)
+            })
+        };
+        // Write KEYS keys, then more until the live segment is one written
+        // over zeros (the thread writing them may lag on a busy machine).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut i = 0;
+        while i < KEYS || !zero_filled() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the live segment is written over zeros"
+            );
             tree.put(&key(i), &value(i)).unwrap();
             if i % 100 == 0 {
                 // Time for the thread writing the next segment's zeros.
                 std::thread::sleep(std::time::Duration::from_millis(5));
             }
+            i += 1;
         }
-        let zero_filled = files(".log").into_iter().any(|(_, data)| {
-            data.len() as u64 == SEGMENT_BYTES && data[data.len() - 4096..].iter().all(|&b| b == 0)
-        });
-        assert!(zero_filled, "the live segment is written over zeros");
         engine.close().unwrap();
-    }
+        i
+    };
     let engine = Engine::open_dir(dir.path(), opts).unwrap();
     let tree = engine.open_tree("t", TreeOptions::default()).unwrap();
-    for i in 0..KEYS {
+    for i in 0..written {
         assert_eq!(tree.get(&key(i)).unwrap(), Some(value(i)), "key {i}");
     }
     assert!(files(".logzero").is_empty(), "prepared files are removed");

@@ -206,8 +206,9 @@ impl CommitLog {
     /// With preallocation: starts preparing the next segment's zeros once
     /// the live segment is half full (or, if it is not preallocated, holds
     /// `PREPARE_AFTER_BYTES`), and returns the prepared file when the live
-    /// segment should move to it: when it is `full`, or at once if it is
-    /// not preallocated itself.
+    /// segment should move to it: when it is `full`, or as soon as one is
+    /// ready if it is not preallocated itself (as after a roll that found
+    /// none ready yet).
     fn prepare_next(&mut self, full: bool) -> Option<String> {
         let preparer = self.preparer.as_mut()?;
         let half = self.opts.segment_size_bytes_max / 2;
@@ -216,10 +217,9 @@ impl CommitLog {
         } else {
             half.min(super::prealloc::PREPARE_AFTER_BYTES)
         };
-        if self.live.size_bytes < due {
-            return None;
+        if self.live.size_bytes >= due {
+            preparer.start(&self.storage, &self.next_file_number, self.live.number);
         }
-        preparer.start(&self.storage, &self.next_file_number, self.live.number);
         if full || !self.live.preallocated {
             preparer.take_ready(self.live.number)
         } else {
