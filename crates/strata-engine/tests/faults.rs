@@ -155,6 +155,11 @@ fn flipped_bytes_give_errors_never_wrong_values() {
         if len == 0 {
             continue; // the fresh live log segment
         }
+        if strata_engine::log::prealloc::is_prepared(&name) {
+            // Zeros prepared for a next log segment: never read (an open
+            // removes them), so damage there changes nothing.
+            continue;
+        }
         let stride = (len / 400).max(1);
         let mut errors = 0;
         for offset in (0..len).step_by(stride) {
