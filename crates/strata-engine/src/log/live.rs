@@ -59,13 +59,7 @@ impl LiveSegment {
                 )
             }
             LogLayout::Segments => {
-                let number = next_file_number.fetch_add(1, Ordering::SeqCst);
-                let name = segment_file_name(number);
-                if storage.exists(&name)? {
-                    return Err(Error::InvalidArgument(format!(
-                        "file number {number} is already in use: {name} exists"
-                    )));
-                }
+                let (number, name) = next_segment_name(storage, next_file_number)?;
                 let file = storage.create(&name)?;
                 storage.sync_dir()?;
                 (number, name, LiveFile::Segment(file))
@@ -82,13 +76,7 @@ impl LiveSegment {
         next_file_number: &AtomicU64,
         prepared: &str,
     ) -> Result<LiveSegment> {
-        let number = next_file_number.fetch_add(1, Ordering::SeqCst);
-        let name = segment_file_name(number);
-        if storage.exists(&name)? {
-            return Err(Error::InvalidArgument(format!(
-                "file number {number} is already in use: {name} exists"
-            )));
-        }
+        let (number, name) = next_segment_name(storage, next_file_number)?;
         storage.rename(prepared, &name)?;
         storage.sync_dir()?;
         let file = storage.overwrite(&name)?;
@@ -168,6 +156,19 @@ impl LiveSegment {
         }
         Ok(())
     }
+}
+
+/// The number and name of a new segment, drawn from the file counter; an
+/// error if a file of that name exists (a segment is never reused).
+fn next_segment_name(storage: &Arc<dyn Storage>, counter: &AtomicU64) -> Result<(u64, String)> {
+    let number = counter.fetch_add(1, Ordering::SeqCst);
+    let name = segment_file_name(number);
+    if storage.exists(&name)? {
+        return Err(Error::InvalidArgument(format!(
+            "file number {number} is already in use: {name} exists"
+        )));
+    }
+    Ok((number, name))
 }
 
 /// The stand-in for a segment file given up after a failure.
