@@ -104,10 +104,19 @@ fn queue_row_write<T: Send + 'static>(
     Ok(queued.then_some(rx))
 }
 
-async fn answer<T>(rx: Queued<T>) -> Result<T, Status> {
-    rx.await
-        .map_err(|_| Status::internal("write dropped without an answer"))?
-        .map_err(status)
+/// The answer of a write `queue_row_write` queued, or, if it did not,
+/// that of `fallback` (the blocking call) on the blocking pool.
+async fn answer<T: Send + 'static>(
+    queued: Option<Queued<T>>,
+    fallback: impl FnOnce() -> Result<T, Status> + Send + 'static,
+) -> Result<T, Status> {
+    match queued {
+        Some(rx) => rx
+            .await
+            .map_err(|_| Status::internal("write dropped without an answer"))?
+            .map_err(status),
+        None => blocking(fallback).await,
+    }
 }
 
 impl DataService {
@@ -274,16 +283,15 @@ impl Bigtable for DataService {
         let muts = convert::mutations(&r.mutations)?;
         // Writes whose locks are free (and deletes whose row is in memory)
         // are queued from this thread; the rest take the blocking path.
-        match queue_row_write(|done| {
+        let queued = queue_row_write(|done| {
             self.db
                 .try_mutate_row_async(&table, &r.row_key, &muts, done)
-        })? {
-            Some(rx) => answer(rx).await?,
-            None => {
-                let db = self.db.clone();
-                blocking(move || db.mutate_row(&table, &r.row_key, &muts).map_err(status)).await?
-            }
-        }
+        })?;
+        let db = self.db.clone();
+        answer(queued, move || {
+            db.mutate_row(&table, &r.row_key, &muts).map_err(status)
+        })
+        .await?;
         Ok(Response::new(v2::MutateRowResponse {}))
     }
 
@@ -364,17 +372,12 @@ impl Bigtable for DataService {
             self.db
                 .try_check_and_mutate_async(&table, &r.row_key, p, &t, &f, done)
         })?;
-        let matched = match queued {
-            Some(rx) => answer(rx).await?,
-            None => {
-                let db = self.db.clone();
-                blocking(move || {
-                    db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)
-                        .map_err(status)
-                })
-                .await?
-            }
-        };
+        let db = self.db.clone();
+        let matched = answer(queued, move || {
+            db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(v2::CheckAndMutateRowResponse {
             predicate_matched: matched,
         }))
@@ -418,17 +421,12 @@ impl Bigtable for DataService {
             self.db
                 .try_read_modify_write_async(&table, &r.row_key, &rules, done)
         })?;
-        let row = match queued {
-            Some(rx) => answer(rx).await?,
-            None => {
-                let db = self.db.clone();
-                blocking(move || {
-                    db.read_modify_write(&table, &r.row_key, &rules)
-                        .map_err(status)
-                })
-                .await?
-            }
-        };
+        let db = self.db.clone();
+        let row = answer(queued, move || {
+            db.read_modify_write(&table, &r.row_key, &rules)
+                .map_err(status)
+        })
+        .await?;
         Ok(Response::new(v2::ReadModifyWriteRowResponse {
             row: Some(row_pb(row)),
         }))
