@@ -185,7 +185,8 @@ fn bad_requests_fail_at_once_and_blind_writes_need_no_read() {
         qualifier: b"q".to_vec(),
         amount: 1,
     }];
-    let (tx, _rx) = mpsc::channel::<()>();
+    let (tx, rx) = mpsc::channel::<()>();
+    let tx2 = tx.clone();
     let e = db
         .try_read_modify_write_async(T, b"r", &missing_family, move |_| {
             tx.send(()).unwrap();
@@ -193,9 +194,15 @@ fn bad_requests_fail_at_once_and_blind_writes_need_no_read() {
         .unwrap_err();
     assert!(matches!(e, TableError::NotFound(_)), "{e:?}");
     let e = db
-        .try_check_and_mutate_async(T, b"", None, &[set("a", 1000, "v")], &[], |_| {})
+        .try_check_and_mutate_async(T, b"", None, &[set("a", 1000, "v")], &[], move |_| {
+            tx2.send(()).unwrap();
+        })
         .unwrap_err();
     assert!(matches!(e, TableError::InvalidArgument(_)), "{e:?}");
+    assert!(
+        rx.try_recv().is_err(),
+        "a refused request's callback is not called"
+    );
 
     // A SetCell on a flushed row reads nothing: it runs in place even cold.
     db.mutate_row(T, b"r", &[set("a", 1000, "x")]).unwrap();
