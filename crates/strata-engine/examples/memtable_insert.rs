@@ -1,8 +1,10 @@
 //! Times memtable inserts and point lookups of random keys (db_bench's
 //! shape: 16-byte keys, 100-byte values) in a memtable the size of a
 //! default one, to compare skiplist layouts without the rest of the write
-//! path. `cargo run --release -p strata-engine --example memtable_insert [N]`
-//! prints five rounds; compare medians of builds run alternately.
+//! path. `cargo run --release -p strata-engine --example memtable_insert [N]
+//! [CELLS]` prints five rounds; compare medians of builds run alternately.
+//! With CELLS > 1 the keys come as rows of CELLS ascending keys (a
+//! Bigtable row's cells, inserted one after another), rows in random order.
 
 use std::time::Instant;
 
@@ -17,11 +19,18 @@ fn main() {
         Some(s) => s.parse().expect("N: a number of keys"),
         None => 440_000, // about a 64 MiB memtable of these entries
     };
-    // Distinct keys in an order unrelated to their sort order.
+    let cells: u64 = match std::env::args().nth(2) {
+        Some(s) => s.parse().expect("CELLS: a number of keys per row"),
+        None => 1,
+    };
+    // Distinct keys, rows in an order unrelated to their sort order, each
+    // row's cells ascending.
     let keys: Vec<[u8; 16]> = (0..n)
         .map(|i| {
+            let (row, cell) = (i / cells, i % cells);
             let mut k = [0u8; 16];
-            k[..8].copy_from_slice(&i.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+            k[..8].copy_from_slice(&row.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes());
+            k[8..].copy_from_slice(&cell.to_be_bytes());
             k
         })
         .collect();

@@ -170,6 +170,13 @@ struct Arena {
     /// the level is empty): an insert that sorts after `tail[0]` appends
     /// with these as its splice, without a search (sequential writes).
     tail: [*mut Node; MAX_HEIGHT],
+    /// For each level, the last node at that level whose key is <= the
+    /// key inserted last (`hint[0]` is that node; the head before the
+    /// first insert): the splice a search would find for a key just above
+    /// it. An insert of a key above it that no node at level `i` separates
+    /// from it needs searches only below level `i` (a row's cells, which
+    /// sort next to each other, are inserted one after another).
+    hint: [*mut Node; MAX_HEIGHT],
     nodes: Bump,
     values: Bump,
     rng: u32,
@@ -212,6 +219,7 @@ impl SkipList {
     pub fn new() -> SkipList {
         let mut arena = Arena {
             tail: [ptr::null_mut(); MAX_HEIGHT],
+            hint: [ptr::null_mut(); MAX_HEIGHT],
             nodes: Bump::new(),
             values: Bump::new(),
             rng: 0x9e37_79b9,
@@ -222,6 +230,7 @@ impl SkipList {
             (*head).key_len_height = (MAX_HEIGHT as u32) << KEY_LEN_BITS;
         }
         arena.tail = [head; MAX_HEIGHT];
+        arena.hint = [head; MAX_HEIGHT];
         SkipList {
             head,
             height: AtomicUsize::new(1),
@@ -287,11 +296,15 @@ impl SkipList {
         let mut prev = [ptr::null_mut::<Node>(); MAX_HEIGHT];
         // SAFETY: the node's key is written; tail nodes are published.
         let new_key = unsafe { key(node) };
-        let last = arena.tail[0];
-        let appends =
-            last == self.head || cmp_internal(unsafe { key(last) }, new_key) == CmpOrdering::Less;
-        if appends {
+        // SAFETY (the key reads): tail and hint nodes are the head or
+        // published nodes.
+        let below = |n: *mut Node| {
+            n == self.head || cmp_internal(unsafe { key(n) }, new_key) == CmpOrdering::Less
+        };
+        if below(arena.tail[0]) {
             prev = arena.tail;
+        } else if below(arena.hint[0]) {
+            self.splice_from_hint(&arena.hint, new_key, &mut prev);
         } else {
             self.find_splice(new_key, &mut prev);
         }
@@ -317,8 +330,52 @@ impl SkipList {
                 }
             }
         }
+        let list_height = list_height.max(height);
+        for (level, h) in arena.hint.iter_mut().enumerate() {
+            *h = match level {
+                l if l < height => node,
+                l if l < list_height => prev[l],
+                _ => self.head,
+            };
+        }
         self.arena_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.len.fetch_add(1, Ordering::Release);
+    }
+
+    /// `find_splice` for a `target` above `hint[0]`, given the splice just
+    /// above `hint[0]` (`Arena::hint`): finds the lowest level at which no
+    /// node lies between `hint[0]` and `target` (the hint is right there
+    /// and at every level above), then searches the levels below from it.
+    fn splice_from_hint(
+        &self,
+        hint: &[*mut Node; MAX_HEIGHT],
+        target: &[u8],
+        prev: &mut [*mut Node; MAX_HEIGHT],
+    ) {
+        let list_height = self.height.load(Ordering::Relaxed);
+        // SAFETY: hint nodes are the head or published nodes taller than
+        // their level; non-null links point at published nodes.
+        let separated = |level: usize| unsafe {
+            let n = next(hint[level], level);
+            !n.is_null() && cmp_internal(key(n), target) == CmpOrdering::Less
+        };
+        let Some(good) = (0..list_height).find(|&l| !separated(l)) else {
+            self.find_splice(target, prev);
+            return;
+        };
+        prev[good..].copy_from_slice(&hint[good..]);
+        let mut x = hint[good];
+        for level in (0..good).rev() {
+            loop {
+                // SAFETY: x is a published node taller than `good`.
+                let n = unsafe { next(x, level) };
+                if n.is_null() || cmp_internal(unsafe { key(n) }, target) != CmpOrdering::Less {
+                    break;
+                }
+                x = n;
+            }
+            prev[level] = x;
+        }
     }
 
     /// For each level, the last node whose key is < `target`; returns the
@@ -463,6 +520,20 @@ mod tests {
         });
     }
 
+    /// Checks that a forward walk of `l` meets exactly `model`'s keys,
+    /// sorted; returns the cursor, run off the end.
+    fn holds_in_order(l: &SkipList, model: &mut [Vec<u8>]) -> Cursor {
+        model.sort_by(|a, b| cmp_internal(a, b));
+        let mut c = Cursor::new();
+        c.seek_to_first(l);
+        for k in model.iter() {
+            assert_eq!(c.key(), k.as_slice());
+            c.next();
+        }
+        assert!(!c.valid());
+        c
+    }
+
     #[test]
     fn chunks_grow_with_the_memtable() {
         let l = SkipList::new();
@@ -553,16 +624,35 @@ mod tests {
                 model.push(k);
             }
         }
-        model.sort_by(|a, b| cmp_internal(a, b));
-        let mut c = Cursor::new();
-        c.seek_to_first(&l);
-        for k in &model {
-            assert_eq!(c.key(), k.as_slice());
-            c.next();
-        }
-        assert!(!c.valid());
+        let mut c = holds_in_order(&l, &mut model);
         c.seek_to_last(&l);
         assert_eq!(c.key(), model.last().unwrap().as_slice());
+    }
+
+    #[test]
+    fn ascending_runs_at_random_places_stay_sorted() {
+        // Runs of keys above the last one inserted (a row's cells) take the
+        // hint's path; runs land between older runs, at every distance.
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(11);
+        let l = SkipList::new();
+        let mut model = Vec::new();
+        let mut seq = 0u64;
+        for _ in 0..2_000 {
+            let row: u32 = rng.gen_range(0..500);
+            let mut col: u32 = rng.gen_range(0..50);
+            for _ in 0..rng.gen_range(1..12) {
+                col += rng.gen_range(0..3); // a repeated column: newer seq sorts first
+                seq += 1;
+                let k = internal_key(format!("{row:05}/{col:04}").as_bytes(), seq, ValueKind::Put);
+                insert(&l, &k, b"v");
+                model.push(k);
+            }
+        }
+        let mut c = holds_in_order(&l, &mut model);
+        for k in model.iter().step_by(7) {
+            c.seek(&l, k);
+            assert_eq!(c.key(), k.as_slice(), "every level's links lead to it");
+        }
     }
 
     #[test]
