@@ -19,9 +19,11 @@ pub mod operations;
 mod resources;
 mod serve;
 pub mod tablets;
+mod threads;
 mod unimplemented;
 
 pub use serve::{serve, ServerOptions};
+pub use threads::{serve_on_threads, ServeError, SERVING_THREADS_MAX};
 
 /// `google.protobuf.Empty` is `()` in prost; the generated stubs name it here.
 pub type Empty = ();

@@ -13,6 +13,9 @@ use crate::tablets::StrataAdminService;
 use std::future::Future;
 use std::sync::Arc;
 use strata_table::Database;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_stream::Stream;
+use tonic::transport::server::Connected;
 
 /// Server limits.
 #[derive(Clone, Debug)]
@@ -33,52 +36,95 @@ impl Default for ServerOptions {
     }
 }
 
+/// What the services of every serving thread share: the database, the
+/// long-running operations, and the lock that serializes admin changes.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    db: Arc<Database>,
+    ops: Arc<OperationStore>,
+    /// Admin changes that read, check and write catalog records go one at
+    /// a time, across both admin services (and every thread).
+    changes: Arc<parking_lot::Mutex<()>>,
+    opts: ServerOptions,
+}
+
+impl Shared {
+    pub(crate) fn new(db: Arc<Database>, opts: ServerOptions) -> Shared {
+        Shared {
+            db,
+            ops: Arc::new(OperationStore::default()),
+            changes: Arc::new(parking_lot::Mutex::new(())),
+            opts,
+        }
+    }
+
+    /// Serves every service on the connections `incoming` yields until
+    /// `shutdown` resolves (or `incoming` ends), then lets in-flight
+    /// requests finish and returns. Connections and their requests run as
+    /// tasks of the calling runtime.
+    pub(crate) async fn serve<I, IO, IE>(
+        self,
+        incoming: I,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), tonic::transport::Error>
+    where
+        I: Stream<Item = Result<IO, IE>>,
+        IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Shared {
+            db,
+            ops,
+            changes,
+            opts,
+        } = self;
+        let data = BigtableServer::new(DataService { db: db.clone() })
+            .max_decoding_message_size(opts.message_bytes_max)
+            .max_encoding_message_size(opts.message_bytes_max);
+        let admin = BigtableTableAdminServer::new(AdminService {
+            db: db.clone(),
+            ops: ops.clone(),
+            changes: changes.clone(),
+        })
+        .max_decoding_message_size(opts.message_bytes_max)
+        .max_encoding_message_size(opts.message_bytes_max);
+        let instance_admin = BigtableInstanceAdminServer::new(InstanceAdminService {
+            db: db.clone(),
+            ops: ops.clone(),
+            changes,
+        })
+        .max_decoding_message_size(opts.message_bytes_max)
+        .max_encoding_message_size(opts.message_bytes_max);
+        let operations = OperationsServer::new(OperationsService { store: ops });
+        let strata_admin = StrataAdminServer::new(StrataAdminService { db })
+            .max_decoding_message_size(opts.message_bytes_max)
+            .max_encoding_message_size(opts.message_bytes_max);
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(Some(opts.streams_per_connection_max))
+            .layer(crate::unimplemented::NameUnimplemented)
+            .add_service(data)
+            .add_service(admin)
+            .add_service(instance_admin)
+            .add_service(operations)
+            .add_service(strata_admin)
+            .serve_with_incoming_shutdown(incoming, shutdown)
+            .await
+    }
+}
+
 /// Serves the data, table-admin and instance-admin APIs, long-running
 /// operations, and StrataAdmin, on `listener` until `shutdown`
 /// resolves, then stops accepting, lets in-flight requests finish, and
-/// returns.
+/// returns. Every connection runs on the calling runtime
+/// (`serve_on_threads` gives each its own thread instead).
 pub async fn serve(
     db: Arc<Database>,
     listener: tokio::net::TcpListener,
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let data = BigtableServer::new(DataService { db: db.clone() })
-        .max_decoding_message_size(opts.message_bytes_max)
-        .max_encoding_message_size(opts.message_bytes_max);
-    let ops = Arc::new(OperationStore::default());
-    // Admin changes that read, check and write catalog records go one at a
-    // time, across both admin services.
-    let changes = Arc::new(parking_lot::Mutex::new(()));
-    let admin = BigtableTableAdminServer::new(AdminService {
-        db: db.clone(),
-        ops: ops.clone(),
-        changes: changes.clone(),
-    })
-    .max_decoding_message_size(opts.message_bytes_max)
-    .max_encoding_message_size(opts.message_bytes_max);
-    let instance_admin = BigtableInstanceAdminServer::new(InstanceAdminService {
-        db: db.clone(),
-        ops: ops.clone(),
-        changes,
-    })
-    .max_decoding_message_size(opts.message_bytes_max)
-    .max_encoding_message_size(opts.message_bytes_max);
-    let operations = OperationsServer::new(OperationsService { store: ops });
-    let strata_admin = StrataAdminServer::new(StrataAdminService { db })
-        .max_decoding_message_size(opts.message_bytes_max)
-        .max_encoding_message_size(opts.message_bytes_max);
     // Small unary replies must not wait for delayed ACKs (Nagle): every
     // accepted socket gets TCP_NODELAY.
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .max_concurrent_streams(Some(opts.streams_per_connection_max))
-        .layer(crate::unimplemented::NameUnimplemented)
-        .add_service(data)
-        .add_service(admin)
-        .add_service(instance_admin)
-        .add_service(operations)
-        .add_service(strata_admin)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    Shared::new(db, opts).serve(incoming, shutdown).await
 }

@@ -128,6 +128,12 @@ struct ServeArgs {
     /// urgent go first), 1 to 64.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     compaction_threads: u16,
+    /// Threads serving gRPC connections (default: one per CPU core). Each
+    /// connection and its requests run on one of them, the one with the
+    /// fewest connections when it opened, so a client wanting more than
+    /// one core opens more than one connection. Not used with --etcd.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    serving_threads: Option<u16>,
     /// Join a cluster whose coordination is in this etcd (comma-separated
     /// http://HOST:PORT endpoints); needs --storage, shared by every
     /// server of the cluster (docs/cluster.md).
@@ -199,6 +205,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         tablet_merge_delay_secs,
         memtable_budget,
         compaction_threads,
+        serving_threads,
         etcd,
         cluster,
         advertise,
@@ -245,6 +252,9 @@ fn serve(args: ServeArgs) -> Result<()> {
     // nothing behind.
     let listener = listen.bind()?;
     if let Some(etcd) = etcd {
+        if serving_threads.is_some() {
+            tracing::warn!("--serving-threads has no effect with --etcd");
+        }
         let args = serve_cluster::ClusterArgs {
             etcd,
             cluster,
@@ -294,7 +304,13 @@ fn serve(args: ServeArgs) -> Result<()> {
         ),
     }
     let db = Arc::new(db);
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let serving_threads = serving_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    // The acceptor and the signal handlers; connections run on the
+    // serving threads (`serve_on_threads`).
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
@@ -308,10 +324,12 @@ fn serve(args: ServeArgs) -> Result<()> {
             "serving the Bigtable API on {addr}; clients: export BIGTABLE_EMULATOR_HOST={}",
             listen::client_addr(addr)
         );
-        strata_server::serve(
+        tracing::info!("{serving_threads} serving threads");
+        strata_server::serve_on_threads(
             db.clone(),
             listener,
             ServerOptions::default(),
+            serving_threads,
             shutdown_signal(),
         )
         .await

@@ -8,7 +8,7 @@ use googleapis_tonic_google_bigtable_v2::google::bigtable::v2;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use strata_server::{serve, ServerOptions};
+use strata_server::{serve, serve_on_threads, ServerOptions};
 use strata_table::{Database, DatabaseOptions};
 use tonic::transport::Channel;
 
@@ -39,7 +39,7 @@ pub struct Server {
     pub addr: std::net::SocketAddr,
     db: Arc<Database>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<Result<(), tonic::transport::Error>>>,
+    task: Option<tokio::task::JoinHandle<Result<(), String>>>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -54,6 +54,20 @@ impl Server {
 
     /// A server over the database in `dir` (created if missing).
     pub async fn start_in(dir: &Path) -> Server {
+        Server::start_with(dir, None).await
+    }
+
+    /// A server over a new database, serving with `serve_on_threads`.
+    pub async fn start_on_threads(threads: usize) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = Server::start_with(dir.path(), Some(threads)).await;
+        s._dir = Some(dir);
+        s
+    }
+
+    /// With `threads`, serves with `serve_on_threads`; else with `serve`
+    /// on the test's runtime.
+    async fn start_with(dir: &Path, threads: Option<usize>) -> Server {
         // A read abandoned before a restart may hold the engine (and its
         // directory lock) for a moment after the server stopped.
         let mut tries = 0;
@@ -72,14 +86,20 @@ impl Server {
             .expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(serve(
-            db.clone(),
-            listener,
-            ServerOptions::default(),
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        let (db2, opts) = (db.clone(), ServerOptions::default());
+        let task = tokio::spawn(async move {
+            match threads {
+                None => serve(db2, listener, opts, stopped)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some(n) => serve_on_threads(db2, listener, opts, n, stopped)
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
+        });
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()
