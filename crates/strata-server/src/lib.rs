@@ -10,6 +10,7 @@ mod app_profiles;
 pub mod catalog;
 pub mod chunks;
 pub mod cluster;
+mod connection;
 pub mod convert;
 pub mod data;
 mod iam;
