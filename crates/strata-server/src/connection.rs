@@ -158,7 +158,10 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
         open.fetch_add(1, Ordering::Relaxed);
-        (Connection::new(accepted.unwrap().0, open.clone()), client.unwrap())
+        (
+            Connection::new(accepted.unwrap().0, open.clone()),
+            client.unwrap(),
+        )
     }
 
     #[tokio::test]
@@ -186,7 +189,9 @@ mod tests {
     async fn large_writes_and_shutdown_lose_nothing() {
         let open = Arc::new(AtomicUsize::new(0));
         let (mut conn, mut peer) = pair(&open).await;
-        let big: Vec<u8> = (0..3 * PENDING_BYTES_MAX).map(|i| (i % 251) as u8).collect();
+        let big: Vec<u8> = (0..3 * PENDING_BYTES_MAX)
+            .map(|i| (i % 251) as u8)
+            .collect();
         let reader = tokio::spawn(async move {
             let mut all = Vec::new();
             peer.read_to_end(&mut all).await.unwrap();

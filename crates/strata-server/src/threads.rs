@@ -112,6 +112,9 @@ fn start(thread: usize, shared: Shared, stop: watch::Receiver<bool>) -> Result<W
         .name(format!("strata-grpc-{thread}"))
         .spawn(move || {
             let served = runtime.block_on(run(shared, conn_rx, counter, stop));
+            // Waits for the requests still on its blocking pool, so that
+            // once every thread is done nothing holds the database.
+            drop(runtime);
             let _ = done_tx.send(served.map_err(|source| ServeError::Serve { thread, source }));
         })
         .map_err(|source| ServeError::Start { thread, source })?;
