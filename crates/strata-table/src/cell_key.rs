@@ -128,12 +128,30 @@ pub fn encode(
     qualifier: &[u8],
     timestamp_micros: i64,
 ) -> Result<Vec<u8>, KeyError> {
+    let mut k = row_prefix(row);
+    push_cell(&mut k, family, qualifier, timestamp_micros)?;
+    Ok(k)
+}
+
+/// Appends a cell's family, qualifier and timestamp to a row's prefix
+/// (`row_prefix`), making its key; on an error `dst` may hold part of it.
+pub fn push_cell(
+    dst: &mut Vec<u8>,
+    family: &str,
+    qualifier: &[u8],
+    timestamp_micros: i64,
+) -> Result<(), KeyError> {
     if timestamp_micros < 0 {
         return Err(KeyError::NegativeTimestamp(timestamp_micros));
     }
-    let mut k = column_prefix(row, family, qualifier)?;
-    k.extend_from_slice(&(u64::MAX - timestamp_micros as u64).to_be_bytes());
-    Ok(k)
+    if !is_valid_family(family) {
+        return Err(KeyError::BadFamily(family.to_string()));
+    }
+    dst.extend_from_slice(family.as_bytes());
+    dst.push(0);
+    put_escaped(dst, qualifier);
+    dst.extend_from_slice(&(u64::MAX - timestamp_micros as u64).to_be_bytes());
+    Ok(())
 }
 
 /// The row key a cell-key prefix starts with: the unescaped bytes up to

@@ -379,6 +379,50 @@ impl<'a> RowWrite<'a> {
     }
 }
 
+/// Whether every mutation is a SetCell (a write that `emit_set_cells`
+/// makes without the pending map).
+pub(crate) fn set_cells_only(mutations: &[Mutation]) -> bool {
+    mutations
+        .iter()
+        .all(|m| matches!(m, Mutation::SetCell { .. }))
+}
+
+/// Appends one row's SetCells (validated; `set_cells_only`) to `batch` in
+/// request order, one key buffer reused for every cell. Without
+/// `RowWrite`'s map nothing is merged: a later SetCell of the same cell
+/// is a later entry of the batch, with the higher sequence number, so it
+/// wins as it would in the map.
+pub(crate) fn emit_set_cells(
+    tree: strata_engine::TreeId,
+    row: &[u8],
+    mutations: &[Mutation],
+    now_micros: i64,
+    batch: &mut WriteBatch,
+) -> Result<()> {
+    let mut key = cell_key::row_prefix(row);
+    let row_bytes = key.len();
+    for m in mutations {
+        let Mutation::SetCell {
+            family,
+            qualifier,
+            timestamp_micros,
+            value,
+        } = m
+        else {
+            return invalid(format!("{} where only SetCell was expected", m.name()));
+        };
+        let ts = if *timestamp_micros == SERVER_TIMESTAMP {
+            now_micros
+        } else {
+            *timestamp_micros
+        };
+        key.truncate(row_bytes);
+        cell_key::push_cell(&mut key, family, qualifier, ts).map_err(key_err)?;
+        batch.put(tree, &key, value);
+    }
+    Ok(())
+}
+
 /// The exclusive end of the keys starting with a cell-key prefix. Every
 /// prefix ends in `00` (family) or `00 01` (row, column), so bumping the
 /// last byte never overflows.

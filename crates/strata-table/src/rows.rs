@@ -355,6 +355,12 @@ pub(crate) fn validate_read_modify_write(
 /// One row's validated mutations as an engine batch (empty if they change
 /// nothing); the caller holds the row's lock until the batch is written.
 pub(crate) fn row_batch(st: &TableState, row: &[u8], mutations: &[Mutation]) -> Result<WriteBatch> {
+    if mutation::set_cells_only(mutations) {
+        let mut batch = WriteBatch::new();
+        let id = st.tree.id();
+        mutation::emit_set_cells(id, row, mutations, server_now_micros(), &mut batch)?;
+        return Ok(batch);
+    }
     let mut w = RowWrite::new(&st.tree, &st.schema, row);
     w.apply(mutations, server_now_micros())?;
     let mut batch = WriteBatch::new();
