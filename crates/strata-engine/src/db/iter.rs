@@ -30,6 +30,10 @@ pub(crate) struct TabletIter {
     merge: Option<Arc<dyn MergeOperator>>,
     tree: String,
     started: bool,
+    /// Forward: a key at or above the lower bound has been met since the
+    /// last positioning; keys come in ascending order, so every later one
+    /// is too, and the bound need not be compared again.
+    lower_passed: bool,
     done: bool,
     _sv: Arc<SuperVersion>,
 }
@@ -75,6 +79,7 @@ pub(crate) fn new(
         merge: t.options().merge_operator.clone(),
         tree: t.name.clone(),
         started: false,
+        lower_passed: false,
         done: false,
         _sv: sv,
     })
@@ -149,10 +154,21 @@ impl TabletIter {
             if self.past_end(p.user_key) {
                 return Ok(None);
             }
-            if p.seq > self.seq || !self.in_bounds(p.user_key) {
+            // Not past the end: below the upper bound, so only the lower
+            // one is left to check.
+            if !self.lower_passed {
+                self.lower_passed = match &self.lower {
+                    Bound::Included(l) => p.user_key >= l.as_slice(),
+                    Bound::Excluded(l) => p.user_key > l.as_slice(),
+                    Bound::Unbounded => true,
+                };
+            }
+            if p.seq > self.seq || !self.lower_passed {
+                debug_assert!(self.lower_passed || !self.in_bounds(p.user_key));
                 self.it.next()?;
                 continue;
             }
+            debug_assert!(self.in_bounds(p.user_key));
             let key = p.user_key.to_vec();
             let result = match p.kind {
                 ValueKind::Put => Some(self.it.value().to_vec()),
@@ -261,6 +277,8 @@ impl TabletIter {
             }
         }
         self.started = true;
+        // The target may lie below the lower bound.
+        self.lower_passed = false;
         self.it.seek(&lookup_key(key, SEQ_MAX))
     }
 
