@@ -12,24 +12,13 @@ use strata_server::{serve_on_threads, ServeError, ServerOptions};
 use strata_table::{Database, DatabaseOptions};
 use tonic::transport::Channel;
 
-/// A client on a connection of its own (tonic's `Channel` opens one per
-/// `connect`).
-async fn connection(addr: std::net::SocketAddr) -> BigtableClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    BigtableClient::new(channel)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_connections_write_and_read_concurrently() {
     let mut s = Server::start_on_threads(3).await;
     let table = create_table(&mut s, "t", &["cf"]).await;
     let mut tasks = Vec::new();
     for c in 0..7u32 {
-        let mut client = connection(s.addr).await;
+        let mut client = BigtableClient::new(connect(s.addr).await);
         let table = table.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..50u32 {

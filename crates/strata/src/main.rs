@@ -305,7 +305,11 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let db = Arc::new(db);
     let serving_threads = serving_threads.map_or_else(
-        || std::thread::available_parallelism().map_or(1, usize::from),
+        || {
+            std::thread::available_parallelism()
+                .map_or(1, usize::from)
+                .min(strata_server::SERVING_THREADS_MAX)
+        },
         usize::from,
     );
     // The acceptor and the signal handlers; connections run on the

@@ -330,13 +330,11 @@ impl SkipList {
                 }
             }
         }
+        // Levels at and above the list's height have only ever held the
+        // head, as they must.
         let list_height = list_height.max(height);
-        for (level, h) in arena.hint.iter_mut().enumerate() {
-            *h = match level {
-                l if l < height => node,
-                l if l < list_height => prev[l],
-                _ => self.head,
-            };
+        for (level, h) in arena.hint.iter_mut().enumerate().take(list_height) {
+            *h = if level < height { node } else { prev[level] };
         }
         self.arena_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.len.fetch_add(1, Ordering::Release);

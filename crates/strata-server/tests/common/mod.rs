@@ -100,11 +100,7 @@ impl Server {
                     .map_err(|e| e.to_string()),
             }
         });
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
+        let channel = connect(addr).await;
         Server {
             data: BigtableClient::new(channel.clone())
                 .max_decoding_message_size(MESSAGE_BYTES_MAX)
@@ -163,6 +159,16 @@ impl Server {
         }
         panic!("the server still holds the database after it stopped");
     }
+}
+
+/// A channel on a connection of its own to `addr` (tonic opens one per
+/// `connect`).
+pub async fn connect(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
 }
 
 pub fn table_name(id: &str) -> String {
