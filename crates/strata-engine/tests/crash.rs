@@ -6,7 +6,9 @@
 //! of order).
 //!
 //! The child is this test binary itself, re-run with STRATA_CRASH_CHILD set.
-//! STRATA_CRASH_CYCLES sets the number of kill cycles (default 20).
+//! STRATA_CRASH_CYCLES sets the number of kill cycles (default 20). Every
+//! other cycle the child writes with two log syncs in flight
+//! (`log_syncs_in_flight_max`).
 
 mod common;
 
@@ -21,6 +23,8 @@ use strata_engine::{Direction, Engine, EngineOptions, TreeOptions};
 
 const WRITERS: usize = 4;
 const CHILD_ENV: &str = "STRATA_CRASH_CHILD";
+/// Set for the child: its `log_syncs_in_flight_max`.
+const SYNCS_ENV: &str = "STRATA_CRASH_SYNCS";
 
 fn options() -> (EngineOptions, TreeOptions) {
     let mut tree = common::tiny_tree_options();
@@ -43,7 +47,11 @@ fn value(writer: usize, i: u64) -> Vec<u8> {
 /// The child: resumes each writer after the highest key present, writes
 /// forever, prints "writer index" after every acknowledged write.
 fn child(dir: &str) {
-    let (eo, to) = options();
+    let (mut eo, to) = options();
+    eo.log_syncs_in_flight_max = std::env::var(SYNCS_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let engine = Engine::open_dir(dir, eo).expect("child open");
     let tree = engine.open_tree("crash", to).expect("child tree");
     let starts: Vec<u64> = (0..WRITERS).map(|w| next_index(&tree, w)).collect();
@@ -112,6 +120,7 @@ fn acknowledged_writes_survive_sigkill() {
                 "--test-threads=1",
             ])
             .env(CHILD_ENV, &dir_s)
+            .env(SYNCS_ENV, if cycle % 2 == 1 { "2" } else { "0" })
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

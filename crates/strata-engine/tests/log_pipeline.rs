@@ -9,11 +9,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{tiny_engine_options, tiny_tree_options};
+use common::{tiny_engine_options, tiny_tree_options, Writers};
 use strata_engine::log::objects::parse_object_name;
 use strata_engine::storage::{FaultOp, FaultStorage, MemStorage, Storage};
 use strata_engine::{Engine, Error, Tree};
@@ -89,65 +88,20 @@ fn a_failed_upload_fails_the_groups_behind_it_until_the_log_is_repaired() {
     let slow = FaultStorage::new(mem.clone());
     slow.set_put_delay(Duration::from_millis(10));
     let (engine, tree) = open(slow.clone());
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let failures = Arc::new(AtomicUsize::new(0));
-    let acked_after_failure = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> = (0..6u64)
-        .map(|w| {
-            let (tree, acked, failures, after, stop) = (
-                tree.clone(),
-                acked.clone(),
-                failures.clone(),
-                acked_after_failure.clone(),
-                stop.clone(),
-            );
-            std::thread::spawn(move || {
-                for i in 0.. {
-                    if stop.load(Ordering::Acquire) {
-                        break;
-                    }
-                    let k = key(w, i);
-                    match tree.put(&k, b"v") {
-                        Ok(_) => {
-                            acked.lock().unwrap().push(k);
-                            if failures.load(Ordering::Acquire) > 0 {
-                                after.fetch_add(1, Ordering::AcqRel);
-                            }
-                        }
-                        Err(e) => {
-                            assert!(matches!(e, Error::Unavailable(_)), "{e}");
-                            failures.fetch_add(1, Ordering::AcqRel);
-                            std::thread::sleep(Duration::from_millis(20));
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    while acked.lock().unwrap().len() < 60 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let writers = Writers::start(&tree, 6);
+    writers.wait_acked(60, Duration::from_secs(30));
     slow.fail_once_after(0, FaultOp::PUT);
     // The engine repairs the log by itself (once a second) and writes
     // resume.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while acked_after_failure.load(Ordering::Acquire) < 60 {
-        assert!(Instant::now() < deadline, "writes never resumed");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    stop.store(true, Ordering::Release);
-    for w in writers {
-        w.join().unwrap();
-    }
-    assert!(failures.load(Ordering::Acquire) >= 1);
+    writers.wait_resumed(60, Duration::from_secs(60));
+    let (acked, failed) = writers.stop();
+    assert!(!failed.is_empty());
     // Every id from the lowest to the highest holds an object: the failed
     // upload's id was filled before later writes were acknowledged.
     let ids = log_ids(&mem);
     let (lo, hi) = (*ids.first().unwrap(), *ids.last().unwrap());
     assert_eq!(ids.len() as u64, hi - lo + 1, "no gap among {ids:?}");
     drop((tree, engine));
-    let acked = acked.lock().unwrap().clone();
     assert_all_present(mem, &acked);
 }
 

@@ -83,6 +83,14 @@ struct ServeArgs {
     /// more helps when each upload takes long, as on a distant store).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     log_uploads: u16,
+    /// Without --storage and --sync-interval-ms: group commits whose
+    /// fsyncs may be in flight at once, 0 to 64 (the next group is written
+    /// and synced while earlier ones sync; writes are acknowledged in
+    /// order as they become durable). 0: one group syncs at a time. More
+    /// helps on a disk whose syncs are slow and run in parallel (a
+    /// network block device), at the price of more, smaller syncs.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=64))]
+    log_syncs: u16,
     /// Address to listen on: HOST:PORT with an IP address or host name,
     /// or :PORT for every interface (8086 is the Bigtable emulator's
     /// default port).
@@ -196,6 +204,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         storage,
         cache_size,
         log_uploads,
+        log_syncs,
         listen,
         sync_interval_ms,
         log_preallocate,
@@ -239,6 +248,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         memtable_budget_bytes: memtable_budget,
         max_background_compactions: usize::from(compaction_threads),
         log_uploads_in_flight_max: usize::from(log_uploads),
+        log_syncs_in_flight_max: usize::from(log_syncs),
         log_preallocate: log_preallocate == "on",
         ..EngineOptions::default()
     };

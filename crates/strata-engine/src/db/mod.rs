@@ -9,6 +9,7 @@
 
 mod background;
 mod budget;
+mod group_in_flight;
 mod ingest;
 mod iter;
 mod open;
@@ -132,7 +133,8 @@ pub(crate) struct Inner {
     pub budget: budget::BudgetState,
     /// The memtable budget shared with other engines, if any.
     pub pool: Option<pool::Membership>,
-    /// Log uploads in flight; only on log objects (an object store).
+    /// Groups in flight (log uploads on an object store; syncs of
+    /// segments in `SyncMode::Always` unless `log_syncs_in_flight_max` is 0).
     pub pipeline: Option<pipeline::Pipeline>,
     /// This engine's place in a shared background pool, if any: its
     /// flushes, compactions and tablet maintenance run on the pool's
@@ -184,7 +186,7 @@ impl Inner {
     /// The write mutex `w`, once no group is in flight.
     fn drained<'a>(&self, w: parking_lot::MutexGuard<'a, ()>) -> parking_lot::MutexGuard<'a, ()> {
         if let Some(p) = &self.pipeline {
-            p.drain();
+            p.drain(self);
         }
         w
     }

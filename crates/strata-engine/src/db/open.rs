@@ -157,10 +157,18 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         report.segments,
     )?;
     let pipeline = match layout {
-        LogLayout::Objects { epoch, .. } => Some(super::pipeline::Pipeline::new(
+        LogLayout::Objects { epoch, .. } => Some(super::pipeline::Pipeline::uploads(
             opts.log_uploads_in_flight_max,
             epoch,
         )),
+        LogLayout::Segments
+            if opts.sync_mode == super::options::SyncMode::Always
+                && opts.log_syncs_in_flight_max > 0 =>
+        {
+            Some(super::pipeline::Pipeline::syncs(
+                opts.log_syncs_in_flight_max,
+            ))
+        }
         LogLayout::Segments => None,
     };
     let pool = opts.memtable_pool.as_ref().map(|p| p.join());

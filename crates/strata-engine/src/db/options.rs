@@ -49,6 +49,15 @@ pub struct EngineOptions {
     /// On an object store, group commits whose log objects may upload at
     /// once (writes are acknowledged in order as they land).
     pub log_uploads_in_flight_max: usize,
+    /// In `SyncMode::Always` on a file system, group commits whose fsyncs
+    /// may be in flight at once: the next group is written and its sync
+    /// started while earlier ones sync (writes are acknowledged in order
+    /// as they become durable). 0 (the default): each group syncs under
+    /// the write mutex, and the next waits for it. More helps where a
+    /// sync takes long and the disk runs several at once (a network block
+    /// device) and cores are to spare; each in flight makes groups
+    /// smaller, so it costs more syncs (docs/benchmarks.md).
+    pub log_syncs_in_flight_max: usize,
     /// A block cache to share with other engines (a cluster server's
     /// tablets): this engine takes a sibling handle on it (its own keys,
     /// the shared bound), and `block_cache_bytes` is not used. None: a
@@ -79,6 +88,7 @@ impl Default for EngineOptions {
             log_bytes_max: 256 << 20,
             log_objects_max: 1000,
             log_uploads_in_flight_max: 8,
+            log_syncs_in_flight_max: 0,
             shared_block_cache: None,
             memtable_pool: None,
             background_pool: None,
@@ -108,6 +118,9 @@ impl EngineOptions {
         }
         if self.log_uploads_in_flight_max == 0 || self.log_uploads_in_flight_max > 64 {
             return bad("log_uploads_in_flight_max must be within 1 ..= 64".into());
+        }
+        if self.log_syncs_in_flight_max > 64 {
+            return bad("log_syncs_in_flight_max must be within 0 ..= 64".into());
         }
         if let SyncMode::Periodic(d) = self.sync_mode {
             if d.is_zero() {

@@ -1,34 +1,38 @@
-//! Log uploads in flight, on log objects (an object store).
+//! Groups in flight: written to the log, not yet durable.
 //!
-//! A group's log object is uploaded while the next groups are written:
-//! the write leader appends a group, takes its object from the log
-//! (`CommitLog::commit_start`), queues it here and lets the next leader
-//! in. Uploader threads (started as groups come, up to
-//! `log_uploads_in_flight_max`, each ending after a while without one)
-//! upload that many objects at once; groups are *published* strictly in
-//! id order (whoever finishes the oldest upload publishes it and every
-//! later one already uploaded):
-//! the log records the outcome (`CommitLog::complete`), the group's
-//! writes go into the memtables, the last visible sequence number moves
-//! past them and the writers get their answers. So a write is
-//! acknowledged only once its object and every earlier one are in the
-//! store, and readers never see a write before it is durable.
+//! A group's log object is uploaded (on an object store), or its segment
+//! bytes fsynced (`SyncMode::Always` on a file system), while the next
+//! groups are written: the write leader appends a group, takes what makes
+//! it durable from the log (`CommitLog::commit_start` or `commit_flush`),
+//! queues it here and lets the next leader in. Each group is made durable
+//! by its own leader if that is a writer waiting for it anyway, else by
+//! a durability thread (started as groups come, up to the in-flight
+//! limit, each ending after a while without one); groups are *published*
+//! strictly in order (whoever finishes the oldest one publishes it and
+//! every later one already done): the log records the outcome
+//! (`CommitLog::complete_group`), the group's writes go into the
+//! memtables, the last visible sequence number moves past them and the
+//! writers get their answers. So a write is acknowledged only once its
+//! group and every earlier one are durable, and readers never see a write
+//! before it is durable.
 //!
-//! After a failed upload every later group fails too (never acknowledged,
-//! even if its own upload landed) until `background::recover` drains the
-//! pipeline and repairs the log (`CommitLog::repair` fills the failed ids).
+//! After a failure every later group fails too (never acknowledged, even
+//! if it was made durable itself) until `background::recover` drains the
+//! pipeline and repairs the log (`CommitLog::repair`).
 //!
-//! How many upload at once adapts (`Pace`): more than one only while the
-//! store's upload time stays near its floor (a store that queues, such as
-//! a single busy server, gains nothing from a second upload and loses the
-//! bigger group), and new uploads are spaced by the recent upload time
-//! over that count, so each group gathers what arrived meanwhile rather
-//! than one upload per write (a PUT costs money on a cloud store).
+//! How many groups are in flight at once: for syncs, up to the limit;
+//! for uploads it adapts (`Pace`): more than one only while the store's
+//! upload time stays near its floor (a store that queues, such as a
+//! single busy server, gains nothing from a second upload and loses the
+//! bigger group). New groups are spaced by the recent time to make one
+//! durable over that count, so each gathers what arrived meanwhile rather
+//! than one sync or upload per write (a PUT costs money on a cloud store).
 //!
 //! Anything that switches memtables or tablets (a seal, a split or merge,
-//! a dropped tree) first waits until nothing is in flight (`drain`), with
-//! the write mutex held so that no new group starts: groups in flight have
-//! chosen their memtables already.
+//! a dropped tree) first waits until nothing is in flight (`drain`, which
+//! makes queued groups durable itself), with the write mutex held so that
+//! no new group starts: groups in flight have chosen their memtables
+//! already.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -40,14 +44,14 @@ use super::write::{Routes, Writer};
 use super::Inner;
 use crate::error::Result;
 use crate::key::SeqNo;
-use crate::log::PendingObject;
+use crate::log::PendingGroup;
 
 /// How long an idle uploader sleeps before looking at the shutdown flag.
 const IDLE_WAIT: Duration = Duration::from_millis(200);
 
-/// One group whose log object is uploading.
+/// One group in flight.
 pub(crate) struct InFlight {
-    pub object: PendingObject,
+    pub pending: PendingGroup,
     pub writers: Vec<Arc<Writer>>,
     /// Each batch's last sequence number, in group order.
     pub seqs: Vec<SeqNo>,
@@ -60,7 +64,7 @@ pub(crate) struct InFlight {
 
 impl InFlight {
     pub fn new(
-        object: PendingObject,
+        pending: PendingGroup,
         writers: Vec<Arc<Writer>>,
         seqs: Vec<SeqNo>,
         first_seq: SeqNo,
@@ -69,7 +73,7 @@ impl InFlight {
     ) -> InFlight {
         debug_assert_eq!(writers.len(), seqs.len());
         InFlight {
-            object,
+            pending,
             writers,
             seqs,
             first_seq,
@@ -122,7 +126,8 @@ impl Pace {
         }
     }
 
-    fn on_upload(&mut self, took: Duration, limit_max: usize) {
+    /// Records a group's time; `adaptive`: the limit follows it.
+    fn on_upload(&mut self, took: Duration, limit_max: usize, adaptive: bool) {
         let m = took.as_secs_f64() * 1e6;
         if self.floor_micros == 0.0 {
             self.floor_micros = m;
@@ -131,6 +136,9 @@ impl Pace {
         self.floor_micros = (self.floor_micros * FLOOR_DECAY).min(m);
         self.recent_micros = 0.8 * self.recent_micros + 0.2 * m;
         self.since_change += 1;
+        if !adaptive {
+            return;
+        }
         if self.recent_micros > QUEUEING_FACTOR * self.floor_micros {
             if self.limit > 1 {
                 self.limit = (self.limit / 2).max(1);
@@ -156,15 +164,15 @@ impl Pace {
 }
 
 struct State {
-    /// Groups submitted and not yet published, in log object id order.
+    /// Groups submitted and not yet published, in log order.
     in_flight: VecDeque<Arc<InFlight>>,
-    /// Groups no uploader has taken yet.
+    /// Groups no thread has started to make durable yet.
     to_upload: VecDeque<Arc<InFlight>>,
-    /// An upload failed: later groups fail too until `clear_failure`.
+    /// A group failed: later groups fail too until `clear_failure`.
     failed: bool,
-    /// No group will be submitted again: uploaders end once idle.
+    /// No group will be submitted again: durability threads end once idle.
     closed: bool,
-    /// Uploader threads running, and how many of them wait for a group.
+    /// Durability threads running, and how many of them wait for a group.
     uploaders: usize,
     idle: usize,
     pace: Pace,
@@ -177,13 +185,31 @@ pub(crate) struct Pipeline {
     /// Held while publishing, so groups are published one at a time, in order.
     publish: Mutex<()>,
     in_flight_max: usize,
-    /// The owner epoch stamped on log objects (for messages).
+    /// Whether the count in flight adapts to the time a group takes
+    /// (uploads), or stays at `in_flight_max` (syncs).
+    adaptive: bool,
+    /// The owner epoch stamped on log objects (0 for segments).
     epoch: u64,
 }
 
 impl Pipeline {
-    pub fn new(in_flight_max: usize, epoch: u64) -> Pipeline {
+    /// Uploads of log objects stamped with `epoch`, up to
+    /// `in_flight_max` at once as the store allows.
+    pub fn uploads(in_flight_max: usize, epoch: u64) -> Pipeline {
+        Pipeline::new(in_flight_max, true, epoch)
+    }
+
+    /// Segment syncs, `in_flight_max` at once.
+    pub fn syncs(in_flight_max: usize) -> Pipeline {
+        Pipeline::new(in_flight_max, false, 0)
+    }
+
+    fn new(in_flight_max: usize, adaptive: bool, epoch: u64) -> Pipeline {
         assert!(in_flight_max >= 1);
+        let mut pace = Pace::new();
+        if !adaptive {
+            pace.limit = in_flight_max;
+        }
         Pipeline {
             state: Mutex::new(State {
                 in_flight: VecDeque::new(),
@@ -192,17 +218,18 @@ impl Pipeline {
                 closed: false,
                 uploaders: 0,
                 idle: 0,
-                pace: Pace::new(),
+                pace,
             }),
             cv: Condvar::new(),
             publish: Mutex::new(()),
             in_flight_max,
+            adaptive,
             epoch,
         }
     }
 
-    /// Waits, before a leader takes its group from the queue, until its
-    /// upload may start: at once when nothing is in flight, else once
+    /// Waits, before a leader takes its group from the queue, until the
+    /// group may start: at once when nothing is in flight, else once
     /// fewer than the current limit are and the spacing since the last
     /// start has passed. Writers queue meanwhile and join the group.
     pub fn wait_turn(&self) {
@@ -224,30 +251,30 @@ impl Pipeline {
         }
     }
 
-    /// Waits while `log_uploads_in_flight_max` groups are in flight.
-    /// Caller holds the write mutex.
-    pub fn wait_for_room(&self) {
-        let mut st = self.state.lock();
-        while st.in_flight.len() >= self.in_flight_max {
-            self.cv.wait(&mut st);
-        }
+    /// Waits while the in-flight limit is reached, making queued groups
+    /// durable meanwhile. Caller holds the write mutex.
+    pub fn wait_for_room(&self, inner: &Inner) {
+        self.help_until(inner, |st| st.in_flight.len() < self.in_flight_max);
     }
 
-    /// Queues a group for upload, and starts an uploader if none waits
-    /// and fewer than `log_uploads_in_flight_max` run. Caller holds the
-    /// write mutex (so groups are submitted in id order).
-    pub fn submit(&self, inner: &Inner, group: InFlight) {
+    /// Queues a group to be made durable. `by_writer`: the caller, a
+    /// writer that waits for the group anyway, takes a queued group
+    /// itself (`help`) once it has let the next leader in; else a
+    /// durability thread is started if none waits and fewer than the
+    /// limit run. Caller holds the write mutex (so groups are submitted
+    /// in log order).
+    pub fn submit(&self, inner: &Inner, group: InFlight, by_writer: bool) {
         let group = Arc::new(group);
         let mut st = self.state.lock();
         debug_assert!(!st.closed, "a group submitted after shutdown");
         debug_assert!(st
             .in_flight
             .back()
-            .is_none_or(|g| g.object.info.number < group.object.info.number));
+            .is_none_or(|g| g.pending.info().seq_last < group.first_seq));
         st.in_flight.push_back(group.clone());
         st.to_upload.push_back(group);
         st.pace.last_start = Some(Instant::now());
-        let start = st.idle == 0 && st.uploaders < self.in_flight_max;
+        let start = !by_writer && st.idle == 0 && st.uploaders < self.in_flight_max;
         if start {
             st.uploaders += 1;
         }
@@ -256,7 +283,12 @@ impl Pipeline {
         if !start {
             return;
         }
-        let started = super::background::spawn_on_demand(inner, "strata-upload", |i| {
+        let name = if self.adaptive {
+            "strata-upload"
+        } else {
+            "strata-sync"
+        };
+        let started = super::background::spawn_on_demand(inner, name, |i| {
             if let Some(p) = &i.pipeline {
                 p.upload_loop(i);
             }
@@ -265,15 +297,16 @@ impl Pipeline {
             let mut st = self.state.lock();
             st.uploaders -= 1;
             if st.uploaders > 0 {
-                tracing::warn!("log uploads go on with fewer threads: {e}");
+                tracing::warn!("log groups go on with fewer threads: {e}");
                 return;
             }
-            // No thread to upload: the queued groups fail (unacknowledged),
-            // as after a failed upload, and the engine recovers from it.
-            tracing::error!("no log uploader: {e}");
+            // No thread to make them durable: the queued groups fail
+            // (unacknowledged), as after a failed upload or sync, and the
+            // engine recovers from it.
+            tracing::error!("no thread for log groups: {e}");
             for g in st.to_upload.drain(..) {
                 *g.outcome.lock() = Some(Err(crate::Error::Unavailable(format!(
-                    "could not start a log upload: {e}"
+                    "could not start a thread for the commit log: {e}"
                 ))));
             }
             drop(st);
@@ -281,12 +314,40 @@ impl Pipeline {
         }
     }
 
-    /// Waits until every group submitted is published. Caller holds the
-    /// write mutex, and no lock the publisher takes.
-    pub fn drain(&self) {
-        let mut st = self.state.lock();
-        while !st.in_flight.is_empty() {
-            self.cv.wait(&mut st);
+    /// Takes the oldest queued group, makes it durable and publishes what
+    /// it can; false if none was queued.
+    pub fn help(&self, inner: &Inner) -> bool {
+        let group = self.state.lock().to_upload.pop_front();
+        match group {
+            Some(g) => {
+                self.run(inner, &g);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits until every group submitted is published, making queued
+    /// groups durable meanwhile. Caller holds the write mutex, and no lock
+    /// the publisher takes.
+    pub fn drain(&self, inner: &Inner) {
+        self.help_until(inner, |st| st.in_flight.is_empty());
+    }
+
+    /// Makes queued groups durable, or waits for others to, until `done`.
+    fn help_until(&self, inner: &Inner, done: impl Fn(&State) -> bool) {
+        loop {
+            let mut st = self.state.lock();
+            if done(&st) {
+                return;
+            }
+            match st.to_upload.pop_front() {
+                Some(g) => {
+                    drop(st);
+                    self.run(inner, &g);
+                }
+                None => self.cv.wait(&mut st),
+            }
         }
     }
 
@@ -295,17 +356,18 @@ impl Pipeline {
         self.state.lock().failed = false;
     }
 
-    /// Ends the uploaders once the groups in flight are published. Caller
-    /// holds the write mutex with the engine stopped: no group follows.
+    /// Ends the durability threads once the groups in flight are
+    /// published. Caller holds the write mutex with the engine stopped:
+    /// no group follows.
     pub fn close(&self) {
         self.state.lock().closed = true;
         self.cv.notify_all();
     }
 
-    /// An uploader thread: uploads queued groups and publishes what it can;
-    /// ends once none is queued and the pipeline is closed, or it has
-    /// waited `ON_DEMAND_IDLE_EXIT` for one. (A group in flight is
-    /// published by whichever uploader finishes last among it and those
+    /// A durability thread: makes queued groups durable and publishes what
+    /// it can; ends once none is queued and the pipeline is closed, or it
+    /// has waited `ON_DEMAND_IDLE_EXIT` for one. (A group in flight is
+    /// published by whichever thread finishes last among it and those
     /// before it.)
     pub fn upload_loop(&self, inner: &Inner) {
         loop {
@@ -325,18 +387,28 @@ impl Pipeline {
                     st.idle -= 1;
                 }
             };
-            let started = Instant::now();
-            let outcome = crate::log::objects::upload(&*inner.storage, &group.object, self.epoch);
-            if outcome.is_ok() {
-                let took = started.elapsed();
-                self.state.lock().pace.on_upload(took, self.in_flight_max);
-            }
-            *group.outcome.lock() = Some(outcome);
-            self.publish(inner);
+            self.run(inner, &group);
         }
     }
 
-    /// Publishes, in order, every group at the front whose upload is done.
+    /// Makes one group durable (an upload or a sync), then publishes what
+    /// it can.
+    fn run(&self, inner: &Inner, group: &InFlight) {
+        let started = Instant::now();
+        let outcome = group.pending.persist(&*inner.storage, self.epoch);
+        if outcome.is_ok() {
+            let took = started.elapsed();
+            let adaptive = self.adaptive;
+            self.state
+                .lock()
+                .pace
+                .on_upload(took, self.in_flight_max, adaptive);
+        }
+        *group.outcome.lock() = Some(outcome);
+        self.publish(inner);
+    }
+
+    /// Publishes, in order, every group at the front that is done.
     fn publish(&self, inner: &Inner) {
         let _turn = self.publish.lock();
         loop {
@@ -347,7 +419,7 @@ impl Pipeline {
                     _ => return,
                 }
             };
-            let ok = super::write::finish_group(inner, &group, failed_before);
+            let ok = super::group_in_flight::finish_group(inner, &group, failed_before);
             let mut st = self.state.lock();
             let front = st.in_flight.pop_front();
             debug_assert!(front.is_some_and(|f| Arc::ptr_eq(&f, &group)));
@@ -365,7 +437,7 @@ mod tests {
     fn run(pace: &mut Pace, n: usize, max: usize, time: impl Fn(usize) -> Duration) {
         for _ in 0..n {
             let took = time(pace.limit);
-            pace.on_upload(took, max);
+            pace.on_upload(took, max, true);
         }
     }
 
@@ -386,7 +458,7 @@ mod tests {
         let mut limits = Vec::new();
         for _ in 0..200 {
             let took = Duration::from_millis(8 * pace.limit as u64);
-            pace.on_upload(took, 8);
+            pace.on_upload(took, 8, true);
             limits.push(pace.limit);
         }
         assert!(limits.iter().all(|&l| l <= 2), "{limits:?}");

@@ -34,7 +34,7 @@ pub(crate) const STALL_WAIT: Duration = Duration::from_millis(100);
 pub type WriteCallback = Box<dyn FnOnce(Result<SeqNo>) + Send>;
 
 pub(crate) struct Writer {
-    batch: WriteBatch,
+    pub(super) batch: WriteBatch,
     result: Mutex<Option<Result<SeqNo>>>,
     /// Waited on with the queue's mutex held; notified when this writer's
     /// result is set or it reaches the front of the queue.
@@ -103,7 +103,7 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
         }
         let at_front = q.waiting.front().is_some_and(|w| Arc::ptr_eq(w, &me));
         if !q.leader_active && at_front {
-            q = lead(inner, q);
+            q = lead(inner, q, true);
             continue;
         }
         me.wake.wait(&mut q);
@@ -164,7 +164,7 @@ pub(crate) fn commit_loop(inner: &Inner) {
         if async_front && !q.leader_active {
             // After a shutdown or failure `commit_group` fails fast, so
             // queued writers still get their answer.
-            q = lead(inner, q);
+            q = lead(inner, q, false);
             led_at = std::time::Instant::now();
             continue;
         }
@@ -186,8 +186,15 @@ fn shutting_down(inner: &Inner) -> bool {
 }
 
 /// Leads one group from the front of the queue: commits it, hands each
-/// writer its result, and wakes whoever leads next.
-fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'a, WriteQueue> {
+/// writer its result, and wakes whoever leads next. With groups in flight
+/// (`pipeline.rs`) the group is queued to be made durable instead, and
+/// if the leader is a writer (`by_writer`, not the committer thread) it
+/// makes a queued group durable itself once the next leader may start.
+fn lead<'a>(
+    inner: &'a Inner,
+    mut q: MutexGuard<'a, WriteQueue>,
+    by_writer: bool,
+) -> MutexGuard<'a, WriteQueue> {
     q.leader_active = true;
     if let Some(p) = &inner.pipeline {
         // Uploads in flight: gather until this group's upload may start.
@@ -205,11 +212,17 @@ fn lead<'a>(inner: &'a Inner, mut q: MutexGuard<'a, WriteQueue>) -> MutexGuard<'
         group.push(q.waiting.pop_front().expect("front exists"));
     }
     drop(q);
-    if inner.pipeline.is_some() {
-        begin_group(inner, inner.write_mutex.lock(), group);
+    if let Some(p) = &inner.pipeline {
+        let submitted =
+            super::group_in_flight::begin_group(inner, inner.write_mutex.lock(), group, by_writer);
         let mut q = inner.queue.lock();
         q.leader_active = false;
         wake_next_leader(inner, &q);
+        if submitted && by_writer {
+            drop(q);
+            p.help(inner);
+            q = inner.queue.lock();
+        }
         return q;
     }
     let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
@@ -248,7 +261,7 @@ fn wake_next_leader(inner: &Inner, q: &WriteQueue) {
 }
 
 /// Hands each writer of a group its result and wakes the synchronous ones.
-fn deliver(inner: &Inner, group: &[Arc<Writer>], results: Vec<Result<SeqNo>>) {
+pub(super) fn deliver(inner: &Inner, group: &[Arc<Writer>], results: Vec<Result<SeqNo>>) {
     debug_assert_eq!(group.len(), results.len());
     for (w, r) in group.iter().zip(results) {
         match w.done.lock().take() {
@@ -273,7 +286,10 @@ pub(crate) struct Routes {
 /// Checks the engine, waits out stalls and makes room in the memtables the
 /// group writes to; returns where each op goes. Caller holds the write
 /// mutex.
-fn route<B: std::borrow::Borrow<WriteBatch>>(inner: &Inner, group: &[B]) -> Result<Routes> {
+pub(super) fn route<B: std::borrow::Borrow<WriteBatch>>(
+    inner: &Inner,
+    group: &[B],
+) -> Result<Routes> {
     inner.check_bg_error()?;
     super::budget::stall_while_over(inner)?;
     // The tablet list of each tree the group touches (taken once: lists
@@ -316,7 +332,7 @@ fn route<B: std::borrow::Borrow<WriteBatch>>(inner: &Inner, group: &[B]) -> Resu
 
 /// Inserts a logged group into its memtables, its ops numbered from
 /// `first_seq`; returns the user bytes (keys and values) it wrote.
-fn insert<B: std::borrow::Borrow<WriteBatch>>(
+pub(super) fn insert<B: std::borrow::Borrow<WriteBatch>>(
     group: &[B],
     first_seq: SeqNo,
     routes: &Routes,
@@ -338,7 +354,7 @@ fn insert<B: std::borrow::Borrow<WriteBatch>>(
 
 /// Appends a group's records to the log (`group` in order, from
 /// `first_seq`); returns each batch's last sequence number.
-fn append<B: std::borrow::Borrow<WriteBatch>>(
+pub(super) fn append<B: std::borrow::Borrow<WriteBatch>>(
     log: &mut crate::log::CommitLog,
     group: &[B],
     first_seq: SeqNo,
@@ -359,12 +375,12 @@ fn append<B: std::borrow::Borrow<WriteBatch>>(
 /// records may have reached the log, as with a lost answer from an object
 /// store, and the log takes only higher ones after it), and the engine
 /// stops writing until the failure is repaired or for good.
-fn log_failed(inner: &Inner, seq_last: SeqNo, e: &Error) {
+pub(super) fn log_failed(inner: &Inner, seq_last: SeqNo, e: &Error) {
     inner.last_seq.fetch_max(seq_last, Ordering::AcqRel);
     inner.set_bg_error(e);
 }
 
-fn count_group(inner: &Inner, batches: usize, log_started: std::time::Instant) {
+pub(super) fn count_group(inner: &Inner, batches: usize, log_started: std::time::Instant) {
     let stats = &inner.stats;
     stats.commit_groups.fetch_add(1, Ordering::Relaxed);
     stats
@@ -416,114 +432,6 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
     Ok(seqs)
 }
 
-/// On log objects: routes and logs a group under the write mutex, then
-/// queues its object for upload (`pipeline.rs`) and returns, so the next
-/// group can be written meanwhile. The publisher answers the writers;
-/// a failure before the upload is answered here.
-fn begin_group(inner: &Inner, _write_guard: MutexGuard<'_, ()>, group: Vec<Arc<Writer>>) {
-    let pipeline = inner.pipeline.as_ref().expect("only on log objects");
-    let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
-    let routes = match route(inner, &batches) {
-        Ok(r) => r,
-        Err(e) => {
-            let results = group.iter().map(|_| Err(e.for_writers())).collect();
-            return deliver(inner, &group, results);
-        }
-    };
-    pipeline.wait_for_room();
-    let started = {
-        let mut log = inner.log.lock();
-        // Groups in flight have numbers above the visible last one.
-        let first_seq = inner.last_seq.load(Ordering::Acquire).max(log.seq_last()) + 1;
-        let logged = append(&mut log, &batches, first_seq)
-            .and_then(|seqs| log.commit_start().map(|object| (object, seqs)));
-        logged
-            .map(|(object, seqs)| (object, seqs, first_seq))
-            .map_err(|e| (e, log.seq_last()))
-    };
-    let (object, seqs, first_seq) = match started {
-        Ok(s) => s,
-        Err((e, burned)) => {
-            // Groups in flight land (or fail) first: the spent numbers,
-            // made visible, lie above theirs.
-            pipeline.drain();
-            log_failed(inner, burned, &e);
-            let results = group.iter().map(|_| Err(e.for_writers())).collect();
-            return deliver(inner, &group, results);
-        }
-    };
-    let user_bytes: u64 = batches
-        .iter()
-        .flat_map(|b| b.iter())
-        .map(|op| (op.key.len() + op.value.len()) as u64)
-        .sum();
-    drop(batches);
-    pipeline.submit(
-        inner,
-        super::pipeline::InFlight::new(object, group, seqs, first_seq, routes, user_bytes),
-    );
-    // After the submit: a seal here waits for this group to land in the
-    // memtable it chose.
-    super::budget::after_commit(inner, user_bytes as usize);
-}
-
-/// Publishes a group whose upload is done (called in id order by the
-/// pipeline): records the outcome in the log, and if it and every earlier
-/// group succeeded (`failed_before` is false), inserts the group into its
-/// memtables, makes it visible and acknowledges it; else answers its
-/// writers with the failure. Returns whether the group was acknowledged.
-pub(crate) fn finish_group(
-    inner: &Inner,
-    group: &super::pipeline::InFlight,
-    failed_before: bool,
-) -> bool {
-    let outcome = group
-        .take_outcome()
-        .unwrap_or_else(|| Err(Error::Closed("log upload without an outcome".into())));
-    let info = group.object.info.clone();
-    let seq_last = info.seq_last;
-    inner
-        .log
-        .lock()
-        .complete(info, outcome.as_ref().map(|_| ()));
-    let results: Vec<Result<SeqNo>> = match outcome {
-        Ok(()) if !failed_before && seq_last <= SEQ_MAX => {
-            let batches: Vec<&WriteBatch> = group.writers.iter().map(|w| &w.batch).collect();
-            let user_bytes = insert(&batches, group.first_seq, &group.routes);
-            debug_assert_eq!(user_bytes, group.user_bytes);
-            count_group(inner, batches.len(), group.started);
-            inner
-                .stats
-                .user_bytes_written
-                .fetch_add(user_bytes, Ordering::Relaxed);
-            let previous = inner.last_seq.swap(seq_last, Ordering::AcqRel);
-            debug_assert!(previous < group.first_seq);
-            group.seqs.iter().map(|&s| Ok(s)).collect()
-        }
-        Ok(()) => {
-            // Uploaded, but an earlier group failed: not acknowledged (the
-            // records replay at the next open: an unknown outcome).
-            let e = if seq_last > SEQ_MAX {
-                Error::Closed("sequence numbers exhausted".into())
-            } else {
-                inner
-                    .check_bg_error()
-                    .err()
-                    .unwrap_or_else(|| Error::Unavailable("an earlier log upload failed".into()))
-            };
-            log_failed(inner, seq_last, &e);
-            group.writers.iter().map(|_| Err(e.for_writers())).collect()
-        }
-        Err(e) => {
-            log_failed(inner, seq_last, &e);
-            group.writers.iter().map(|_| Err(e.for_writers())).collect()
-        }
-    };
-    let acknowledged = results.iter().all(|r| r.is_ok());
-    deliver(inner, &group.writers, results);
-    acknowledged
-}
-
 /// Makes sure the tree's active memtable has room, sealing it when full,
 /// and stalls while flushes or L0 compactions lag behind; returns the
 /// active memtable (which keeps it until the write mutex is released).
@@ -567,7 +475,7 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<Arc<Memtable>> {
 pub(crate) fn seal_memtable(inner: &Inner, t: &TabletState) {
     // Groups in flight hold the memtables they chose: let them land first.
     if let Some(p) = &inner.pipeline {
-        p.drain();
+        p.drain(inner);
     }
     // A retired tablet's memtables belong to its successors; sealing one
     // again would move its flushed sequence number past writes it lacks.

@@ -33,6 +33,13 @@ pub(super) struct LiveSegment {
     pub(super) flushed_seq_last: SeqNo,
     /// Bytes known durable: the watermark written in every new frame.
     pub(super) synced_bytes: u64,
+    /// Bytes of groups whose writers were (or may have been) told of
+    /// success, and the highest sequence number in them: what a repair
+    /// after a failure keeps.
+    pub(super) acknowledged_bytes: u64,
+    pub(super) acknowledged_seq_last: SeqNo,
+    /// Handles that sync this segment from other threads.
+    pub(super) sync_handles: Arc<super::pending::HandlePool>,
     /// Written over a zero-filled file: the file is longer than
     /// `size_bytes` until it is cut when sealed.
     pub(super) preallocated: bool,
@@ -103,6 +110,9 @@ impl LiveSegment {
             flushed_bytes: 0,
             flushed_seq_last: 0,
             synced_bytes: 0,
+            acknowledged_bytes: 0,
+            acknowledged_seq_last: 0,
+            sync_handles: Arc::default(),
             preallocated,
         }
     }
@@ -145,6 +155,27 @@ impl LiveSegment {
             self.flushed_seq_last = self.seq_last;
         }
         Ok(())
+    }
+
+    /// A handle that syncs this segment from another thread (one not in
+    /// use by another group, opened if none is free); None if the file
+    /// has none.
+    pub(super) fn sync_handle(&mut self) -> Result<Option<super::pending::PooledHandle>> {
+        if let Some(h) = self.sync_handles.take() {
+            return Ok(Some(h));
+        }
+        let pool = self.sync_handles.clone();
+        Ok(self.segment_file()?.sync_handle()?.map(|h| pool.wrap(h)))
+    }
+
+    /// Records that the writers of the bytes so far may be told of
+    /// success.
+    pub(super) fn acknowledge(&mut self, size_bytes: u64, seq_last: SeqNo) {
+        debug_assert!(size_bytes <= self.size_bytes);
+        if size_bytes > self.acknowledged_bytes {
+            self.acknowledged_bytes = size_bytes;
+            self.acknowledged_seq_last = seq_last;
+        }
     }
 
     pub(super) fn sync(&mut self) -> Result<()> {

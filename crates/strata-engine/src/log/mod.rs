@@ -9,6 +9,8 @@
 //! - `format`: frame encoding and decoding.
 //! - `writer`: `CommitLog` (segments, group commit, rolling, deletion);
 //!   `live`: the segment being written.
+//! - `pending`: groups written and not yet durable (syncs or uploads in
+//!   flight).
 //! - `objects`: the log as one object per group (object stores).
 //! - `prealloc`: segments zero-filled ahead of use.
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
@@ -16,6 +18,7 @@
 mod format;
 mod live;
 pub mod objects;
+mod pending;
 pub mod prealloc;
 mod recovery;
 mod writer;
@@ -26,6 +29,7 @@ mod crash_tests;
 mod tests;
 
 pub use format::PAYLOAD_BYTES_MAX as RECORD_PAYLOAD_BYTES_MAX;
+pub use pending::{PendingGroup, PendingSync};
 pub use recovery::{recover, RecoveryReport};
 pub use writer::{CommitLog, LogLayout, LogOptions, PendingObject, SegmentInfo};
 

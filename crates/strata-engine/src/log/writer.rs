@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::format::{encode_header, HEADER_BYTES, PAYLOAD_BYTES_MAX};
 use super::live::{Abandoned, LiveFile, LiveSegment};
+use super::pending::{PendingGroup, PendingSync};
 use super::prealloc::Preparer;
 use super::segment_file_name;
 use crate::batch::payload_count;
@@ -192,6 +193,79 @@ impl CommitLog {
         if let Err(e) = persisted {
             return Err(self.fail(e));
         }
+        self.live
+            .acknowledge(self.live.size_bytes, self.live.seq_last);
+        self.roll_if_due();
+        Ok(())
+    }
+
+    /// Ends a group in a segment without waiting for its fsync: hands its
+    /// bytes to the OS and returns what makes them durable
+    /// (`PendingSync::sync`, from any thread), so the next group is
+    /// written while this one syncs. The caller reports every group, in
+    /// order, to `complete_group`, and acknowledges a write only once its
+    /// group and every earlier one synced (docs/formats/commit-log.md,
+    /// "Syncs in flight"). Rolls to a new segment, as `commit` does.
+    pub fn commit_flush(&mut self) -> Result<PendingSync> {
+        self.check_healthy()?;
+        if self.objects() {
+            return Err(Error::InvalidArgument(format!(
+                "{}: commit_flush is for segments; log objects use commit_start",
+                self.live.name
+            )));
+        }
+        if let Err(e) = self.live.flush() {
+            return Err(self.fail(e));
+        }
+        let info = self.live.info();
+        let handle = match self.live.sync_handle() {
+            Ok(h) => h,
+            Err(e) => {
+                tracing::warn!("commit log: syncing in place: {e}");
+                None
+            }
+        };
+        if handle.is_none() {
+            // No handle for another thread: synced here, under the lock.
+            if let Err(e) = self.live.sync() {
+                return Err(self.fail(e));
+            }
+        }
+        self.roll_if_due();
+        Ok(PendingSync::new(info, handle))
+    }
+
+    /// Records the outcome of a group from `commit_start` or
+    /// `commit_flush`; called for each in order. `acknowledged`: its
+    /// writers are told of success (it and every earlier group are
+    /// durable). A failure stops the log (`failure`).
+    pub fn complete_group(
+        &mut self,
+        group: &PendingGroup,
+        outcome: std::result::Result<(), &Error>,
+        acknowledged: bool,
+    ) {
+        let info = group.info().clone();
+        match group {
+            PendingGroup::Object(_) => self.complete(info, outcome),
+            PendingGroup::Sync(_) => match outcome {
+                Ok(()) if acknowledged && info.number == self.live.number => {
+                    debug_assert!(info.size_bytes <= self.live.size_bytes);
+                    // Frames appended from now on carry the new watermark.
+                    self.live.synced_bytes = self.live.synced_bytes.max(info.size_bytes);
+                    self.live.acknowledge(info.size_bytes, info.seq_last);
+                }
+                // Sealed since: synced whole by the roll.
+                Ok(()) => {}
+                Err(e) => self.set_failure(e, &segment_file_name(info.number)),
+            },
+        }
+    }
+
+    /// After a group: seals the live segment if it is full (or a prepared
+    /// one is ready for it) and starts the next. A failure there cannot
+    /// undo the group: it stops the log, and the next `append` reports it.
+    fn roll_if_due(&mut self) {
         let full = self.live.size_bytes > self.opts.segment_size_bytes_max;
         let prepared = self.prepare_next(full);
         if full || prepared.is_some() {
@@ -200,7 +274,6 @@ impl CommitLog {
                 tracing::error!("commit log stopped: cannot start a new segment: {e}");
             }
         }
-        Ok(())
     }
 
     /// With preallocation: starts preparing the next segment's zeros once
@@ -285,8 +358,6 @@ impl CommitLog {
         }
     }
 
-    /// Seals the live segment (synced first, so only the newest segment can
-    /// ever have a torn tail) and starts a new one.
     /// Seals the live segment (synced, and cut to its records if it was
     /// preallocated) and starts the next: `prepared` if given, else a new
     /// file. A segment that is not `full` is left for a prepared one only;
@@ -348,8 +419,8 @@ impl CommitLog {
     /// log has not failed. Records the failure left unpersisted are given
     /// up (their writers were told of the failure), and the log goes on:
     /// - segments: the failed one is cut back to the bytes that were
-    ///   persisted (so no damaged record is left in a segment that is no
-    ///   longer the newest) and sealed, and a new segment starts;
+    ///   acknowledged (so no damaged record is left in a segment that is
+    ///   no longer the newest) and sealed, and a new segment starts;
     /// - objects: every id whose upload failed is made to hold an object
     ///   of this owner: the failed upload if it landed after all (its
     ///   records are replayed at the next open, in order), else an empty
@@ -385,13 +456,16 @@ impl CommitLog {
             if let LiveFile::Segment(f) = file {
                 f.abandon();
             }
+            // Cut to the groups whose writers may have been told of
+            // success: records after them (a group whose sync failed, and
+            // groups written while it was in flight) are never replayed.
             self.storage
-                .truncate(&self.live.name, self.live.flushed_bytes)?;
+                .truncate(&self.live.name, self.live.acknowledged_bytes)?;
             let next =
                 LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?;
             let mut old = std::mem::replace(&mut self.live, next);
-            old.size_bytes = old.flushed_bytes;
-            old.seq_last = old.flushed_seq_last;
+            old.size_bytes = old.acknowledged_bytes;
+            old.seq_last = old.acknowledged_seq_last;
             self.sealed.push(old.info());
         }
         tracing::info!(

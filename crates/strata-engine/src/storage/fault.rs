@@ -53,6 +53,25 @@ struct Faults {
     put_delay_micros: AtomicU64,
     puts_in_flight: AtomicU64,
     puts_in_flight_max: AtomicU64,
+    /// Every file sync waits this long first (a slow disk).
+    sync_delay_micros: AtomicU64,
+    syncs_in_flight: AtomicU64,
+    syncs_in_flight_max: AtomicU64,
+}
+
+impl Faults {
+    /// A file sync: counted in flight, delayed, then checked.
+    fn sync(&self, what: &str, sync: impl FnOnce() -> Result<()>) -> Result<()> {
+        let now = self.syncs_in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        self.syncs_in_flight_max.fetch_max(now, Ordering::AcqRel);
+        let delay = self.sync_delay_micros.load(Ordering::Acquire);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(delay));
+        }
+        let outcome = self.check(FaultOp::SYNC, what).and_then(|()| sync());
+        self.syncs_in_flight.fetch_sub(1, Ordering::AcqRel);
+        outcome
+    }
 }
 
 impl Faults {
@@ -114,6 +133,18 @@ impl FaultStorage {
             .store(delay.as_micros() as u64, Ordering::Release);
     }
 
+    /// Makes every file sync take `delay` first.
+    pub fn set_sync_delay(&self, delay: std::time::Duration) {
+        self.faults
+            .sync_delay_micros
+            .store(delay.as_micros() as u64, Ordering::Release);
+    }
+
+    /// The most file syncs seen in progress at once.
+    pub fn syncs_in_flight_max(&self) -> u64 {
+        self.faults.syncs_in_flight_max.load(Ordering::Acquire)
+    }
+
     /// The most puts seen in progress at once.
     pub fn puts_in_flight_max(&self) -> u64 {
         self.faults.puts_in_flight_max.load(Ordering::Acquire)
@@ -173,9 +204,9 @@ impl WritableFile for FaultWritable {
                 Err(e) => Err(e),
             };
         }
+        let inner = &mut self.inner;
         self.faults
-            .check(FaultOp::SYNC, &format!("fsync {}", self.name))?;
-        self.inner.sync()
+            .sync(&format!("fsync {}", self.name), || inner.sync())
     }
 
     fn len(&self) -> u64 {
@@ -184,6 +215,33 @@ impl WritableFile for FaultWritable {
 
     fn abandon(self: Box<Self>) {
         self.inner.abandon();
+    }
+
+    fn sync_handle(&self) -> Result<Option<Box<dyn super::SyncHandle>>> {
+        if self.whole_objects {
+            return Ok(None);
+        }
+        Ok(self.inner.sync_handle()?.map(|inner| {
+            Box::new(FaultSyncHandle {
+                name: self.name.clone(),
+                inner,
+                faults: self.faults.clone(),
+            }) as Box<dyn super::SyncHandle>
+        }))
+    }
+}
+
+/// A sync handle whose syncs fail like the file's own (`FaultOp::SYNC`).
+struct FaultSyncHandle {
+    name: String,
+    inner: Box<dyn super::SyncHandle>,
+    faults: Arc<Faults>,
+}
+
+impl super::SyncHandle for FaultSyncHandle {
+    fn sync(&self) -> Result<()> {
+        self.faults
+            .sync(&format!("fsync {}", self.name), || self.inner.sync())
     }
 }
 

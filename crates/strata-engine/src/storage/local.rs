@@ -7,7 +7,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{RandomAccessFile, Storage, WritableFile};
+use super::{RandomAccessFile, Storage, SyncHandle, WritableFile};
 use crate::error::{Error, IoContext, Result};
 
 /// Buffer size for appends: large enough to batch small writes into few
@@ -63,8 +63,22 @@ impl LocalStorage {
 
 struct LocalWritable {
     name: String,
+    path: PathBuf,
     out: BufWriter<File>,
     len: u64,
+}
+
+/// A second open of a file being written, for `fdatasync` from another
+/// thread.
+struct LocalSyncHandle {
+    name: String,
+    file: File,
+}
+
+impl SyncHandle for LocalSyncHandle {
+    fn sync(&self) -> Result<()> {
+        self.file.sync_data().ctx("fsync", &self.name)
+    }
 }
 
 impl WritableFile for LocalWritable {
@@ -90,6 +104,19 @@ impl WritableFile for LocalWritable {
     fn abandon(self: Box<Self>) {
         // Dropping a BufWriter writes its buffer: take the file without.
         let (_file, _unwritten) = self.out.into_parts();
+    }
+
+    fn sync_handle(&self) -> Result<Option<Box<dyn SyncHandle>>> {
+        // Opened anew (not dup'ed): its own open file description, so
+        // its fdatasync reports every write-back error itself.
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .ctx("open for fsync", &self.name)?;
+        Ok(Some(Box::new(LocalSyncHandle {
+            name: self.name.clone(),
+            file,
+        })))
     }
 }
 
@@ -120,6 +147,7 @@ impl Storage for LocalStorage {
             .ctx("create", name)?;
         Ok(Box::new(LocalWritable {
             name: name.to_string(),
+            path,
             out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
             len: 0,
         }))
@@ -150,12 +178,14 @@ impl Storage for LocalStorage {
     }
 
     fn overwrite(&self, name: &str) -> Result<Box<dyn WritableFile>> {
+        let path = self.path(name)?;
         let file = OpenOptions::new()
             .write(true)
-            .open(self.path(name)?)
+            .open(&path)
             .ctx("open for writing", name)?;
         Ok(Box::new(LocalWritable {
             name: name.to_string(),
+            path,
             out: BufWriter::with_capacity(WRITE_BUFFER_BYTES, file),
             len: 0,
         }))

@@ -218,6 +218,22 @@ impl WritableFile for MemWritable {
     fn len(&self) -> u64 {
         self.len
     }
+
+    fn sync_handle(&self) -> Result<Option<Box<dyn super::SyncHandle>>> {
+        Ok(Some(Box::new(MemSyncHandle(self.file.clone()))))
+    }
+}
+
+/// Syncs, from another thread, what a `MemWritable` has written so far.
+struct MemSyncHandle(FileRef);
+
+impl super::SyncHandle for MemSyncHandle {
+    fn sync(&self) -> Result<()> {
+        let mut f = self.0.write();
+        // Another handle's sync may have covered more already.
+        f.synced_len = f.synced_len.max(f.data.len());
+        Ok(())
+    }
 }
 
 struct MemReadable {

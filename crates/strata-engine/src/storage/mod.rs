@@ -52,6 +52,23 @@ pub trait WritableFile: Send {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// A new handle that makes this file's flushed bytes durable from
+    /// another thread while appends go on (a commit log's syncs in
+    /// flight, docs/formats/commit-log.md, "Syncs in flight"); None if
+    /// the backend has none, and the caller syncs with `sync`.
+    ///
+    /// Each handle is its own open file description: a write-back error
+    /// is reported to every handle open when it happened (Linux's
+    /// errseq_t), never consumed by a sibling's sync.
+    fn sync_handle(&self) -> Result<Option<Box<dyn SyncHandle>>> {
+        Ok(None)
+    }
+}
+
+/// Makes durable every byte of its file flushed (handed to the OS) before
+/// `sync` was called; see `WritableFile::sync_handle`.
+pub trait SyncHandle: Send + Sync {
+    fn sync(&self) -> Result<()>;
 }
 
 /// A file read by byte range, safe to share between threads.

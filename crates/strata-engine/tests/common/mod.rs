@@ -75,3 +75,92 @@ impl Rng {
         self.next() % n
     }
 }
+
+/// Writer threads putting keys `w{writer}-{i:08}` until stopped, each
+/// recording which puts were acknowledged and which failed (an
+/// `Unavailable` error: an unknown outcome; after one, a writer waits
+/// 20 ms).
+pub struct Writers {
+    pub acked: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    pub failed: Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+    /// Puts acknowledged after the first failure was seen.
+    pub acked_after_failure: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Writers {
+    pub fn start(tree: &strata_engine::Tree, writers: u64) -> Writers {
+        use std::sync::atomic::Ordering;
+        let acked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let failed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let after = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let threads = (0..writers)
+            .map(|w| {
+                let tree = tree.clone();
+                let (acked, failed, after, stop) =
+                    (acked.clone(), failed.clone(), after.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    for i in 0.. {
+                        if stop.load(Ordering::Acquire) {
+                            break;
+                        }
+                        let k = format!("w{w}-{i:08}").into_bytes();
+                        match tree.put(&k, b"v") {
+                            Ok(_) => {
+                                acked.lock().unwrap().push(k);
+                                if !failed.lock().unwrap().is_empty() {
+                                    after.fetch_add(1, Ordering::AcqRel);
+                                }
+                            }
+                            Err(e) => {
+                                assert!(matches!(e, strata_engine::Error::Unavailable(_)), "{e}");
+                                failed.lock().unwrap().push(k);
+                                std::thread::sleep(std::time::Duration::from_millis(20));
+                            }
+                        }
+                    }
+                })
+            })
+            .collect();
+        Writers {
+            acked,
+            failed,
+            acked_after_failure: after,
+            stop,
+            threads,
+        }
+    }
+
+    /// Waits until `n` puts were acknowledged; panics after `within`.
+    pub fn wait_acked(&self, n: usize, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while self.acked.lock().unwrap().len() < n {
+            assert!(std::time::Instant::now() < deadline, "writes stalled");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    /// Waits until `n` puts were acknowledged after a failure (the engine
+    /// repaired its log and writes resumed); panics after `within`.
+    pub fn wait_resumed(&self, n: usize, within: std::time::Duration) {
+        use std::sync::atomic::Ordering;
+        let deadline = std::time::Instant::now() + within;
+        while self.acked_after_failure.load(Ordering::Acquire) < n {
+            assert!(std::time::Instant::now() < deadline, "writes never resumed");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the writers; returns the keys acknowledged and those failed.
+    pub fn stop(self) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        for t in self.threads {
+            t.join().unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        let failed = self.failed.lock().unwrap().clone();
+        (acked, failed)
+    }
+}
