@@ -67,9 +67,11 @@ impl Database {
         Ok(results)
     }
 
-    /// MutateRows without blocking, when every entry is blind (SetCell,
-    /// AddToCell) and no lock it needs is held: as `try_mutate_row_async`,
-    /// `done` gets the per-entry results once the batch is committed.
+    /// MutateRows without blocking, when no lock it needs is held and
+    /// every block its deletes read is in memory (blind entries, SetCell
+    /// and AddToCell, read nothing): as `try_mutate_row_async`, `done`
+    /// gets the per-entry results once the batch is committed. Ok(false),
+    /// with nothing changed, when the caller should use `mutate_rows`.
     pub fn try_mutate_rows_async(
         &self,
         table: &str,
@@ -77,9 +79,7 @@ impl Database {
         done: impl FnOnce(Vec<Result<()>>) + Send + 'static,
     ) -> Result<bool> {
         check_request_size(entries)?;
-        if !entries.iter().all(|(_, m)| blind(m)) {
-            return Ok(false);
-        }
+        let all_blind = entries.iter().all(|(_, m)| blind(m));
         let t = self.table(table)?;
         let Some(st) = t.state.try_read_arc() else {
             return Ok(false);
@@ -89,7 +89,23 @@ impl Database {
         let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &rows) else {
             return Ok(false);
         };
-        let batch = build_rows_batch(&st, entries, &mut results);
+        let batch = if all_blind {
+            build_rows_batch(&st, entries, &mut results)
+        } else {
+            let batch =
+                strata_engine::sst::memory_only(crate::rows_async::INLINE_BLOCKS_MAX, || {
+                    build_rows_batch(&st, entries, &mut results)
+                });
+            // A delete's read that would wait for storage: nothing is
+            // written, and the blocking call does it all.
+            if results
+                .iter()
+                .any(|r| r.as_ref().is_err_and(|e| e.is_would_block()))
+            {
+                return Ok(false);
+            }
+            batch
+        };
         self.engine.write_async(batch, move |outcome| {
             drop(row_guards);
             drop(st);

@@ -67,8 +67,8 @@ fn cells(db: &Database, row: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// Calls `f` with a callback; returns whether it ran in place and, if so,
 /// the answer the callback got.
 fn run<A: Send + 'static>(
-    f: impl FnOnce(Box<dyn FnOnce(strata_table::Result<A>) + Send>) -> strata_table::Result<bool>,
-) -> Option<strata_table::Result<A>> {
+    f: impl FnOnce(Box<dyn FnOnce(A) + Send>) -> strata_table::Result<bool>,
+) -> Option<A> {
     let (tx, rx) = mpsc::channel();
     let queued = f(Box::new(move |r| tx.send(r).unwrap())).unwrap();
     if !queued {
@@ -211,4 +211,55 @@ fn bad_requests_fail_at_once_and_blind_writes_need_no_read() {
         .expect("a blind write needs no read")
         .unwrap();
     assert_eq!(cells(&db, b"r").len(), 2);
+}
+
+/// `try_mutate_rows_async` answers with one result per entry.
+fn run_rows(
+    db: &Database,
+    entries: &[(Vec<u8>, Vec<Mutation>)],
+) -> Option<Vec<strata_table::Result<()>>> {
+    run(|done| db.try_mutate_rows_async(T, entries, done))
+}
+
+#[test]
+fn mutate_rows_with_deletes_runs_in_place_when_the_rows_are_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(dir.path());
+    db.mutate_row(T, b"cold", &[set("a", 1000, "x")]).unwrap();
+    db.engine().flush_all().unwrap();
+    db.mutate_row(T, b"warm", &[set("a", 1000, "x"), set("b", 1000, "y")])
+        .unwrap();
+    let delete_a = Mutation::DeleteFromColumn {
+        family: "cf".into(),
+        qualifier: b"a".to_vec(),
+        start_micros: 0,
+        end_micros: 0,
+    };
+
+    // The warm row is in the memtable: its delete reads no block.
+    let entries = vec![
+        (b"warm".to_vec(), vec![delete_a.clone()]),
+        (b"new".to_vec(), vec![set("c", 1000, "z")]),
+    ];
+    let results = run_rows(&db, &entries).expect("every row is in memory");
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert_eq!(cells(&db, b"warm"), [(b"b".to_vec(), b"y".to_vec())]);
+    assert_eq!(cells(&db, b"new").len(), 1);
+
+    // The cold row's cells are in a table none of whose blocks is
+    // cached: the whole request gives up, its other entries unwritten.
+    let before = db.engine().stats().user_bytes_written;
+    let entries = vec![
+        (b"other".to_vec(), vec![set("c", 1000, "z")]),
+        (b"cold".to_vec(), vec![delete_a.clone()]),
+    ];
+    assert!(run_rows(&db, &entries).is_none());
+    assert_eq!(db.engine().stats().user_bytes_written, before);
+    assert!(cells(&db, b"other").is_empty(), "nothing written");
+
+    // The blocking call does it; the cold row's block is cached after.
+    let results = db.mutate_rows(T, &entries).unwrap();
+    assert!(results.iter().all(|r| r.is_ok()), "{results:?}");
+    assert!(cells(&db, b"cold").is_empty());
+    assert_eq!(cells(&db, b"other").len(), 1);
 }
