@@ -356,11 +356,18 @@ fn serve(args: ServeArgs) -> Result<()> {
     drop(rt);
     let st = db.engine().stats();
     if st.commit_groups > 0 {
+        let durable = if st.commit_durable_groups > 0 {
+            format!(
+                ", {:.0} µs each in the log (append and sync)",
+                st.commit_log_micros as f64 / st.commit_durable_groups as f64
+            )
+        } else {
+            String::new()
+        };
         tracing::info!(
-            "group commits: {} groups of {:.1} batches on average, {:.0} µs each in the log (append and sync)",
+            "group commits: {} groups of {:.1} batches on average{durable}",
             st.commit_groups,
             st.commit_batches as f64 / st.commit_groups as f64,
-            st.commit_log_micros as f64 / st.commit_groups as f64
         );
     }
     match Arc::try_unwrap(db) {

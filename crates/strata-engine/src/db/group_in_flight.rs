@@ -106,7 +106,7 @@ pub(crate) fn finish_group(
             let batches: Vec<&WriteBatch> = group.writers.iter().map(|w| &w.batch).collect();
             let user_bytes = insert(&batches, group.first_seq, &group.routes);
             debug_assert_eq!(user_bytes, group.user_bytes);
-            count_group(inner, batches.len(), group.started);
+            count_group(inner, batches.len(), Some(group.started));
             inner
                 .stats
                 .user_bytes_written

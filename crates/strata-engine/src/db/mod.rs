@@ -106,6 +106,7 @@ pub(crate) struct Stats {
     pub write_stalls: AtomicU64,
     pub commit_groups: AtomicU64,
     pub commit_batches: AtomicU64,
+    pub commit_durable_groups: AtomicU64,
     pub commit_log_micros: AtomicU64,
 }
 
@@ -397,10 +398,13 @@ pub struct EngineStats {
     pub log_segments: usize,
     /// Bytes of the log segments still on disk.
     pub log_bytes_retained: u64,
-    /// Group commits, the batches they carried, and the time spent
-    /// appending their log records and syncing (or handing them to the OS).
+    /// Group commits and the batches they carried.
     pub commit_groups: u64,
     pub commit_batches: u64,
+    /// Groups made durable before they were acknowledged (synced, or
+    /// uploaded as log objects), and the time spent writing their log
+    /// records and making them durable.
+    pub commit_durable_groups: u64,
     pub commit_log_micros: u64,
 }
 
@@ -654,6 +658,7 @@ impl Engine {
             write_stalls: ld(&s.write_stalls),
             commit_groups: ld(&s.commit_groups),
             commit_batches: ld(&s.commit_batches),
+            commit_durable_groups: ld(&s.commit_durable_groups),
             commit_log_micros: ld(&s.commit_log_micros),
             block_cache_hits: self.inner.cache.hits(),
             block_cache_misses: self.inner.cache.misses(),

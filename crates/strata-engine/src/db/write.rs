@@ -380,15 +380,21 @@ pub(super) fn log_failed(inner: &Inner, seq_last: SeqNo, e: &Error) {
     inner.set_bg_error(e);
 }
 
-pub(super) fn count_group(inner: &Inner, batches: usize, log_started: std::time::Instant) {
+/// Counts a group; `log_started`: when its log write began, if it was
+/// timed (durable groups only: a group handed to the OS takes a system
+/// call, and two clock reads would be a noticeable share of it).
+pub(super) fn count_group(inner: &Inner, batches: usize, log_started: Option<std::time::Instant>) {
     let stats = &inner.stats;
     stats.commit_groups.fetch_add(1, Ordering::Relaxed);
     stats
         .commit_batches
         .fetch_add(batches as u64, Ordering::Relaxed);
-    stats
-        .commit_log_micros
-        .fetch_add(log_started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    if let Some(started) = log_started {
+        stats.commit_durable_groups.fetch_add(1, Ordering::Relaxed);
+        stats
+            .commit_log_micros
+            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
 }
 
 /// Commits a group under the write mutex; returns each batch's last
@@ -400,13 +406,12 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
 ) -> Result<Vec<SeqNo>> {
     let routes = route(inner, group)?;
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
-    let log_started = std::time::Instant::now();
+    let sync = inner.opts.sync_mode == SyncMode::Always;
+    let log_started = sync.then(std::time::Instant::now);
     let seqs = {
         let mut log = inner.log.lock();
-        let logged = append(&mut log, group, first_seq).and_then(|seqs| {
-            log.commit(inner.opts.sync_mode == SyncMode::Always)
-                .map(|()| seqs)
-        });
+        let logged =
+            append(&mut log, group, first_seq).and_then(|seqs| log.commit(sync).map(|()| seqs));
         match logged {
             Ok(seqs) => seqs,
             Err(e) => {
