@@ -12,7 +12,8 @@
 //! - `pending`: groups written and not yet durable (syncs or uploads in
 //!   flight).
 //! - `objects`: the log as one object per group (object stores).
-//! - `prealloc`: segments zero-filled ahead of use.
+//! - `prealloc`: segments zero-filled ahead of use; `roll`: sealing the
+//!   live segment and starting the next.
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
 
 mod format;
@@ -21,6 +22,7 @@ pub mod objects;
 mod pending;
 pub mod prealloc;
 mod recovery;
+mod roll;
 mod writer;
 
 #[cfg(test)]

@@ -76,12 +76,12 @@ pub struct PendingObject {
 /// write, flush, sync or roll the log refuses every further append, so a
 /// frame that failed half-written is never followed by later records.
 pub struct CommitLog {
-    storage: Arc<dyn Storage>,
-    next_file_number: Arc<AtomicU64>,
-    opts: LogOptions,
+    pub(super) storage: Arc<dyn Storage>,
+    pub(super) next_file_number: Arc<AtomicU64>,
+    pub(super) opts: LogOptions,
     /// Segments no longer written, in number order.
-    sealed: Vec<SegmentInfo>,
-    live: LiveSegment,
+    pub(super) sealed: Vec<SegmentInfo>,
+    pub(super) live: LiveSegment,
     /// Highest sequence number logged so far (0 before the first record).
     seq_last: SeqNo,
     bytes_written: u64,
@@ -93,7 +93,7 @@ pub struct CommitLog {
     /// Log objects: ids whose upload failed, for `repair` to fill.
     given_up: Vec<u64>,
     /// Segments with `LogOptions::preallocate`: the next segment's zeros.
-    preparer: Option<Preparer>,
+    pub(super) preparer: Option<Preparer>,
 }
 
 impl CommitLog {
@@ -262,44 +262,6 @@ impl CommitLog {
         }
     }
 
-    /// After a group: seals the live segment if it is full (or a prepared
-    /// one is ready for it) and starts the next. A failure there cannot
-    /// undo the group: it stops the log, and the next `append` reports it.
-    fn roll_if_due(&mut self) {
-        let full = self.live.size_bytes > self.opts.segment_size_bytes_max;
-        let prepared = self.prepare_next(full);
-        if full || prepared.is_some() {
-            if let Err(e) = self.roll(prepared, full) {
-                let e = self.fail(e);
-                tracing::error!("commit log stopped: cannot start a new segment: {e}");
-            }
-        }
-    }
-
-    /// With preallocation: starts preparing the next segment's zeros once
-    /// the live segment is half full (or, if it is not preallocated, holds
-    /// `PREPARE_AFTER_BYTES`), and returns the prepared file when the live
-    /// segment should move to it: when it is `full`, or as soon as one is
-    /// ready if it is not preallocated itself (as after a roll that found
-    /// none ready yet).
-    fn prepare_next(&mut self, full: bool) -> Option<String> {
-        let preparer = self.preparer.as_mut()?;
-        let half = self.opts.segment_size_bytes_max / 2;
-        let due = if self.live.preallocated {
-            half
-        } else {
-            half.min(super::prealloc::PREPARE_AFTER_BYTES)
-        };
-        if self.live.size_bytes >= due {
-            preparer.start(&self.storage, &self.next_file_number, self.live.number);
-        }
-        if full || !self.live.preallocated {
-            preparer.take_ready(self.live.number)
-        } else {
-            None
-        }
-    }
-
     /// Ends a group on log objects without waiting for its upload: takes
     /// the group's object out of the log and starts the next one, so the
     /// next group is written while this one uploads. The caller uploads it
@@ -356,49 +318,6 @@ impl CommitLog {
                 self.sealed.push(info);
             }
         }
-    }
-
-    /// Seals the live segment (synced, and cut to its records if it was
-    /// preallocated) and starts the next: `prepared` if given, else a new
-    /// file. A segment that is not `full` is left for a prepared one only;
-    /// if that fails, writing goes on in the live segment.
-    fn roll(&mut self, prepared: Option<String>, full: bool) -> Result<()> {
-        self.live.sync()?;
-        if self.live.preallocated {
-            // Sealed segments end at their last record (recovery reads
-            // only the newest one's tail as unwritten).
-            self.storage
-                .truncate(&self.live.name, self.live.size_bytes)?;
-            self.live.preallocated = false;
-        }
-        let next = match prepared {
-            Some(p) => {
-                match LiveSegment::from_prepared(&self.storage, &self.next_file_number, &p) {
-                    Ok(next) => next,
-                    Err(e) => {
-                        tracing::warn!("commit log: cannot use prepared segment {p}: {e}");
-                        let _ = self.storage.remove(&p);
-                        if let Some(preparer) = &mut self.preparer {
-                            preparer.failed_during(self.live.number);
-                        }
-                        if !full {
-                            return Ok(());
-                        }
-                        LiveSegment::create(
-                            &self.storage,
-                            &self.next_file_number,
-                            &mut self.opts.layout,
-                        )?
-                    }
-                }
-            }
-            None => {
-                LiveSegment::create(&self.storage, &self.next_file_number, &mut self.opts.layout)?
-            }
-        };
-        let old = std::mem::replace(&mut self.live, next);
-        self.sealed.push(old.info());
-        Ok(())
     }
 
     /// Makes every appended byte durable (the periodic sync mode's timer).
@@ -596,7 +515,7 @@ impl CommitLog {
     }
 
     /// Stops the log for good after an I/O failure.
-    fn fail(&mut self, e: Error) -> Error {
+    pub(super) fn fail(&mut self, e: Error) -> Error {
         let name = self.live.name.clone();
         self.set_failure(&e, &name);
         e
