@@ -7,7 +7,9 @@
 use crate::chunks::ChunkWriter;
 use crate::convert::{self, invalid, status};
 use crate::data_pb as v2;
+use crate::observe::{TableMetrics, TableTally};
 use crate::pb::bigtable_server::Bigtable;
+use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
 use strata_table::database::validate_table_name;
@@ -75,6 +77,24 @@ impl First {
 
 pub struct DataService {
     pub(crate) db: Arc<Database>,
+    /// Per-table counters, when the server keeps metrics.
+    pub(crate) tables: Option<Arc<TableMetrics>>,
+}
+
+/// Rows (committed rows) and bytes of a ReadRows response.
+fn read_tally(resp: &v2::ReadRowsResponse) -> (u64, u64) {
+    use v2::read_rows_response::cell_chunk::RowStatus;
+    let rows = resp
+        .chunks
+        .iter()
+        .filter(|c| matches!(c.row_status, Some(RowStatus::CommitRow(true))))
+        .count();
+    (rows as u64, resp.encoded_len() as u64)
+}
+
+/// Bytes of mutations as sent.
+fn mutation_bytes(m: &[v2::Mutation]) -> u64 {
+    m.iter().map(|m| m.encoded_len() as u64).sum()
 }
 
 /// Runs blocking database work off the async threads.
@@ -120,6 +140,13 @@ async fn answer<T: Send + 'static>(
 }
 
 impl DataService {
+    /// The way to `table`'s counters.
+    fn tally(&self, table: &str) -> TableTally {
+        self.tables
+            .as_ref()
+            .map_or(TableTally::Off, |t| t.tally(table))
+    }
+
     /// UNAVAILABLE once another server has taken the storage over: this
     /// one's data may be stale.
     fn check_owner(&self) -> Result<(), Status> {
@@ -199,6 +226,7 @@ impl Bigtable for DataService {
             full_stats,
             started,
         };
+        let tally = self.tally(&table);
         let inline = strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
             first.produce(&self.db, &table, req.clone())
         });
@@ -211,12 +239,27 @@ impl Bigtable for DataService {
             Err(e) => return Err(status(e)),
         };
         let (ready, rest) = first;
+        let counters = tally.counters();
         let Some((mut reader, mut w)) = rest else {
+            if let Some(c) = &counters {
+                let (rows, bytes) = ready
+                    .iter()
+                    .flatten()
+                    .map(read_tally)
+                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                c.read(rows, bytes);
+            }
             return Ok(Response::new(Box::pin(tokio_stream::iter(ready))));
         };
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         tokio::task::spawn_blocking(move || {
-            let send = |r: Result<v2::ReadRowsResponse, Status>| tx.blocking_send(r).is_ok();
+            let send = |r: Result<v2::ReadRowsResponse, Status>| {
+                if let (Some(c), Ok(resp)) = (&counters, &r) {
+                    let (rows, bytes) = read_tally(resp);
+                    c.read(rows, bytes);
+                }
+                tx.blocking_send(r).is_ok()
+            };
             for r in ready {
                 if !send(r) {
                     return; // the client went away
@@ -281,6 +324,12 @@ impl Bigtable for DataService {
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
         let muts = convert::mutations(&r.mutations)?;
+        let tally = self.tally(&table);
+        let bytes = if tally.is_on() {
+            mutation_bytes(&r.mutations)
+        } else {
+            0
+        };
         // Writes whose locks are free (and deletes whose row is in memory)
         // are queued from this thread; the rest take the blocking path.
         let queued = queue_row_write(|done| {
@@ -292,6 +341,9 @@ impl Bigtable for DataService {
             db.mutate_row(&table, &r.row_key, &muts).map_err(status)
         })
         .await?;
+        if let Some(c) = tally.counters() {
+            c.written(1, bytes);
+        }
         Ok(Response::new(v2::MutateRowResponse {}))
     }
 
@@ -305,8 +357,13 @@ impl Bigtable for DataService {
             return Err(invalid("no entries provided"));
         }
         // An entry whose mutations do not convert fails alone.
+        let tally = self.tally(&table);
         let mut converted: Vec<Result<(Vec<u8>, Vec<strata_table::Mutation>), Status>> = Vec::new();
+        let mut entry_bytes = Vec::new();
         for e in r.entries {
+            if tally.is_on() {
+                entry_bytes.push(mutation_bytes(&e.mutations));
+            }
             converted.push(convert::mutations(&e.mutations).map(|m| (e.row_key, m)));
         }
         let good: Vec<(Vec<u8>, Vec<strata_table::Mutation>)> = converted
@@ -336,6 +393,14 @@ impl Bigtable for DataService {
                 Err(s) => Err(TableError::InvalidArgument(s.message().to_string())),
             })
             .collect();
+        if let Some(c) = tally.counters() {
+            let (rows, bytes) = results
+                .iter()
+                .zip(&entry_bytes)
+                .filter(|(res, _)| res.is_ok())
+                .fold((0, 0), |a, (_, b)| (a.0 + 1, a.1 + b));
+            c.written(rows, bytes);
+        }
         let entries = results
             .iter()
             .enumerate()
@@ -373,11 +438,31 @@ impl Bigtable for DataService {
                 .try_check_and_mutate_async(&table, &r.row_key, p, &t, &f, done)
         })?;
         let db = self.db.clone();
+        let tally = self.tally(&table);
+        let (true_bytes, false_bytes) = if tally.is_on() {
+            (
+                mutation_bytes(&r.true_mutations),
+                mutation_bytes(&r.false_mutations),
+            )
+        } else {
+            (0, 0)
+        };
+        let (t_len, f_len) = (t.len(), f.len());
         let matched = answer(queued, move || {
             db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)
                 .map_err(status)
         })
         .await?;
+        if let Some(c) = tally.counters() {
+            let (applied, bytes) = if matched {
+                (t_len, true_bytes)
+            } else {
+                (f_len, false_bytes)
+            };
+            if applied > 0 {
+                c.written(1, bytes);
+            }
+        }
         Ok(Response::new(v2::CheckAndMutateRowResponse {
             predicate_matched: matched,
         }))
@@ -422,11 +507,16 @@ impl Bigtable for DataService {
                 .try_read_modify_write_async(&table, &r.row_key, &rules, done)
         })?;
         let db = self.db.clone();
+        let tally = self.tally(&table);
+        let bytes: u64 = r.rules.iter().map(|x| x.encoded_len() as u64).sum();
         let row = answer(queued, move || {
             db.read_modify_write(&table, &r.row_key, &rules)
                 .map_err(status)
         })
         .await?;
+        if let Some(c) = tally.counters() {
+            c.written(1, bytes);
+        }
         Ok(Response::new(v2::ReadModifyWriteRowResponse {
             row: Some(row_pb(row)),
         }))

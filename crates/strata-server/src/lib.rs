@@ -16,6 +16,7 @@ pub mod data;
 mod iam;
 pub mod instance_admin;
 pub mod instances;
+pub mod observe;
 pub mod operations;
 mod resources;
 mod serve;

@@ -3,6 +3,7 @@
 use crate::admin::AdminService;
 use crate::data::DataService;
 use crate::instance_admin::InstanceAdminService;
+use crate::observe::{Observer, RpcMetricsLayer};
 use crate::operations::{OperationStore, OperationsService};
 use crate::pb::bigtable_instance_admin_server::BigtableInstanceAdminServer;
 use crate::pb::bigtable_server::BigtableServer;
@@ -25,6 +26,9 @@ pub struct ServerOptions {
     pub message_bytes_max: usize,
     /// Concurrent streams (requests) per HTTP/2 connection.
     pub streams_per_connection_max: u32,
+    /// Metrics and health (`observe`): None serves neither the health
+    /// service nor counts anything.
+    pub observer: Option<Arc<Observer>>,
 }
 
 impl Default for ServerOptions {
@@ -32,6 +36,7 @@ impl Default for ServerOptions {
         ServerOptions {
             message_bytes_max: 256 << 20,
             streams_per_connection_max: 1024,
+            observer: None,
         }
     }
 }
@@ -78,9 +83,12 @@ impl Shared {
             changes,
             opts,
         } = self;
-        let data = BigtableServer::new(DataService { db: db.clone() })
-            .max_decoding_message_size(opts.message_bytes_max)
-            .max_encoding_message_size(opts.message_bytes_max);
+        let data = BigtableServer::new(DataService {
+            db: db.clone(),
+            tables: opts.observer.as_ref().map(|o| o.table_metrics()),
+        })
+        .max_decoding_message_size(opts.message_bytes_max)
+        .max_encoding_message_size(opts.message_bytes_max);
         let admin = BigtableTableAdminServer::new(AdminService {
             db: db.clone(),
             ops: ops.clone(),
@@ -99,9 +107,16 @@ impl Shared {
         let strata_admin = StrataAdminServer::new(StrataAdminService { db })
             .max_decoding_message_size(opts.message_bytes_max)
             .max_encoding_message_size(opts.message_bytes_max);
+        let metrics = opts
+            .observer
+            .as_ref()
+            .map_or_else(RpcMetricsLayer::default, |o| o.rpc_layer());
+        let health = opts.observer.as_ref().map(|o| o.health_server());
         tonic::transport::Server::builder()
             .max_concurrent_streams(Some(opts.streams_per_connection_max))
+            .layer(metrics)
             .layer(crate::unimplemented::NameUnimplemented)
+            .add_optional_service(health)
             .add_service(data)
             .add_service(admin)
             .add_service(instance_admin)

@@ -64,7 +64,8 @@ impl ListenAddr {
     /// host's first IPv4 address, or its first address if it has no IPv4
     /// one (as Go's `net.Listen` does: a listener on one of the host's
     /// addresses).
-    pub fn resolve(&self) -> Result<SocketAddr> {
+    /// `flag` is the flag it came from, named in errors.
+    pub fn resolve_for(&self, flag: &str) -> Result<SocketAddr> {
         if self.host.is_empty() {
             return Ok(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -73,19 +74,24 @@ impl ListenAddr {
         }
         let addrs: Vec<SocketAddr> = (self.host.as_str(), self.port)
             .to_socket_addrs()
-            .with_context(|| format!("cannot resolve the host of --listen {self}"))?
+            .with_context(|| format!("cannot resolve the host of {flag} {self}"))?
             .collect();
         addrs
             .iter()
             .find(|a| a.is_ipv4())
             .or(addrs.first())
             .copied()
-            .with_context(|| format!("the host of --listen {self} has no address"))
+            .with_context(|| format!("the host of {flag} {self} has no address"))
     }
 
     /// Binds the listening socket (non-blocking, for tokio).
     pub fn bind(&self) -> Result<TcpListener> {
-        let addr = self.resolve()?;
+        self.bind_for("--listen")
+    }
+
+    /// [`Self::bind`] for the flag `flag` (named in errors).
+    pub fn bind_for(&self, flag: &str) -> Result<TcpListener> {
+        let addr = self.resolve_for(flag)?;
         let listener = TcpListener::bind(addr).map_err(|e| {
             let shown = if addr.to_string() == self.to_string() {
                 self.to_string()
@@ -93,13 +99,15 @@ impl ListenAddr {
                 format!("{self} ({addr})")
             };
             let why = match e.kind() {
-                std::io::ErrorKind::AddrInUse => {
+                std::io::ErrorKind::AddrInUse => format!(
                     "the port is in use by another process (another strata serve?); \
-                     stop it or choose another --listen address"
+                     stop it or choose another {flag} address"
+                ),
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "the address is not one of this machine's".to_string()
                 }
-                std::io::ErrorKind::AddrNotAvailable => "the address is not one of this machine's",
                 std::io::ErrorKind::PermissionDenied => {
-                    "permission denied (ports below 1024 need privileges)"
+                    "permission denied (ports below 1024 need privileges)".to_string()
                 }
                 _ => return anyhow::Error::new(e).context(format!("cannot listen on {shown}")),
             };
@@ -171,14 +179,17 @@ mod tests {
     #[test]
     fn an_empty_host_is_every_interface() {
         assert_eq!(
-            parse(":8086").unwrap().resolve().unwrap(),
+            parse(":8086").unwrap().resolve_for("--listen").unwrap(),
             "0.0.0.0:8086".parse().unwrap()
         );
     }
 
     #[test]
     fn localhost_resolves_to_ipv4_loopback() {
-        let a = parse("localhost:8086").unwrap().resolve().unwrap();
+        let a = parse("localhost:8086")
+            .unwrap()
+            .resolve_for("--listen")
+            .unwrap();
         assert_eq!(a, "127.0.0.1:8086".parse().unwrap());
     }
 

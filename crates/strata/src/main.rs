@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use strata_engine::{EngineOptions, SyncMode};
 use strata_object_store::ObjectStorage;
+use strata_server::observe::{Observer, ServerFacts};
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
@@ -22,6 +23,7 @@ use strata_table::{Database, DatabaseOptions};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cluster_cmd;
+mod http_listen;
 mod listen;
 mod logging;
 mod report;
@@ -48,7 +50,7 @@ enum Command {
     /// Serve the Cloud Bigtable data and table-admin APIs over gRPC.
     /// Clients find it with BIGTABLE_EMULATOR_HOST=<listen address>.
     #[command(after_help = logging::HELP)]
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
     Tablets(tablets_cmd::TabletsArgs),
@@ -96,6 +98,12 @@ struct ServeArgs {
     /// default port).
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:8086")]
     listen: listen::ListenAddr,
+    /// Where to serve metrics (/metrics, Prometheus' text format), health
+    /// probes (/healthz, /readyz) and the status page (/) over HTTP:
+    /// HOST:PORT, :PORT, or `off`. Default 127.0.0.1:8087; if that port
+    /// is taken, the server starts without it (a warning says so).
+    #[arg(long, value_name = "HOST:PORT|off")]
+    http_listen: Option<http_listen::HttpListen>,
     /// Sync the commit log every this many milliseconds instead of
     /// before every acknowledgement (0, the default: sync before
     /// acknowledging; a crash then loses nothing acknowledged).
@@ -165,7 +173,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init(cli.log_format);
     let done = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Tablets(args) => tablets_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };
@@ -206,6 +214,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         log_uploads,
         log_syncs,
         listen,
+        http_listen,
         sync_interval_ms,
         log_preallocate,
         cache_mib,
@@ -261,6 +270,16 @@ fn serve(args: ServeArgs) -> Result<()> {
     // Bound before the data directory is touched, so a taken port leaves
     // nothing behind.
     let listener = listen.bind()?;
+    let http_listener = http_listen::bind(http_listen.as_ref())?;
+    let observer = Observer::new(ServerFacts::new(
+        storage.clone().unwrap_or_else(|| dir.display().to_string()),
+        memtable_budget as u64,
+        (cache_mib as u64) << 20,
+    ));
+    let http = match http_listener {
+        Some(l) => Some(http_listen::start(l, observer.clone())?),
+        None => None,
+    };
     if let Some(etcd) = etcd {
         if serving_threads.is_some() {
             tracing::warn!("--serving-threads has no effect with --etcd");
@@ -276,7 +295,11 @@ fn serve(args: ServeArgs) -> Result<()> {
             merge_size_bytes,
             merge_delay: Duration::from_secs(tablet_merge_delay_secs),
         };
-        return serve_cluster::run(args, listener, opts, shutdown_signal());
+        let done = serve_cluster::run(args, listener, opts, observer);
+        if let Some(http) = http {
+            http.stop();
+        }
+        return done;
     }
     let opened = Instant::now();
     let (db, objects) = match &storage {
@@ -339,15 +362,18 @@ fn serve(args: ServeArgs) -> Result<()> {
             listen::client_addr(addr)
         );
         tracing::info!("{serving_threads} serving threads");
-        strata_server::serve_on_threads(
-            db.clone(),
-            listener,
-            ServerOptions::default(),
-            serving_threads,
-            shutdown_signal(),
-        )
-        .await
-        .context("serving")
+        observer.serving(Some(&db)).await;
+        let opts = ServerOptions {
+            observer: Some(observer.clone()),
+            ..ServerOptions::default()
+        };
+        let shutdown = async {
+            shutdown_signal().await;
+            observer.stopping().await;
+        };
+        strata_server::serve_on_threads(db.clone(), listener, opts, serving_threads, shutdown)
+            .await
+            .context("serving")
     })?;
     tracing::info!("stopped accepting requests; closing the database");
     // Requests still running on the blocking pool hold the database; give
@@ -391,12 +417,15 @@ fn serve(args: ServeArgs) -> Result<()> {
             );
         }
     }
+    if let Some(http) = http {
+        http.stop();
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::error!("cannot listen for Ctrl-C: {e}");

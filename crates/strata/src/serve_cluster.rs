@@ -9,6 +9,7 @@ use strata_engine::storage::Storage;
 use strata_object_store::MirrorScope;
 use strata_object_store::ObjectStorage;
 use strata_server::cluster::{tablet_prefix, NodeOptions, TabletStore};
+use strata_server::observe::Observer;
 use strata_server::ServerOptions;
 use strata_table::DatabaseOptions;
 
@@ -36,7 +37,7 @@ pub fn run(
     args: ClusterArgs,
     listener: TcpListener,
     mut opts: DatabaseOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    observer: Arc<Observer>,
 ) -> Result<()> {
     let Some(url) = args.storage else {
         anyhow::bail!(
@@ -88,7 +89,10 @@ pub fn run(
         split_size_bytes,
         merge_size_bytes: args.merge_size_bytes,
         merge_delay: args.merge_delay,
-        server: ServerOptions::default(),
+        server: ServerOptions {
+            observer: Some(observer.clone()),
+            ..ServerOptions::default()
+        },
     };
     tracing::info!(
         storage = %url,
@@ -103,6 +107,11 @@ pub fn run(
     rt.block_on(async {
         let listener = tokio::net::TcpListener::from_std(listener)
             .context("registering the listening socket")?;
+        observer.serving(None).await;
+        let shutdown = async move {
+            crate::shutdown_signal().await;
+            observer.stopping().await;
+        };
         strata_server::cluster::run(node, listener, shutdown)
             .await
             .context("running the cluster server")

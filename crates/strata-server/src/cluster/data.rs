@@ -29,6 +29,7 @@ use super::Cluster;
 use crate::convert::{self, invalid};
 use crate::data::DataService;
 use crate::data_pb as v2;
+use crate::observe::TableMetrics;
 use crate::pb::bigtable_server::Bigtable;
 use std::collections::VecDeque;
 use strata_cluster::tablet_map::{TabletMap, TabletRecord};
@@ -52,11 +53,19 @@ fn forwarded<T>(msg: T, from: &MetadataMap, tablet: Option<&str>) -> Request<T> 
 
 pub struct ClusterData {
     pub(crate) cluster: Arc<Cluster>,
+    /// Per-table counters, when the server keeps metrics: a request
+    /// counts on the server that applies it.
+    pub(crate) tables: Option<Arc<TableMetrics>>,
 }
 
-/// A served tablet's own service, for a part already routed to it.
-fn local(h: &Hosted) -> DataService {
-    DataService { db: h.db.clone() }
+impl ClusterData {
+    /// A served tablet's own service, for a part already routed to it.
+    fn local(&self, h: &Hosted) -> DataService {
+        DataService {
+            db: h.db.clone(),
+            tables: self.tables.clone(),
+        }
+    }
 }
 
 fn check_row(h: &Hosted, row: &[u8]) -> Result<(), Status> {
@@ -146,7 +155,7 @@ macro_rules! single_row {
     ($self:ident, $request:ident, $method:ident) => {{
         if let Some(h) = $self.cluster.hosted_for($request.metadata())? {
             check_row(&h, &$request.get_ref().row_key)?;
-            return local(&h).$method($request).await;
+            return $self.local(&h).$method($request).await;
         }
         let md = $request.metadata().clone();
         let r = $request.into_inner();
@@ -158,7 +167,7 @@ macro_rules! single_row {
                 let md = &md;
                 async move {
                     match target {
-                        Target::Local(h) => local(&h).$method(forwarded(sub, md, None)).await,
+                        Target::Local(h) => $self.local(&h).$method(forwarded(sub, md, None)).await,
                         Target::Remote { addr, tablet } => {
                             $self
                                 .cluster
@@ -181,7 +190,7 @@ impl Bigtable for ClusterData {
         request: Request<v2::ReadRowsRequest>,
     ) -> Result<Response<BoxStream<v2::ReadRowsResponse>>, Status> {
         if let Some(h) = self.cluster.hosted_for(request.metadata())? {
-            return local(&h).read_rows(request).await;
+            return self.local(&h).read_rows(request).await;
         }
         let md = request.metadata().clone();
         let r = request.into_inner();
@@ -225,6 +234,7 @@ impl Bigtable for ClusterData {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         let me = ClusterData {
             cluster: self.cluster.clone(),
+            tables: self.tables.clone(),
         };
         tokio::spawn(async move {
             let mut remaining = (r.rows_limit > 0).then_some(r.rows_limit as u64);
@@ -262,7 +272,8 @@ impl Bigtable for ClusterData {
                         None => Err(not_served(format!("tablet {} is gone", t.id))),
                     };
                     let stream: Result<BoxStream<v2::ReadRowsResponse>, Status> = match target {
-                        Ok(Target::Local(h)) => local(&h)
+                        Ok(Target::Local(h)) => me
+                            .local(&h)
                             .read_rows(forwarded(sub, &md, None))
                             .await
                             .map(Response::into_inner),
@@ -345,7 +356,7 @@ impl Bigtable for ClusterData {
         request: Request<v2::SampleRowKeysRequest>,
     ) -> Result<Response<BoxStream<v2::SampleRowKeysResponse>>, Status> {
         if let Some(h) = self.cluster.hosted_for(request.metadata())? {
-            return local(&h).sample_row_keys(request).await;
+            return self.local(&h).sample_row_keys(request).await;
         }
         let md = request.metadata().clone();
         let r = request.into_inner();
@@ -368,7 +379,8 @@ impl Bigtable for ClusterData {
                     let md = &md;
                     async move {
                         let mut s: BoxStream<v2::SampleRowKeysResponse> = match target {
-                            Target::Local(h) => local(&h)
+                            Target::Local(h) => self
+                                .local(&h)
                                 .sample_row_keys(forwarded(sub, md, None))
                                 .await?
                                 .into_inner(),
@@ -428,7 +440,7 @@ impl Bigtable for ClusterData {
             for e in &request.get_ref().entries {
                 check_row(&h, &e.row_key)?;
             }
-            return local(&h).mutate_rows(request).await;
+            return self.local(&h).mutate_rows(request).await;
         }
         let md = request.metadata().clone();
         let r = request.into_inner();
@@ -466,7 +478,8 @@ impl Bigtable for ClusterData {
                         .cluster
                         .attempt(&r.table_name, &first, |target| async move {
                             let mut s: BoxStream<v2::MutateRowsResponse> = match target {
-                                Target::Local(h) => local(&h)
+                                Target::Local(h) => self
+                                    .local(&h)
                                     .mutate_rows(forwarded(sub, md, None))
                                     .await?
                                     .into_inner(),

@@ -31,6 +31,7 @@ use super::tablets::ClusterTablets;
 use super::view::{Incarnation, View};
 use super::{Cluster, Pool};
 use crate::instance_admin::InstanceAdminService;
+use crate::observe::RpcMetricsLayer;
 use crate::operations::{OperationStore, OperationsService};
 use crate::pb::bigtable_instance_admin_server::BigtableInstanceAdminServer;
 use crate::pb::bigtable_server::BigtableServer;
@@ -145,6 +146,7 @@ async fn serve(
     let tablets_cluster = cluster.clone();
     let data = BigtableServer::new(ClusterData {
         cluster: cluster.clone(),
+        tables: opts.observer.as_ref().map(|o| o.table_metrics()),
     })
     .max_decoding_message_size(opts.message_bytes_max)
     .max_encoding_message_size(opts.message_bytes_max);
@@ -172,9 +174,16 @@ async fn serve(
         cluster: tablets_cluster,
     });
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let metrics = opts
+        .observer
+        .as_ref()
+        .map_or_else(RpcMetricsLayer::default, |o| o.rpc_layer());
+    let health = opts.observer.as_ref().map(|o| o.health_server());
     tonic::transport::Server::builder()
         .max_concurrent_streams(Some(opts.streams_per_connection_max))
+        .layer(metrics)
         .layer(crate::unimplemented::NameUnimplemented)
+        .add_optional_service(health)
         .add_service(data)
         .add_service(admin)
         .add_service(instance_admin)

@@ -1,0 +1,214 @@
+//! What an operator sees of a running server (docs/observability.md):
+//! metrics in Prometheus' text format, liveness and readiness probes and
+//! a status page on an HTTP listener (`http`), the gRPC health service,
+//! and per-RPC and per-table counters gathered on the request path
+//! (`rpc`, `tables`). The engine's own figures are read from the
+//! database at each scrape (`engine_metrics`), costing requests nothing.
+
+mod engine_metrics;
+mod http;
+mod rpc;
+mod status_page;
+mod tables;
+
+pub use http::{serve_http, HttpError};
+pub use rpc::RpcMetricsLayer;
+pub use tables::{TableCounters, TableMetrics, TableTally};
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::RwLock;
+use prometheus_client::registry::Registry;
+use strata_table::Database;
+use tonic_health::pb::health_server::HealthServer;
+use tonic_health::server::{HealthReporter, HealthService};
+use tonic_health::ServingStatus;
+
+/// Facts about the server that do not change while it runs.
+#[derive(Clone, Debug)]
+pub struct ServerFacts {
+    pub version: &'static str,
+    /// Where the data lives: a directory or a storage URL.
+    pub storage: String,
+    pub memtable_budget_bytes: u64,
+    pub block_cache_bytes: u64,
+    pub(crate) start_unix_secs: f64,
+}
+
+impl ServerFacts {
+    pub fn new(storage: String, memtable_budget_bytes: u64, block_cache_bytes: u64) -> Self {
+        ServerFacts {
+            version: env!("CARGO_PKG_VERSION"),
+            storage,
+            memtable_budget_bytes,
+            block_cache_bytes,
+            start_unix_secs: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// Where the server is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Opening the database (replaying the commit log).
+    Starting = 0,
+    Serving = 1,
+    /// Shutting down: no new requests, in-flight ones finishing.
+    Stopping = 2,
+}
+
+/// The database the HTTP listener reports on, once it is open. Held
+/// weakly, so that the server can still take the database back whole to
+/// close it.
+#[derive(Debug, Default)]
+pub(crate) struct DbSlot {
+    db: RwLock<Option<Weak<Database>>>,
+    phase: AtomicU8,
+}
+
+impl DbSlot {
+    pub(crate) fn get(&self) -> Option<Arc<Database>> {
+        self.db.read().as_ref().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Acquire) {
+            0 => Phase::Starting,
+            1 => Phase::Serving,
+            _ => Phase::Stopping,
+        }
+    }
+
+    pub(crate) fn serving(&self) -> bool {
+        self.phase() == Phase::Serving
+    }
+}
+
+/// The metrics, health and state of one server, shared by its serving
+/// threads and its HTTP listener.
+pub struct Observer {
+    started: Instant,
+    facts: Arc<ServerFacts>,
+    slot: Arc<DbSlot>,
+    registry: Registry,
+    rpc: Arc<rpc::RpcMetrics>,
+    tables: Arc<TableMetrics>,
+    health: HealthReporter,
+    health_server: HealthServer<HealthService>,
+}
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Observer")
+            .field("facts", &self.facts)
+            .field("phase", &self.slot.phase())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The gRPC services whose health the health service reports ("" is the
+/// whole server).
+const HEALTH_SERVICES: [&str; 3] = [
+    "",
+    "google.bigtable.v2.Bigtable",
+    "google.bigtable.admin.v2.BigtableTableAdmin",
+];
+
+impl Observer {
+    /// A server starting up: not ready, not serving.
+    pub fn new(facts: ServerFacts) -> Arc<Observer> {
+        let facts = Arc::new(facts);
+        let slot = Arc::new(DbSlot::default());
+        let rpc = Arc::new(rpc::RpcMetrics::default());
+        let tables = Arc::new(TableMetrics::default());
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(engine_metrics::EngineCollector {
+            db: slot.clone(),
+            facts: facts.clone(),
+        }));
+        registry.register_collector(Box::new(rpc::RpcCollector(rpc.clone())));
+        registry.register_collector(Box::new(tables::TableCollector(tables.clone())));
+        let health = HealthReporter::new();
+        let health_server = HealthServer::new(HealthService::from_health_reporter(health.clone()));
+        Arc::new(Observer {
+            started: Instant::now(),
+            facts,
+            slot,
+            registry,
+            rpc,
+            tables,
+            health,
+            health_server,
+        })
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.slot.phase()
+    }
+
+    pub fn facts(&self) -> &ServerFacts {
+        &self.facts
+    }
+
+    pub fn uptime(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
+    /// The database is open and about to serve: ready. A cluster server
+    /// has no one database (its tablets are engines of their own): None.
+    pub async fn serving(&self, db: Option<&Arc<Database>>) {
+        *self.slot.db.write() = db.map(Arc::downgrade);
+        self.slot
+            .phase
+            .store(Phase::Serving as u8, Ordering::Release);
+        self.set_health(ServingStatus::Serving).await;
+    }
+
+    /// Shutting down: not ready, NOT_SERVING.
+    pub async fn stopping(&self) {
+        self.slot
+            .phase
+            .store(Phase::Stopping as u8, Ordering::Release);
+        self.set_health(ServingStatus::NotServing).await;
+    }
+
+    async fn set_health(&self, status: ServingStatus) {
+        for s in HEALTH_SERVICES {
+            self.health.set_service_status(s, status).await;
+        }
+    }
+
+    /// The metrics in Prometheus' text format (version 0.0.4).
+    pub fn metrics_text(&self) -> String {
+        let mut out = String::new();
+        if let Err(e) =
+            prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry)
+        {
+            tracing::warn!("encoding metrics: {e}");
+        }
+        out
+    }
+
+    pub(crate) fn database(&self) -> Option<Arc<Database>> {
+        self.slot.get()
+    }
+
+    pub(crate) fn rpc_layer(&self) -> RpcMetricsLayer {
+        RpcMetricsLayer {
+            metrics: Some(self.rpc.clone()),
+        }
+    }
+
+    pub(crate) fn table_metrics(&self) -> Arc<TableMetrics> {
+        self.tables.clone()
+    }
+
+    pub(crate) fn health_server(&self) -> HealthServer<HealthService> {
+        self.health_server.clone()
+    }
+}

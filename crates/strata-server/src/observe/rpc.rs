@@ -1,0 +1,373 @@
+//! Per-RPC metrics: a tower layer around every gRPC service counts the
+//! requests each RPC starts and ends (by gRPC status code) and times
+//! them, with the metric names and labels of go-grpc-prometheus
+//! (`grpc_server_started_total`, `grpc_server_handled_total`,
+//! `grpc_server_handling_seconds`), so dashboards written for those work.
+//!
+//! An RPC ends when its response body does: at its trailers (the status
+//! of a streaming or successful response), at the end of a trailers-only
+//! response (an error, its status in the headers), or when the body is
+//! dropped before either, which is the client going away (CANCELLED).
+//! The time is from the request's arrival to that end, so a streamed
+//! read is timed whole.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use parking_lot::RwLock;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
+use tonic::codegen::http;
+
+/// Distinct RPC paths that get labels of their own; past this many (a
+/// client calling made-up methods), the rest count as `unknown`.
+const PATHS_MAX: usize = 512;
+
+/// gRPC status codes by number, named as go-grpc-prometheus names them.
+const CODE_NAMES: [&str; 17] = [
+    "OK",
+    "Canceled",
+    "Unknown",
+    "InvalidArgument",
+    "DeadlineExceeded",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "FailedPrecondition",
+    "Aborted",
+    "OutOfRange",
+    "Unimplemented",
+    "Internal",
+    "Unavailable",
+    "DataLoss",
+    "Unauthenticated",
+];
+const CODE_CANCELLED: usize = 1;
+const CODE_UNKNOWN: usize = 2;
+
+/// One RPC path's counters.
+#[derive(Debug)]
+pub(super) struct PathMetrics {
+    pub(super) service: String,
+    pub(super) method: String,
+    pub(super) started: Counter,
+    handled: [Counter; CODE_NAMES.len()],
+    seconds: Histogram,
+}
+
+impl PathMetrics {
+    fn new(service: &str, method: &str) -> PathMetrics {
+        PathMetrics {
+            service: service.to_string(),
+            method: method.to_string(),
+            started: Counter::default(),
+            handled: Default::default(),
+            // 100 µs to 13 s, doubling.
+            seconds: Histogram::new(exponential_buckets(100e-6, 2.0, 18)),
+        }
+    }
+
+    pub(super) fn ok_count(&self) -> u64 {
+        self.handled[0].get()
+    }
+
+    /// The codes other than OK that ended RPCs, with their counts.
+    pub(super) fn error_counts(&self) -> Vec<(&'static str, u64)> {
+        CODE_NAMES
+            .iter()
+            .zip(&self.handled)
+            .skip(1)
+            .map(|(name, c)| (*name, c.get()))
+            .filter(|&(_, n)| n > 0)
+            .collect()
+    }
+
+    fn finish(&self, code: usize, started: Instant) {
+        self.handled[code.min(CODE_NAMES.len() - 1)].inc();
+        self.seconds.observe(started.elapsed().as_secs_f64());
+    }
+}
+
+/// Every RPC path's counters, shared by the layers of every serving
+/// thread and read by a scrape.
+#[derive(Debug, Default)]
+pub struct RpcMetrics {
+    paths: RwLock<HashMap<String, Arc<PathMetrics>>>,
+    unknown: std::sync::OnceLock<Arc<PathMetrics>>,
+}
+
+impl RpcMetrics {
+    /// The counters of `path` (`/package.Service/Method`).
+    fn path(&self, path: &str) -> Arc<PathMetrics> {
+        if let Some(m) = self.paths.read().get(path) {
+            return m.clone();
+        }
+        let mut paths = self.paths.write();
+        if let Some(m) = paths.get(path) {
+            return m.clone();
+        }
+        let split = path.trim_start_matches('/').split_once('/');
+        match split {
+            Some((service, method)) if paths.len() < PATHS_MAX => {
+                let m = Arc::new(PathMetrics::new(service, method));
+                paths.insert(path.to_string(), m.clone());
+                m
+            }
+            _ => self
+                .unknown
+                .get_or_init(|| Arc::new(PathMetrics::new("unknown", "unknown")))
+                .clone(),
+        }
+    }
+
+    /// Every path's counters, sorted by path (a stable exposition).
+    pub(super) fn all(&self) -> Vec<Arc<PathMetrics>> {
+        let paths = self.paths.read();
+        let mut v: Vec<(&String, &Arc<PathMetrics>)> = paths.iter().collect();
+        v.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out: Vec<Arc<PathMetrics>> = v.into_iter().map(|(_, m)| m.clone()).collect();
+        out.extend(self.unknown.get().cloned());
+        out
+    }
+}
+
+/// Encodes [`RpcMetrics`] at each scrape.
+#[derive(Debug)]
+pub(crate) struct RpcCollector(pub(crate) Arc<RpcMetrics>);
+
+impl Collector for RpcCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let all = self.0.all();
+        {
+            let mut e = encoder.encode_descriptor(
+                "grpc_server_started",
+                "RPCs started on the server",
+                None,
+                MetricType::Counter,
+            )?;
+            for m in &all {
+                let labels = [("grpc_service", &m.service), ("grpc_method", &m.method)];
+                m.started.encode(e.encode_family(&labels)?)?;
+            }
+        }
+        {
+            let mut e = encoder.encode_descriptor(
+                "grpc_server_handled",
+                "RPCs completed on the server, by gRPC status code",
+                None,
+                MetricType::Counter,
+            )?;
+            for m in &all {
+                for (code, name) in CODE_NAMES.iter().enumerate() {
+                    // OK always; other codes once they happened.
+                    if code != 0 && m.handled[code].get() == 0 {
+                        continue;
+                    }
+                    let labels = [
+                        ("grpc_service", m.service.as_str()),
+                        ("grpc_method", m.method.as_str()),
+                        ("grpc_code", name),
+                    ];
+                    m.handled[code].encode(e.encode_family(&labels)?)?;
+                }
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "grpc_server_handling_seconds",
+            "Time from an RPC's arrival to its last response (its status)",
+            None,
+            MetricType::Histogram,
+        )?;
+        for m in &all {
+            let labels = [("grpc_service", &m.service), ("grpc_method", &m.method)];
+            m.seconds.encode(e.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The tower layer (`tonic::transport::Server::builder().layer(..)`);
+/// without metrics (no observer), it passes everything through.
+#[derive(Clone, Debug, Default)]
+pub struct RpcMetricsLayer {
+    pub(crate) metrics: Option<Arc<RpcMetrics>>,
+}
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcMetricsService {
+            inner,
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct RpcMetricsService<S> {
+    inner: S,
+    metrics: Option<Arc<RpcMetrics>>,
+}
+
+/// The status code in a `grpc-status` header or trailer.
+fn status_code(headers: &http::HeaderMap) -> Option<usize> {
+    let v = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<usize>()
+        .ok()?;
+    Some(if v < CODE_NAMES.len() {
+        v
+    } else {
+        CODE_UNKNOWN
+    })
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RpcMetricsService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<MeteredBody<ResBody>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+        let started = Instant::now();
+        let path = self.metrics.as_ref().map(|m| m.path(req.uri().path()));
+        if let Some(p) = &path {
+            p.started.inc();
+        }
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let Some(path) = path else {
+                return Ok(fut.await?.map(|inner| MeteredBody {
+                    inner,
+                    pending: None,
+                }));
+            };
+            match fut.await {
+                Ok(res) => {
+                    let header_code = status_code(res.headers());
+                    Ok(res.map(|inner| MeteredBody {
+                        inner,
+                        pending: Some(Pending {
+                            path,
+                            started,
+                            header_code,
+                        }),
+                    }))
+                }
+                Err(e) => {
+                    path.finish(CODE_UNKNOWN, started);
+                    Err(e)
+                }
+            }
+        })
+    }
+}
+
+/// An RPC not yet counted as handled.
+struct Pending {
+    path: Arc<PathMetrics>,
+    started: Instant,
+    /// The status of a trailers-only response.
+    header_code: Option<usize>,
+}
+
+/// A response body that counts its RPC as handled when it ends.
+pub struct MeteredBody<B> {
+    inner: B,
+    pending: Option<Pending>,
+}
+
+impl<B> MeteredBody<B> {
+    fn finish(&mut self, code: Option<usize>) {
+        if let Some(p) = self.pending.take() {
+            let code = code.or(p.header_code).unwrap_or(CODE_UNKNOWN);
+            p.path.finish(code, p.started);
+        }
+    }
+}
+
+impl<B> Drop for MeteredBody<B> {
+    fn drop(&mut self) {
+        // Dropped before its end: the client reset the stream.
+        let code = self
+            .pending
+            .as_ref()
+            .map(|p| p.header_code.unwrap_or(CODE_CANCELLED));
+        self.finish(code);
+    }
+}
+
+impl<B> Body for MeteredBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(f)) => {
+                if let Some(trailers) = f.trailers_ref() {
+                    let code = status_code(trailers);
+                    self.finish(code);
+                }
+            }
+            Some(Err(_)) => self.finish(Some(CODE_UNKNOWN)),
+            None => self.finish(None),
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_past_the_limit_count_as_unknown() {
+        let m = RpcMetrics::default();
+        for i in 0..PATHS_MAX + 10 {
+            m.path(&format!("/svc/M{i}")).started.inc();
+        }
+        m.path("no-slash").started.inc();
+        let all = m.all();
+        assert_eq!(all.len(), PATHS_MAX + 1);
+        let unknown = all.last().unwrap();
+        assert_eq!(unknown.method, "unknown");
+        assert_eq!(unknown.started.get(), 11);
+        // A known path keeps its own counters.
+        assert_eq!(m.path("/svc/M0").started.get(), 1);
+    }
+}
