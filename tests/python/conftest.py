@@ -88,10 +88,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 class _Server:
-    def __init__(self, host: str, proc: subprocess.Popen | None, log_path: Path | None):
+    def __init__(self, host: str, proc: subprocess.Popen | None, log_path: Path | None,
+                 http: list[str] | None = None):
         self.host = host
         self.proc = proc
         self.log_path = log_path
+        # HOST:PORT of every server's HTTP listener (metrics, probes, status
+        # page); empty when testing a server this suite did not start.
+        self.http = http or []
 
     def log_tail(self, lines: int = 80) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -361,18 +365,21 @@ def _start_cluster(tmp: Path, n: int, bin_path: Path) -> _Server:
     store = tmp / "store"
     store.mkdir()
     first = None
+    http = []
     for i in range(n):
         port = _free_port()
+        http.append(f"127.0.0.1:{_free_port()}")
         log_path = tmp / f"server{i}.log"
         cmd = [str(bin_path), "serve", "--etcd", f"http://127.0.0.1:{etcd_port}",
                "--storage", f"file://{store}", "--listen", f"127.0.0.1:{port}",
+               "--http-listen", http[-1],
                "--server-id", f"s{i}", "--data-dir", str(tmp / f"cache{i}")]
         with open(log_path, "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
         _wait_port(proc, port, f"cluster server s{i}", log_path)
         if first is None:
-            first = _Server(f"127.0.0.1:{port}", proc, log_path)
+            first = _Server(f"127.0.0.1:{port}", proc, log_path, http)
         else:
             _EMULATORS.append(proc)
     # Stopped last: the servers leave the cluster through it.
@@ -398,7 +405,9 @@ def _start_server(tmp: Path) -> _Server:
     log_path = tmp / "server.log"
     port = _free_port()
     listen = f"127.0.0.1:{port}"
-    cmd = [str(bin_path), "serve", "--data-dir", str(data_dir), "--listen", listen]
+    http = f"127.0.0.1:{_free_port()}"
+    cmd = [str(bin_path), "serve", "--data-dir", str(data_dir), "--listen", listen,
+           "--http-listen", http]
     env = dict(os.environ)
     storage = os.environ.get("STRATA_TEST_STORAGE", "").strip()
     try:
@@ -423,7 +432,7 @@ def _start_server(tmp: Path) -> _Server:
         cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
     )
     log.close()
-    server = _Server(listen, proc, log_path)
+    server = _Server(listen, proc, log_path, [http])
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:
         if proc.poll() is not None:

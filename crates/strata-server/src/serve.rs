@@ -85,7 +85,7 @@ impl Shared {
         } = self;
         let data = BigtableServer::new(DataService {
             db: db.clone(),
-            tables: opts.observer.as_ref().map(|o| o.table_metrics()),
+            tables: opts.observer.as_ref().and_then(|o| o.table_metrics()),
         })
         .max_decoding_message_size(opts.message_bytes_max)
         .max_encoding_message_size(opts.message_bytes_max);

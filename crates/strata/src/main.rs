@@ -271,11 +271,14 @@ fn serve(args: ServeArgs) -> Result<()> {
     // nothing behind.
     let listener = listen.bind()?;
     let http_listener = http_listen::bind(http_listen.as_ref())?;
-    let observer = Observer::new(ServerFacts::new(
-        storage.clone().unwrap_or_else(|| dir.display().to_string()),
-        memtable_budget as u64,
-        (cache_mib as u64) << 20,
-    ));
+    let observer = Observer::new(
+        ServerFacts::new(
+            storage.clone().unwrap_or_else(|| dir.display().to_string()),
+            memtable_budget as u64,
+            (cache_mib as u64) << 20,
+        ),
+        http_listener.is_some(),
+    );
     let http = match http_listener {
         Some(l) => Some(http_listen::start(l, observer.clone())?),
         None => None,

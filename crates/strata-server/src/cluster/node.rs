@@ -146,7 +146,7 @@ async fn serve(
     let tablets_cluster = cluster.clone();
     let data = BigtableServer::new(ClusterData {
         cluster: cluster.clone(),
-        tables: opts.observer.as_ref().map(|o| o.table_metrics()),
+        tables: opts.observer.as_ref().and_then(|o| o.table_metrics()),
     })
     .max_decoding_message_size(opts.message_bytes_max)
     .max_encoding_message_size(opts.message_bytes_max);

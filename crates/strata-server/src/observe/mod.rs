@@ -100,6 +100,8 @@ pub struct Observer {
     tables: Arc<TableMetrics>,
     health: HealthReporter,
     health_server: HealthServer<HealthService>,
+    /// Whether requests are counted (false: nothing scrapes them).
+    counting: bool,
 }
 
 impl std::fmt::Debug for Observer {
@@ -120,8 +122,10 @@ const HEALTH_SERVICES: [&str; 3] = [
 ];
 
 impl Observer {
-    /// A server starting up: not ready, not serving.
-    pub fn new(facts: ServerFacts) -> Arc<Observer> {
+    /// A server starting up: not ready, not serving. `counting`: whether
+    /// requests are counted (the per-RPC and per-table metrics); without
+    /// an HTTP listener nothing reads them.
+    pub fn new(facts: ServerFacts, counting: bool) -> Arc<Observer> {
         let facts = Arc::new(facts);
         let slot = Arc::new(DbSlot::default());
         let rpc = Arc::new(rpc::RpcMetrics::default());
@@ -144,6 +148,7 @@ impl Observer {
             tables,
             health,
             health_server,
+            counting,
         })
     }
 
@@ -200,12 +205,12 @@ impl Observer {
 
     pub(crate) fn rpc_layer(&self) -> RpcMetricsLayer {
         RpcMetricsLayer {
-            metrics: Some(self.rpc.clone()),
+            metrics: self.counting.then(|| self.rpc.clone()),
         }
     }
 
-    pub(crate) fn table_metrics(&self) -> Arc<TableMetrics> {
-        self.tables.clone()
+    pub(crate) fn table_metrics(&self) -> Option<Arc<TableMetrics>> {
+        self.counting.then(|| self.tables.clone())
     }
 
     pub(crate) fn health_server(&self) -> HealthServer<HealthService> {

@@ -97,6 +97,12 @@ pub(crate) fn render(obs: &Observer) -> String {
         engine_section(&mut p, obs, &db);
         rpc_section(&mut p, obs);
         tables_section(&mut p, obs, &db);
+    } else if obs.phase() == Phase::Serving {
+        // A cluster server: every tablet it serves is an engine of its own.
+        rpc_section(&mut p, obs);
+        p.push_str(
+            "<p>A cluster server: <code>strata tablets TABLE</code> lists a table's tablets and their servers.</p>",
+        );
     } else {
         p.push_str("<p>The database is not open.</p>");
     }
