@@ -14,6 +14,7 @@ pub mod storage;
 pub use error::{Error, Result, RetryClass};
 pub use key::{SeqNo, ValueKind};
 pub mod batch;
+pub mod check;
 pub mod compaction;
 pub mod db;
 pub mod log;

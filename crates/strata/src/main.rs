@@ -22,6 +22,7 @@ use strata_table::{Database, DatabaseOptions};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod check_cmd;
 mod cluster_cmd;
 mod http_listen;
 mod listen;
@@ -54,6 +55,10 @@ enum Command {
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
     Tablets(tablets_cmd::TabletsArgs),
+    /// Verify every checksum of a stopped server's data: the manifest,
+    /// every table and the commit log. Exits non-zero on damage, naming
+    /// each damaged file.
+    Check(check_cmd::CheckArgs),
     /// Inspect a cluster through its etcd (docs/cluster.md).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
@@ -175,6 +180,7 @@ fn main() -> ExitCode {
     let done = match cli.command {
         Command::Serve(args) => serve(*args),
         Command::Tablets(args) => tablets_cmd::run(args),
+        Command::Check(args) => check_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };
     match done {

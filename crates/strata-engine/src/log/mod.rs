@@ -16,12 +16,12 @@
 //!   live segment and starting the next.
 //! - `recovery`: `recover` (replay, torn tail versus corruption).
 
-mod format;
+pub(crate) mod format;
 mod live;
 pub mod objects;
 mod pending;
 pub mod prealloc;
-mod recovery;
+pub(crate) mod recovery;
 mod roll;
 mod writer;
 

@@ -54,7 +54,7 @@ pub fn encode_header(epoch: u64, id: u64) -> [u8; HEADER_BYTES] {
 }
 
 /// Checks a log object's header; returns its epoch.
-fn decode_header(buf: &[u8], name: &str, id: u64) -> Result<u64> {
+pub(crate) fn decode_header(buf: &[u8], name: &str, id: u64) -> Result<u64> {
     let bad = |detail: String| Error::corruption(name, detail);
     if buf.len() < HEADER_BYTES {
         return Err(bad("shorter than a log object header".into()));

@@ -118,7 +118,7 @@ pub fn recover(
 
 /// Checks a frame that passed its checksum; returns its last sequence
 /// number. A failure here cannot be a torn write, so it is corruption.
-pub(super) fn check_frame(frame: &Frame<'_>, prev_seq: SeqNo, name: &str) -> Result<SeqNo> {
+pub(crate) fn check_frame(frame: &Frame<'_>, prev_seq: SeqNo, name: &str) -> Result<SeqNo> {
     let at = frame.offset;
     if frame.synced_watermark > at as u64 {
         return Err(Error::corruption(
