@@ -17,6 +17,7 @@ pub mod batch;
 pub mod check;
 pub mod compaction;
 pub mod db;
+pub mod dump;
 pub mod log;
 pub mod manifest;
 pub mod memtable;

@@ -41,7 +41,9 @@ pub fn run(args: CheckArgs) -> Result<()> {
     };
     eprintln!("checking {shown}");
     let mut progress = |p: &CheckProgress| {
-        let pct = (p.bytes_done * 100).checked_div(p.bytes_total).unwrap_or(100);
+        let pct = (p.bytes_done * 100)
+            .checked_div(p.bytes_total)
+            .unwrap_or(100);
         eprintln!(
             "  {} of {} tables checked ({pct}% of their bytes)",
             p.tables_done, p.tables_total

@@ -24,6 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod check_cmd;
 mod cluster_cmd;
+mod dump_cmd;
 mod http_listen;
 mod listen;
 mod logging;
@@ -59,6 +60,10 @@ enum Command {
     /// every table and the commit log. Exits non-zero on damage, naming
     /// each damaged file.
     Check(check_cmd::CheckArgs),
+    /// Print one of the engine's files in readable form: an SSTable
+    /// (properties, index, entries), a commit-log segment (records and
+    /// their operations) or the manifest (version edits).
+    Dump(dump_cmd::DumpArgs),
     /// Inspect a cluster through its etcd (docs/cluster.md).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
@@ -181,6 +186,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Tablets(args) => tablets_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Dump(args) => dump_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };
     match done {

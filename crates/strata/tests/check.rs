@@ -72,3 +72,45 @@ fn check_refuses_a_directory_in_use() {
     assert!(!out.status.success(), "{out:?}");
     assert!(stderr.contains("is a server running on it?"), "{stderr}");
 }
+
+#[test]
+fn dump_prints_a_table_and_the_manifest_and_refuses_other_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    populate(dir.path());
+    let paths: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    // The largest table: the rows' (the catalog has a small one).
+    let table = paths
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sst"))
+        .max_by_key(|p| std::fs::metadata(p).map_or(0, |m| m.len()))
+        .expect("a table");
+    let out = common::strata()
+        .arg("dump")
+        .arg(table)
+        .output()
+        .expect("dump");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(stdout.contains("entries:") && stdout.contains("row00042"), "{stdout}");
+    let manifest = paths
+        .iter()
+        .find(|p| p.to_string_lossy().contains("MANIFEST-"))
+        .expect("a manifest");
+    let out = common::strata()
+        .arg("dump")
+        .arg(manifest)
+        .output()
+        .expect("dump");
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("edit 0:"));
+    let out = common::strata()
+        .arg("dump")
+        .arg(dir.path().join("CURRENT"))
+        .output()
+        .expect("dump");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a file of the engine"));
+}

@@ -14,4 +14,10 @@ pub use set::{
     VersionSet,
 };
 pub use stored::{read_stored, StoredState, StoredTablet};
+
+/// The payloads (encoded version edits) of a manifest file's frames, each
+/// checksum verified (docs/formats/manifest.md, "Framing").
+pub fn decode_frames<'a>(buf: &'a [u8], file: &str) -> crate::Result<Vec<&'a [u8]>> {
+    frame::decode_all(buf, file)
+}
 pub use version::{table_file_name, FileMeta, LevelIterator, Version, NUM_LEVELS};
