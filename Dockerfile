@@ -18,6 +18,6 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
 COPY --from=build /usr/local/bin/strata /usr/local/bin/strata
 USER strata
 WORKDIR /data
-EXPOSE 8086
+EXPOSE 8086 8087
 ENTRYPOINT ["strata"]
-CMD ["serve", "--listen", ":8086", "--data-dir", "/data"]
+CMD ["serve", "--listen", ":8086", "--http-listen", ":8087", "--data-dir", "/data"]

@@ -62,6 +62,10 @@ def test_the_servers_flags_and_environment_exist():
             assert var in defined, f"{a}: ${var} is not defined"
     for flag in ("--etcd", "--storage", "--advertise", "--server-id"):
         assert any(a.startswith(flag + "=") for a in args), f"{flag} missing"
+    # The probes ask the HTTP listener (docs/observability.md).
+    http_port = int(next(a for a in args if a.startswith("--http-listen=")).rsplit(":", 1)[1])
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": http_port}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": http_port}
     [svc] = [d for d in docs["strata.yaml"] if d["kind"] == "Service"]
     assert svc["spec"]["ports"][0]["port"] == container["ports"][0]["containerPort"]
 
