@@ -145,3 +145,25 @@ def test_status_page_lists_tables(http, make_table):
     assert legacy.table_id in page
     # Row keys are escaped, never markup.
     assert "&lt;m&gt;" in page and "<m>" not in page
+
+
+@pytest.mark.not_on_cluster("a cluster server lists no engine metrics")
+def test_grafana_dashboard_names_only_metrics_the_server_exports(http, make_table, data_table_of):
+    """deploy/grafana/strata.json stays true to the exposition."""
+    import json
+    import re
+
+    from conftest import REPO_ROOT
+
+    table = data_table_of(make_table(families={"cf": None}))
+    table.mutate_row(b"r", [SetCell("cf", b"q", b"v")])
+    table.read_rows(ReadRowsQuery())
+    exported = {name for (name, _) in scrape(http)}
+    dash = json.loads((REPO_ROOT / "deploy" / "grafana" / "strata.json").read_text())
+    used = set()
+    for panel in dash["panels"]:
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\b((?:strata|grpc_server)_[a-z_]+)\b", target["expr"]))
+    assert used, "the dashboard queries no metric"
+    missing = sorted(u for u in used if u not in exported)
+    assert not missing, f"the dashboard queries metrics the server does not export: {missing}"

@@ -7,7 +7,7 @@
 use crate::chunks::ChunkWriter;
 use crate::convert::{self, invalid, status};
 use crate::data_pb as v2;
-use crate::observe::{TableMetrics, TableTally};
+use crate::observe::{RequestNote, TableMetrics, TableTally};
 use crate::pb::bigtable_server::Bigtable;
 use prost::Message;
 use std::sync::Arc;
@@ -182,6 +182,7 @@ impl Bigtable for DataService {
         request: Request<v2::ReadRowsRequest>,
     ) -> Result<Response<BoxStream<v2::ReadRowsResponse>>, Status> {
         let started = Instant::now();
+        let note = RequestNote::of(&request);
         let repeat_key_on_split = request
             .metadata()
             .get("x-goog-api-client")
@@ -227,6 +228,9 @@ impl Bigtable for DataService {
             started,
         };
         let tally = self.tally(&table);
+        if let Some(n) = &note {
+            n.table(&table);
+        }
         let inline = strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
             first.produce(&self.db, &table, req.clone())
         });
@@ -241,22 +245,32 @@ impl Bigtable for DataService {
         let (ready, rest) = first;
         let counters = tally.counters();
         let Some((mut reader, mut w)) = rest else {
-            if let Some(c) = &counters {
+            if counters.is_some() || note.is_some() {
                 let (rows, bytes) = ready
                     .iter()
                     .flatten()
                     .map(read_tally)
                     .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-                c.read(rows, bytes);
+                if let Some(c) = &counters {
+                    c.read(rows, bytes);
+                }
+                if let Some(n) = &note {
+                    n.rows(rows);
+                }
             }
             return Ok(Response::new(Box::pin(tokio_stream::iter(ready))));
         };
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         tokio::task::spawn_blocking(move || {
             let send = |r: Result<v2::ReadRowsResponse, Status>| {
-                if let (Some(c), Ok(resp)) = (&counters, &r) {
+                if let (true, Ok(resp)) = (counters.is_some() || note.is_some(), &r) {
                     let (rows, bytes) = read_tally(resp);
-                    c.read(rows, bytes);
+                    if let Some(c) = &counters {
+                        c.read(rows, bytes);
+                    }
+                    if let Some(n) = &note {
+                        n.rows(rows);
+                    }
                 }
                 tx.blocking_send(r).is_ok()
             };
@@ -321,8 +335,12 @@ impl Bigtable for DataService {
         &self,
         request: Request<v2::MutateRowRequest>,
     ) -> Result<Response<v2::MutateRowResponse>, Status> {
+        let note = RequestNote::of(&request);
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        if let Some(n) = &note {
+            n.table(&table);
+        }
         let muts = convert::mutations(&r.mutations)?;
         let tally = self.tally(&table);
         let bytes = if tally.is_on() {
@@ -344,6 +362,9 @@ impl Bigtable for DataService {
         if let Some(c) = tally.counters() {
             c.written(1, bytes);
         }
+        if let Some(n) = &note {
+            n.rows(1);
+        }
         Ok(Response::new(v2::MutateRowResponse {}))
     }
 
@@ -351,8 +372,12 @@ impl Bigtable for DataService {
         &self,
         request: Request<v2::MutateRowsRequest>,
     ) -> Result<Response<BoxStream<v2::MutateRowsResponse>>, Status> {
+        let note = RequestNote::of(&request);
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        if let Some(n) = &note {
+            n.table(&table);
+        }
         if r.entries.is_empty() {
             return Err(invalid("no entries provided"));
         }
@@ -393,6 +418,9 @@ impl Bigtable for DataService {
                 Err(s) => Err(TableError::InvalidArgument(s.message().to_string())),
             })
             .collect();
+        if let Some(n) = &note {
+            n.rows(results.iter().filter(|r| r.is_ok()).count() as u64);
+        }
         if let Some(c) = tally.counters() {
             let (rows, bytes) = results
                 .iter()
@@ -420,8 +448,12 @@ impl Bigtable for DataService {
         &self,
         request: Request<v2::CheckAndMutateRowRequest>,
     ) -> Result<Response<v2::CheckAndMutateRowResponse>, Status> {
+        let note = RequestNote::of(&request);
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        if let Some(n) = &note {
+            n.table(&table);
+        }
         let predicate = convert::filter(r.predicate_filter.as_ref())?;
         let t = convert::mutations(&r.true_mutations)?;
         let f = convert::mutations(&r.false_mutations)?;
@@ -481,8 +513,12 @@ impl Bigtable for DataService {
         request: Request<v2::ReadModifyWriteRowRequest>,
     ) -> Result<Response<v2::ReadModifyWriteRowResponse>, Status> {
         use v2::read_modify_write_rule::Rule;
+        let note = RequestNote::of(&request);
         let r = request.into_inner();
         let table = target(&r.table_name, &r.authorized_view_name, "")?;
+        if let Some(n) = &note {
+            n.table(&table);
+        }
         let rules = r
             .rules
             .iter()

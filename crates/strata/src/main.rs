@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use strata_engine::{EngineOptions, SyncMode};
 use strata_object_store::ObjectStorage;
-use strata_server::observe::{Observer, ServerFacts};
+use strata_server::observe::{ObserveOptions, Observer, ServerFacts};
 use strata_server::ServerOptions;
 use strata_table::{Database, DatabaseOptions};
 
@@ -114,6 +114,10 @@ struct ServeArgs {
     /// is taken, the server starts without it (a warning says so).
     #[arg(long, value_name = "HOST:PORT|off")]
     http_listen: Option<http_listen::HttpListen>,
+    /// Log every request that takes this many milliseconds or longer (a
+    /// warning naming the RPC, its status, table, rows and time); 0: none.
+    #[arg(long, default_value_t = 1000, value_name = "MS")]
+    slow_request_ms: u64,
     /// Sync the commit log every this many milliseconds instead of
     /// before every acknowledgement (0, the default: sync before
     /// acknowledging; a crash then loses nothing acknowledged).
@@ -227,6 +231,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         log_syncs,
         listen,
         http_listen,
+        slow_request_ms,
         sync_interval_ms,
         log_preallocate,
         cache_mib,
@@ -289,7 +294,10 @@ fn serve(args: ServeArgs) -> Result<()> {
             memtable_budget as u64,
             (cache_mib as u64) << 20,
         ),
-        http_listener.is_some(),
+        ObserveOptions {
+            counting: http_listener.is_some(),
+            slow_request: (slow_request_ms > 0).then(|| Duration::from_millis(slow_request_ms)),
+        },
     );
     let http = match http_listener {
         Some(l) => Some(http_listen::start(l, observer.clone())?),

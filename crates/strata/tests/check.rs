@@ -94,7 +94,10 @@ fn dump_prints_a_table_and_the_manifest_and_refuses_other_files() {
         .expect("dump");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains("entries:") && stdout.contains("row00042"), "{stdout}");
+    assert!(
+        stdout.contains("entries:") && stdout.contains("row00042"),
+        "{stdout}"
+    );
     let manifest = paths
         .iter()
         .find(|p| p.to_string_lossy().contains("MANIFEST-"))

@@ -11,6 +11,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::picker::Plan;
 use crate::db::{Inner, SuperVersion, TableFile, TabletState};
@@ -74,6 +75,7 @@ pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
     let mut entries: Vec<Entry> = Vec::new();
     let mut key: Vec<u8> = Vec::new();
     let read_bytes: u64 = plan.all_files().map(|f| f.size_bytes).sum();
+    let mut progress = Progress::new(t.id, plan, read_bytes);
     loop {
         // Gather every version of the next user key.
         entries.clear();
@@ -111,6 +113,7 @@ pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
             apply_filter(kf.as_mut(), &key, &mut kept, &snapshots, bottommost);
         }
         out.add_key(&key, &kept)?;
+        progress.key_done();
     }
     let new_tables = out.finish()?;
     inner
@@ -122,6 +125,52 @@ pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
             .push(new_file_of(t.id, plan.output_level, f));
     }
     inner.apply_tree_edit(t, edit, new_tables, None)
+}
+
+/// How often a long compaction reports how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// Keys between looks at the clock.
+const PROGRESS_KEYS: u64 = 4096;
+
+/// A long compaction's progress, reported every few seconds.
+struct Progress {
+    tablet: u64,
+    levels: (usize, usize),
+    read_bytes: u64,
+    keys: u64,
+    started: Instant,
+    last: Instant,
+}
+
+impl Progress {
+    fn new(tablet: impl Into<u64>, plan: &Plan, read_bytes: u64) -> Progress {
+        let now = Instant::now();
+        Progress {
+            tablet: tablet.into(),
+            levels: (plan.level, plan.output_level),
+            read_bytes,
+            keys: 0,
+            started: now,
+            last: now,
+        }
+    }
+
+    fn key_done(&mut self) {
+        self.keys += 1;
+        if !self.keys.is_multiple_of(PROGRESS_KEYS) || self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        tracing::info!(
+            tablet = self.tablet,
+            "compaction L{} to L{} of {} input bytes: {} keys written, {:.0?} so far",
+            self.levels.0,
+            self.levels.1,
+            self.read_bytes,
+            self.keys,
+            self.started.elapsed()
+        );
+    }
 }
 
 type Kept<'a> = Vec<(SeqNo, ValueKind, std::borrow::Cow<'a, [u8]>)>;

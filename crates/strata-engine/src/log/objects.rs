@@ -176,6 +176,7 @@ pub fn recover(
     // Fetched a batch at a time (an object store fetches a batch at once),
     // replayed in id order.
     let below: Vec<u64> = ids.range(..fence).copied().collect();
+    let mut progress = super::recovery::ReplayProgress::new(below.len());
     let fetched = below.chunks(REPLAY_BATCH).flat_map(|chunk| {
         let names: Vec<String> = chunk.iter().map(|&id| object_name(id)).collect();
         let data = storage.read_many(&names);
@@ -225,6 +226,7 @@ pub fn recover(
             offset = frame.end();
         }
         report.segments.push(seg);
+        progress.segment_done(report.segments.len(), report.records);
     }
     report.segments.push(SegmentInfo {
         number: fence,

@@ -9,6 +9,43 @@ use crate::batch::validate_payload;
 use crate::error::{Error, Result};
 use crate::key::{SeqNo, SEQ_MAX};
 use crate::storage::{read_file, Storage};
+use std::time::{Duration, Instant};
+
+/// How often a long replay reports how far it is.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Reports a replay's progress every few seconds: a replay of a large log
+/// (minutes on a slow disk or store) says how far it is.
+pub(crate) struct ReplayProgress {
+    started: Instant,
+    last: Instant,
+    segments_total: usize,
+}
+
+impl ReplayProgress {
+    pub(crate) fn new(segments_total: usize) -> ReplayProgress {
+        let now = Instant::now();
+        ReplayProgress {
+            started: now,
+            last: now,
+            segments_total,
+        }
+    }
+
+    /// `done` segments of the total are replayed, holding `records`.
+    pub(crate) fn segment_done(&mut self, done: usize, records: u64) {
+        if self.last.elapsed() < PROGRESS_EVERY {
+            return;
+        }
+        self.last = Instant::now();
+        let pct = (done * 100).checked_div(self.segments_total).unwrap_or(100);
+        tracing::info!(
+            "commit log replay: {done} of {} segments ({pct}%), {records} records, {:.0?} so far",
+            self.segments_total,
+            self.started.elapsed()
+        );
+    }
+}
 
 /// What recovery found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -46,6 +83,7 @@ pub fn recover(
         .collect();
     numbers.sort_unstable();
     let mut report = RecoveryReport::default();
+    let mut progress = ReplayProgress::new(numbers.len());
     for (i, &number) in numbers.iter().enumerate() {
         let newest = i + 1 == numbers.len();
         let name = segment_file_name(number);
@@ -112,6 +150,7 @@ pub fn recover(
             storage.truncate(&name, data.len() as u64)?;
         }
         report.segments.push(seg);
+        progress.segment_done(i + 1, report.records);
     }
     Ok(report)
 }

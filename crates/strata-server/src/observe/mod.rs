@@ -12,7 +12,7 @@ mod status_page;
 mod tables;
 
 pub use http::{serve_http, HttpError};
-pub use rpc::RpcMetricsLayer;
+pub use rpc::{RequestNote, RpcMetricsLayer};
 pub use tables::{TableCounters, TableMetrics, TableTally};
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -100,8 +100,18 @@ pub struct Observer {
     tables: Arc<TableMetrics>,
     health: HealthReporter,
     health_server: HealthServer<HealthService>,
-    /// Whether requests are counted (false: nothing scrapes them).
-    counting: bool,
+    opts: ObserveOptions,
+}
+
+/// What the observer does on the request path.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ObserveOptions {
+    /// Whether requests are counted (the per-RPC and per-table metrics):
+    /// without an HTTP listener nothing reads them.
+    pub counting: bool,
+    /// RPCs that take this long or longer are logged (a warning with the
+    /// RPC, its status, table, rows and time).
+    pub slow_request: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Observer {
@@ -122,10 +132,8 @@ const HEALTH_SERVICES: [&str; 3] = [
 ];
 
 impl Observer {
-    /// A server starting up: not ready, not serving. `counting`: whether
-    /// requests are counted (the per-RPC and per-table metrics); without
-    /// an HTTP listener nothing reads them.
-    pub fn new(facts: ServerFacts, counting: bool) -> Arc<Observer> {
+    /// A server starting up: not ready, not serving.
+    pub fn new(facts: ServerFacts, opts: ObserveOptions) -> Arc<Observer> {
         let facts = Arc::new(facts);
         let slot = Arc::new(DbSlot::default());
         let rpc = Arc::new(rpc::RpcMetrics::default());
@@ -148,7 +156,7 @@ impl Observer {
             tables,
             health,
             health_server,
-            counting,
+            opts,
         })
     }
 
@@ -205,12 +213,14 @@ impl Observer {
 
     pub(crate) fn rpc_layer(&self) -> RpcMetricsLayer {
         RpcMetricsLayer {
-            metrics: self.counting.then(|| self.rpc.clone()),
+            metrics: Some(self.rpc.clone()),
+            counting: self.opts.counting,
+            slow: self.opts.slow_request,
         }
     }
 
     pub(crate) fn table_metrics(&self) -> Option<Arc<TableMetrics>> {
-        self.counting.then(|| self.tables.clone())
+        self.opts.counting.then(|| self.tables.clone())
     }
 
     pub(crate) fn health_server(&self) -> HealthServer<HealthService> {

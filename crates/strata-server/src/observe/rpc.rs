@@ -92,9 +92,50 @@ impl PathMetrics {
             .collect()
     }
 
-    fn finish(&self, code: usize, started: Instant) {
-        self.handled[code.min(CODE_NAMES.len() - 1)].inc();
-        self.seconds.observe(started.elapsed().as_secs_f64());
+    fn finish(&self, code: usize, p: &Pending) {
+        let code = code.min(CODE_NAMES.len() - 1);
+        let elapsed = p.started.elapsed();
+        if p.counting {
+            self.handled[code].inc();
+            self.seconds.observe(elapsed.as_secs_f64());
+        }
+        if p.slow.is_some_and(|s| elapsed >= s) {
+            let (table, rows) = p.note.as_ref().map_or((None, None), RequestNote::get);
+            tracing::warn!(
+                rpc = %format_args!("{}/{}", self.service, self.method),
+                code = %CODE_NAMES[code],
+                table = %table.as_deref().unwrap_or("-"),
+                rows = %rows.map_or_else(|| "-".to_string(), |n| n.to_string()),
+                "slow request: {elapsed:.1?}"
+            );
+        }
+    }
+}
+
+/// What a handler tells the layer about its request, for the slow-request
+/// log: its table and the rows it read or wrote. In the request's
+/// extensions when the log is on.
+#[derive(Clone, Debug, Default)]
+pub struct RequestNote(Arc<parking_lot::Mutex<(Option<String>, Option<u64>)>>);
+
+impl RequestNote {
+    /// The note of `req`, if the slow-request log is on.
+    pub fn of<T>(req: &tonic::Request<T>) -> Option<RequestNote> {
+        req.extensions().get::<RequestNote>().cloned()
+    }
+
+    pub fn table(&self, name: &str) {
+        self.0.lock().0 = Some(name.to_string());
+    }
+
+    /// Adds `n` rows read or written.
+    pub fn rows(&self, n: u64) {
+        let mut g = self.0.lock();
+        g.1 = Some(g.1.unwrap_or(0) + n);
+    }
+
+    fn get(&self) -> (Option<String>, Option<u64>) {
+        self.0.lock().clone()
     }
 }
 
@@ -197,10 +238,14 @@ impl Collector for RpcCollector {
 }
 
 /// The tower layer (`tonic::transport::Server::builder().layer(..)`);
-/// without metrics (no observer), it passes everything through.
+/// without an observer, it passes everything through.
 #[derive(Clone, Debug, Default)]
 pub struct RpcMetricsLayer {
     pub(crate) metrics: Option<Arc<RpcMetrics>>,
+    /// Whether RPCs are counted (else only the slow-request log).
+    pub(crate) counting: bool,
+    /// RPCs that take this long or longer are logged.
+    pub(crate) slow: Option<std::time::Duration>,
 }
 
 impl<S> tower::Layer<S> for RpcMetricsLayer {
@@ -210,6 +255,8 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
         RpcMetricsService {
             inner,
             metrics: self.metrics.clone(),
+            counting: self.counting,
+            slow: self.slow,
         }
     }
 }
@@ -218,6 +265,8 @@ impl<S> tower::Layer<S> for RpcMetricsLayer {
 pub struct RpcMetricsService<S> {
     inner: S,
     metrics: Option<Arc<RpcMetrics>>,
+    counting: bool,
+    slow: Option<std::time::Duration>,
 }
 
 /// The status code in a `grpc-status` header or trailer.
@@ -248,12 +297,22 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
         let started = Instant::now();
-        let path = self.metrics.as_ref().map(|m| m.path(req.uri().path()));
-        if let Some(p) = &path {
+        let path = self
+            .metrics
+            .as_ref()
+            .filter(|_| self.counting || self.slow.is_some())
+            .map(|m| m.path(req.uri().path()));
+        if let (Some(p), true) = (&path, self.counting) {
             p.started.inc();
         }
+        let note = (path.is_some() && self.slow.is_some()).then(|| {
+            let n = RequestNote::default();
+            req.extensions_mut().insert(n.clone());
+            n
+        });
+        let (counting, slow) = (self.counting, self.slow);
         let fut = self.inner.call(req);
         Box::pin(async move {
             let Some(path) = path else {
@@ -271,11 +330,22 @@ where
                             path,
                             started,
                             header_code,
+                            counting,
+                            slow,
+                            note,
                         }),
                     }))
                 }
                 Err(e) => {
-                    path.finish(CODE_UNKNOWN, started);
+                    let p = Pending {
+                        path,
+                        started,
+                        header_code: None,
+                        counting,
+                        slow,
+                        note,
+                    };
+                    p.path.finish(CODE_UNKNOWN, &p);
                     Err(e)
                 }
             }
@@ -289,6 +359,9 @@ struct Pending {
     started: Instant,
     /// The status of a trailers-only response.
     header_code: Option<usize>,
+    counting: bool,
+    slow: Option<std::time::Duration>,
+    note: Option<RequestNote>,
 }
 
 /// A response body that counts its RPC as handled when it ends.
@@ -301,7 +374,7 @@ impl<B> MeteredBody<B> {
     fn finish(&mut self, code: Option<usize>) {
         if let Some(p) = self.pending.take() {
             let code = code.or(p.header_code).unwrap_or(CODE_UNKNOWN);
-            p.path.finish(code, p.started);
+            p.path.finish(code, &p);
         }
     }
 }
