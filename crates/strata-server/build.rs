@@ -189,6 +189,13 @@ fn main() {
             "crate::tablets::ListTabletsResponse".to_string(),
             false,
         ))
+        .method(m(
+            "compact_table",
+            "CompactTable",
+            "crate::tablets::CompactTableRequest".to_string(),
+            "crate::tablets::CompactTableResponse".to_string(),
+            false,
+        ))
         .build();
     tonic_build::manual::Builder::new()
         .build_client(true)

@@ -68,6 +68,25 @@ pub struct Tablet {
 }
 
 /// A count on the wire: counts past `u32::MAX` saturate.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CompactTableRequest {
+    #[prost(string, tag = "1")]
+    pub table_name: String,
+}
+
+/// The table's size and files before and after the compaction.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CompactTableResponse {
+    #[prost(uint64, tag = "1")]
+    pub size_bytes_before: u64,
+    #[prost(uint64, tag = "2")]
+    pub size_bytes_after: u64,
+    #[prost(uint32, tag = "3")]
+    pub files_before: u32,
+    #[prost(uint32, tag = "4")]
+    pub files_after: u32,
+}
+
 pub(crate) fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
@@ -106,6 +125,37 @@ impl StrataAdmin for StrataAdminService {
         Ok(Response::new(ListTabletsResponse {
             tablets: tablets.into_iter().map(Tablet::from).collect(),
         }))
+    }
+
+    async fn compact_table(
+        &self,
+        request: Request<CompactTableRequest>,
+    ) -> Result<Response<CompactTableResponse>, Status> {
+        let r = request.into_inner();
+        validate_table_name(&r.table_name).map_err(status)?;
+        let db = self.db.clone();
+        let reply = blocking(move || {
+            let measure = |db: &Database| -> Result<(u64, u32), Status> {
+                let tablets = db.tablets(&r.table_name).map_err(status)?;
+                let size = tablets.iter().map(|t| t.size_bytes).sum();
+                let files = tablets
+                    .iter()
+                    .map(|t| t.files_per_level.iter().sum::<usize>())
+                    .sum();
+                Ok((size, count(files)))
+            };
+            let (size_bytes_before, files_before) = measure(&db)?;
+            db.compact_table(&r.table_name).map_err(status)?;
+            let (size_bytes_after, files_after) = measure(&db)?;
+            Ok(CompactTableResponse {
+                size_bytes_before,
+                size_bytes_after,
+                files_before,
+                files_after,
+            })
+        })
+        .await?;
+        Ok(Response::new(reply))
     }
 }
 

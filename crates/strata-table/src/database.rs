@@ -647,6 +647,18 @@ impl Database {
         self.purge(&st.tree, rows, |_| true)
     }
 
+    /// A major compaction of table `name`: flushes its memtables, then
+    /// compacts every tablet down to one sorted level, and waits (GC rules
+    /// apply on the way, so expired cells are gone after it).
+    pub fn compact_table(&self, name: &str) -> Result<()> {
+        let t = self.table(name)?;
+        let tree = t.state.read().tree.clone();
+        tracing::info!(table = name, "major compaction started");
+        tree.compact()?;
+        tracing::info!(table = name, "major compaction done");
+        Ok(())
+    }
+
     /// The table's tablets in row order.
     pub fn tablets(&self, name: &str) -> Result<Vec<TabletInfo>> {
         let t = self.table(name)?;

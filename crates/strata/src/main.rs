@@ -24,6 +24,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod check_cmd;
 mod cluster_cmd;
+mod compact_cmd;
 mod dump_cmd;
 mod http_listen;
 mod listen;
@@ -55,11 +56,14 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// List a table's tablets on a running server: row range, size on
     /// disk, memtable size and files per level.
-    Tablets(tablets_cmd::TabletsArgs),
+    Tablets(tablets_cmd::TableArgs),
     /// Verify every checksum of a stopped server's data: the manifest,
     /// every table and the commit log. Exits non-zero on damage, naming
     /// each damaged file.
     Check(check_cmd::CheckArgs),
+    /// Run a major compaction of a table on a running server (flush, then
+    /// every tablet down to one sorted level; GC rules applied) and wait.
+    Compact(tablets_cmd::TableArgs),
     /// Print one of the engine's files in readable form: an SSTable
     /// (properties, index, entries), a commit-log segment (records and
     /// their operations) or the manifest (version edits).
@@ -190,6 +194,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(*args),
         Command::Tablets(args) => tablets_cmd::run(args),
         Command::Check(args) => check_cmd::run(args),
+        Command::Compact(args) => compact_cmd::run(args),
         Command::Dump(args) => dump_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };

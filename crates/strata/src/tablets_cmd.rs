@@ -20,9 +20,10 @@ pub const DEFAULT_PROJECT: &str = "my-project";
 /// The instance of a bare table id when --instance is not given.
 pub const DEFAULT_INSTANCE: &str = "my-instance";
 
-/// What `strata tablets` was asked.
+/// A table on a running server: what `strata tablets` and `strata
+/// compact` are asked.
 #[derive(clap::Args)]
-pub struct TabletsArgs {
+pub struct TableArgs {
     /// `projects/P/instances/I/tables/T`, or a bare table id `T`
     /// (expanded with --project and --instance).
     pub table: String,
@@ -53,31 +54,48 @@ pub fn full_table_name(table: &str, project: &str, instance: &str) -> String {
     }
 }
 
-/// Lists the tablets and prints them to stdout.
-pub fn run(args: TabletsArgs) -> Result<()> {
-    let name = full_table_name(&args.table, &args.project, &args.instance);
+impl TableArgs {
+    /// The table's full name.
+    pub fn name(&self) -> String {
+        full_table_name(&self.table, &self.project, &self.instance)
+    }
+}
+
+/// Runs `f` to its end on a runtime of the calling thread.
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let tablets = rt.block_on(list(&args.server, &name))?;
+    Ok(rt.block_on(f))
+}
+
+/// Lists the tablets and prints them to stdout.
+pub fn run(args: TableArgs) -> Result<()> {
+    let name = args.name();
+    let tablets = block_on(list(&args.server, &name))??;
     print!("{}", render(&tablets));
     Ok(())
 }
 
-/// Connects to `server` and calls ListTablets for `name`.
-async fn list(server: &str, name: &str) -> Result<Vec<Tablet>> {
+/// A channel to the server at `server` (`HOST:PORT` or a URI).
+pub async fn connect(server: &str) -> Result<tonic::transport::Channel> {
     let uri = if server.contains("://") {
         server.to_string()
     } else {
         format!("http://{server}")
     };
-    let channel = tonic::transport::Endpoint::from_shared(uri)
+    tonic::transport::Endpoint::from_shared(uri)
         .with_context(|| format!("invalid server address {server:?} (want HOST:PORT)"))?
         .connect_timeout(CONNECT_TIMEOUT)
         .connect()
         .await
-        .with_context(|| format!("cannot connect to the Strata server at {server}"))?;
+        .with_context(|| format!("cannot connect to the Strata server at {server}"))
+}
+
+/// Connects to `server` and calls ListTablets for `name`.
+async fn list(server: &str, name: &str) -> Result<Vec<Tablet>> {
+    let channel = connect(server).await?;
     let reply = StrataAdminClient::new(channel)
         .list_tablets(ListTabletsRequest {
             table_name: name.to_string(),

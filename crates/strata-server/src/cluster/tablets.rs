@@ -14,7 +14,10 @@ use crate::convert::status;
 use crate::data::blocking;
 use crate::pb::strata_admin_client::StrataAdminClient;
 use crate::pb::strata_admin_server::StrataAdmin;
-use crate::tablets::{count, ListTabletsRequest, ListTabletsResponse, Tablet};
+use crate::tablets::{
+    count, CompactTableRequest, CompactTableResponse, ListTabletsRequest, ListTabletsResponse,
+    Tablet,
+};
 use strata_table::database::validate_table_name;
 
 pub struct ClusterTablets {
@@ -91,5 +94,17 @@ impl StrataAdmin for ClusterTablets {
             tablets.push(t);
         }
         Ok(Response::new(ListTabletsResponse { tablets }))
+    }
+
+    /// A cluster's tablets live on several servers, each an engine of its
+    /// own: compacting a whole table would have to reach every owner.
+    async fn compact_table(
+        &self,
+        _request: Request<CompactTableRequest>,
+    ) -> Result<Response<CompactTableResponse>, Status> {
+        Err(Status::unimplemented(
+            "strata.admin.v1.StrataAdmin/CompactTable is not implemented by Strata on a cluster yet \
+             (a single-process server serves it)",
+        ))
     }
 }
