@@ -7,7 +7,7 @@
 use crate::chunks::ChunkWriter;
 use crate::convert::{self, invalid, status};
 use crate::data_pb as v2;
-use crate::observe::{RequestNote, TableMetrics, TableTally};
+use crate::observe::{RequestNote, TableCounters, TableMetrics, TableTally};
 use crate::pb::bigtable_server::Bigtable;
 use prost::Message;
 use std::sync::Arc;
@@ -81,15 +81,28 @@ pub struct DataService {
     pub(crate) tables: Option<Arc<TableMetrics>>,
 }
 
-/// Rows (committed rows) and bytes of a ReadRows response.
-fn read_tally(resp: &v2::ReadRowsResponse) -> (u64, u64) {
+/// Counts a ReadRows response: its rows (committed rows) for the
+/// slow-request note, its rows and bytes for the table's counters.
+fn count_read(
+    resp: &v2::ReadRowsResponse,
+    counters: Option<&TableCounters>,
+    note: Option<&RequestNote>,
+) {
     use v2::read_rows_response::cell_chunk::RowStatus;
+    if counters.is_none() && note.is_none() {
+        return;
+    }
     let rows = resp
         .chunks
         .iter()
         .filter(|c| matches!(c.row_status, Some(RowStatus::CommitRow(true))))
-        .count();
-    (rows as u64, resp.encoded_len() as u64)
+        .count() as u64;
+    if let Some(c) = counters {
+        c.read(rows, resp.encoded_len() as u64);
+    }
+    if let Some(n) = note {
+        n.rows(rows);
+    }
 }
 
 /// Bytes of mutations as sent.
@@ -245,32 +258,16 @@ impl Bigtable for DataService {
         let (ready, rest) = first;
         let counters = tally.counters();
         let Some((mut reader, mut w)) = rest else {
-            if counters.is_some() || note.is_some() {
-                let (rows, bytes) = ready
-                    .iter()
-                    .flatten()
-                    .map(read_tally)
-                    .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-                if let Some(c) = &counters {
-                    c.read(rows, bytes);
-                }
-                if let Some(n) = &note {
-                    n.rows(rows);
-                }
+            for resp in ready.iter().flatten() {
+                count_read(resp, counters.as_deref(), note.as_ref());
             }
             return Ok(Response::new(Box::pin(tokio_stream::iter(ready))));
         };
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD_RESPONSES);
         tokio::task::spawn_blocking(move || {
             let send = |r: Result<v2::ReadRowsResponse, Status>| {
-                if let (true, Ok(resp)) = (counters.is_some() || note.is_some(), &r) {
-                    let (rows, bytes) = read_tally(resp);
-                    if let Some(c) = &counters {
-                        c.read(rows, bytes);
-                    }
-                    if let Some(n) = &note {
-                        n.rows(rows);
-                    }
+                if let Ok(resp) = &r {
+                    count_read(resp, counters.as_deref(), note.as_ref());
                 }
                 tx.blocking_send(r).is_ok()
             };
@@ -544,7 +541,11 @@ impl Bigtable for DataService {
         })?;
         let db = self.db.clone();
         let tally = self.tally(&table);
-        let bytes: u64 = r.rules.iter().map(|x| x.encoded_len() as u64).sum();
+        let bytes: u64 = if tally.is_on() {
+            r.rules.iter().map(|x| x.encoded_len() as u64).sum()
+        } else {
+            0
+        };
         let row = answer(queued, move || {
             db.read_modify_write(&table, &r.row_key, &rules)
                 .map_err(status)
