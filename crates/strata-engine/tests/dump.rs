@@ -65,6 +65,9 @@ fn dump_round_trips_tables_log_and_manifest() {
         tree.put(k.as_bytes(), &v).expect("put");
         logged.insert(escape(k.as_bytes()), escape(&v));
     }
+    // The flushes above start compactions, which replace tables: let them
+    // finish so that every listed table is still there when it is dumped.
+    engine.wait_for_compactions().expect("compactions");
 
     let mut in_tables = BTreeMap::new();
     for name in names(&*storage, ".sst") {
