@@ -7,6 +7,7 @@
 
 pub mod coding;
 pub mod error;
+pub mod histogram;
 pub mod iter;
 pub mod key;
 pub mod storage;
@@ -26,8 +27,9 @@ pub mod sst;
 
 pub use batch::{TreeId, WriteBatch};
 pub use db::{
-    BackgroundPool, Direction, Engine, EngineOptions, EngineStats, Ingested, MemtablePool,
-    MemtableUsage, Snapshot, SyncMode, TabletInfo, Tree, TreeIter, TreeOptions, TreeStats,
+    BackgroundPool, Direction, Engine, EngineOptions, EngineStats, Ingested, JobInfo, JobKind,
+    MemtablePool, MemtableUsage, Snapshot, SyncMode, TabletInfo, Tree, TreeIter, TreeOptions,
+    TreeStats,
 };
 pub use merge::{CompactionFilter, KeyFilter, MergeOperator};
 pub use sst::Compression;

@@ -32,6 +32,7 @@ mod logging;
 mod report;
 mod serve_cluster;
 mod size;
+mod status_cmd;
 mod tablets_cmd;
 
 #[derive(Parser)]
@@ -68,6 +69,9 @@ enum Command {
     /// (properties, index, entries), a commit-log segment (records and
     /// their operations) or the manifest (version edits).
     Dump(dump_cmd::DumpArgs),
+    /// Print a running server's status (what its status page shows) from
+    /// its HTTP listener.
+    Status(status_cmd::StatusArgs),
     /// Inspect a cluster through its etcd (docs/cluster.md).
     #[command(subcommand)]
     Cluster(cluster_cmd::ClusterCommand),
@@ -196,6 +200,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check_cmd::run(args),
         Command::Compact(args) => compact_cmd::run(args),
         Command::Dump(args) => dump_cmd::run(args),
+        Command::Status(args) => status_cmd::run(args),
         Command::Cluster(cmd) => cluster_cmd::run(cmd),
     };
     match done {

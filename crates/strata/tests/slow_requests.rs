@@ -1,5 +1,6 @@
 //! `strata serve --slow-request-ms`: a request that takes longer is a
-//! warning naming the RPC, its status, table, rows and time.
+//! warning naming the RPC, its status, table, rows and time, and `strata
+//! status` lists it among the recent slow requests, with the table.
 
 mod common;
 
@@ -16,7 +17,7 @@ const TABLE: &str = "projects/p/instances/i/tables/slow";
 const ROWS: usize = 20_000;
 
 #[tokio::test]
-async fn a_slow_read_is_logged_with_its_table_and_rows() {
+async fn a_slow_read_is_logged_and_listed_by_strata_status() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
         let db = Database::open(dir.path(), DatabaseOptions::default()).expect("open");
@@ -39,12 +40,13 @@ async fn a_slow_read_is_logged_with_its_table_and_rows() {
         db.close().expect("close");
     }
     let port = common::free_port();
+    let http = format!("127.0.0.1:{}", common::free_port());
     let mut server = common::Serve(
         common::strata()
             .args(["serve", "--data-dir"])
             .arg(dir.path())
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--http-listen", "off", "--slow-request-ms", "1"])
+            .args(["--http-listen", &http, "--slow-request-ms", "1"])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -79,4 +81,48 @@ async fn a_slow_read_is_logged_with_its_table_and_rows() {
     assert!(line.contains(&format!("table={TABLE}")), "{line}");
     assert!(line.contains(&format!("rows={ROWS}")), "{line}");
     assert!(line.contains("code=OK"), "{line}");
+
+    let out = common::strata()
+        .args(["status", "--http", &http])
+        .output()
+        .expect("run strata status");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains(": serving"), "{text}");
+    let slow = text
+        .lines()
+        .find(|l| l.contains("Bigtable/ReadRows OK"))
+        .unwrap_or_else(|| panic!("no slow ReadRows listed:\n{text}"));
+    assert!(slow.contains(&format!("table {TABLE}")), "{slow}");
+    assert!(slow.contains(&format!("rows {ROWS}")), "{slow}");
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with(TABLE) && l.contains("rows read 20000")),
+        "{text}"
+    );
+    let out = common::strata()
+        .args(["status", "--json", "--http", &http])
+        .output()
+        .expect("run strata status --json");
+    let json = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        json.contains("\"slow_requests\"") && json.contains("\"engine\""),
+        "{json}"
+    );
+
+    // No server there: a clear error, not a hang.
+    let out = common::strata()
+        .args([
+            "status",
+            "--http",
+            &format!("127.0.0.1:{}", common::free_port()),
+        ])
+        .output()
+        .expect("run strata status");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a server running"),
+        "{out:?}"
+    );
 }

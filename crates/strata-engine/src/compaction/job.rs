@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::picker::Plan;
-use crate::db::{Inner, SuperVersion, TableFile, TabletState};
+use crate::db::{Inner, JobGuard, SuperVersion, TableFile, TabletState};
 use crate::error::{Error, Result};
 use crate::iter::merge::MergingIterator;
 use crate::iter::InternalIterator;
@@ -40,6 +40,35 @@ pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
             .push(new_file_of(t.id, plan.output_level, f));
         return inner.apply_tree_edit(t, edit, Vec::new(), None);
     }
+    let read_bytes: u64 = plan.all_files().map(|f| f.size_bytes).sum();
+    let job = inner.jobs.start(
+        crate::db::JobKind::Compaction {
+            from: plan.level,
+            to: plan.output_level,
+        },
+        &t.name,
+        u64::from(t.id),
+        read_bytes,
+    );
+    let result = merge(inner, t, plan, edit, &job, read_bytes);
+    inner
+        .stats
+        .compaction_micros
+        .fetch_add(job.running_for().as_micros() as u64, Ordering::Relaxed);
+    result
+}
+
+/// A compaction that merges: the inputs' versions of each key of the
+/// tablet's range written to new files, keeping what some reader can
+/// still see, then one edit that swaps them in.
+fn merge(
+    inner: &Inner,
+    t: &TabletState,
+    plan: &Plan,
+    mut edit: VersionEdit,
+    job: &JobGuard<'_>,
+    read_bytes: u64,
+) -> Result<()> {
     for f in &plan.overlapping {
         edit.removed_files
             .push((t.id, plan.output_level as u32, f.number));
@@ -74,7 +103,6 @@ pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
     let mut out = Outputs::new(inner, &opts);
     let mut entries: Vec<Entry> = Vec::new();
     let mut key: Vec<u8> = Vec::new();
-    let read_bytes: u64 = plan.all_files().map(|f| f.size_bytes).sum();
     let mut progress = Progress::new(t.id, plan, read_bytes);
     loop {
         // Gather every version of the next user key.
@@ -114,6 +142,7 @@ pub(crate) fn run(inner: &Inner, t: &TabletState, plan: &Plan) -> Result<()> {
         }
         out.add_key(&key, &kept)?;
         progress.key_done();
+        job.keys_done(1);
     }
     let new_tables = out.finish()?;
     inner

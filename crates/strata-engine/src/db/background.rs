@@ -304,6 +304,12 @@ fn flush_oldest(inner: &Inner, t: &TabletState) -> Result<()> {
         return Ok(());
     };
     inner.bg.lock().flushes_running += 1;
+    let job = inner.jobs.start(
+        super::JobKind::Flush,
+        &t.name,
+        u64::from(t.id),
+        imm.size_bytes() as u64,
+    );
     let result = (|| -> Result<()> {
         let opts = t.options();
         let mut new_tables = Vec::new();
@@ -328,10 +334,13 @@ fn flush_oldest(inner: &Inner, t: &TabletState) -> Result<()> {
         };
         if in_range(&it) {
             let mut file = super::TableFile::create(inner, &opts)?;
+            let mut keys = 0u64;
             while in_range(&it) {
                 file.add(it.key(), it.value())?;
                 it.next()?;
+                keys += 1;
             }
+            job.keys_done(keys);
             let meta = file.finish(inner, &inner.stats.flush_bytes_written)?;
             inner.storage.sync_dir()?;
             edit.added_files.push(new_file_of(t.id, 0, &meta));
@@ -340,6 +349,11 @@ fn flush_oldest(inner: &Inner, t: &TabletState) -> Result<()> {
         inner.apply_tree_edit(t, edit, new_tables, Some(&imm))?;
         Ok(())
     })();
+    inner
+        .stats
+        .flush_micros
+        .fetch_add(job.running_for().as_micros() as u64, Ordering::Relaxed);
+    drop(job);
     inner.bg.lock().flushes_running -= 1;
     result?;
     inner.stats.flushes.fetch_add(1, Ordering::Relaxed);

@@ -270,6 +270,21 @@ pub(crate) fn stall_while_over(inner: &Inner) -> Result<()> {
         return Ok(());
     }
     let started = std::time::Instant::now();
+    let result = wait_for_budget(inner, exceeded, started);
+    inner
+        .stats
+        .write_stall_micros
+        .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    result
+}
+
+/// Stalls while the budget is exceeded (at most `POOL_STALL_MAX` for a
+/// pool's).
+fn wait_for_budget(
+    inner: &Inner,
+    exceeded: impl Fn() -> bool,
+    started: std::time::Instant,
+) -> Result<()> {
     while exceeded() {
         inner.check_bg_error()?;
         if inner.pool.is_some() && started.elapsed() > POOL_STALL_MAX {

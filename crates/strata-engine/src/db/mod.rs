@@ -12,6 +12,7 @@ mod budget;
 mod group_in_flight;
 mod ingest;
 mod iter;
+mod jobs;
 mod open;
 mod options;
 mod pipeline;
@@ -27,6 +28,8 @@ mod write;
 pub use budget::MemtableUsage;
 pub use ingest::Ingested;
 pub use iter::Direction;
+pub(crate) use jobs::JobGuard;
+pub use jobs::{JobInfo, JobKind};
 pub use options::{EngineOptions, SplitBoundary, SyncMode, TreeOptions};
 pub use pool::MemtablePool;
 pub use split::TabletInfo;
@@ -45,6 +48,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::batch::{TreeId, WriteBatch};
 use crate::error::{Error, Result};
+use crate::histogram::{Histogram, HistogramSnapshot};
 use crate::key::SeqNo;
 use crate::log::CommitLog;
 use crate::manifest::{Version, VersionSet, NUM_LEVELS};
@@ -108,6 +112,14 @@ pub(crate) struct Stats {
     pub commit_batches: AtomicU64,
     pub commit_durable_groups: AtomicU64,
     pub commit_log_micros: AtomicU64,
+    /// Batches per group commit.
+    pub commit_group_batches: Histogram,
+    /// Microseconds to write and make durable a durable group's records.
+    pub commit_log_latency_micros: Histogram,
+    /// Time writers waited in stalls and slowdowns.
+    pub write_stall_micros: AtomicU64,
+    pub flush_micros: AtomicU64,
+    pub compaction_micros: AtomicU64,
 }
 
 pub(crate) struct Inner {
@@ -131,6 +143,8 @@ pub(crate) struct Inner {
     /// Set with `BgState::error` or `shutdown`: the write path's fast check.
     pub stopped: AtomicBool,
     pub stats: Stats,
+    /// The flushes and compactions running now.
+    pub jobs: jobs::Jobs,
     pub budget: budget::BudgetState,
     /// The memtable budget shared with other engines, if any.
     pub pool: Option<pool::Membership>,
@@ -406,6 +420,16 @@ pub struct EngineStats {
     /// records and making them durable.
     pub commit_durable_groups: u64,
     pub commit_log_micros: u64,
+    /// Batches per group commit.
+    pub commit_group_batches: HistogramSnapshot,
+    /// Microseconds to write and make durable each durable group's log
+    /// records (with `SyncMode::Always`: dominated by the fsync).
+    pub commit_log_latency_micros: HistogramSnapshot,
+    /// Microseconds writers waited in stalls and slowdowns.
+    pub write_stall_micros: u64,
+    /// Microseconds spent in flushes and compactions.
+    pub flush_micros: u64,
+    pub compaction_micros: u64,
 }
 
 impl EngineStats {
@@ -610,6 +634,11 @@ impl Engine {
         Ok(())
     }
 
+    /// The flushes and compactions running now.
+    pub fn jobs(&self) -> Vec<JobInfo> {
+        self.inner.jobs.list()
+    }
+
     /// Waits until no compaction is needed or running.
     pub fn wait_for_compactions(&self) -> Result<()> {
         background::wait_idle(&self.inner)
@@ -660,6 +689,11 @@ impl Engine {
             commit_batches: ld(&s.commit_batches),
             commit_durable_groups: ld(&s.commit_durable_groups),
             commit_log_micros: ld(&s.commit_log_micros),
+            commit_group_batches: s.commit_group_batches.snapshot(),
+            commit_log_latency_micros: s.commit_log_latency_micros.snapshot(),
+            write_stall_micros: ld(&s.write_stall_micros),
+            flush_micros: ld(&s.flush_micros),
+            compaction_micros: ld(&s.compaction_micros),
             block_cache_hits: self.inner.cache.hits(),
             block_cache_misses: self.inner.cache.misses(),
             block_cache_usage_bytes: self.inner.cache.usage_bytes() as u64,

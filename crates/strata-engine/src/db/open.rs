@@ -192,6 +192,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         bg_cv: Condvar::new(),
         stopped: AtomicBool::new(false),
         stats: Stats::default(),
+        jobs: Default::default(),
         budget: Default::default(),
         pool,
         pipeline,

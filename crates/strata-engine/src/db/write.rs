@@ -389,11 +389,12 @@ pub(super) fn count_group(inner: &Inner, batches: usize, log_started: Option<std
     stats
         .commit_batches
         .fetch_add(batches as u64, Ordering::Relaxed);
+    stats.commit_group_batches.record(batches as u64);
     if let Some(started) = log_started {
+        let micros = started.elapsed().as_micros() as u64;
         stats.commit_durable_groups.fetch_add(1, Ordering::Relaxed);
-        stats
-            .commit_log_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        stats.commit_log_micros.fetch_add(micros, Ordering::Relaxed);
+        stats.commit_log_latency_micros.record(micros);
     }
 }
 
@@ -451,19 +452,35 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<Arc<Memtable>> {
         )
     };
     let mut slowed = false;
+    // When the writer first waited (a slowdown or a stall).
+    let mut waited_since: Option<std::time::Instant> = None;
+    let count_wait = |since: Option<std::time::Instant>| {
+        if let Some(at) = since {
+            inner
+                .stats
+                .write_stall_micros
+                .fetch_add(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+    };
     loop {
-        inner.check_bg_error()?;
+        if let Err(e) = inner.check_bg_error() {
+            count_wait(waited_since);
+            return Err(e);
+        }
         let sv = t.super_version();
         let l0_files = sv.version.levels[0].len();
         if sv.mem.size_bytes() < memtable_bytes_max {
             if l0_files >= l0_slowdown && !slowed {
                 slowed = true;
+                waited_since.get_or_insert_with(std::time::Instant::now);
                 std::thread::sleep(Duration::from_millis(1));
                 continue;
             }
+            count_wait(waited_since);
             return Ok(sv.mem.clone());
         }
         if sv.imms.len() >= imms_max || l0_files >= l0_stop {
+            waited_since.get_or_insert_with(std::time::Instant::now);
             inner.stats.write_stalls.fetch_add(1, Ordering::Relaxed);
             let mut bg = inner.bg.lock();
             inner.notify_bg();
@@ -471,6 +488,7 @@ fn make_room(inner: &Inner, t: &Arc<TabletState>) -> Result<Arc<Memtable>> {
             continue;
         }
         seal_memtable(inner, t);
+        count_wait(waited_since);
         return Ok(t.super_version().mem.clone());
     }
 }

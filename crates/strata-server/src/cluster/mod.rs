@@ -101,6 +101,12 @@ pub(crate) struct Cluster {
     pub pool: Pool,
 }
 
+impl crate::observe::ClusterFacts for Cluster {
+    fn cluster_status(&self) -> crate::observe::ClusterStatus {
+        self.view.cluster_status()
+    }
+}
+
 /// A table's schema record from etcd as the table's info (its schema in
 /// the catalog's encoding, decoded).
 pub(crate) fn table_info(

@@ -102,6 +102,9 @@ pub async fn run(
             message_bytes_max: opts.server.message_bytes_max,
         },
     });
+    if let Some(o) = &opts.server.observer {
+        o.set_cluster_facts(cluster.clone());
+    }
     let (stop_serving, serving_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(
         cluster.clone(),

@@ -129,3 +129,60 @@ impl View {
         }
     }
 }
+
+impl View {
+    /// The view as the status page shows it: this server, the servers
+    /// with the tablets the map gives each, and every table's tablets (at
+    /// most `TABLETS_SHOWN_MAX` each).
+    pub fn cluster_status(&self) -> crate::observe::ClusterStatus {
+        use crate::observe::{
+            row_text, ClusterStatus, ClusterTableStatus, ClusterTabletStatus, ServerStatus,
+            TABLETS_SHOWN_MAX,
+        };
+        let map = self.map();
+        let mut per_owner: HashMap<&str, usize> = HashMap::new();
+        let mut tables: Vec<ClusterTableStatus> = Vec::new();
+        for t in map.all() {
+            if let Some(o) = &t.owner {
+                *per_owner.entry(o.as_str()).or_default() += 1;
+            }
+            if tables.last().is_none_or(|l| l.name != t.table) {
+                tables.push(ClusterTableStatus {
+                    name: t.table.clone(),
+                    tablet_count: 0,
+                    tablets: Vec::new(),
+                });
+            }
+            let Some(table) = tables.last_mut() else {
+                continue;
+            };
+            table.tablet_count += 1;
+            if table.tablets.len() < TABLETS_SHOWN_MAX {
+                table.tablets.push(ClusterTabletStatus {
+                    id: t.id,
+                    start_row: row_text(&t.start),
+                    end_row: t.end.as_deref().map(row_text),
+                    owner: t.owner.clone(),
+                    state: t.state.name().to_string(),
+                    epoch: t.epoch,
+                });
+            }
+        }
+        let mut servers: Vec<ServerStatus> = self
+            .servers
+            .read()
+            .iter()
+            .map(|(owner, addr)| ServerStatus {
+                owner: owner.clone(),
+                address: addr.clone(),
+                tablets: per_owner.get(owner.as_str()).copied().unwrap_or(0),
+            })
+            .collect();
+        servers.sort_by(|a, b| a.owner.cmp(&b.owner));
+        ClusterStatus {
+            me: self.me().map(|m| m.owner),
+            servers,
+            tables,
+        }
+    }
+}

@@ -67,6 +67,31 @@ impl EncodeLabelSet for NoLabels {
     }
 }
 
+/// Buckets of the group-size histogram: up to 4,096 batches, the rest in
+/// +Inf.
+const GROUP_BUCKETS: usize = 14;
+
+/// An engine histogram with its bounds scaled by `scale` (µs to seconds),
+/// its first `buckets - 1` bounds and +Inf.
+fn histogram(
+    enc: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    h: &strata_engine::histogram::HistogramSnapshot,
+    scale: f64,
+    buckets: usize,
+) -> Result<(), std::fmt::Error> {
+    let buckets = buckets.clamp(1, h.counts.len());
+    let mut b: Vec<(f64, u64)> = h.counts[..buckets - 1]
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| ((1u64 << i) as f64 * scale, n))
+        .collect();
+    b.push((f64::INFINITY, h.counts[buckets - 1..].iter().sum()));
+    let mut e = enc.encode_descriptor(name, help, None, MetricType::Histogram)?;
+    e.encode_histogram::<NoLabels>(h.sum as f64 * scale, h.count(), &b, None)
+}
+
 fn one(v: f64) -> Vec<Sample<'static>> {
     vec![(vec![], v)]
 }
@@ -105,7 +130,25 @@ impl Collector for EngineCollector {
         let engine = db.engine();
         let st = engine.stats();
         let mem = engine.memtable_usage();
-        let counters: [(&str, &str, Option<Unit>, f64); 14] = [
+        let counters: [(&str, &str, Option<Unit>, f64); 17] = [
+            (
+                "strata_write_stall_seconds",
+                "Time writes waited in stalls and slowdowns (for memtable memory or level-0 compactions)",
+                None,
+                st.write_stall_micros as f64 / 1e6,
+            ),
+            (
+                "strata_flush_seconds",
+                "Time spent in memtable flushes",
+                None,
+                st.flush_micros as f64 / 1e6,
+            ),
+            (
+                "strata_compaction_seconds",
+                "Time spent in compactions",
+                None,
+                st.compaction_micros as f64 / 1e6,
+            ),
             (
                 "strata_user_written",
                 "Key and value bytes written by users",
@@ -240,6 +283,22 @@ impl Collector for EngineCollector {
         for (name, help, unit, samples) in &gauges {
             put(&mut enc, name, help, unit.clone(), G, samples)?;
         }
+        histogram(
+            &mut enc,
+            "strata_commit_group_batches",
+            "Write batches per group commit",
+            &st.commit_group_batches,
+            1.0,
+            GROUP_BUCKETS,
+        )?;
+        histogram(
+            &mut enc,
+            "strata_commit_log_latency_seconds",
+            "Time each durable group took to write and sync (or upload) its log records",
+            &st.commit_log_latency_micros,
+            1e-6,
+            strata_engine::histogram::BUCKETS,
+        )?;
         self.encode_tables(&db, &mut enc)
     }
 }

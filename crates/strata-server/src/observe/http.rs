@@ -1,7 +1,8 @@
 //! The HTTP listener: `/metrics` (Prometheus' text format), `/healthz`
 //! (alive: 200 while the process answers), `/readyz` (200 only while it
-//! serves requests; 503 while it recovers or stops), and `/`, the status
-//! page. Plain HTTP/1.1; it serves nothing that changes data.
+//! serves requests; 503 while it recovers or stops), `/`, the status
+//! page, and `/status.json`, its facts as JSON (what `strata status`
+//! reads). Plain HTTP/1.1; it serves nothing that changes data.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ pub async fn serve_http(
 ) -> Result<(), HttpError> {
     let app = Router::new()
         .route("/", get(status))
+        .route("/status.json", get(status_json))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -74,7 +76,7 @@ async fn readyz(State(obs): State<Arc<Observer>>) -> Response {
 }
 
 async fn status(State(obs): State<Arc<Observer>>) -> Response {
-    match tokio::task::spawn_blocking(move || status_page::render(&obs)).await {
+    match tokio::task::spawn_blocking(move || status_page::render(&obs.status())).await {
         Ok(page) => Html(page).into_response(),
         Err(e) => (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -84,9 +86,19 @@ async fn status(State(obs): State<Arc<Observer>>) -> Response {
     }
 }
 
+async fn status_json(State(obs): State<Arc<Observer>>) -> Response {
+    let json =
+        tokio::task::spawn_blocking(move || serde_json::to_string_pretty(&obs.status())).await;
+    match json {
+        Ok(Ok(text)) => ([(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}\n")).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("status: {e}\n")).into_response(),
+    }
+}
+
 async fn not_found() -> (StatusCode, &'static str) {
     (
         StatusCode::NOT_FOUND,
-        "not found: try /, /metrics, /healthz or /readyz\n",
+        "not found: try /, /status.json, /metrics, /healthz or /readyz\n",
     )
 }

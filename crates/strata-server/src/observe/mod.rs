@@ -8,11 +8,18 @@
 mod engine_metrics;
 mod http;
 mod rpc;
+mod status;
 mod status_page;
+mod status_text;
 mod tables;
 
 pub use http::{serve_http, HttpError};
-pub use rpc::{RequestNote, RpcMetricsLayer};
+pub use rpc::{RequestNote, RpcMetricsLayer, SlowRequest};
+pub use status::{
+    row_text, ClusterFacts, ClusterStatus, ClusterTableStatus, ClusterTabletStatus, EngineStatus,
+    JobStatus, RpcStatus, ServerStatus, Status, TableStatus, TabletStatus, TABLETS_SHOWN_MAX,
+};
+pub use status_text::render_text;
 pub use tables::{TableCounters, TableMetrics, TableTally};
 
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -101,6 +108,8 @@ pub struct Observer {
     health: HealthReporter,
     health_server: HealthServer<HealthService>,
     opts: ObserveOptions,
+    /// A cluster server's view of its cluster, once it has joined.
+    cluster: RwLock<Option<Arc<dyn ClusterFacts>>>,
 }
 
 /// What the observer does on the request path.
@@ -157,6 +166,7 @@ impl Observer {
             health,
             health_server,
             opts,
+            cluster: RwLock::new(None),
         })
     }
 
@@ -205,6 +215,20 @@ impl Observer {
             tracing::warn!("encoding metrics: {e}");
         }
         out
+    }
+
+    /// Tells the observer what a cluster server knows of its cluster.
+    pub fn set_cluster_facts(&self, facts: Arc<dyn ClusterFacts>) {
+        *self.cluster.write() = Some(facts);
+    }
+
+    pub(crate) fn cluster_facts(&self) -> Option<Arc<dyn ClusterFacts>> {
+        self.cluster.read().clone()
+    }
+
+    /// The status as `/status.json` serves it.
+    pub fn status(&self) -> Status {
+        Status::gather(self)
     }
 
     pub(crate) fn database(&self) -> Option<Arc<Database>> {

@@ -63,11 +63,14 @@ pub(super) struct PathMetrics {
     pub(super) started: Counter,
     handled: [Counter; CODE_NAMES.len()],
     seconds: Histogram,
+    /// Where a slow request of this path is kept (one list for all).
+    recent_slow: Arc<RecentSlow>,
 }
 
 impl PathMetrics {
-    fn new(service: &str, method: &str) -> PathMetrics {
+    fn new(service: &str, method: &str, recent_slow: Arc<RecentSlow>) -> PathMetrics {
         PathMetrics {
+            recent_slow,
             service: service.to_string(),
             method: method.to_string(),
             started: Counter::default(),
@@ -108,7 +111,52 @@ impl PathMetrics {
                 rows = %rows.map_or_else(|| "-".to_string(), |n| n.to_string()),
                 "slow request: {elapsed:.1?}"
             );
+            self.recent_slow.push(SlowRequest {
+                at_unix_secs: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+                rpc: format!("{}/{}", self.service, self.method),
+                code: CODE_NAMES[code].to_string(),
+                table,
+                rows,
+                micros: elapsed.as_micros() as u64,
+            });
         }
+    }
+}
+
+/// Slow requests the status page lists, newest last.
+const SLOW_KEPT_MAX: usize = 32;
+
+/// A request that took at least the slow-request threshold.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct SlowRequest {
+    /// When it ended, in seconds since the Unix epoch.
+    pub at_unix_secs: u64,
+    /// `package.Service/Method`.
+    pub rpc: String,
+    /// Its gRPC status, as go-grpc-prometheus names it.
+    pub code: String,
+    pub table: Option<String>,
+    pub rows: Option<u64>,
+    pub micros: u64,
+}
+
+/// The last `SLOW_KEPT_MAX` slow requests.
+#[derive(Debug, Default)]
+pub struct RecentSlow(parking_lot::Mutex<std::collections::VecDeque<SlowRequest>>);
+
+impl RecentSlow {
+    fn push(&self, r: SlowRequest) {
+        let mut q = self.0.lock();
+        if q.len() == SLOW_KEPT_MAX {
+            q.pop_front();
+        }
+        q.push_back(r);
+    }
+
+    pub fn list(&self) -> Vec<SlowRequest> {
+        self.0.lock().iter().cloned().collect()
     }
 }
 
@@ -145,6 +193,7 @@ impl RequestNote {
 pub struct RpcMetrics {
     paths: RwLock<HashMap<String, Arc<PathMetrics>>>,
     unknown: std::sync::OnceLock<Arc<PathMetrics>>,
+    pub(super) recent_slow: Arc<RecentSlow>,
 }
 
 impl RpcMetrics {
@@ -160,13 +209,19 @@ impl RpcMetrics {
         let split = path.trim_start_matches('/').split_once('/');
         match split {
             Some((service, method)) if paths.len() < PATHS_MAX => {
-                let m = Arc::new(PathMetrics::new(service, method));
+                let m = Arc::new(PathMetrics::new(service, method, self.recent_slow.clone()));
                 paths.insert(path.to_string(), m.clone());
                 m
             }
             _ => self
                 .unknown
-                .get_or_init(|| Arc::new(PathMetrics::new("unknown", "unknown")))
+                .get_or_init(|| {
+                    Arc::new(PathMetrics::new(
+                        "unknown",
+                        "unknown",
+                        self.recent_slow.clone(),
+                    ))
+                })
                 .clone(),
         }
     }
