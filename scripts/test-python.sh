@@ -114,6 +114,25 @@ if [[ -z "${STRATA_TEST_HOST:-}" ]]; then
     fi
 fi
 
+# Headless Chromium and its WebDriver for tests/python/test_status_page_browser.py:
+# Debian's chromium and chromium-driver, installed when missing and this runs as
+# root with apt-get (else that test is skipped, or fails under
+# STRATA_REQUIRE_BROWSER=1, saying how to install them).
+if [[ -z "${STRATA_TEST_HOST:-}" ]] && ! { [[ -x /usr/bin/chromium ]] && [[ -x /usr/bin/chromedriver ]]; }; then
+    if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        echo "== installing chromium and chromium-driver (Debian packages)" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        if ! apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1; then
+            apt-get update -q >/dev/null 2>&1 || true
+            apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null \
+                || echo "warning: could not install chromium; the browser test will not run" >&2
+        fi
+    else
+        echo "warning: no /usr/bin/chromium and /usr/bin/chromedriver (apt-get install chromium" >&2
+        echo "         chromium-driver as root); the status page's browser test will not run" >&2
+    fi
+fi
+
 if [[ "$SETUP_ONLY" == 1 ]]; then
     exit 0
 fi
