@@ -18,6 +18,7 @@ pub mod instance_admin;
 pub mod instances;
 pub mod observe;
 pub mod operations;
+pub mod reflection;
 mod resources;
 mod serve;
 pub mod tablets;

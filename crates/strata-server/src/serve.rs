@@ -112,11 +112,15 @@ impl Shared {
             .as_ref()
             .map_or_else(RpcMetricsLayer::default, |o| o.rpc_layer());
         let health = opts.observer.as_ref().map(|o| o.health_server());
+        let (reflection, reflection_alpha) = crate::reflection::services()
+            .expect("the descriptors built in (proto/descriptors.bin) resolve");
         tonic::transport::Server::builder()
             .max_concurrent_streams(Some(opts.streams_per_connection_max))
             .layer(metrics)
             .layer(crate::unimplemented::NameUnimplemented)
             .add_optional_service(health)
+            .add_service(reflection)
+            .add_service(reflection_alpha)
             .add_service(data)
             .add_service(admin)
             .add_service(instance_admin)

@@ -1,7 +1,9 @@
 //! strata.admin.v1.StrataAdmin: Strata's own operator RPCs, beside the
 //! Bigtable APIs. `ListTablets` lists a table's tablets with their row
-//! ranges and storage. The messages are written by hand here (no .proto);
-//! their wire format is specified in docs/formats/admin-rpc.md.
+//! ranges and storage; `CompactTable` runs a major compaction. The
+//! messages are written by hand here; their wire format is specified in
+//! docs/formats/admin-rpc.md, and proto/strata/admin/v1/strata_admin.proto
+//! describes it for gRPC reflection.
 
 use crate::convert::status;
 use crate::data::blocking;
@@ -67,7 +69,7 @@ pub struct Tablet {
     pub cluster_id: u64,
 }
 
-/// A count on the wire: counts past `u32::MAX` saturate.
+/// Asks for a major compaction of one table.
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct CompactTableRequest {
     #[prost(string, tag = "1")]
@@ -87,6 +89,7 @@ pub struct CompactTableResponse {
     pub files_after: u32,
 }
 
+/// A count on the wire: counts past `u32::MAX` saturate.
 pub(crate) fn count(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
