@@ -173,3 +173,40 @@ def test_grafana_dashboard_names_only_metrics_the_server_exports(http, make_tabl
     assert used, "the dashboard queries no metric"
     missing = sorted(u for u in used if u not in exported)
     assert not missing, f"the dashboard queries metrics the server does not export: {missing}"
+
+
+def test_object_store_and_cluster_metrics(http, make_table, data_table_of):
+    """On an object store (STRATA_TEST_STORAGE, every cluster server) a write
+    is a PUT of its log object, counted with its bytes and timed; a cluster
+    server exports its view of the cluster; a local one exports neither."""
+    import os
+
+    cluster = int(os.environ.get("STRATA_TEST_CLUSTER", "0") or 0)
+    on_store = cluster > 0 or bool(os.environ.get("STRATA_TEST_STORAGE"))
+    legacy = make_table(families={"cf": None}, splits=[b"m"])
+    table = data_table_of(legacy)
+    before = scrape(http)
+    table.mutate_row(b"a", [SetCell("cf", b"q", b"v" * 1000)])
+    after = scrape(http)
+    puts = (value(after, "strata_object_store_requests_total", kind="put")
+            - value(before, "strata_object_store_requests_total", kind="put"))
+    up = (value(after, "strata_object_store_bytes_total", direction="up")
+          - value(before, "strata_object_store_bytes_total", direction="up"))
+    timed = (value(after, "strata_object_store_put_latency_seconds_count")
+             - value(before, "strata_object_store_put_latency_seconds_count"))
+    if on_store:
+        assert puts >= 1 and timed >= 1, (puts, timed)
+        assert up >= 1000, up
+    else:
+        names = {name for (name, _) in after}
+        assert not any(n.startswith("strata_object_store") for n in names), names
+    if cluster:
+        # Every server has the same view: the per-server values, not summed.
+        for addr in http:
+            one = scrape([addr])
+            assert value(one, "strata_cluster_servers") == cluster
+            assert value(one, "strata_cluster_tablets", state="all") >= 2
+        masters = sum(value(scrape([a]), "strata_cluster_master") for a in http)
+        assert masters == 1, masters
+    else:
+        assert value(after, "strata_cluster_servers") == 0

@@ -1,8 +1,10 @@
 //! Requests made to the object store and bytes moved, for the cost report
-//! `strata serve` logs at stop (and, later, the metrics).
+//! `strata serve` logs at stop and the metrics (docs/observability.md).
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use strata_engine::histogram::Histogram;
 
 #[derive(Default, Debug)]
 pub struct Counters {
@@ -24,6 +26,10 @@ pub struct Counters {
     /// SSTable reads served from the local cache, and from the store.
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
+    /// Microseconds per upload (a whole object, or all parts of one) and
+    /// per read (a range, or a whole object into the cache).
+    pub put_latency_micros: Histogram,
+    pub get_latency_micros: Histogram,
 }
 
 impl Counters {

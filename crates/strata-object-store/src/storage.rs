@@ -13,6 +13,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path as FsPath;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
@@ -68,6 +69,10 @@ pub struct ObjectStorage {
 }
 
 /// GETs a whole object.
+fn micros_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 async fn get_whole(store: &dyn ObjectStore, path: &Path) -> object_store::Result<bytes::Bytes> {
     store.get(path).await?.bytes().await
 }
@@ -265,9 +270,13 @@ impl Shared {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
+        let started = Instant::now();
         let r = self.run("upload", name, async move {
             store.put_opts(&path, PutPayload::from(data), opts).await
         })?;
+        self.counters
+            .put_latency_micros
+            .record(micros_since(started));
         Counters::add(&self.counters.puts, 1);
         match r {
             Ok(_) => {
@@ -298,6 +307,7 @@ impl Shared {
         let data = bytes::Bytes::copy_from_slice(data);
         let len = data.len() as u64;
         let parts = data.len().div_ceil(PART_BYTES);
+        let started = Instant::now();
         let r = self.run("upload", name, async move {
             let mut upload = store.put_multipart(&path).await?;
             let sends: Vec<_> = (0..parts)
@@ -318,6 +328,9 @@ impl Shared {
                 }
             }
         })?;
+        self.counters
+            .put_latency_micros
+            .record(micros_since(started));
         // Counted as requests: the start, every part, the completion.
         Counters::add(&self.counters.puts, parts as u64 + 2);
         match r {
@@ -337,11 +350,15 @@ impl Shared {
         let path = self.path(name)?;
         let store = self.store.clone();
         let range = offset..offset + len as u64;
+        let started = Instant::now();
         let r = self.run(
             "read",
             name,
             async move { store.get_range(&path, range).await },
         )?;
+        self.counters
+            .get_latency_micros
+            .record(micros_since(started));
         Counters::add(&self.counters.gets, 1);
         match r {
             Ok(b) => {
@@ -403,7 +420,12 @@ impl Shared {
             if slot.get().is_some() {
                 return;
             }
+            let started = Instant::now();
             let got = get_whole(&*shared.store, &path).await;
+            shared
+                .counters
+                .get_latency_micros
+                .record(micros_since(started));
             Counters::add(&shared.counters.gets, 1);
             match got {
                 Ok(bytes) => {

@@ -348,6 +348,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             }
             let parsed = strata_object_store::parse_storage_url(url)?;
             let objects = ObjectStorage::open(parsed, Some(&dir), cache_size)?;
+            observer.set_object_store(objects.clone());
             let db = Database::open_storage(objects.clone(), opts)
                 .map_err(|e| report::open_storage_error(url, e))?;
             (db, Some(objects))

@@ -77,6 +77,7 @@ pub fn run(
         .min(TABLET_LOG_UPLOADS_MAX);
     let parsed = strata_object_store::parse_storage_url(&url)?;
     let root = ObjectStorage::open(parsed, Some(&args.cache_dir), args.cache_size)?;
+    observer.set_object_store(root.clone());
     let split_size_bytes = opts.table.tablet_split_bytes.unwrap_or(0);
     let node = NodeOptions {
         etcd: args.etcd,

@@ -425,7 +425,9 @@ async fn master_role(
         let collector = StoreCollector {
             host: cluster.host.clone(),
         };
+        cluster.view.set_master_term(Some(leadership.term()));
         let why = master::run(&cluster.etcd, &cluster.name, &leadership, &collector, &opts).await;
+        cluster.view.set_master_term(None);
         tracing::warn!("no longer the master: {why:?}");
         if !lease.is_alive() {
             return;

@@ -26,6 +26,8 @@ pub struct View {
     servers: RwLock<HashMap<String, String>>,
     schemas: RwLock<HashMap<String, TableSchema>>,
     me: RwLock<Option<Incarnation>>,
+    /// The master's term while this server is the master.
+    master_term: RwLock<Option<i64>>,
     /// Woken at every change of the map, the servers or the schemas.
     changed: Notify,
 }
@@ -131,6 +133,10 @@ impl View {
 }
 
 impl View {
+    pub fn set_master_term(&self, term: Option<i64>) {
+        *self.master_term.write() = term;
+    }
+
     /// The view as the status page shows it: this server, the servers
     /// with the tablets the map gives each, and every table's tablets (at
     /// most `TABLETS_SHOWN_MAX` each).
@@ -181,6 +187,7 @@ impl View {
         servers.sort_by(|a, b| a.owner.cmp(&b.owner));
         ClusterStatus {
             me: self.me().map(|m| m.owner),
+            master_term: *self.master_term.read(),
             servers,
             tables,
         }

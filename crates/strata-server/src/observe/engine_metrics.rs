@@ -21,9 +21,9 @@ pub(crate) struct EngineCollector {
 }
 
 /// One sample: labels and value.
-type Sample<'a> = (Vec<(&'static str, &'a str)>, f64);
+pub(crate) type Sample<'a> = (Vec<(&'static str, &'a str)>, f64);
 
-fn put(
+pub(crate) fn put(
     encoder: &mut DescriptorEncoder,
     name: &str,
     help: &str,
@@ -73,7 +73,7 @@ const GROUP_BUCKETS: usize = 14;
 
 /// An engine histogram with its bounds scaled by `scale` (µs to seconds),
 /// its first `buckets - 1` bounds and +Inf.
-fn histogram(
+pub(crate) fn histogram(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,

@@ -5,12 +5,14 @@
 //! (`rpc`, `tables`). The engine's own figures are read from the
 //! database at each scrape (`engine_metrics`), costing requests nothing.
 
+mod cluster_metrics;
 mod engine_metrics;
 mod http;
 mod rpc;
 mod status;
 mod status_page;
 mod status_text;
+mod store_metrics;
 mod tables;
 
 pub use http::{serve_http, HttpError};
@@ -109,7 +111,9 @@ pub struct Observer {
     health_server: HealthServer<HealthService>,
     opts: ObserveOptions,
     /// A cluster server's view of its cluster, once it has joined.
-    cluster: RwLock<Option<Arc<dyn ClusterFacts>>>,
+    cluster: cluster_metrics::ClusterSlot,
+    /// The object store the server keeps its data in, if any.
+    store: store_metrics::StoreSlot,
 }
 
 /// What the observer does on the request path.
@@ -154,6 +158,10 @@ impl Observer {
         }));
         registry.register_collector(Box::new(rpc::RpcCollector(rpc.clone())));
         registry.register_collector(Box::new(tables::TableCollector(tables.clone())));
+        let cluster = cluster_metrics::ClusterSlot::default();
+        registry.register_collector(Box::new(cluster_metrics::ClusterCollector(cluster.clone())));
+        let store = store_metrics::StoreSlot::default();
+        registry.register_collector(Box::new(store_metrics::StoreCollector(store.clone())));
         let health = HealthReporter::new();
         let health_server = HealthServer::new(HealthService::from_health_reporter(health.clone()));
         Arc::new(Observer {
@@ -166,7 +174,8 @@ impl Observer {
             health,
             health_server,
             opts,
-            cluster: RwLock::new(None),
+            cluster,
+            store,
         })
     }
 
@@ -215,6 +224,12 @@ impl Observer {
             tracing::warn!("encoding metrics: {e}");
         }
         out
+    }
+
+    /// Tells the observer the object store the server keeps its data in
+    /// (its requests become metrics).
+    pub fn set_object_store(&self, store: Arc<strata_object_store::ObjectStorage>) {
+        *self.store.write() = Some(store);
     }
 
     /// Tells the observer what a cluster server knows of its cluster.

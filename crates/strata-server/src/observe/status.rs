@@ -126,6 +126,8 @@ pub struct TabletStatus {
 pub struct ClusterStatus {
     /// This server's owner name (`id@incarnation`), while it has a lease.
     pub me: Option<String>,
+    /// The master's term, while this server is the master.
+    pub master_term: Option<i64>,
     pub servers: Vec<ServerStatus>,
     /// Tablets by table, in the tablet map's order (at most
     /// `TABLETS_SHOWN_MAX` per table).

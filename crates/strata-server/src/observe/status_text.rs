@@ -121,8 +121,10 @@ fn start(r: &str) -> &str {
 fn cluster(o: &mut String, c: &ClusterStatus, tablets: bool) {
     let _ = writeln!(
         o,
-        "\nCluster (this server: {})",
-        c.me.as_deref().unwrap_or("no lease")
+        "\nCluster (this server: {}{})",
+        c.me.as_deref().unwrap_or("no lease"),
+        c.master_term
+            .map_or(String::new(), |t| format!(", the master in term {t}"))
     );
     for s in &c.servers {
         let _ = writeln!(
