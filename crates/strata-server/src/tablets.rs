@@ -115,6 +115,29 @@ pub struct StrataAdminService {
     pub(crate) db: Arc<Database>,
 }
 
+/// A major compaction of `table` in `db`, with its size and files before
+/// and after. Blocks until it is done.
+pub(crate) fn compact_here(db: &Database, table: &str) -> Result<CompactTableResponse, Status> {
+    let measure = |db: &Database| -> Result<(u64, u32), Status> {
+        let tablets = db.tablets(table).map_err(status)?;
+        let size = tablets.iter().map(|t| t.size_bytes).sum();
+        let files = tablets
+            .iter()
+            .map(|t| t.files_per_level.iter().sum::<usize>())
+            .sum();
+        Ok((size, count(files)))
+    };
+    let (size_bytes_before, files_before) = measure(db)?;
+    db.compact_table(table).map_err(status)?;
+    let (size_bytes_after, files_after) = measure(db)?;
+    Ok(CompactTableResponse {
+        size_bytes_before,
+        size_bytes_after,
+        files_before,
+        files_after,
+    })
+}
+
 #[tonic::async_trait]
 impl StrataAdmin for StrataAdminService {
     async fn list_tablets(
@@ -137,27 +160,7 @@ impl StrataAdmin for StrataAdminService {
         let r = request.into_inner();
         validate_table_name(&r.table_name).map_err(status)?;
         let db = self.db.clone();
-        let reply = blocking(move || {
-            let measure = |db: &Database| -> Result<(u64, u32), Status> {
-                let tablets = db.tablets(&r.table_name).map_err(status)?;
-                let size = tablets.iter().map(|t| t.size_bytes).sum();
-                let files = tablets
-                    .iter()
-                    .map(|t| t.files_per_level.iter().sum::<usize>())
-                    .sum();
-                Ok((size, count(files)))
-            };
-            let (size_bytes_before, files_before) = measure(&db)?;
-            db.compact_table(&r.table_name).map_err(status)?;
-            let (size_bytes_after, files_after) = measure(&db)?;
-            Ok(CompactTableResponse {
-                size_bytes_before,
-                size_bytes_after,
-                files_before,
-                files_after,
-            })
-        })
-        .await?;
+        let reply = blocking(move || compact_here(&db, &r.table_name)).await?;
         Ok(Response::new(reply))
     }
 }

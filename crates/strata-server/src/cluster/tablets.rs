@@ -1,7 +1,8 @@
-//! StrataAdmin's ListTablets on a cluster: a table's tablets from the
+//! StrataAdmin on a cluster. ListTablets: a table's tablets from the
 //! tablet map, each with its owner, epoch and state, and its sizes as its
 //! owner reports them (a forwarded ListTablets naming the tablet: the
-//! owner sums the engine's own tablets inside it).
+//! owner sums the engine's own tablets inside it). CompactTable: every
+//! owner compacts its tablets of the table (forwarded the same way).
 
 use std::sync::Arc;
 
@@ -24,6 +25,14 @@ pub struct ClusterTablets {
     pub(crate) cluster: Arc<Cluster>,
 }
 
+/// A major compaction of a served tablet (its database holds the table's
+/// rows of the tablet's range only).
+async fn compact_hosted(h: &Hosted) -> Result<CompactTableResponse, Status> {
+    let db = h.db.clone();
+    let table = h.record.table.clone();
+    blocking(move || crate::tablets::compact_here(&db, &table)).await
+}
+
 /// A served tablet's sizes: its engine's tablets added up.
 async fn sizes(h: &Hosted) -> Result<Tablet, Status> {
     let db = h.db.clone();
@@ -42,6 +51,27 @@ async fn sizes(h: &Hosted) -> Result<Tablet, Status> {
         }
     }
     Ok(t)
+}
+
+impl ClusterTablets {
+    /// A client of the owner at `addr` and `msg` as a request naming the
+    /// tablet (`id.epoch`) it is for.
+    fn forward<T>(
+        &self,
+        addr: &str,
+        tablet: &str,
+        msg: T,
+    ) -> Result<(StrataAdminClient<tonic::transport::Channel>, Request<T>), Status> {
+        let mut req = Request::new(msg);
+        req.metadata_mut().insert(
+            TABLET_HEADER,
+            tablet
+                .parse()
+                .map_err(|_| Status::internal("tablet header"))?,
+        );
+        let channel = self.cluster.pool.channel(addr)?;
+        Ok((StrataAdminClient::new(channel), req))
+    }
 }
 
 #[tonic::async_trait]
@@ -64,17 +94,14 @@ impl StrataAdmin for ClusterTablets {
             let measured = match self.cluster.target(&rec) {
                 Ok(Target::Local(h)) => sizes(&h).await.ok(),
                 Ok(Target::Remote { addr, tablet }) => {
-                    let mut req = Request::new(ListTabletsRequest {
-                        table_name: r.table_name.clone(),
-                    });
-                    req.metadata_mut().insert(
-                        TABLET_HEADER,
-                        tablet
-                            .parse()
-                            .map_err(|_| Status::internal("tablet header"))?,
-                    );
-                    let channel = self.cluster.pool.channel(&addr)?;
-                    StrataAdminClient::new(channel)
+                    let (mut client, req) = self.forward(
+                        &addr,
+                        &tablet,
+                        ListTabletsRequest {
+                            table_name: r.table_name.clone(),
+                        },
+                    )?;
+                    client
                         .list_tablets(req)
                         .await
                         .ok()
@@ -96,15 +123,41 @@ impl StrataAdmin for ClusterTablets {
         Ok(Response::new(ListTabletsResponse { tablets }))
     }
 
-    /// A cluster's tablets live on several servers, each an engine of its
-    /// own: compacting a whole table would have to reach every owner.
+    /// A major compaction of every tablet of a table: each owner compacts
+    /// the tablets it serves (a forwarded CompactTable naming the tablet),
+    /// one tablet at a time; the reply adds up their sizes and files. A
+    /// tablet not served now (moving, recovering) fails the call
+    /// UNAVAILABLE, and the tablets compacted before it stay compacted.
     async fn compact_table(
         &self,
-        _request: Request<CompactTableRequest>,
+        request: Request<CompactTableRequest>,
     ) -> Result<Response<CompactTableResponse>, Status> {
-        Err(Status::unimplemented(
-            "strata.admin.v1.StrataAdmin/CompactTable is not implemented by Strata on a cluster yet \
-             (a single-process server serves it)",
-        ))
+        if let Some(h) = self.cluster.hosted_for(request.metadata())? {
+            return Ok(Response::new(compact_hosted(&h).await?));
+        }
+        let r = request.into_inner();
+        validate_table_name(&r.table_name).map_err(status)?;
+        let records = self.cluster.tablets_of(&r.table_name).await?;
+        let mut total = CompactTableResponse::default();
+        for rec in records {
+            let one = match self.cluster.target(&rec)? {
+                Target::Local(h) => compact_hosted(&h).await?,
+                Target::Remote { addr, tablet } => {
+                    let (mut client, req) = self.forward(
+                        &addr,
+                        &tablet,
+                        CompactTableRequest {
+                            table_name: r.table_name.clone(),
+                        },
+                    )?;
+                    client.compact_table(req).await?.into_inner()
+                }
+            };
+            total.size_bytes_before += one.size_bytes_before;
+            total.size_bytes_after += one.size_bytes_after;
+            total.files_before = total.files_before.saturating_add(one.files_before);
+            total.files_after = total.files_after.saturating_add(one.files_after);
+        }
+        Ok(Response::new(total))
     }
 }
