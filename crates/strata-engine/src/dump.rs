@@ -137,7 +137,8 @@ pub fn dump(
                 .enumerate()
             {
                 let edit = VersionEdit::decode(payload, name)?;
-                writeln!(out, "edit {i}: {edit:?}").map_err(w)?;
+                writeln!(out, "edit {i}:").map_err(w)?;
+                write_edit(&edit, out).map_err(w)?;
             }
             Ok(())
         }
@@ -151,9 +152,78 @@ pub fn dump(
                 obj.kind, obj.epoch
             )
             .map_err(w)?;
-            writeln!(out, "edit: {edit:?}").map_err(w)
+            writeln!(out, "edit:").map_err(w)?;
+            write_edit(&edit, out).map_err(w)
         }
     }
+}
+
+/// An internal key as `"user key" @seq kind`.
+fn internal_key(k: &[u8]) -> String {
+    match crate::key::parse_internal_key(k) {
+        Some(p) => format!("\"{}\" @{} {}", escape(p.user_key), p.seq, kind_name(p.kind)),
+        None => format!("(malformed key \"{}\")", escape(k)),
+    }
+}
+
+/// A version edit, one change per line.
+fn write_edit(e: &VersionEdit, out: &mut dyn Write) -> std::io::Result<()> {
+    if *e == VersionEdit::default() {
+        return writeln!(out, "  (no change)");
+    }
+    if let Some(n) = e.next_file_number {
+        writeln!(out, "  next file number {n}")?;
+    }
+    if let Some(s) = e.last_seq {
+        writeln!(out, "  last seq {s}")?;
+    }
+    for (id, name) in &e.created_trees {
+        writeln!(out, "  create tree {id} \"{}\"", escape(name.as_bytes()))?;
+    }
+    for id in &e.dropped_trees {
+        writeln!(out, "  drop tree {id}")?;
+    }
+    for t in &e.created_tablets {
+        writeln!(
+            out,
+            "  create tablet {} of tree {}: [\"{}\", {}){}",
+            t.id,
+            t.tree,
+            escape(&t.lo),
+            t.hi
+                .as_deref()
+                .map_or("end".to_string(), |h| format!("\"{}\"", escape(h))),
+            if t.pinned_lo { ", pinned" } else { "" }
+        )?;
+    }
+    for id in &e.dropped_tablets {
+        writeln!(out, "  drop tablet {id}")?;
+    }
+    for f in &e.added_files {
+        writeln!(
+            out,
+            "  add {} to tablet {} L{}: {} bytes, keys {} .. {}, seqs {}..{}",
+            crate::manifest::table_file_name(f.number),
+            f.tree,
+            f.level,
+            f.size_bytes,
+            internal_key(&f.smallest),
+            internal_key(&f.largest),
+            f.seq_min,
+            f.seq_max
+        )?;
+    }
+    for (tree, level, number) in &e.removed_files {
+        writeln!(
+            out,
+            "  remove {} from tablet {tree} L{level}",
+            crate::manifest::table_file_name(*number)
+        )?;
+    }
+    for (tree, seq) in &e.flushed_seqs {
+        writeln!(out, "  tablet {tree} flushed through seq {seq}")?;
+    }
+    Ok(())
 }
 
 /// The two ways a table dump fails.

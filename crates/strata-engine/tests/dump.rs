@@ -91,7 +91,15 @@ fn dump_round_trips_tables_log_and_manifest() {
         .find(|n| n.starts_with("MANIFEST-"))
         .expect("manifest");
     let d = text(&*storage, &manifest).expect("dump manifest");
-    assert!(d.contains("edit 0:") && d.contains("created_trees"), "{d}");
+    assert!(d.contains("edit 0:") && d.contains("create tree"), "{d}");
+    // Every table the engine holds was added by an edit, with its keys.
+    for name in names(&*storage, ".sst") {
+        let added = d
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("add {name} ")))
+            .unwrap_or_else(|| panic!("no edit adds {name}:\n{d}"));
+        assert!(added.contains("keys \"k") && added.contains(" put"), "{added}");
+    }
 
     let table = names(&*storage, ".sst").remove(0);
     storage.corrupt_byte(&table, 40).expect("corrupt");
