@@ -161,7 +161,12 @@ pub fn dump(
 /// An internal key as `"user key" @seq kind`.
 fn internal_key(k: &[u8]) -> String {
     match crate::key::parse_internal_key(k) {
-        Some(p) => format!("\"{}\" @{} {}", escape(p.user_key), p.seq, kind_name(p.kind)),
+        Some(p) => format!(
+            "\"{}\" @{} {}",
+            escape(p.user_key),
+            p.seq,
+            kind_name(p.kind)
+        ),
         None => format!("(malformed key \"{}\")", escape(k)),
     }
 }
@@ -190,8 +195,7 @@ fn write_edit(e: &VersionEdit, out: &mut dyn Write) -> std::io::Result<()> {
             t.id,
             t.tree,
             escape(&t.lo),
-            t.hi
-                .as_deref()
+            t.hi.as_deref()
                 .map_or("end".to_string(), |h| format!("\"{}\"", escape(h))),
             if t.pinned_lo { ", pinned" } else { "" }
         )?;

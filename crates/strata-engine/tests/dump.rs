@@ -98,7 +98,10 @@ fn dump_round_trips_tables_log_and_manifest() {
             .lines()
             .find(|l| l.trim_start().starts_with(&format!("add {name} ")))
             .unwrap_or_else(|| panic!("no edit adds {name}:\n{d}"));
-        assert!(added.contains("keys \"k") && added.contains(" put"), "{added}");
+        assert!(
+            added.contains("keys \"k") && added.contains(" put"),
+            "{added}"
+        );
     }
 
     let table = names(&*storage, ".sst").remove(0);

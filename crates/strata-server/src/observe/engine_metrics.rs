@@ -56,7 +56,7 @@ fn write_value(
 
 /// The label set of an exemplar that is never written.
 #[derive(Debug)]
-struct NoLabels;
+pub(crate) struct NoLabels;
 
 impl EncodeLabelSet for NoLabels {
     fn encode(

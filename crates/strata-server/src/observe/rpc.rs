@@ -24,9 +24,10 @@ use parking_lot::RwLock;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use tonic::codegen::http;
+
+use super::engine_metrics::NoLabels;
 
 /// Distinct RPC paths that get labels of their own; past this many (a
 /// client calling made-up methods), the rest count as `unknown`.
@@ -62,7 +63,8 @@ pub(super) struct PathMetrics {
     pub(super) method: String,
     pub(super) started: Counter,
     handled: [Counter; CODE_NAMES.len()],
-    seconds: Histogram,
+    /// Microseconds from arrival to status (lock-free buckets).
+    micros: strata_engine::histogram::Histogram,
     /// Where a slow request of this path is kept (one list for all).
     recent_slow: Arc<RecentSlow>,
 }
@@ -76,7 +78,7 @@ impl PathMetrics {
             started: Counter::default(),
             handled: Default::default(),
             // 100 µs to 13 s, doubling.
-            seconds: Histogram::new(exponential_buckets(100e-6, 2.0, 18)),
+            micros: Default::default(),
         }
     }
 
@@ -100,7 +102,8 @@ impl PathMetrics {
         let elapsed = p.started.elapsed();
         if p.counting {
             self.handled[code].inc();
-            self.seconds.observe(elapsed.as_secs_f64());
+            self.micros
+                .record(u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX));
         }
         if p.slow.is_some_and(|s| elapsed >= s) {
             let (table, rows) = p.note.as_ref().map_or((None, None), RequestNote::get);
@@ -158,6 +161,26 @@ impl RecentSlow {
     pub fn list(&self) -> Vec<SlowRequest> {
         self.0.lock().iter().cloned().collect()
     }
+}
+
+/// The smallest and largest finite bucket bounds of the RPC times, as
+/// powers of two of microseconds: 128 µs and 2^24 µs (16.8 s).
+const RPC_BUCKET_FIRST: usize = 7;
+const RPC_BUCKET_LAST: usize = 24;
+
+/// Per-bucket counts (not cumulative) with bounds in seconds: the first
+/// bucket takes every faster RPC, +Inf every slower one.
+fn seconds_buckets(h: &strata_engine::histogram::HistogramSnapshot) -> Vec<(f64, u64)> {
+    let mut out = Vec::with_capacity(RPC_BUCKET_LAST - RPC_BUCKET_FIRST + 2);
+    out.push((
+        (1u64 << RPC_BUCKET_FIRST) as f64 * 1e-6,
+        h.counts[..=RPC_BUCKET_FIRST].iter().sum(),
+    ));
+    for i in RPC_BUCKET_FIRST + 1..=RPC_BUCKET_LAST {
+        out.push(((1u64 << i) as f64 * 1e-6, h.counts[i]));
+    }
+    out.push((f64::INFINITY, h.counts[RPC_BUCKET_LAST + 1..].iter().sum()));
+    out
 }
 
 /// What a handler tells the layer about its request, for the slow-request
@@ -286,7 +309,14 @@ impl Collector for RpcCollector {
         )?;
         for m in &all {
             let labels = [("grpc_service", &m.service), ("grpc_method", &m.method)];
-            m.seconds.encode(e.encode_family(&labels)?)?;
+            let h = m.micros.snapshot();
+            let buckets = seconds_buckets(&h);
+            e.encode_family(&labels)?.encode_histogram::<NoLabels>(
+                h.sum as f64 * 1e-6,
+                h.count(),
+                &buckets,
+                None,
+            )?;
         }
         Ok(())
     }
@@ -482,6 +512,20 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpc_times_fold_into_128us_to_16s_buckets() {
+        let h = strata_engine::histogram::Histogram::default();
+        for micros in [3, 50, 200, 1_000_000, 20_000_000] {
+            h.record(micros);
+        }
+        let b = seconds_buckets(&h.snapshot());
+        assert_eq!(b.len(), RPC_BUCKET_LAST - RPC_BUCKET_FIRST + 2);
+        assert_eq!(b[0], (128e-6, 2));
+        assert_eq!(b[1], (256e-6, 1));
+        assert_eq!(b.iter().map(|x| x.1).sum::<u64>(), 5);
+        assert_eq!(*b.last().unwrap(), (f64::INFINITY, 1));
+    }
 
     #[test]
     fn paths_past_the_limit_count_as_unknown() {
