@@ -177,8 +177,10 @@ def test_grafana_dashboard_names_only_metrics_the_server_exports(http, make_tabl
 
 def test_object_store_and_cluster_metrics(http, make_table, data_table_of):
     """On an object store (STRATA_TEST_STORAGE, every cluster server) a write
-    is a PUT of its log object, counted with its bytes and timed; a cluster
-    server exports its view of the cluster; a local one exports neither."""
+    is a PUT of its log object, counted with its bytes and timed; the engine
+    figures count its group commit (on a cluster, summed over the server's
+    tablets); a cluster server exports its view of the cluster; a local one
+    exports neither."""
     import os
 
     cluster = int(os.environ.get("STRATA_TEST_CLUSTER", "0") or 0)
@@ -194,6 +196,12 @@ def test_object_store_and_cluster_metrics(http, make_table, data_table_of):
           - value(before, "strata_object_store_bytes_total", direction="up"))
     timed = (value(after, "strata_object_store_put_latency_seconds_count")
              - value(before, "strata_object_store_put_latency_seconds_count"))
+    # The engine's figures: the one database's, or on a cluster the sum of
+    # each server's tablets.
+    groups = (value(after, "strata_commit_groups_total")
+              - value(before, "strata_commit_groups_total"))
+    assert groups >= 1, groups
+    assert value(after, "strata_commit_log_latency_seconds_count") >= 1
     if on_store:
         assert puts >= 1 and timed >= 1, (puts, timed)
         assert up >= 1000, up

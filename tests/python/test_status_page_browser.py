@@ -82,10 +82,12 @@ def test_status_page_in_headless_chromium(server, browser, make_table, data_tabl
     rpcs = browser.find_element(By.ID, "rpcs").text
     assert "google.bigtable.v2.Bigtable/MutateRow" in rpcs, rpcs
 
-    if browser.find_elements(By.ID, "engine"):
-        # One process: the engine, its tables and their tablets.
-        engine = browser.find_element(By.ID, "engine").text
-        assert "memtables" in engine and "commit log" in engine, engine
+    # The engine: the one database's, or the sum of a cluster server's
+    # tablets.
+    engine = browser.find_element(By.ID, "engine").text
+    assert "memtables" in engine and "commit log" in engine, engine
+    if not browser.find_elements(By.ID, "servers"):
+        # One process: its tables and their tablets.
         tables = browser.find_element(By.ID, "tables").text
         assert legacy.table_id in tables, tables
         section = browser.find_element(By.ID, f"t-{legacy.name}")

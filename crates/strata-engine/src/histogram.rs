@@ -70,6 +70,14 @@ impl Default for HistogramSnapshot {
 }
 
 impl HistogramSnapshot {
+    /// Adds `other`'s values (two engines' histograms as one).
+    pub fn add(&mut self, other: &HistogramSnapshot) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            *a += b;
+        }
+        self.sum += other.sum;
+    }
+
     pub fn count(&self) -> u64 {
         self.counts.iter().sum()
     }

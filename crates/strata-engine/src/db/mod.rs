@@ -433,6 +433,40 @@ pub struct EngineStats {
 }
 
 impl EngineStats {
+    /// Adds the counters of another engine (a cluster server's tablets as
+    /// one). The block cache figures are taken from `self` when it has any:
+    /// engines that share one cache report the same cache.
+    pub fn add(&mut self, o: &EngineStats) {
+        self.user_bytes_written += o.user_bytes_written;
+        self.log_bytes_written += o.log_bytes_written;
+        self.flush_bytes_written += o.flush_bytes_written;
+        self.compaction_bytes_written += o.compaction_bytes_written;
+        self.compaction_bytes_read += o.compaction_bytes_read;
+        self.manifest_bytes_written += o.manifest_bytes_written;
+        self.storage_bytes_written += o.storage_bytes_written;
+        self.flushes += o.flushes;
+        self.compactions += o.compactions;
+        self.write_stalls += o.write_stalls;
+        if self.block_cache_hits + self.block_cache_misses == 0 {
+            self.block_cache_hits = o.block_cache_hits;
+            self.block_cache_misses = o.block_cache_misses;
+            self.block_cache_usage_bytes = o.block_cache_usage_bytes;
+        }
+        self.last_seq = self.last_seq.max(o.last_seq);
+        self.log_segments += o.log_segments;
+        self.log_bytes_retained += o.log_bytes_retained;
+        self.commit_groups += o.commit_groups;
+        self.commit_batches += o.commit_batches;
+        self.commit_durable_groups += o.commit_durable_groups;
+        self.commit_log_micros += o.commit_log_micros;
+        self.commit_group_batches.add(&o.commit_group_batches);
+        self.commit_log_latency_micros
+            .add(&o.commit_log_latency_micros);
+        self.write_stall_micros += o.write_stall_micros;
+        self.flush_micros += o.flush_micros;
+        self.compaction_micros += o.compaction_micros;
+    }
+
     /// Storage bytes written per user byte written.
     pub fn write_amplification(&self) -> f64 {
         if self.user_bytes_written == 0 {

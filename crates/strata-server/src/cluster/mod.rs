@@ -105,6 +105,10 @@ impl crate::observe::ClusterFacts for Cluster {
     fn cluster_status(&self) -> crate::observe::ClusterStatus {
         self.view.cluster_status()
     }
+
+    fn databases(&self) -> Vec<Arc<strata_table::Database>> {
+        self.host.all().into_iter().map(|h| h.db.clone()).collect()
+    }
 }
 
 /// A table's schema record from etcd as the table's info (its schema in

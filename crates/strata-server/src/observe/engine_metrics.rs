@@ -14,9 +14,9 @@ use super::{DbSlot, ServerFacts};
 
 /// Encodes the engine's figures at each scrape; nothing while the
 /// database is not open.
-#[derive(Debug)]
 pub(crate) struct EngineCollector {
     pub(crate) db: Arc<DbSlot>,
+    pub(crate) cluster: super::cluster_metrics::ClusterSlot,
     pub(crate) facts: Arc<ServerFacts>,
 }
 
@@ -124,12 +124,10 @@ impl Collector for EngineCollector {
             G,
             &one(f64::from(u8::from(self.db.serving()))),
         )?;
-        let Some(db) = self.db.get() else {
+        let dbs = super::databases(&self.db, &self.cluster);
+        let Some((st, mem)) = super::engine_figures(&dbs) else {
             return Ok(());
         };
-        let engine = db.engine();
-        let st = engine.stats();
-        let mem = engine.memtable_usage();
         let counters: [(&str, &str, Option<Unit>, f64); 17] = [
             (
                 "strata_write_stall_seconds",
@@ -299,7 +297,18 @@ impl Collector for EngineCollector {
             1e-6,
             strata_engine::histogram::BUCKETS,
         )?;
-        self.encode_tables(&db, &mut enc)
+        // Tables and their tablets: a single-process server's (a cluster
+        // server's tablets are in the cluster gauges).
+        match self.db.get() {
+            Some(db) => self.encode_tables(&db, &mut enc),
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::fmt::Debug for EngineCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EngineCollector")
     }
 }
 

@@ -71,6 +71,39 @@ pub enum Phase {
     Stopping = 2,
 }
 
+/// The databases whose engines a server runs (see `Observer::databases`).
+pub(crate) fn databases(
+    slot: &DbSlot,
+    cluster: &cluster_metrics::ClusterSlot,
+) -> Vec<Arc<Database>> {
+    if let Some(db) = slot.get() {
+        return vec![db];
+    }
+    cluster
+        .read()
+        .as_ref()
+        .map_or_else(Vec::new, |c| c.databases())
+}
+
+/// The engine figures of `dbs` added up (None for none): a cluster
+/// server's tablets are engines sharing one block cache and memtable
+/// budget, whose own counters add.
+pub(crate) fn engine_figures(
+    dbs: &[Arc<Database>],
+) -> Option<(strata_engine::EngineStats, strata_engine::MemtableUsage)> {
+    let (first, rest) = dbs.split_first()?;
+    let mut st = first.engine().stats();
+    let mut mem = first.engine().memtable_usage();
+    for db in rest {
+        st.add(&db.engine().stats());
+        let m = db.engine().memtable_usage();
+        mem.active_bytes += m.active_bytes;
+        mem.sealed_bytes += m.sealed_bytes;
+        mem.active_trees += m.active_trees;
+    }
+    Some((st, mem))
+}
+
 /// The database the HTTP listener reports on, once it is open. Held
 /// weakly, so that the server can still take the database back whole to
 /// close it.
@@ -152,13 +185,14 @@ impl Observer {
         let rpc = Arc::new(rpc::RpcMetrics::default());
         let tables = Arc::new(TableMetrics::default());
         let mut registry = Registry::default();
+        let cluster = cluster_metrics::ClusterSlot::default();
         registry.register_collector(Box::new(engine_metrics::EngineCollector {
             db: slot.clone(),
+            cluster: cluster.clone(),
             facts: facts.clone(),
         }));
         registry.register_collector(Box::new(rpc::RpcCollector(rpc.clone())));
         registry.register_collector(Box::new(tables::TableCollector(tables.clone())));
-        let cluster = cluster_metrics::ClusterSlot::default();
         registry.register_collector(Box::new(cluster_metrics::ClusterCollector(cluster.clone())));
         let store = store_metrics::StoreSlot::default();
         registry.register_collector(Box::new(store_metrics::StoreCollector(store.clone())));
@@ -248,6 +282,12 @@ impl Observer {
 
     pub(crate) fn database(&self) -> Option<Arc<Database>> {
         self.slot.get()
+    }
+
+    /// The databases whose engines the server runs: its one database, or
+    /// a cluster server's tablets.
+    pub(crate) fn databases(&self) -> Vec<Arc<Database>> {
+        databases(&self.slot, &self.cluster)
     }
 
     pub(crate) fn rpc_layer(&self) -> RpcMetricsLayer {

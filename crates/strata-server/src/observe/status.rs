@@ -163,6 +163,8 @@ pub struct ClusterTabletStatus {
 /// What a cluster server tells the observer about its cluster.
 pub trait ClusterFacts: Send + Sync {
     fn cluster_status(&self) -> ClusterStatus;
+    /// The databases of the tablets this server serves now.
+    fn databases(&self) -> Vec<std::sync::Arc<strata_table::Database>>;
 }
 
 /// A row key as text: printable ASCII as it is, other bytes (and `\`) as
@@ -201,18 +203,18 @@ impl Status {
             tables: Vec::new(),
             cluster: obs.cluster_facts().map(|c| c.cluster_status()),
         };
-        if let Some(db) = obs.database() {
-            st.engine = Some(engine(obs, &db));
+        let dbs = obs.databases();
+        if let Some(figures) = super::engine_figures(&dbs) {
+            st.engine = Some(engine(obs, figures));
+        }
+        for db in &dbs {
             let tables = db.list_tables("");
             let by_tree: HashMap<&str, &str> = tables
                 .iter()
                 .map(|t| (t.schema.tree.as_str(), t.name.as_str()))
                 .collect();
-            st.jobs = db
-                .engine()
-                .jobs()
-                .into_iter()
-                .map(|j| JobStatus {
+            st.jobs.extend(db.engine().jobs().into_iter().map(|j| {
+                JobStatus {
                     kind: match j.kind {
                         strata_engine::JobKind::Flush => "flush".to_string(),
                         strata_engine::JobKind::Compaction { from, to } => {
@@ -226,9 +228,14 @@ impl Status {
                     input_bytes: j.input_bytes,
                     keys_done: j.keys_done,
                     running_millis: j.running_for.as_millis() as u64,
-                })
-                .collect();
-            st.tables = tables
+                }
+            }));
+        }
+        // Tables and their tablets: a single-process server's (a cluster
+        // server lists the cluster's tablets instead).
+        if let Some(db) = obs.database() {
+            st.tables = db
+                .list_tables("")
                 .iter()
                 .filter_map(|t| table(obs, &db, &t.name))
                 .collect();
@@ -237,10 +244,11 @@ impl Status {
     }
 }
 
-fn engine(obs: &Observer, db: &strata_table::Database) -> EngineStatus {
+fn engine(
+    obs: &Observer,
+    (s, mem): (strata_engine::EngineStats, strata_engine::MemtableUsage),
+) -> EngineStatus {
     let f = obs.facts();
-    let s = db.engine().stats();
-    let mem = db.engine().memtable_usage();
     EngineStatus {
         memtable_active_bytes: mem.active_bytes as u64,
         memtable_sealed_bytes: mem.sealed_bytes as u64,

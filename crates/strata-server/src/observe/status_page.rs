@@ -95,7 +95,7 @@ pub(crate) fn render(st: &Status) -> String {
         slow_section(&mut p, st);
         rpc_section(&mut p, st);
     }
-    if st.engine.is_some() {
+    if st.engine.is_some() && st.cluster.is_none() {
         tables_section(&mut p, st);
     } else if st.cluster.is_none() {
         p.push_str("<p>The database is not open.</p>");

@@ -72,7 +72,7 @@ pub fn render_text(st: &Status, tablets: bool) -> String {
             errors.join(", ")
         );
     }
-    if st.engine.is_some() {
+    if st.engine.is_some() && st.cluster.is_none() {
         let _ = writeln!(o, "\nTables: {}", st.tables.len());
         for t in &st.tables {
             let _ = writeln!(
