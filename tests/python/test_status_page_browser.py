@@ -10,6 +10,7 @@ import os
 import shutil
 import struct
 import tempfile
+import time
 
 import pytest
 
@@ -108,6 +109,14 @@ def test_status_page_in_headless_chromium(server, browser, make_table, data_tabl
         assert len(listed) == len(server.http), servers.text
         me = browser.find_element(By.ID, "me").text
         assert me in servers.text, (me, servers.text)
+        # Who is master, as etcd says (the view asks every 2 s).
+        deadline = time.monotonic() + 20
+        while browser.find_element(By.ID, "master").text == "(none known)":
+            assert time.monotonic() < deadline, "no master on the status page"
+            time.sleep(0.5)
+            browser.refresh()
+            servers = browser.find_element(By.ID, "servers")
+        assert browser.find_element(By.ID, "master").text in servers.text, servers.text
         section = browser.find_element(By.ID, f"t-{legacy.name}")
         tablets = section.find_element(By.XPATH, "following-sibling::table[1]")
         rows = tablets.find_elements(By.TAG_NAME, "tr")[1:]

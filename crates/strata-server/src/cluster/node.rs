@@ -117,6 +117,7 @@ pub async fn run(
     let followers = [
         tokio::spawn(follow_servers(cluster.clone())),
         tokio::spawn(follow_schemas(cluster.clone())),
+        tokio::spawn(follow_master(cluster.clone())),
     ];
     tokio::pin!(shutdown);
     let outcome = loop {
@@ -468,6 +469,21 @@ impl master::Collector for StoreCollector {
 }
 
 /// Keeps the view's server addresses up to date.
+/// How often the view asks etcd who is master (for the status only).
+const MASTER_POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Keeps the view's master (who etcd says it is) up to date, for the
+/// status page; nothing routes by it.
+async fn follow_master(cluster: Arc<Cluster>) {
+    loop {
+        match strata_cluster::election::master(&cluster.etcd, &cluster.name).await {
+            Ok(m) => cluster.view.set_master(m.map(|m| (m.id, m.term))),
+            Err(e) => tracing::debug!("asking etcd for the master: {e}"),
+        }
+        tokio::time::sleep(MASTER_POLL_EVERY).await;
+    }
+}
+
 async fn follow_servers(cluster: Arc<Cluster>) {
     loop {
         let (list, revision) = match servers(&cluster.etcd, &cluster.name).await {

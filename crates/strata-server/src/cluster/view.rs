@@ -28,6 +28,8 @@ pub struct View {
     me: RwLock<Option<Incarnation>>,
     /// The master's term while this server is the master.
     master_term: RwLock<Option<i64>>,
+    /// The master as etcd last said (owner name and term), polled.
+    master: RwLock<Option<(String, i64)>>,
     /// Woken at every change of the map, the servers or the schemas.
     changed: Notify,
 }
@@ -137,6 +139,11 @@ impl View {
         *self.master_term.write() = term;
     }
 
+    /// The master as etcd says (owner name and term), for the status.
+    pub fn set_master(&self, master: Option<(String, i64)>) {
+        *self.master.write() = master;
+    }
+
     /// The view as the status page shows it: this server, the servers
     /// with the tablets the map gives each, and every table's tablets (at
     /// most `TABLETS_SHOWN_MAX` each).
@@ -187,7 +194,12 @@ impl View {
         servers.sort_by(|a, b| a.owner.cmp(&b.owner));
         ClusterStatus {
             me: self.me().map(|m| m.owner),
-            master_term: *self.master_term.read(),
+            is_master: self.master_term.read().is_some(),
+            master: self.master.read().clone().map(|m| m.0),
+            master_term: self
+                .master_term
+                .read()
+                .or_else(|| self.master.read().as_ref().map(|m| m.1)),
             servers,
             tables,
         }

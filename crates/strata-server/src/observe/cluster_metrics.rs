@@ -85,7 +85,7 @@ impl Collector for ClusterCollector {
             "1 while this server is the cluster's master, else 0",
             None,
             G,
-            &[(vec![], f64::from(u8::from(c.master_term.is_some())))],
+            &[(vec![], f64::from(u8::from(c.is_master)))],
         )
     }
 }

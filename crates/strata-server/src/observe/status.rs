@@ -126,7 +126,11 @@ pub struct TabletStatus {
 pub struct ClusterStatus {
     /// This server's owner name (`id@incarnation`), while it has a lease.
     pub me: Option<String>,
-    /// The master's term, while this server is the master.
+    /// Whether this server runs the master's loop now.
+    pub is_master: bool,
+    /// The master (`id@incarnation`) as etcd says (polled every few
+    /// seconds), and its term.
+    pub master: Option<String>,
     pub master_term: Option<i64>,
     pub servers: Vec<ServerStatus>,
     /// Tablets by table, in the tablet map's order (at most

@@ -343,10 +343,12 @@ fn end_row(r: Option<&str>) -> String {
 fn cluster_section(p: &mut String, c: &ClusterStatus) {
     let _ = write!(
         p,
-        "<h2>Cluster</h2><p>This server: <span id=\"me\">{}</span>{}</p>",
+        "<h2>Cluster</h2><p>This server: <span id=\"me\">{}</span>{}. Master: <span id=\"master\">{}</span>{}</p>",
         esc(c.me.as_deref().unwrap_or("(no lease)")),
+        if c.is_master { " (the master)" } else { "" },
+        esc(c.master.as_deref().unwrap_or("(none known)")),
         c.master_term
-            .map_or(String::new(), |t| format!(", the master (term {t})"))
+            .map_or(String::new(), |t| format!(", term {t}"))
     );
     p.push_str("<table id=\"servers\"><tr><th class=\"l\">server</th><th class=\"l\">address</th><th>tablets</th></tr>");
     for s in &c.servers {

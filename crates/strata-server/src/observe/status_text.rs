@@ -121,10 +121,12 @@ fn start(r: &str) -> &str {
 fn cluster(o: &mut String, c: &ClusterStatus, tablets: bool) {
     let _ = writeln!(
         o,
-        "\nCluster (this server: {}{})",
+        "\nCluster (this server: {}{}; master: {}{})",
         c.me.as_deref().unwrap_or("no lease"),
+        if c.is_master { ", the master" } else { "" },
+        c.master.as_deref().unwrap_or("none known"),
         c.master_term
-            .map_or(String::new(), |t| format!(", the master in term {t}"))
+            .map_or(String::new(), |t| format!(", term {t}"))
     );
     for s in &c.servers {
         let _ = writeln!(
