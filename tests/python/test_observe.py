@@ -216,5 +216,8 @@ def test_object_store_and_cluster_metrics(http, make_table, data_table_of):
             assert value(one, "strata_cluster_tablets", state="all") >= 2
         masters = sum(value(scrape([a]), "strata_cluster_master") for a in http)
         assert masters == 1, masters
+        # This table's two tablets were assigned by a master, and counted.
+        assigned = value(scrape(http), "strata_cluster_master_changes_total", action="assigned")
+        assert assigned >= 2, assigned
     else:
         assert value(after, "strata_cluster_servers") == 0

@@ -54,6 +54,8 @@
 //! balancing) the load reports. Its work in memory is O(tablets).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use futures::FutureExt;
 use std::time::{Duration, Instant};
@@ -113,6 +115,55 @@ pub struct MasterOptions {
     /// How long a pair must have been small (as this master saw) before
     /// it merges.
     pub merge_delay: Duration,
+    /// What this process's master passes did, added up (for metrics).
+    pub totals: Arc<PassTotals>,
+}
+
+/// Every [`Pass`] of a process's master terms added up.
+#[derive(Debug, Default)]
+pub struct PassTotals {
+    pub marked: AtomicU64,
+    pub assigned: AtomicU64,
+    pub moves_started: AtomicU64,
+    pub moves_finished: AtomicU64,
+    pub splits_finished: AtomicU64,
+    pub splits_abandoned: AtomicU64,
+    pub merges_started: AtomicU64,
+    pub merges_finished: AtomicU64,
+    pub merges_abandoned: AtomicU64,
+}
+
+impl PassTotals {
+    fn add(&self, p: &Pass) {
+        let add = |a: &AtomicU64, n: usize| {
+            a.fetch_add(n as u64, Ordering::Relaxed);
+        };
+        add(&self.marked, p.marked);
+        add(&self.assigned, p.assigned);
+        add(&self.moves_started, p.moves_started);
+        add(&self.moves_finished, p.moves_finished);
+        add(&self.splits_finished, p.splits_finished);
+        add(&self.splits_abandoned, p.splits_abandoned);
+        add(&self.merges_started, p.merges_started);
+        add(&self.merges_finished, p.merges_finished);
+        add(&self.merges_abandoned, p.merges_abandoned);
+    }
+
+    /// `(action, count)` for each kind of change, as the metrics name them.
+    pub fn all(&self) -> [(&'static str, u64); 9] {
+        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("marked_recovering", ld(&self.marked)),
+            ("assigned", ld(&self.assigned)),
+            ("move_started", ld(&self.moves_started)),
+            ("move_finished", ld(&self.moves_finished)),
+            ("split_finished", ld(&self.splits_finished)),
+            ("split_abandoned", ld(&self.splits_abandoned)),
+            ("merge_started", ld(&self.merges_started)),
+            ("merge_finished", ld(&self.merges_finished)),
+            ("merge_abandoned", ld(&self.merges_abandoned)),
+        ]
+    }
 }
 
 impl Default for MasterOptions {
@@ -124,6 +175,7 @@ impl Default for MasterOptions {
             reassign_batch: REASSIGN_BATCH,
             merge_size_bytes: 0,
             merge_delay: MERGE_DELAY_DEFAULT,
+            totals: Arc::default(),
         }
     }
 }
@@ -214,6 +266,9 @@ pub async fn run(
             Some((map, _)) => pass(etcd, cluster, master, &mut state, opts, map).await,
             None => Err(Error::Protocol("no tablet map yet".into())),
         };
+        if let Ok(p) = &result {
+            opts.totals.add(p);
+        }
         match result {
             Ok(p) if p != Pass::default() => tracing::info!(
                 "master pass: {} tablets of lost servers marked recovering, {} tablets assigned, {} moves started, {} finished, {} splits finished, {} abandoned, {} merges started, {} finished, {} abandoned",

@@ -99,11 +99,20 @@ pub(crate) struct Cluster {
     pub view: view::View,
     pub host: Arc<host::TabletHost>,
     pub pool: Pool,
+    /// What this server did as master, over all its terms.
+    pub master_totals: Arc<strata_cluster::master::PassTotals>,
 }
 
 impl crate::observe::ClusterFacts for Cluster {
     fn cluster_status(&self) -> crate::observe::ClusterStatus {
-        self.view.cluster_status()
+        let mut st = self.view.cluster_status();
+        st.master_changes = self
+            .master_totals
+            .all()
+            .iter()
+            .map(|(action, n)| (action.to_string(), *n))
+            .collect();
+        st
     }
 
     fn databases(&self) -> Vec<Arc<strata_table::Database>> {

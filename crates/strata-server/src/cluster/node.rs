@@ -101,6 +101,7 @@ pub async fn run(
             channels: Default::default(),
             message_bytes_max: opts.server.message_bytes_max,
         },
+        master_totals: Default::default(),
     });
     if let Some(o) = &opts.server.observer {
         o.set_cluster_facts(cluster.clone());
@@ -253,6 +254,7 @@ async fn incarnation(
     let master_opts = MasterOptions {
         merge_size_bytes: opts.merge_size_bytes,
         merge_delay: opts.merge_delay,
+        totals: cluster.master_totals.clone(),
         ..MasterOptions::default()
     };
     let master_task = tokio::spawn(master_role(

@@ -195,6 +195,7 @@ impl View {
         ClusterStatus {
             me: self.me().map(|m| m.owner),
             is_master: self.master_term.read().is_some(),
+            master_changes: Vec::new(),
             master: self.master.read().clone().map(|m| m.0),
             master_term: self
                 .master_term

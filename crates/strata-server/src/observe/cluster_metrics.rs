@@ -86,6 +86,19 @@ impl Collector for ClusterCollector {
             None,
             G,
             &[(vec![], f64::from(u8::from(c.is_master)))],
+        )?;
+        let changes: Vec<Sample> = c
+            .master_changes
+            .iter()
+            .map(|(action, n)| (vec![("action", action.as_str())], *n as f64))
+            .collect();
+        put(
+            &mut enc,
+            "strata_cluster_master_changes",
+            "Changes this server made to the tablet map as master, by action (marked_recovering: a lost server's tablets; assigned; move_, split_ and merge_ started, finished, abandoned)",
+            None,
+            MetricType::Counter,
+            &changes,
         )
     }
 }

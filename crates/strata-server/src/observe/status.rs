@@ -132,6 +132,10 @@ pub struct ClusterStatus {
     /// seconds), and its term.
     pub master: Option<String>,
     pub master_term: Option<i64>,
+    /// What this server changed as master, over all its terms: tablets
+    /// marked recovering (a lost server's), assigned, moves, splits and
+    /// merges, by action.
+    pub master_changes: Vec<(String, u64)>,
     pub servers: Vec<ServerStatus>,
     /// Tablets by table, in the tablet map's order (at most
     /// `TABLETS_SHOWN_MAX` per table).
@@ -162,6 +166,20 @@ pub struct ClusterTabletStatus {
     /// `unassigned`, `serving`, `moving` or `recovering`.
     pub state: String,
     pub epoch: u64,
+}
+
+impl ClusterStatus {
+    /// The master changes that happened, as `assigned 4, move started 1`;
+    /// None if none did.
+    pub fn master_changes_text(&self) -> Option<String> {
+        let changes: Vec<String> = self
+            .master_changes
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(a, n)| format!("{} {n}", a.replace('_', " ")))
+            .collect();
+        (!changes.is_empty()).then(|| changes.join(", "))
+    }
 }
 
 /// What a cluster server tells the observer about its cluster.

@@ -350,6 +350,13 @@ fn cluster_section(p: &mut String, c: &ClusterStatus) {
         c.master_term
             .map_or(String::new(), |t| format!(", term {t}"))
     );
+    if let Some(changes) = c.master_changes_text() {
+        let _ = write!(
+            p,
+            "<p id=\"master-changes\">As master, this server made: {}</p>",
+            esc(&changes)
+        );
+    }
     p.push_str("<table id=\"servers\"><tr><th class=\"l\">server</th><th class=\"l\">address</th><th>tablets</th></tr>");
     for s in &c.servers {
         let _ = write!(

@@ -128,6 +128,9 @@ fn cluster(o: &mut String, c: &ClusterStatus, tablets: bool) {
         c.master_term
             .map_or(String::new(), |t| format!(", term {t}"))
     );
+    if let Some(changes) = c.master_changes_text() {
+        let _ = writeln!(o, "  as master, this server made: {changes}");
+    }
     for s in &c.servers {
         let _ = writeln!(
             o,
