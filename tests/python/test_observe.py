@@ -171,7 +171,19 @@ def test_grafana_dashboard_names_only_metrics_the_server_exports(http, make_tabl
         for target in panel["targets"]:
             used |= set(re.findall(r"\b((?:strata|grpc_server)_[a-z_]+)\b", target["expr"]))
     assert used, "the dashboard queries no metric"
-    missing = sorted(u for u in used if u not in exported)
+    # Object-store and cluster metrics exist only on such servers: where
+    # this one exports none, the dashboard may name only documented ones.
+    documented = set(re.findall(r"`((?:strata|grpc_server)_[a-z_]+)",
+                                (REPO_ROOT / "docs" / "observability.md").read_text()))
+
+    def known(name: str) -> bool:
+        if name in exported:
+            return True
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        optional = base.startswith(("strata_object_store_", "strata_cluster_"))
+        return optional and base in documented
+
+    missing = sorted(u for u in used if not known(u))
     assert not missing, f"the dashboard queries metrics the server does not export: {missing}"
 
 
