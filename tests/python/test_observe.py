@@ -120,6 +120,9 @@ def test_engine_and_table_metrics(http, make_table, data_table_of):
         before, "strata_user_written_bytes_total"
     )
     assert value(after, "strata_table_files", table=name, level="0") >= 0
+    for result in ("useful", "positive"):
+        assert ("strata_bloom_filter_total", frozenset({("result", result)})) in after
+    assert ("strata_write_stall_seconds_total", frozenset()) in after
 
 
 def test_probes(http):

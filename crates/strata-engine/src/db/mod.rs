@@ -120,6 +120,8 @@ pub(crate) struct Stats {
     pub write_stall_micros: AtomicU64,
     pub flush_micros: AtomicU64,
     pub compaction_micros: AtomicU64,
+    /// Bloom filter answers of point lookups.
+    pub bloom: crate::manifest::BloomStats,
 }
 
 pub(crate) struct Inner {
@@ -430,6 +432,11 @@ pub struct EngineStats {
     /// Microseconds spent in flushes and compactions.
     pub flush_micros: u64,
     pub compaction_micros: u64,
+    /// Point lookups' bloom filter answers: tables skipped ("absent") and
+    /// tables read ("maybe"). The table layer reads rows by seeks, which
+    /// no filter answers: these count the engine's point lookups only.
+    pub bloom_useful: u64,
+    pub bloom_positive: u64,
 }
 
 impl EngineStats {
@@ -465,6 +472,8 @@ impl EngineStats {
         self.write_stall_micros += o.write_stall_micros;
         self.flush_micros += o.flush_micros;
         self.compaction_micros += o.compaction_micros;
+        self.bloom_useful += o.bloom_useful;
+        self.bloom_positive += o.bloom_positive;
     }
 
     /// Storage bytes written per user byte written.
@@ -728,6 +737,8 @@ impl Engine {
             write_stall_micros: ld(&s.write_stall_micros),
             flush_micros: ld(&s.flush_micros),
             compaction_micros: ld(&s.compaction_micros),
+            bloom_useful: ld(&s.bloom.useful),
+            bloom_positive: ld(&s.bloom.positive),
             block_cache_hits: self.inner.cache.hits(),
             block_cache_misses: self.inner.cache.misses(),
             block_cache_usage_bytes: self.inner.cache.usage_bytes() as u64,
@@ -796,12 +807,22 @@ impl Tree {
     /// The newest value of `key`.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let seq = self.engine.inner.last_seq.load(Ordering::Acquire);
-        read::get(&self.state.tablet_for(key), key, seq)
+        read::get(
+            &self.state.tablet_for(key),
+            key,
+            seq,
+            &self.engine.inner.stats.bloom,
+        )
     }
 
     /// The value of `key` as of a snapshot.
     pub fn get_at(&self, key: &[u8], snapshot: &Snapshot) -> Result<Option<Vec<u8>>> {
-        read::get(&self.state.tablet_for(key), key, snapshot.seq)
+        read::get(
+            &self.state.tablet_for(key),
+            key,
+            snapshot.seq,
+            &self.engine.inner.stats.bloom,
+        )
     }
 
     /// Key-ordered entries within bounds, forward or reversed, as of a

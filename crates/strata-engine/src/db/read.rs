@@ -6,7 +6,12 @@ use crate::key::{lookup_key, SeqNo};
 use crate::memtable::Lookup;
 use crate::merge::fold_newest_first;
 
-pub(crate) fn get(t: &TabletState, key: &[u8], seq: SeqNo) -> Result<Option<Vec<u8>>> {
+pub(crate) fn get(
+    t: &TabletState,
+    key: &[u8],
+    seq: SeqNo,
+    bloom: &crate::manifest::BloomStats,
+) -> Result<Option<Vec<u8>>> {
     let sv = t.super_version();
     let lookup = lookup_key(key, seq);
     let mut operands = Vec::new();
@@ -18,7 +23,7 @@ pub(crate) fn get(t: &TabletState, key: &[u8], seq: SeqNo) -> Result<Option<Vec<
         found = imm.get(&lookup, &mut operands);
     }
     if found == Lookup::Continue {
-        found = sv.version.get(&lookup, &mut operands)?;
+        found = sv.version.get(&lookup, &mut operands, bloom)?;
     }
     let base = match found {
         Lookup::Found(v) if operands.is_empty() => return Ok(Some(v)),

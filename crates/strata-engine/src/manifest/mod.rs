@@ -20,4 +20,4 @@ pub use stored::{read_stored, StoredState, StoredTablet};
 pub fn decode_frames<'a>(buf: &'a [u8], file: &str) -> crate::Result<Vec<&'a [u8]>> {
     frame::decode_all(buf, file)
 }
-pub use version::{table_file_name, FileMeta, LevelIterator, Version, NUM_LEVELS};
+pub use version::{table_file_name, BloomStats, FileMeta, LevelIterator, Version, NUM_LEVELS};

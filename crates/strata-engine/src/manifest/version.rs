@@ -142,14 +142,22 @@ impl Version {
     }
 
     /// Point lookup below the memtables: L0 newest first, then one file per
-    /// sorted level. Merge operands are appended to `operands`.
-    pub fn get(&self, lookup: &[u8], operands: &mut Vec<Vec<u8>>) -> Result<Lookup> {
+    /// sorted level. Merge operands are appended to `operands`; each
+    /// table's bloom filter answer is counted in `bloom`.
+    pub fn get(
+        &self,
+        lookup: &[u8],
+        operands: &mut Vec<Vec<u8>>,
+        bloom: &BloomStats,
+    ) -> Result<Lookup> {
         let ukey = user_key(lookup);
         for f in &self.levels[0] {
             if ukey < f.smallest_user_key() || ukey > f.largest_user_key() {
                 continue;
             }
-            if let found @ (Lookup::Found(_) | Lookup::Deleted) = table_get(f, lookup, operands)? {
+            if let found @ (Lookup::Found(_) | Lookup::Deleted) =
+                table_get(f, lookup, operands, bloom)?
+            {
                 return Ok(found);
             }
         }
@@ -162,7 +170,7 @@ impl Version {
             if let Some(f) = files.get(i) {
                 if ukey >= f.smallest_user_key() {
                     if let found @ (Lookup::Found(_) | Lookup::Deleted) =
-                        table_get(f, lookup, operands)?
+                        table_get(f, lookup, operands, bloom)?
                     {
                         return Ok(found);
                     }
@@ -196,11 +204,28 @@ impl Version {
     }
 }
 
-fn table_get(f: &FileMeta, lookup: &[u8], operands: &mut Vec<Vec<u8>>) -> Result<Lookup> {
+/// How the tables' bloom filters answered point lookups.
+#[derive(Debug, Default)]
+pub struct BloomStats {
+    /// "Absent": the table was not read.
+    pub useful: std::sync::atomic::AtomicU64,
+    /// "Maybe present": the table was read.
+    pub positive: std::sync::atomic::AtomicU64,
+}
+
+fn table_get(
+    f: &FileMeta,
+    lookup: &[u8],
+    operands: &mut Vec<Vec<u8>>,
+    bloom: &BloomStats,
+) -> Result<Lookup> {
+    use std::sync::atomic::Ordering::Relaxed;
     let ukey = user_key(lookup);
     if !f.table.may_contain(ukey) {
+        bloom.useful.fetch_add(1, Relaxed);
         return Ok(Lookup::Continue);
     }
+    bloom.positive.fetch_add(1, Relaxed);
     let mut it = f.table.iter(true);
     it.seek(lookup)?;
     while it.valid() {

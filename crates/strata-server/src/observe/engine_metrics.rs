@@ -281,6 +281,17 @@ impl Collector for EngineCollector {
         for (name, help, unit, samples) in &gauges {
             put(&mut enc, name, help, unit.clone(), G, samples)?;
         }
+        put(
+            &mut enc,
+            "strata_bloom_filter",
+            "Bloom filter answers of the engine's point lookups: useful (the table skipped) or positive (the table read); ReadRows reads by seeks, which no filter answers",
+            None,
+            C,
+            &[
+                (vec![("result", "useful")], st.bloom_useful as f64),
+                (vec![("result", "positive")], st.bloom_positive as f64),
+            ],
+        )?;
         histogram(
             &mut enc,
             "strata_commit_group_batches",
