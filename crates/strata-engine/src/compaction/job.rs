@@ -169,36 +169,54 @@ struct Progress {
     keys: u64,
     started: Instant,
     last: Instant,
+    every: Duration,
 }
 
 impl Progress {
     fn new(tablet: impl Into<u64>, plan: &Plan, read_bytes: u64) -> Progress {
+        Progress::every(
+            tablet.into(),
+            (plan.level, plan.output_level),
+            read_bytes,
+            PROGRESS_EVERY,
+        )
+    }
+
+    fn every(tablet: u64, levels: (usize, usize), read_bytes: u64, every: Duration) -> Progress {
         let now = Instant::now();
         Progress {
-            tablet: tablet.into(),
-            levels: (plan.level, plan.output_level),
+            tablet,
+            levels,
             read_bytes,
             keys: 0,
             started: now,
             last: now,
+            every,
         }
     }
 
+    /// One more key is written: logs a line if the last was long enough
+    /// ago (the clock is read once every `PROGRESS_KEYS` keys).
     fn key_done(&mut self) {
+        if let Some(line) = self.line() {
+            tracing::info!(tablet = self.tablet, "{line}");
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
         self.keys += 1;
-        if !self.keys.is_multiple_of(PROGRESS_KEYS) || self.last.elapsed() < PROGRESS_EVERY {
-            return;
+        if !self.keys.is_multiple_of(PROGRESS_KEYS) || self.last.elapsed() < self.every {
+            return None;
         }
         self.last = Instant::now();
-        tracing::info!(
-            tablet = self.tablet,
+        Some(format!(
             "compaction L{} to L{} of {} input bytes: {} keys written, {:.0?} so far",
             self.levels.0,
             self.levels.1,
             self.read_bytes,
             self.keys,
             self.started.elapsed()
-        );
+        ))
     }
 }
 
@@ -436,6 +454,21 @@ mod tests {
 
     fn shape(kept: &[(SeqNo, ValueKind, std::borrow::Cow<'_, [u8]>)]) -> Vec<(SeqNo, ValueKind)> {
         kept.iter().map(|(s, k, _)| (*s, *k)).collect()
+    }
+
+    #[test]
+    fn a_long_compaction_reports_progress_once_per_interval_every_4096_keys() {
+        let mut quiet = Progress::every(3, (1, 2), 1 << 20, Duration::from_secs(3600));
+        assert!((0..3 * PROGRESS_KEYS).all(|_| quiet.line().is_none()));
+
+        let mut p = Progress::every(3, (1, 2), 1 << 20, Duration::ZERO);
+        let lines: Vec<String> = (0..2 * PROGRESS_KEYS).filter_map(|_| p.line()).collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(
+            lines[1].starts_with("compaction L1 to L2 of 1048576 input bytes: 8192 keys written"),
+            "{}",
+            lines[1]
+        );
     }
 
     #[test]

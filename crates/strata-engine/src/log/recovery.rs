@@ -19,31 +19,45 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 pub(crate) struct ReplayProgress {
     started: Instant,
     last: Instant,
+    every: Duration,
     segments_total: usize,
 }
 
 impl ReplayProgress {
     pub(crate) fn new(segments_total: usize) -> ReplayProgress {
+        ReplayProgress::every(segments_total, PROGRESS_EVERY)
+    }
+
+    fn every(segments_total: usize, every: Duration) -> ReplayProgress {
         let now = Instant::now();
         ReplayProgress {
             started: now,
             last: now,
+            every,
             segments_total,
         }
     }
 
-    /// `done` segments of the total are replayed, holding `records`.
+    /// `done` segments of the total are replayed, holding `records`: logs
+    /// a line if the last was long enough ago.
     pub(crate) fn segment_done(&mut self, done: usize, records: u64) {
-        if self.last.elapsed() < PROGRESS_EVERY {
-            return;
+        if let Some(line) = self.line(done, records) {
+            tracing::info!("{line}");
+        }
+    }
+
+    /// The line to log now, if any.
+    fn line(&mut self, done: usize, records: u64) -> Option<String> {
+        if self.last.elapsed() < self.every {
+            return None;
         }
         self.last = Instant::now();
         let pct = (done * 100).checked_div(self.segments_total).unwrap_or(100);
-        tracing::info!(
+        Some(format!(
             "commit log replay: {done} of {} segments ({pct}%), {records} records, {:.0?} so far",
             self.segments_total,
             self.started.elapsed()
-        );
+        ))
     }
 }
 
@@ -197,4 +211,24 @@ pub(crate) fn check_frame(frame: &Frame<'_>, prev_seq: SeqNo, name: &str) -> Res
         ));
     }
     Ok(seq_last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_replay_reports_segments_done_as_a_percentage() {
+        let mut quiet = ReplayProgress::every(4, Duration::from_secs(3600));
+        assert!(quiet.line(1, 10).is_none());
+
+        let mut p = ReplayProgress::every(4, Duration::ZERO);
+        let line = p.line(2, 1234).expect("a line at a zero interval");
+        assert!(
+            line.starts_with("commit log replay: 2 of 4 segments (50%), 1234 records, "),
+            "{line}"
+        );
+        let mut empty = ReplayProgress::every(0, Duration::ZERO);
+        assert!(empty.line(0, 0).unwrap().contains("(100%)"));
+    }
 }
