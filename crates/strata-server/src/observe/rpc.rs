@@ -11,7 +11,6 @@
 //! The time is from the request's arrival to that end, so a streamed
 //! read is timed whole.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -25,6 +24,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::MetricType;
+use rustc_hash::FxHashMap;
 use tonic::codegen::http;
 
 use super::engine_metrics::NoLabels;
@@ -211,10 +211,12 @@ impl RequestNote {
 }
 
 /// Every RPC path's counters, shared by the layers of every serving
-/// thread and read by a scrape.
+/// thread and read by a scrape. Looked up on every request: FxHash, not
+/// SipHash (the keys are paths clients choose, but there are at most
+/// `PATHS_MAX` of them).
 #[derive(Debug, Default)]
 pub struct RpcMetrics {
-    paths: RwLock<HashMap<String, Arc<PathMetrics>>>,
+    paths: RwLock<FxHashMap<String, Arc<PathMetrics>>>,
     unknown: std::sync::OnceLock<Arc<PathMetrics>>,
     pub(super) recent_slow: Arc<RecentSlow>,
 }

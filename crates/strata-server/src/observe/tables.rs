@@ -2,7 +2,6 @@
 //! Kept in a map looked up by name without allocating (a request adds to
 //! an existing table's counters under a read lock), encoded at scrape.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
@@ -10,6 +9,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::MetricType;
+use rustc_hash::FxHashMap;
 
 /// Tables that get counters of their own; past this many the rest are
 /// counted under the table name `other` (Bigtable allows 1,000 tables an
@@ -73,10 +73,11 @@ impl TableTally {
     }
 }
 
-/// Every table's counters.
+/// Every table's counters, looked up by name on every request (FxHash:
+/// at most `TABLES_MAX` names, each a table that exists).
 #[derive(Debug, Default)]
 pub struct TableMetrics {
-    tables: RwLock<HashMap<String, Arc<TableCounters>>>,
+    tables: RwLock<FxHashMap<String, Arc<TableCounters>>>,
 }
 
 impl TableMetrics {
