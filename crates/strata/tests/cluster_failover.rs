@@ -141,6 +141,10 @@ async fn a_frozen_server_past_its_lease_acknowledges_nothing_and_rejoins() {
     let served = frozen_at.elapsed();
     println!("SIGSTOP of a tablet server: every tablet served again after {served:?}");
     load.progress(200, &cluster).await;
+    assert!(
+        !cluster.owners().await.contains_key(&victim),
+        "the frozen server was given tablets while frozen"
+    );
     cluster.nodes[victim].signal(libc::SIGCONT);
     // It notices, drops what it held, and joins again.
     let log = cluster.nodes[victim].log.clone();
