@@ -38,8 +38,11 @@ pub struct WriteBatch {
     /// The encoded payload: the count varint, then the operations.
     rep: Vec<u8>,
     count: u32,
-    /// Distinct trees touched, in first-touch order (usually one or two).
-    trees: Vec<TreeId>,
+    /// The first tree touched (None while the batch is empty): most
+    /// batches touch one, and then need no allocation for it.
+    first_tree: Option<TreeId>,
+    /// The other distinct trees touched, in first-touch order.
+    more_trees: Vec<TreeId>,
 }
 
 impl Default for WriteBatch {
@@ -54,7 +57,8 @@ impl WriteBatch {
         WriteBatch {
             rep: vec![0],
             count: 0,
-            trees: Vec::new(),
+            first_tree: None,
+            more_trees: Vec::new(),
         }
     }
 
@@ -65,7 +69,8 @@ impl WriteBatch {
         WriteBatch {
             rep,
             count: 0,
-            trees: Vec::new(),
+            first_tree: None,
+            more_trees: Vec::new(),
         }
     }
 
@@ -97,8 +102,14 @@ impl WriteBatch {
         if let Some(v) = value {
             put_len_prefixed(&mut self.rep, v);
         }
-        if self.trees.last() != Some(&tree) && !self.trees.contains(&tree) {
-            self.trees.push(tree);
+        match self.first_tree {
+            None => self.first_tree = Some(tree),
+            Some(first) if first == tree => {}
+            Some(_) => {
+                if self.more_trees.last() != Some(&tree) && !self.more_trees.contains(&tree) {
+                    self.more_trees.push(tree);
+                }
+            }
         }
     }
 
@@ -145,7 +156,8 @@ impl WriteBatch {
         self.rep.clear();
         self.rep.push(0);
         self.count = 0;
-        self.trees.clear();
+        self.first_tree = None;
+        self.more_trees.clear();
     }
 
     /// The encoded form, as written in a commit-log record.
@@ -166,8 +178,10 @@ impl WriteBatch {
     }
 
     /// The distinct trees the batch touches, in order of first use.
-    pub fn trees(&self) -> &[TreeId] {
-        &self.trees
+    pub fn trees(&self) -> impl Iterator<Item = TreeId> + '_ {
+        self.first_tree
+            .into_iter()
+            .chain(self.more_trees.iter().copied())
     }
 }
 
@@ -375,7 +389,7 @@ mod tests {
     fn round_trip() {
         let b = sample();
         assert_eq!(b.len(), 4);
-        assert_eq!(b.trees(), &[1, 7, u32::MAX]);
+        assert_eq!(b.trees().collect::<Vec<_>>(), [1, 7, u32::MAX]);
         let want = vec![
             BatchOp {
                 tree: 1,
@@ -418,7 +432,7 @@ mod tests {
         let mut b = sample();
         b.clear();
         assert!(b.is_empty());
-        assert!(b.trees().is_empty());
+        assert_eq!(b.trees().count(), 0);
         assert_eq!(b.payload(), &[0]);
         assert!(decode_payload(b.payload(), "f").unwrap().is_empty());
         assert_eq!(b.iter().count(), 0);
@@ -436,7 +450,7 @@ mod tests {
         assert_eq!(ops.len(), 20_000);
         assert_eq!(ops[19_999].key, &19_999u32.to_le_bytes());
         assert!(b.iter().eq(ops.into_iter()));
-        assert_eq!(b.trees(), &[0, 1, 2]);
+        assert_eq!(b.trees().collect::<Vec<_>>(), [0, 1, 2]);
     }
 
     #[test]

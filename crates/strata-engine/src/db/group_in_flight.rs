@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::MutexGuard;
 
-use super::write::{append, count_group, deliver, insert, log_failed, route, Writer};
+use super::write::{append, batch_seqs, count_group, deliver, insert, log_failed, route, Writer};
 use super::Inner;
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
@@ -41,7 +41,8 @@ pub(super) fn begin_group(
         let mut log = inner.log.lock();
         // Groups in flight have numbers above the visible last one.
         let first_seq = inner.last_seq.load(Ordering::Acquire).max(log.seq_last()) + 1;
-        let logged = append(&mut log, &batches, first_seq).and_then(|seqs| {
+        let logged = append(&mut log, &batches, first_seq).and_then(|_| {
+            let seqs = batch_seqs(&batches, first_seq);
             let pending = if log.objects() {
                 log.commit_start().map(PendingGroup::Object)
             } else {

@@ -66,8 +66,37 @@ pub(crate) struct SuperVersion {
 
 #[derive(Default)]
 pub(crate) struct Trees {
-    pub by_id: HashMap<TreeId, Arc<TreeState>>,
+    /// Looked up for every write (its admission and its routing): keyed
+    /// by a multiplicative hash, not SipHash (ids are the engine's own).
+    pub by_id: HashMap<TreeId, Arc<TreeState>, TreeIdHash>,
     pub by_name: HashMap<String, TreeId>,
+}
+
+/// Hashes a tree id by one multiplication (Fibonacci hashing): ids are
+/// small numbers the engine assigns, not input an attacker chooses.
+pub(crate) type TreeIdHash = std::hash::BuildHasherDefault<TreeIdHasher>;
+
+#[derive(Default)]
+pub(crate) struct TreeIdHasher(u64);
+
+impl std::hash::Hasher for TreeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.write_u64(u64::from(id));
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// The error writers get while the engine is stopped by `bg.error` (`e`).

@@ -66,7 +66,7 @@ fn admit(inner: &Inner, batch: &WriteBatch) -> Result<()> {
     {
         let trees = inner.trees.read();
         for id in batch.trees() {
-            if !trees.by_id.contains_key(id) {
+            if !trees.by_id.contains_key(&id) {
                 return Err(Error::TreeNotFound(format!("tree id {id}")));
             }
         }
@@ -85,7 +85,7 @@ pub(crate) fn write(inner: &Inner, batch: WriteBatch) -> Result<SeqNo> {
     if inner.pipeline.is_none() && inner.queue.lock().waiting.is_empty() {
         if let Some(guard) = inner.write_mutex.try_lock() {
             let alone = std::slice::from_ref(&batch);
-            return commit_group(inner, guard, alone).map(|seqs| seqs[0]);
+            return commit_group(inner, guard, alone).map(|first| first + batch.len() as u64 - 1);
         }
     }
     let me = Arc::new(Writer {
@@ -227,11 +227,13 @@ fn lead<'a>(
     }
     let batches: Vec<&WriteBatch> = group.iter().map(|w| &w.batch).collect();
     let outcome = commit_group(inner, inner.write_mutex.lock(), &batches);
-    let results: Vec<Result<SeqNo>> = match outcome {
-        Ok(seqs) => seqs.into_iter().map(Ok).collect(),
-        Err(e) => group.iter().map(|_| Err(e.for_writers())).collect(),
-    };
-    for (w, r) in group.iter().zip(results) {
+    let mut seq = outcome.as_ref().map_or(0, |first| first - 1);
+    for w in &group {
+        seq += w.batch.len() as u64;
+        let r = match &outcome {
+            Ok(_) => Ok(seq),
+            Err(e) => Err(e.for_writers()),
+        };
         match w.done.lock().take() {
             Some(done) => done(r),
             None => *w.result.lock() = Some(r),
@@ -277,10 +279,60 @@ pub(super) fn deliver(inner: &Inner, group: &[Arc<Writer>], results: Vec<Result<
 
 /// Where each operation of a group goes: the active memtables of the
 /// tablets it writes to, and for each op the index of its memtable (None:
-/// its tree was dropped since the batch was admitted).
+/// its tree was dropped since the batch was admitted). Most groups write
+/// to one memtable: they need no allocation for it.
 pub(crate) struct Routes {
-    mems: Vec<(TreeId, Arc<Memtable>)>,
+    /// The memtable of the first routed op's tablet (index 0).
+    first: Option<(TreeId, Arc<Memtable>)>,
+    /// The other memtables, at indexes 1, 2, … in `targets`.
+    more: Vec<(TreeId, Arc<Memtable>)>,
+    /// For each op, its memtable's index; empty when every op goes to
+    /// `first`.
     targets: Vec<Option<usize>>,
+}
+
+impl Routes {
+    fn memtable(&self, i: usize) -> &Memtable {
+        match i {
+            0 => {
+                &self
+                    .first
+                    .as_ref()
+                    .expect("index 0 is the first memtable")
+                    .1
+            }
+            _ => &self.more[i - 1].1,
+        }
+    }
+
+    /// The index of `tablet`'s memtable, if the group already writes to it.
+    fn index_of(&self, tablet: TreeId) -> Option<usize> {
+        if self.first.as_ref().is_some_and(|(id, _)| *id == tablet) {
+            return Some(0);
+        }
+        let i = self.more.iter().position(|(id, _)| *id == tablet)?;
+        Some(i + 1)
+    }
+
+    /// Records that op number `op` (counted from 0) goes to `target`.
+    fn push(&mut self, op: usize, target: Option<usize>) {
+        if self.targets.is_empty() && target == Some(0) {
+            return; // still every op to the first memtable
+        }
+        if self.targets.is_empty() {
+            self.targets = vec![Some(0); op];
+        }
+        debug_assert_eq!(self.targets.len(), op);
+        self.targets.push(target);
+    }
+
+    /// The memtable of op number `op`, if its tree still exists.
+    fn target(&self, op: usize) -> Option<&Memtable> {
+        match self.targets.is_empty() {
+            true => Some(self.memtable(0)),
+            false => self.targets[op].map(|i| self.memtable(i)),
+        }
+    }
 }
 
 /// Checks the engine, waits out stalls and makes room in the memtables the
@@ -293,41 +345,55 @@ pub(super) fn route<B: std::borrow::Borrow<WriteBatch>>(
     inner.check_bg_error()?;
     super::budget::stall_while_over(inner)?;
     // The tablet list of each tree the group touches (taken once: lists
-    // change only under the write mutex, which the group holds), the
-    // active memtables of the tablets it writes to, and for each op the
-    // index of its tablet's memtable.
-    let mut trees: Vec<(TreeId, Arc<Vec<Arc<TabletState>>>)> = Vec::new();
-    let mut mems: Vec<(TreeId, Arc<Memtable>)> = Vec::new();
-    let mut targets: Vec<Option<usize>> = Vec::new();
+    // change only under the write mutex, which the group holds; the last
+    // one used apart, as most groups touch one tree), the active
+    // memtables of the tablets it writes to, and for each op the index of
+    // its tablet's memtable.
+    let mut last: Option<(TreeId, Arc<Vec<Arc<TabletState>>>)> = None;
+    let mut others: Vec<(TreeId, Arc<Vec<Arc<TabletState>>>)> = Vec::new();
+    let mut routes = Routes {
+        first: None,
+        more: Vec::new(),
+        targets: Vec::new(),
+    };
+    let mut n = 0;
     for w in group {
         for op in w.borrow().iter() {
-            let ti = match trees.iter().position(|(id, _)| *id == op.tree) {
-                Some(ti) => ti,
-                None => match inner.tree_by_id(op.tree) {
-                    Some(t) => {
-                        trees.push((op.tree, t.tablets()));
-                        trees.len() - 1
-                    }
-                    None => {
-                        targets.push(None); // dropped since admitted
-                        continue;
-                    }
-                },
-            };
-            let tablets = &trees[ti].1;
+            let op_index = n;
+            n += 1;
+            if last.as_ref().is_none_or(|(id, _)| *id != op.tree) {
+                let found = match others.iter().position(|(id, _)| *id == op.tree) {
+                    Some(i) => Some(others.swap_remove(i)),
+                    None => inner.tree_by_id(op.tree).map(|t| (op.tree, t.tablets())),
+                };
+                let Some(found) = found else {
+                    routes.push(op_index, None); // dropped since admitted
+                    continue;
+                };
+                if let Some(previous) = last.replace(found) {
+                    others.push(previous);
+                }
+            }
+            let tablets = &last.as_ref().expect("set above").1;
             let tablet = &tablets[super::tablet::index_for(tablets, op.key)];
             debug_assert!(tablet.contains(op.key));
-            let i = match mems.iter().position(|(id, _)| *id == tablet.id) {
+            let i = match routes.index_of(tablet.id) {
                 Some(i) => i,
                 None => {
-                    mems.push((tablet.id, make_room(inner, tablet)?));
-                    mems.len() - 1
+                    let mem = make_room(inner, tablet)?;
+                    if routes.first.is_none() {
+                        routes.first = Some((tablet.id, mem));
+                        0
+                    } else {
+                        routes.more.push((tablet.id, mem));
+                        routes.more.len()
+                    }
                 }
             };
-            targets.push(Some(i));
+            routes.push(op_index, Some(i));
         }
     }
-    Ok(Routes { mems, targets })
+    Ok(routes)
 }
 
 /// Inserts a logged group into its memtables, its ops numbered from
@@ -339,36 +405,52 @@ pub(super) fn insert<B: std::borrow::Borrow<WriteBatch>>(
 ) -> u64 {
     let mut user_bytes = 0u64;
     let mut s = first_seq;
-    let mut target = routes.targets.iter();
+    let mut n = 0;
     for w in group {
         for op in w.borrow().iter() {
             user_bytes += (op.key.len() + op.value.len()) as u64;
-            if let Some(Some(i)) = target.next() {
-                routes.mems[*i].1.insert(op.key, s, op.kind, op.value);
+            if let Some(mem) = routes.target(n) {
+                mem.insert(op.key, s, op.kind, op.value);
             }
             s += 1;
+            n += 1;
         }
     }
     user_bytes
 }
 
 /// Appends a group's records to the log (`group` in order, from
-/// `first_seq`); returns each batch's last sequence number.
+/// `first_seq`); returns the group's last sequence number.
 pub(super) fn append<B: std::borrow::Borrow<WriteBatch>>(
     log: &mut crate::log::CommitLog,
     group: &[B],
     first_seq: SeqNo,
-) -> Result<Vec<SeqNo>> {
+) -> Result<SeqNo> {
+    debug_assert!(!group.is_empty());
     let mut seq = first_seq;
-    let mut seqs = Vec::with_capacity(group.len());
     for w in group {
         let w = w.borrow();
         let n = w.len() as u64;
         log.append(seq, seq + n - 1, w.payload())?;
         seq += n;
-        seqs.push(seq - 1);
     }
-    Ok(seqs)
+    Ok(seq - 1)
+}
+
+/// Each batch's last sequence number, for a group numbered from
+/// `first_seq`.
+pub(super) fn batch_seqs<B: std::borrow::Borrow<WriteBatch>>(
+    group: &[B],
+    first_seq: SeqNo,
+) -> Vec<SeqNo> {
+    let mut seq = first_seq;
+    group
+        .iter()
+        .map(|w| {
+            seq += w.borrow().len() as u64;
+            seq - 1
+        })
+        .collect()
 }
 
 /// After a failed log write: the group's sequence numbers are spent (its
@@ -398,23 +480,23 @@ pub(super) fn count_group(inner: &Inner, batches: usize, log_started: Option<std
     }
 }
 
-/// Commits a group under the write mutex; returns each batch's last
-/// sequence number.
+/// Commits a group under the write mutex; returns its first sequence
+/// number (the batches are numbered in order from it).
 fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
     inner: &Inner,
     _write_guard: MutexGuard<'_, ()>,
     group: &[B],
-) -> Result<Vec<SeqNo>> {
+) -> Result<SeqNo> {
     let routes = route(inner, group)?;
     let first_seq = inner.last_seq.load(Ordering::Acquire) + 1;
     let sync = inner.opts.sync_mode == SyncMode::Always;
     let log_started = sync.then(std::time::Instant::now);
-    let seqs = {
+    let seq_last = {
         let mut log = inner.log.lock();
         let logged =
-            append(&mut log, group, first_seq).and_then(|seqs| log.commit(sync).map(|()| seqs));
+            append(&mut log, group, first_seq).and_then(|last| log.commit(sync).map(|()| last));
         match logged {
-            Ok(seqs) => seqs,
+            Ok(last) => last,
             Err(e) => {
                 log_failed(inner, log.seq_last(), &e);
                 return Err(e.for_writers());
@@ -422,7 +504,6 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
         }
     };
     count_group(inner, group.len(), log_started);
-    let seq_last = *seqs.last().expect("a group holds a batch");
     if seq_last > SEQ_MAX {
         let e = Error::Closed("sequence numbers exhausted".into());
         inner.set_bg_error(&e);
@@ -435,7 +516,7 @@ fn commit_group<B: std::borrow::Borrow<WriteBatch>>(
         .fetch_add(user_bytes, Ordering::Relaxed);
     inner.last_seq.store(seq_last, Ordering::Release);
     super::budget::after_commit(inner, user_bytes as usize);
-    Ok(seqs)
+    Ok(first_seq)
 }
 
 /// Makes sure the tree's active memtable has room, sealing it when full,
@@ -518,4 +599,65 @@ pub(crate) fn seal_memtable(inner: &Inner, t: &TabletState) {
     drop(sv);
     let _bg = inner.bg.lock();
     inner.notify_bg();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn routes() -> Routes {
+        Routes {
+            first: None,
+            more: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_memtable_needs_no_targets() {
+        let mut r = routes();
+        r.first = Some((3, Memtable::new()));
+        for op in 0..5 {
+            r.push(op, Some(0));
+        }
+        assert!(r.targets.is_empty());
+        let first: *const Memtable = r.memtable(0);
+        for op in 0..5 {
+            assert!(std::ptr::eq(r.target(op).expect("routed"), first));
+        }
+        assert_eq!(r.index_of(3), Some(0));
+        assert_eq!(r.index_of(4), None);
+    }
+
+    #[test]
+    fn a_second_memtable_or_a_dropped_tree_lists_every_op() {
+        // Ops 0-1 to the first memtable, 2 to a dropped tree, 3 to a
+        // second memtable, 4 to the first again.
+        let mut r = routes();
+        r.first = Some((1, Memtable::new()));
+        r.push(0, Some(0));
+        r.push(1, Some(0));
+        r.push(2, None);
+        r.more.push((2, Memtable::new()));
+        r.push(3, Some(1));
+        r.push(4, Some(0));
+        assert_eq!(r.targets, [Some(0), Some(0), None, Some(1), Some(0)]);
+        let (a, b): (*const Memtable, *const Memtable) = (r.memtable(0), r.memtable(1));
+        assert!(std::ptr::eq(r.target(0).expect("routed"), a));
+        assert!(r.target(2).is_none());
+        assert!(std::ptr::eq(r.target(3).expect("routed"), b));
+        assert!(std::ptr::eq(r.target(4).expect("routed"), a));
+        assert_eq!(r.index_of(2), Some(1));
+    }
+
+    #[test]
+    fn a_dropped_first_tree_leaves_the_rest_routed() {
+        let mut r = routes();
+        r.push(0, None);
+        r.first = Some((9, Memtable::new()));
+        r.push(1, Some(0));
+        assert_eq!(r.targets, [None, Some(0)]);
+        assert!(r.target(0).is_none());
+        assert!(r.target(1).is_some());
+    }
 }
