@@ -74,6 +74,11 @@ impl WriteBatch {
         }
     }
 
+    /// Makes room for at least `bytes` more of encoded operations.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.rep.reserve(bytes);
+    }
+
     /// Sets `key` to `value` in `tree`.
     pub fn put(&mut self, tree: TreeId, key: &[u8], value: &[u8]) {
         self.push(tree, ValueKind::Put, key, Some(value));

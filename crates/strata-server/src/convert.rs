@@ -89,50 +89,57 @@ fn value_aggregate(v: &Option<v2::Value>, what: &str) -> Result<AggregateInput, 
 }
 
 /// Converts one mutation.
-pub fn mutation(m: &v2::Mutation) -> Result<Mutation, Status> {
+/// Converts one mutation, taking its strings and bytes (a row write's
+/// cells are moved from the request, not copied).
+pub fn mutation(m: v2::Mutation) -> Result<Mutation, Status> {
     use v2::mutation::Mutation as M;
-    let Some(m) = m.mutation.as_ref() else {
+    let Some(m) = m.mutation else {
         return Err(invalid("a mutation has no operation set"));
     };
     Ok(match m {
         M::SetCell(s) => Mutation::SetCell {
-            family: s.family_name.clone(),
-            qualifier: s.column_qualifier.clone(),
+            family: s.family_name,
+            qualifier: s.column_qualifier,
             timestamp_micros: s.timestamp_micros,
-            value: s.value.clone(),
+            value: s.value,
         },
         M::AddToCell(x) => Mutation::AddToCell {
-            family: x.family_name.clone(),
             qualifier: value_bytes(&x.column_qualifier, "AddToCell column_qualifier")?,
             timestamp_micros: value_ts(&x.timestamp, "AddToCell timestamp")?,
             input: value_aggregate(&x.input, "AddToCell input")?,
+            family: x.family_name,
         },
         M::MergeToCell(x) => Mutation::MergeToCell {
-            family: x.family_name.clone(),
             qualifier: value_bytes(&x.column_qualifier, "MergeToCell column_qualifier")?,
             timestamp_micros: value_ts(&x.timestamp, "MergeToCell timestamp")?,
             input: value_aggregate(&x.input, "MergeToCell input")?,
+            family: x.family_name,
         },
         M::DeleteFromColumn(d) => {
             let (s, e) = d.time_range.as_ref().map_or((0, 0), |r| {
                 (r.start_timestamp_micros, r.end_timestamp_micros)
             });
             Mutation::DeleteFromColumn {
-                family: d.family_name.clone(),
-                qualifier: d.column_qualifier.clone(),
+                family: d.family_name,
+                qualifier: d.column_qualifier,
                 start_micros: s,
                 end_micros: e,
             }
         }
         M::DeleteFromFamily(d) => Mutation::DeleteFromFamily {
-            family: d.family_name.clone(),
+            family: d.family_name,
         },
         M::DeleteFromRow(_) => Mutation::DeleteFromRow,
     })
 }
 
-pub fn mutations(ms: &[v2::Mutation]) -> Result<Vec<Mutation>, Status> {
-    ms.iter().map(mutation).collect()
+pub fn mutations(ms: Vec<v2::Mutation>) -> Result<Vec<Mutation>, Status> {
+    // Sized once (collecting into a Result grows the Vec step by step).
+    let mut out = Vec::with_capacity(ms.len());
+    for m in ms {
+        out.push(mutation(m)?);
+    }
+    Ok(out)
 }
 
 /// Converts a row set.

@@ -338,13 +338,13 @@ impl Bigtable for DataService {
         if let Some(n) = &note {
             n.table(&table);
         }
-        let muts = convert::mutations(&r.mutations)?;
         let tally = self.tally(&table);
         let bytes = if tally.is_on() {
             mutation_bytes(&r.mutations)
         } else {
             0
         };
+        let muts = convert::mutations(r.mutations)?;
         // Writes whose locks are free (and deletes whose row is in memory)
         // are queued from this thread; the rest take the blocking path.
         let queued = queue_row_write(|done| {
@@ -380,18 +380,18 @@ impl Bigtable for DataService {
         }
         // An entry whose mutations do not convert fails alone.
         let tally = self.tally(&table);
-        let mut converted: Vec<Result<(Vec<u8>, Vec<strata_table::Mutation>), Status>> = Vec::new();
+        // `converted`: each entry's conversion error, if any; the entries
+        // that converted are moved into `good`, in order.
+        let mut converted: Vec<Result<(), Status>> = Vec::with_capacity(r.entries.len());
+        let mut good: Vec<(Vec<u8>, Vec<strata_table::Mutation>)> =
+            Vec::with_capacity(r.entries.len());
         let mut entry_bytes = Vec::new();
         for e in r.entries {
             if tally.is_on() {
                 entry_bytes.push(mutation_bytes(&e.mutations));
             }
-            converted.push(convert::mutations(&e.mutations).map(|m| (e.row_key, m)));
+            converted.push(convert::mutations(e.mutations).map(|m| good.push((e.row_key, m))));
         }
-        let good: Vec<(Vec<u8>, Vec<strata_table::Mutation>)> = converted
-            .iter()
-            .filter_map(|c| c.as_ref().ok().cloned())
-            .collect();
         // Blind writes go straight to the commit queue (as in MutateRow).
         let (tx, rx) = tokio::sync::oneshot::channel();
         let queued = self
@@ -452,8 +452,17 @@ impl Bigtable for DataService {
             n.table(&table);
         }
         let predicate = convert::filter(r.predicate_filter.as_ref())?;
-        let t = convert::mutations(&r.true_mutations)?;
-        let f = convert::mutations(&r.false_mutations)?;
+        let tally = self.tally(&table);
+        let (true_bytes, false_bytes) = if tally.is_on() {
+            (
+                mutation_bytes(&r.true_mutations),
+                mutation_bytes(&r.false_mutations),
+            )
+        } else {
+            (0, 0)
+        };
+        let t = convert::mutations(r.true_mutations)?;
+        let f = convert::mutations(r.false_mutations)?;
         if t.is_empty() && f.is_empty() {
             return Err(invalid(
                 "no mutations provided: set true_mutations or false_mutations",
@@ -467,15 +476,6 @@ impl Bigtable for DataService {
                 .try_check_and_mutate_async(&table, &r.row_key, p, &t, &f, done)
         })?;
         let db = self.db.clone();
-        let tally = self.tally(&table);
-        let (true_bytes, false_bytes) = if tally.is_on() {
-            (
-                mutation_bytes(&r.true_mutations),
-                mutation_bytes(&r.false_mutations),
-            )
-        } else {
-            (0, 0)
-        };
         let (t_len, f_len) = (t.len(), f.len());
         let matched = answer(queued, move || {
             db.check_and_mutate(&table, &r.row_key, predicate, &t, &f)

@@ -399,8 +399,30 @@ pub(crate) fn emit_set_cells(
     now_micros: i64,
     batch: &mut WriteBatch,
 ) -> Result<()> {
+    // Room for every cell up front (the batch would otherwise grow, and
+    // copy itself, several times for a row of ten cells): a cell key is
+    // the row's prefix, the family, its terminator, the qualifier (longer
+    // only if escaped) and 8 bytes of timestamp; an op adds its kind, tree
+    // id and two length prefixes.
     let mut key = cell_key::row_prefix(row);
     let row_bytes = key.len();
+    let mut suffix_bytes_max = 0;
+    let mut batch_bytes = 0;
+    for m in mutations {
+        if let Mutation::SetCell {
+            family,
+            qualifier,
+            value,
+            ..
+        } = m
+        {
+            let suffix = family.len() + qualifier.len() + 11;
+            suffix_bytes_max = suffix_bytes_max.max(suffix);
+            batch_bytes += 16 + row_bytes + suffix + value.len();
+        }
+    }
+    key.reserve(suffix_bytes_max);
+    batch.reserve(batch_bytes);
     for m in mutations {
         let Mutation::SetCell {
             family,
