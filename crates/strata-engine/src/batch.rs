@@ -243,6 +243,8 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[cold]
+    #[inline(never)]
     fn err(&self, file: &str, what: &str) -> Error {
         Error::corruption(
             file,
@@ -250,13 +252,23 @@ impl<'a> Cursor<'a> {
         )
     }
 
+    #[inline]
     fn varint(&mut self, file: &str, what: &str) -> Result<u64> {
+        // One byte: a tree id, and the length of any key or value under
+        // 128 bytes (nearly every varint a batch holds).
+        if let Some(&b) = self.buf.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
         let rest = self.buf.get(self.pos..).unwrap_or(&[]);
         let (v, n) = get_varint(rest).ok_or_else(|| self.err(file, what))?;
         self.pos += n;
         Ok(v)
     }
 
+    #[inline]
     fn len_prefixed(&mut self, file: &str, what: &str) -> Result<&'a [u8]> {
         let len = self.varint(file, what)?;
         let end = usize::try_from(len)
