@@ -133,6 +133,13 @@ pub fn encode(
     Ok(k)
 }
 
+/// The bytes `push_cell` appends for a cell of `family` and `qualifier`
+/// whose qualifier needs no escape (more if it does): the family, its
+/// terminator, the qualifier, its terminator and the timestamp.
+pub fn cell_suffix_bytes(family: &str, qualifier: &[u8]) -> usize {
+    family.len() + 1 + qualifier.len() + 2 + 8
+}
+
 /// Appends a cell's family, qualifier and timestamp to a row's prefix
 /// (`row_prefix`), making its key; on an error `dst` may hold part of it.
 pub fn push_cell(
@@ -216,6 +223,20 @@ mod tests {
         (0..rng.gen_range(0..5))
             .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())])
             .collect()
+    }
+
+    #[test]
+    fn cell_suffix_bytes_is_what_push_cell_appends_without_escapes() {
+        for (family, qualifier) in [("cf", &b""[..]), ("family-1", b"col"), ("f", b"\x01\xff")] {
+            let mut k = row_prefix(b"row");
+            let before = k.len();
+            push_cell(&mut k, family, qualifier, 7).expect("valid cell");
+            assert_eq!(k.len() - before, cell_suffix_bytes(family, qualifier));
+        }
+        // An escaped 00 in the qualifier takes one byte more.
+        let mut k = Vec::new();
+        push_cell(&mut k, "f", b"a\x00b", 7).expect("valid cell");
+        assert_eq!(k.len(), cell_suffix_bytes("f", b"a\x00b") + 1);
     }
 
     #[test]

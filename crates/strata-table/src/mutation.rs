@@ -401,9 +401,8 @@ pub(crate) fn emit_set_cells(
 ) -> Result<()> {
     // Room for every cell up front (the batch would otherwise grow, and
     // copy itself, several times for a row of ten cells): a cell key is
-    // the row's prefix, the family, its terminator, the qualifier (longer
-    // only if escaped) and 8 bytes of timestamp; an op adds its kind, tree
-    // id and two length prefixes.
+    // the row's prefix and the cell's suffix; an op adds its kind, tree id
+    // and two length prefixes (16 bytes at most for these sizes).
     let mut key = cell_key::row_prefix(row);
     let row_bytes = key.len();
     let mut suffix_bytes_max = 0;
@@ -416,7 +415,7 @@ pub(crate) fn emit_set_cells(
             ..
         } = m
         {
-            let suffix = family.len() + qualifier.len() + 11;
+            let suffix = cell_key::cell_suffix_bytes(family, qualifier);
             suffix_bytes_max = suffix_bytes_max.max(suffix);
             batch_bytes += 16 + row_bytes + suffix + value.len();
         }
