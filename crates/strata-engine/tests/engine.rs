@@ -74,7 +74,7 @@ fn memtables_stay_bounded_under_a_write_burst() {
 #[test]
 fn a_batch_across_trees_lands_in_each() {
     // Ops alternate between three trees, in groups with other writers'
-    // batches: each op reaches its own tree, with the batch's order kept.
+    // batches: each op reaches its own tree, and only its own.
     let storage = MemStorage::new();
     let engine = Engine::open(storage.clone(), tiny_engine_options()).expect("open");
     let trees: Vec<_> = ["a", "b", "c"]

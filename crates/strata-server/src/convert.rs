@@ -88,7 +88,6 @@ fn value_aggregate(v: &Option<v2::Value>, what: &str) -> Result<AggregateInput, 
     }
 }
 
-/// Converts one mutation.
 /// Converts one mutation, taking its strings and bytes (a row write's
 /// cells are moved from the request, not copied).
 pub fn mutation(m: v2::Mutation) -> Result<Mutation, Status> {

@@ -390,7 +390,13 @@ impl Bigtable for DataService {
             if tally.is_on() {
                 entry_bytes.push(mutation_bytes(&e.mutations));
             }
-            converted.push(convert::mutations(e.mutations).map(|m| good.push((e.row_key, m))));
+            match convert::mutations(e.mutations) {
+                Ok(m) => {
+                    good.push((e.row_key, m));
+                    converted.push(Ok(()));
+                }
+                Err(s) => converted.push(Err(s)),
+            }
         }
         // Blind writes go straight to the commit queue (as in MutateRow).
         let (tx, rx) = tokio::sync::oneshot::channel();
