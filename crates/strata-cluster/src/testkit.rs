@@ -69,9 +69,38 @@ impl Drop for EtcdServer {
     }
 }
 
-/// A free loopback port (free when asked; etcd binds it right after).
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// The test ports: below Linux's default ephemeral range (32768–60999),
+/// so no port the kernel hands out (a `bind(…:0)` elsewhere, a client's
+/// source port) can take one between choosing it and the server binding it.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
+
+/// A loopback port free when asked, for a server a test starts next (etcd,
+/// `strata serve`). Ports come from [`TEST_PORTS`], each at most once per
+/// process, from a start that differs per process, so tests running at
+/// once in one process never share one and another process (a test binary
+/// run after this one, a server still shutting down) rarely does.
+pub fn free_port() -> std::io::Result<u16> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let span = u32::from(TEST_PORTS.end - TEST_PORTS.start);
+    if NEXT.load(Ordering::Relaxed) == u32::MAX {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let start = (std::process::id().wrapping_mul(7919) ^ nanos) % span;
+        let _ = NEXT.compare_exchange(u32::MAX, start, Ordering::Relaxed, Ordering::Relaxed);
+    }
+    for _ in 0..span {
+        let i = NEXT.fetch_add(1, Ordering::Relaxed) % span;
+        let port = TEST_PORTS.start + i as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("every test port {TEST_PORTS:?} is taken"),
+    ))
 }
 
 impl EtcdServer {

@@ -49,10 +49,10 @@ pub fn serve(dir: &std::path::Path, listen: &str, stderr: Stdio) -> Serve {
     )
 }
 
-/// A port nothing listens on at the moment of asking.
+/// A port nothing listens on at the moment of asking, outside the range
+/// the kernel hands out (see `strata_cluster::testkit::free_port`).
 pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+    strata_cluster::testkit::free_port().expect("a free test port")
 }
 
 /// Connects to the server on `port`, retrying for up to a minute while it
