@@ -9,6 +9,7 @@ use crate::convert::{self, invalid, status};
 use crate::data_pb as v2;
 use crate::observe::{RequestNote, TableCounters, TableMetrics, TableTally};
 use crate::pb::bigtable_server::Bigtable;
+use crate::reply;
 use prost::Message;
 use std::sync::Arc;
 use std::time::Instant;
@@ -120,7 +121,7 @@ pub(crate) async fn blocking<T: Send + 'static>(
 }
 
 /// The answer to a one-row write queued from the request's thread.
-type Queued<T> = tokio::sync::oneshot::Receiver<strata_table::Result<T>>;
+type Queued<T> = reply::Answer<strata_table::Result<T>>;
 
 /// Queues a one-row write from the request's own thread if `queue` can
 /// (it returns true; its callback is answered when the batch commits, so
@@ -129,11 +130,8 @@ type Queued<T> = tokio::sync::oneshot::Receiver<strata_table::Result<T>>;
 fn queue_row_write<T: Send + 'static>(
     queue: impl FnOnce(Box<dyn FnOnce(strata_table::Result<T>) + Send>) -> strata_table::Result<bool>,
 ) -> Result<Option<Queued<T>>, Status> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let queued = queue(Box::new(move |res| {
-        let _ = tx.send(res);
-    }))
-    .map_err(status)?;
+    let (tx, rx) = reply::channel();
+    let queued = queue(Box::new(move |res| tx.send(res))).map_err(status)?;
     Ok(queued.then_some(rx))
 }
 
@@ -399,12 +397,10 @@ impl Bigtable for DataService {
             }
         }
         // Blind writes go straight to the commit queue (as in MutateRow).
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = reply::channel();
         let queued = self
             .db
-            .try_mutate_rows_async(&table, &good, move |res| {
-                let _ = tx.send(res);
-            })
+            .try_mutate_rows_async(&table, &good, move |res| tx.send(res))
             .map_err(status)?;
         let applied = if queued {
             rx.await

@@ -19,6 +19,7 @@ pub mod instances;
 pub mod observe;
 pub mod operations;
 pub mod reflection;
+mod reply;
 mod resources;
 mod serve;
 pub mod tablets;
