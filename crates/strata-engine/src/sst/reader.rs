@@ -15,6 +15,7 @@ use super::format::{
 };
 pub use super::table_iter::TableIterator;
 use crate::error::{Error, Result};
+use crate::key::{user_key, TRAILER_LEN};
 use crate::storage::RandomAccessFile;
 
 /// The first read of `Table::open` takes the table's last
@@ -29,6 +30,13 @@ struct Index {
     /// Separator keys, concatenated.
     keys: Vec<u8>,
     entries: Vec<IndexEntry>,
+    /// The prefix every separator's user key starts with.
+    common: Vec<u8>,
+    /// Per entry, the 8 bytes of its separator's user key after `common`
+    /// (zero-padded), big-endian: a point search compares these, one
+    /// dense array, and compares whole keys only among equal windows.
+    /// Empty when a separator is not an internal key.
+    windows: Vec<u64>,
 }
 
 struct IndexEntry {
@@ -37,17 +45,90 @@ struct IndexEntry {
     handle: BlockHandle,
 }
 
+/// The 8 bytes of `user_key` from `from` on, zero-padded, big-endian.
+/// For two user keys with the same first `from` bytes, a smaller window
+/// means a smaller key (a key that ends inside the window pads with zero
+/// bytes, below any byte the longer key can differ by); equal windows
+/// decide nothing.
+fn window(user_key: &[u8], from: usize) -> u64 {
+    let mut w = [0u8; 8];
+    let rest = user_key.get(from..).unwrap_or_default();
+    let n = rest.len().min(8);
+    w[..n].copy_from_slice(&rest[..n]);
+    u64::from_be_bytes(w)
+}
+
+/// The first `i` in `0..n` for which `pred` is false, `pred` being true
+/// then false over the range.
+fn partition_point(n: usize, pred: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if pred(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 impl Index {
+    fn new() -> Index {
+        Index {
+            keys: Vec::new(),
+            entries: Vec::new(),
+            common: Vec::new(),
+            windows: Vec::new(),
+        }
+    }
+
     fn key(&self, i: usize) -> &[u8] {
         let e = &self.entries[i];
         &self.keys[e.key_start..e.key_end]
     }
 
+    /// Fills `common` and `windows` once the entries are in (sorted).
+    fn build_windows(&mut self) {
+        let n = self.entries.len();
+        if n == 0 || (0..n).any(|i| self.key(i).len() < TRAILER_LEN) {
+            return;
+        }
+        // Sorted keys: the prefix of the first and the last is everyone's.
+        let (first, last) = (user_key(self.key(0)), user_key(self.key(n - 1)));
+        let len = first.iter().zip(last).take_while(|(a, b)| a == b).count();
+        self.common = first[..len].to_vec();
+        self.windows = (0..n).map(|i| window(user_key(self.key(i)), len)).collect();
+    }
+
     /// First block whose separator is >= `ikey` (may be `len()`).
     fn find(&self, ikey: &[u8]) -> usize {
-        self.entries.partition_point(|e| {
-            cmp_keys(&self.keys[e.key_start..e.key_end], ikey) == Ordering::Less
-        })
+        let below = |i: usize| cmp_keys(self.key(i), ikey) == Ordering::Less;
+        if self.windows.is_empty()
+            || ikey.len() < TRAILER_LEN
+            || !user_key(ikey).starts_with(&self.common)
+        {
+            return self.entries.partition_point(|e| {
+                cmp_keys(&self.keys[e.key_start..e.key_end], ikey) == Ordering::Less
+            });
+        }
+        let w = window(user_key(ikey), self.common.len());
+        // Entries before `lo` have a smaller window: below `ikey`; from
+        // the first larger window on, none is. Only equal windows need
+        // the whole key.
+        let lo = self.windows.partition_point(|&x| x < w);
+        let mut i = lo;
+        if self.windows.get(lo) == Some(&w) {
+            let ties = self.windows[lo..].partition_point(|&x| x == w);
+            i = lo + partition_point(ties, |t| below(lo + t));
+        }
+        debug_assert_eq!(
+            i,
+            self.entries.partition_point(|e| {
+                cmp_keys(&self.keys[e.key_start..e.key_end], ikey) == Ordering::Less
+            })
+        );
+        i
     }
 }
 
@@ -137,10 +218,7 @@ impl Table {
             file_name: file_name.clone(),
             cache,
             props: TableProperties::default(),
-            index: Index {
-                keys: Vec::new(),
-                entries: Vec::new(),
-            },
+            index: Index::new(),
             filter: None,
             footer,
             data_end,
@@ -177,10 +255,7 @@ impl Table {
         let mut it = BlockIter::new();
         it.set_block(Arc::new(block));
         it.seek_to_first().map_err(|e| bad(e.0))?;
-        let mut index = Index {
-            keys: Vec::new(),
-            entries: Vec::new(),
-        };
+        let mut index = Index::new();
         let mut expected_offset = 0u64;
         while it.valid() {
             let h =
@@ -207,6 +282,7 @@ impl Table {
         if expected_offset != self.data_end || index.entries.is_empty() {
             return Err(bad("data blocks do not end where metadata begins"));
         }
+        index.build_windows();
         Ok(index)
     }
 
@@ -401,5 +477,94 @@ impl Table {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::{internal_key, ValueKind};
+
+    fn index_of(separators: &[Vec<u8>]) -> Index {
+        let mut index = Index::new();
+        for (i, k) in separators.iter().enumerate() {
+            let key_start = index.keys.len();
+            index.keys.extend_from_slice(k);
+            index.entries.push(IndexEntry {
+                key_start,
+                key_end: index.keys.len(),
+                handle: BlockHandle {
+                    offset: i as u64,
+                    size: 1,
+                },
+            });
+        }
+        index.build_windows();
+        index
+    }
+
+    /// The search every window answer must agree with.
+    fn naive(index: &Index, ikey: &[u8]) -> usize {
+        (0..index.entries.len())
+            .position(|i| cmp_keys(index.key(i), ikey) != Ordering::Less)
+            .unwrap_or(index.entries.len())
+    }
+
+    #[test]
+    fn window_search_agrees_with_whole_key_search() {
+        // User keys that share a prefix beyond the window, end inside it,
+        // hold zero bytes, and repeat with other sequence numbers.
+        let mut users: Vec<Vec<u8>> = vec![
+            b"row".to_vec(),
+            b"row\0".to_vec(),
+            b"row\0\0".to_vec(),
+            b"row\x01".to_vec(),
+            b"row0000000000000001".to_vec(),
+            b"row0000000000000001a".to_vec(),
+            b"row0000000000000002".to_vec(),
+            b"row00000000zz".to_vec(),
+            b"row5".to_vec(),
+            b"row\xff\xff\xff\xff\xff\xff\xff\xff\xff".to_vec(),
+        ];
+        for i in 0..200u32 {
+            users.push(format!("row{:016}", i * 7919 % 1000).into_bytes());
+        }
+        users.sort();
+        users.dedup();
+        let mut separators = Vec::new();
+        for u in &users {
+            separators.push(internal_key(u, 9, ValueKind::Put));
+            separators.push(internal_key(u, 3, ValueKind::Put));
+        }
+        separators.sort_by(|a, b| cmp_keys(a, b));
+        let index = index_of(&separators);
+        assert_eq!(index.common, b"row");
+        assert_eq!(index.windows.len(), separators.len());
+        let mut probes: Vec<Vec<u8>> = Vec::new();
+        for u in users.iter().chain([
+            &b"ro".to_vec(),
+            &b"".to_vec(),
+            &b"rox".to_vec(),
+            &b"rov".to_vec(),
+            &b"row0000000000000001\0".to_vec(),
+            &b"row00000000".to_vec(),
+            &b"row\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff".to_vec(),
+        ]) {
+            for seq in [0, 3, 5, 9, 12] {
+                probes.push(internal_key(u, seq, ValueKind::Put));
+            }
+        }
+        probes.push(b"short".to_vec());
+        for p in &probes {
+            assert_eq!(index.find(p), naive(&index, p), "probe {p:?}");
+        }
+    }
+
+    #[test]
+    fn separators_shorter_than_a_trailer_use_whole_key_search() {
+        let index = index_of(&[b"a".to_vec(), b"b".to_vec()]);
+        assert!(index.windows.is_empty());
+        assert_eq!(index.find(b"b"), 1);
+        assert_eq!(index.find(b"c"), 2);
     }
 }
