@@ -37,7 +37,14 @@ struct Index {
     /// dense array, and compares whole keys only among equal windows.
     /// Empty when a separator is not an internal key.
     windows: Vec<u64>,
+    /// Every `WINDOW_STRIDE`th window, from the first: a search finds its
+    /// stride here (a few cache lines) and then reads one stride of
+    /// `windows`, rather than probing across the whole array.
+    strides: Vec<u64>,
 }
+
+/// Windows per entry of `Index::strides`: two cache lines of `windows`.
+const WINDOW_STRIDE: usize = 16;
 
 struct IndexEntry {
     key_start: usize,
@@ -80,6 +87,7 @@ impl Index {
             entries: Vec::new(),
             common: Vec::new(),
             windows: Vec::new(),
+            strides: Vec::new(),
         }
     }
 
@@ -99,6 +107,12 @@ impl Index {
         let len = first.iter().zip(last).take_while(|(a, b)| a == b).count();
         self.common = first[..len].to_vec();
         self.windows = (0..n).map(|i| window(user_key(self.key(i)), len)).collect();
+        self.strides = self
+            .windows
+            .iter()
+            .step_by(WINDOW_STRIDE)
+            .copied()
+            .collect();
     }
 
     /// First block whose separator is >= `ikey` (may be `len()`).
@@ -116,7 +130,12 @@ impl Index {
         // Entries before `lo` have a smaller window: below `ikey`; from
         // the first larger window on, none is. Only equal windows need
         // the whole key.
-        let lo = self.windows.partition_point(|&x| x < w);
+        // The first window >= w is past stride j - 1's first and at or
+        // before stride j's first.
+        let j = self.strides.partition_point(|&x| x < w);
+        let start = j.saturating_sub(1) * WINDOW_STRIDE;
+        let end = (j * WINDOW_STRIDE).min(self.windows.len());
+        let lo = start + self.windows[start..end].partition_point(|&x| x < w);
         let mut i = lo;
         if self.windows.get(lo) == Some(&w) {
             let ties = self.windows[lo..].partition_point(|&x| x == w);
