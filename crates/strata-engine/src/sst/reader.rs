@@ -25,6 +25,15 @@ use crate::storage::RandomAccessFile;
 const META_READ_BYTES_MIN: u64 = 64 << 10;
 const META_READ_FRACTION: u64 = 32;
 
+/// Largest block (with trailer) read through `READ_SCRATCH`; larger ones
+/// get a buffer of their own, so no thread keeps a huge one.
+const READ_SCRATCH_BYTES_MAX: usize = 256 << 10;
+
+thread_local! {
+    /// Where a thread reads compressed blocks before decompressing them.
+    static READ_SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// The decoded index: one separator and handle per data block.
 struct Index {
     /// Separator keys, concatenated.
@@ -318,34 +327,62 @@ impl Table {
             .ok()
             .filter(|_| within_file)
             .ok_or_else(|| bad("handle beyond the end of the file"))?;
-        let buf = self.file.read_vec(h.offset, len + BLOCK_TRAILER_LEN)?;
-        self.block_contents(buf, h, what)
+        let n = len + BLOCK_TRAILER_LEN;
+        // A compressed block is read into this thread's scratch buffer and
+        // decompressed from there: one allocation per block read, not two.
+        READ_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut scratch) if n <= READ_SCRATCH_BYTES_MAX => {
+                if scratch.len() < n {
+                    scratch.resize(n, 0);
+                }
+                self.file.read_exact_at(h.offset, &mut scratch[..n])?;
+                self.block_contents_of(&scratch[..n], h, what)
+            }
+            _ => self.block_contents(self.file.read_vec(h.offset, n)?, h, what),
+        })
     }
 
-    /// Checks the crc of a block read whole (`buf`: block and trailer) and
-    /// decompresses it.
-    fn block_contents(&self, mut buf: Vec<u8>, h: BlockHandle, what: &str) -> Result<Vec<u8>> {
-        let bad = |detail: &str| {
-            Error::corruption(
-                &self.file_name,
-                format!("{what} block at offset {}: {detail}", h.offset),
-            )
-        };
+    /// As `block_contents`, from borrowed bytes (a copy if uncompressed).
+    fn block_contents_of(&self, buf: &[u8], h: BlockHandle, what: &str) -> Result<Vec<u8>> {
+        match self.check_crc(buf, h, what)? {
+            Compression::None => Ok(buf[..buf.len() - BLOCK_TRAILER_LEN].to_vec()),
+            c => decompress(&buf[..buf.len() - BLOCK_TRAILER_LEN], c)
+                .map_err(|e| self.block_error(h, what, e)),
+        }
+    }
+
+    fn block_error(&self, h: BlockHandle, what: &str, detail: &str) -> Error {
+        Error::corruption(
+            &self.file_name,
+            format!("{what} block at offset {}: {detail}", h.offset),
+        )
+    }
+
+    /// Checks the crc of a block read whole (`buf`: block and trailer);
+    /// returns its compression type.
+    fn check_crc(&self, buf: &[u8], h: BlockHandle, what: &str) -> Result<Compression> {
         debug_assert_eq!(buf.len() as u64, h.size + BLOCK_TRAILER_LEN as u64);
         let len = buf.len() - BLOCK_TRAILER_LEN;
         let kind = buf[len];
         let stored_crc =
             u32::from_le_bytes([buf[len + 1], buf[len + 2], buf[len + 3], buf[len + 4]]);
         if stored_crc != block_crc(&buf[..len], kind) {
-            return Err(bad("checksum mismatch"));
+            return Err(self.block_error(h, what, "checksum mismatch"));
         }
-        match Compression::from_u8(kind) {
-            Some(Compression::None) => {
+        Compression::from_u8(kind)
+            .ok_or_else(|| self.block_error(h, what, &format!("unknown compression type {kind}")))
+    }
+
+    /// Checks the crc of a block read whole (`buf`: block and trailer) and
+    /// decompresses it.
+    fn block_contents(&self, mut buf: Vec<u8>, h: BlockHandle, what: &str) -> Result<Vec<u8>> {
+        let len = buf.len() - BLOCK_TRAILER_LEN;
+        match self.check_crc(&buf, h, what)? {
+            Compression::None => {
                 buf.truncate(len);
                 Ok(buf)
             }
-            Some(c) => decompress(&buf[..len], c).map_err(bad),
-            None => Err(bad(&format!("unknown compression type {kind}"))),
+            c => decompress(&buf[..len], c).map_err(|e| self.block_error(h, what, e)),
         }
     }
 
