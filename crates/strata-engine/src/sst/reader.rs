@@ -330,16 +330,23 @@ impl Table {
         let n = len + BLOCK_TRAILER_LEN;
         // A compressed block is read into this thread's scratch buffer and
         // decompressed from there: one allocation per block read, not two.
-        READ_SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        // A thread whose locals are gone (a read from a destructor at
+        // thread exit), or a read within a read, gets a buffer of its own.
+        let scratched = READ_SCRATCH.try_with(|cell| match cell.try_borrow_mut() {
             Ok(mut scratch) if n <= READ_SCRATCH_BYTES_MAX => {
                 if scratch.len() < n {
                     scratch.resize(n, 0);
                 }
                 self.file.read_exact_at(h.offset, &mut scratch[..n])?;
-                self.block_contents_of(&scratch[..n], h, what)
+                self.block_contents_of(&scratch[..n], h, what).map(Some)
             }
-            _ => self.block_contents(self.file.read_vec(h.offset, n)?, h, what),
-        })
+            _ => Ok(None),
+        });
+        match scratched {
+            Ok(Ok(Some(contents))) => Ok(contents),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(None)) | Err(_) => self.block_contents(self.file.read_vec(h.offset, n)?, h, what),
+        }
     }
 
     /// As `block_contents`, from borrowed bytes (a copy if uncompressed).
