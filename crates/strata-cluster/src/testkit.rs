@@ -75,10 +75,11 @@ impl Drop for EtcdServer {
 const TEST_PORTS: std::ops::Range<u16> = 20_000..32_768;
 
 /// A loopback port free when asked, for a server a test starts next (etcd,
-/// `strata serve`). Ports come from [`TEST_PORTS`], each at most once per
-/// process, from a start that differs per process, so tests running at
-/// once in one process never share one and another process (a test binary
-/// run after this one, a server still shutting down) rarely does.
+/// `strata serve`). Ports come from [`TEST_PORTS`] in turn, from a start
+/// that differs per process, none handed out twice in a process before
+/// all have been: tests running at once in one process never share one,
+/// and another process (a test binary run after this one, a server still
+/// shutting down) rarely does.
 pub fn free_port() -> std::io::Result<u16> {
     use std::sync::atomic::{AtomicU32, Ordering};
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);

@@ -105,7 +105,8 @@ impl Index {
         &self.keys[e.key_start..e.key_end]
     }
 
-    /// Fills `common` and `windows` once the entries are in (sorted).
+    /// Fills `common`, `windows` and `strides` once the entries are in
+    /// (sorted).
     fn build_windows(&mut self) {
         let n = self.entries.len();
         if n == 0 || (0..n).any(|i| self.key(i).len() < TRAILER_LEN) {
@@ -131,16 +132,13 @@ impl Index {
             || ikey.len() < TRAILER_LEN
             || !user_key(ikey).starts_with(&self.common)
         {
-            return self.entries.partition_point(|e| {
-                cmp_keys(&self.keys[e.key_start..e.key_end], ikey) == Ordering::Less
-            });
+            return partition_point(self.entries.len(), below);
         }
-        let w = window(user_key(ikey), self.common.len());
-        // Entries before `lo` have a smaller window: below `ikey`; from
-        // the first larger window on, none is. Only equal windows need
-        // the whole key.
+        // Entries with a smaller window than `ikey`'s are below it, those
+        // with a larger one are not; only equal windows need whole keys.
         // The first window >= w is past stride j - 1's first and at or
         // before stride j's first.
+        let w = window(user_key(ikey), self.common.len());
         let j = self.strides.partition_point(|&x| x < w);
         let start = j.saturating_sub(1) * WINDOW_STRIDE;
         let end = (j * WINDOW_STRIDE).min(self.windows.len());
@@ -150,12 +148,7 @@ impl Index {
             let ties = self.windows[lo..].partition_point(|&x| x == w);
             i = lo + partition_point(ties, |t| below(lo + t));
         }
-        debug_assert_eq!(
-            i,
-            self.entries.partition_point(|e| {
-                cmp_keys(&self.keys[e.key_start..e.key_end], ikey) == Ordering::Less
-            })
-        );
+        debug_assert_eq!(i, partition_point(self.entries.len(), below));
         i
     }
 }
