@@ -230,6 +230,8 @@ pub struct Database {
     /// Serializes DDL; holds the next tree id.
     ddl: Mutex<u64>,
     pub(crate) locks: RowLocks,
+    /// Read-modify-writes queued and not yet committed, per row.
+    pub(crate) pending: Arc<crate::pending::PendingRmws>,
     table_opts: TreeOptions,
 }
 
@@ -346,6 +348,7 @@ impl Database {
             tables: RwLock::new(tables),
             ddl: Mutex::new(next_tree),
             locks: RowLocks::new(),
+            pending: Arc::new(crate::pending::PendingRmws::new()),
             table_opts,
         })
     }

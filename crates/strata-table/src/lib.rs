@@ -23,6 +23,7 @@ mod ingest;
 mod locks;
 mod meta;
 pub mod mutation;
+pub(crate) mod pending;
 pub mod read;
 mod retain;
 pub mod row;

@@ -6,6 +6,7 @@ use crate::database::{Database, RmwRule, TableState};
 use crate::error::{invalid, Result, TableError};
 use crate::filter::Filter;
 use crate::mutation::{self, validate_row_key, Mutation, Pending, RowWrite};
+use crate::pending::{lay_over, NewestCells};
 use crate::read::{ReadRequest, RowReader};
 use crate::row::{Cell, Row, RowSet};
 use std::collections::BTreeMap;
@@ -36,7 +37,7 @@ impl Database {
         let t = self.table(table)?;
         let st = t.state.read();
         mutation::validate(&st.schema, row, mutations)?;
-        let _g = self.locks.lock(st.tree.name(), &[row]);
+        let _g = self.lock_rows(&st, &[row], !blind(mutations));
         let batch = row_batch(&st, row, mutations)?;
         self.engine.write(batch)?;
         Ok(())
@@ -58,7 +59,8 @@ impl Database {
         if rows.is_empty() {
             return Ok(results);
         }
-        let _g = self.locks.lock(st.tree.name(), &rows);
+        let reads = !entries.iter().all(|(_, m)| blind(m));
+        let _g = self.lock_rows(&st, &rows, reads);
         let batch = build_rows_batch(&st, entries, &mut results);
         if !batch.is_empty() {
             let outcome = self.engine.write(batch);
@@ -89,6 +91,11 @@ impl Database {
         let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &rows) else {
             return Ok(false);
         };
+        // Deletes read their rows: not while a read-modify-write of one is
+        // in flight (`pending.rs`).
+        if !all_blind && self.pending.any_in_flight(st.tree.id(), &rows) {
+            return Ok(false);
+        }
         let batch = if all_blind {
             build_rows_batch(&st, entries, &mut results)
         } else {
@@ -113,6 +120,27 @@ impl Database {
             done(results)
         });
         Ok(true)
+    }
+
+    /// Locks `rows` (their stripes) for a blocking operation; one that
+    /// `reads` them under the lock (not only blind writes) also waits
+    /// until none has a read-modify-write in flight (`pending.rs`).
+    fn lock_rows<'a>(
+        &'a self,
+        st: &TableState,
+        rows: &[&[u8]],
+        reads: bool,
+    ) -> Vec<parking_lot::MutexGuard<'a, ()>> {
+        let mut mark = None;
+        loop {
+            let guards = self.locks.lock(st.tree.name(), rows);
+            if !reads || !self.pending.any_in_flight(st.tree.id(), rows) {
+                drop(mark);
+                return guards;
+            }
+            drop(guards);
+            mark = Some(self.pending.wait_idle(st.tree.id(), rows));
+        }
     }
 
     /// Reads one row (GC applied, then `filter`) as of now.
@@ -156,7 +184,7 @@ impl Database {
         let t = self.table(table)?;
         let st = t.state.read();
         validate_check_and_mutate(&st, row, true_mutations, false_mutations)?;
-        let _g = self.locks.lock(st.tree.name(), &[row]);
+        let _g = self.lock_rows(&st, &[row], true);
         let (batch, matched) =
             self.check_and_mutate_locked(&st, row, predicate, true_mutations, false_mutations)?;
         if !batch.is_empty() {
@@ -198,30 +226,36 @@ impl Database {
         let t = self.table(table)?;
         let st = t.state.read();
         validate_read_modify_write(&st, row, rules)?;
-        let _g = self.locks.lock(st.tree.name(), &[row]);
-        let (batch, new_row) = self.read_modify_write_locked(&st, row, rules)?;
+        let _g = self.lock_rows(&st, &[row], true);
+        let (batch, new_row, _) = self.read_modify_write_locked(&st, row, rules, None)?;
         self.engine.write(batch)?;
         Ok(new_row)
     }
 
     /// ReadModifyWriteRow's read, new cells and batch, under the row's
-    /// lock.
+    /// lock; `in_flight`: the cells of the row's read-modify-writes not yet
+    /// committed, laid over the committed row (`pending.rs`). Also returns
+    /// the cells written, per column.
     pub(crate) fn read_modify_write_locked(
         &self,
         st: &TableState,
         row: &[u8],
         rules: &[RmwRule],
-    ) -> Result<(WriteBatch, Row)> {
+        in_flight: Option<NewestCells>,
+    ) -> Result<(WriteBatch, Row, NewestCells)> {
         let current = self.read_row_locked(st, row, None)?;
         // Newest cell per column, updated as rules apply.
-        let mut newest: BTreeMap<(String, Vec<u8>), (i64, Vec<u8>)> = BTreeMap::new();
+        let mut newest = NewestCells::new();
         for c in current {
             newest
                 .entry((c.family, c.qualifier))
                 .or_insert((c.timestamp_micros, c.value));
         }
+        if let Some(cells) = in_flight {
+            lay_over(&mut newest, cells);
+        }
         let now = server_now_micros();
-        let mut touched: BTreeMap<(String, Vec<u8>), (i64, Vec<u8>)> = BTreeMap::new();
+        let mut touched = NewestCells::new();
         for r in rules {
             let (family, qualifier) = match r {
                 RmwRule::Append {
@@ -268,26 +302,24 @@ impl Database {
         }
         let mut w = RowWrite::new(&st.tree, &st.schema, row);
         let mut cells = Vec::with_capacity(touched.len());
-        for ((family, qualifier), (ts, value)) in touched {
-            let key = w.key(&family, &qualifier, ts)?;
+        for ((family, qualifier), (ts, value)) in &touched {
+            let key = w.key(family, qualifier, *ts)?;
             w.pending.insert(key, Pending::Put(value.clone()));
             cells.push(Cell {
-                family,
-                qualifier,
-                timestamp_micros: ts,
-                value,
+                family: family.clone(),
+                qualifier: qualifier.clone(),
+                timestamp_micros: *ts,
+                value: value.clone(),
                 labels: vec![],
             });
         }
         let mut batch = WriteBatch::new();
         w.emit(&mut batch);
-        Ok((
-            batch,
-            Row {
-                key: row.to_vec(),
-                cells,
-            },
-        ))
+        let new_row = Row {
+            key: row.to_vec(),
+            cells,
+        };
+        Ok((batch, new_row, touched))
     }
 
     /// Starts a read; the reader sees one consistent snapshot.

@@ -4,10 +4,12 @@
 //! free and every block the row's read needs is in memory (a memory-only
 //! read, `strata_engine::sst::memory_only`); their batch is then queued on
 //! the engine (`Engine::write_async`) and `done` gets the outcome once it
-//! is committed, durably as in the blocking calls. The row's lock is held
-//! until then, so the next read-modify-write of the row reads this one's
-//! result. When anything would wait they return Ok(false) having changed
-//! nothing, and the caller makes the blocking call instead.
+//! is committed, durably as in the blocking calls. A mutation's or a
+//! CheckAndMutateRow's row lock is held until then; a ReadModifyWriteRow
+//! releases it once its batch is queued and leaves its cells in flight
+//! (`pending.rs`), where the row's next read-modify-write reads them. When
+//! anything would wait they return Ok(false) having changed nothing, and
+//! the caller makes the blocking call instead.
 
 use strata_engine::WriteBatch;
 
@@ -15,6 +17,7 @@ use crate::database::{Database, RmwRule, TableState};
 use crate::error::{Result, TableError};
 use crate::filter::Filter;
 use crate::mutation::{self, validate_row_key, Mutation};
+use crate::pending::Overlay;
 use crate::row::Row;
 use crate::rows::{blind, row_batch, validate_check_and_mutate, validate_read_modify_write};
 
@@ -38,6 +41,7 @@ impl Database {
         self.try_row_async(
             table,
             row,
+            !blind(mutations),
             |st| mutation::validate(&st.schema, row, mutations),
             |_, st| {
                 // Blind writes read nothing; deletes read the row's cells.
@@ -69,6 +73,7 @@ impl Database {
         self.try_row_async(
             table,
             row,
+            true,
             |st| validate_check_and_mutate(st, row, true_mutations, false_mutations),
             |db, st| {
                 strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
@@ -80,7 +85,9 @@ impl Database {
     }
 
     /// ReadModifyWriteRow without blocking, if possible now: as
-    /// `try_mutate_row_async`, `done` gets the new cells.
+    /// `try_mutate_row_async`, `done` gets the new cells. The row's lock is
+    /// released once the batch is queued: the row's next read-modify-write
+    /// reads this one's cells from `pending` until it is committed.
     pub fn try_read_modify_write_async(
         &self,
         table: &str,
@@ -89,28 +96,64 @@ impl Database {
         done: impl FnOnce(Result<Row>) + Send + 'static,
     ) -> Result<bool> {
         validate_row_key(row)?;
-        self.try_row_async(
-            table,
-            row,
-            |st| validate_read_modify_write(st, row, rules),
-            |db, st| {
-                strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
-                    db.read_modify_write_locked(st, row, rules)
-                })
-            },
-            done,
-        )
+        let t = self.table(table)?;
+        let Some(st) = t.state.try_read_arc() else {
+            return Ok(false);
+        };
+        validate_read_modify_write(&st, row, rules)?;
+        let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
+            return Ok(false);
+        };
+        let tree = st.tree.id();
+        // Copied before the committed row is read (see pending.rs).
+        let in_flight = match self.pending.overlay(tree, row) {
+            Overlay::Refused => return Ok(false),
+            Overlay::Idle => None,
+            Overlay::Cells(cells) => Some(cells),
+        };
+        let prepared = strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
+            self.read_modify_write_locked(&st, row, rules, in_flight)
+        });
+        let (batch, new_row, written) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) if e.is_would_block() => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let Some(ticket) = self.pending.begin(tree, row, &written) else {
+            return Ok(false); // too many rows in flight
+        };
+        let pending = self.pending.clone();
+        self.engine.write_async(batch, move |r| {
+            let chain_ok = pending.finish(ticket, r.is_ok());
+            drop(st);
+            done(match r {
+                Err(e) => Err(TableError::from(e)),
+                Ok(_) if !chain_ok => Err(TableError::Engine(strata_engine::Error::Unavailable(
+                    "a ReadModifyWriteRow of this row queued before this one failed, and this one \
+                     built on its result: the row may hold this one's cells"
+                        .into(),
+                ))),
+                Ok(_) => Ok(new_row),
+            });
+        });
+        // Released only now that the batch is queued: the row's next
+        // read-modify-write, which reads this one's cells, must be queued
+        // (and so committed) after it.
+        drop(row_guards);
+        Ok(true)
     }
 
     /// The frame of the non-blocking row operations: takes the table's
     /// state and the row's lock if both are free, `validate`s, `prepare`s
-    /// the batch and the answer under the lock, and queues the batch,
+    /// the batch and the answer under the lock (`reads`: it reads the row
+    /// there), and queues the batch,
     /// answering `done` once it is committed (at once for an empty batch).
     /// A read that would wait for storage gives up (Ok(false)).
     fn try_row_async<T: Send + 'static>(
         &self,
         table: &str,
         row: &[u8],
+        reads: bool,
         validate: impl FnOnce(&TableState) -> Result<()>,
         prepare: impl FnOnce(&Database, &TableState) -> Result<(WriteBatch, T)>,
         done: impl FnOnce(Result<T>) + Send + 'static,
@@ -123,6 +166,11 @@ impl Database {
         let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
             return Ok(false);
         };
+        // An operation that reads the row waits for its read-modify-writes
+        // in flight, on the blocking path (`pending.rs`).
+        if reads && self.pending.any_in_flight(st.tree.id(), &[row]) {
+            return Ok(false);
+        }
         let (batch, answer) = match prepare(self, &st) {
             Ok(prepared) => prepared,
             Err(e) if e.is_would_block() => return Ok(false),

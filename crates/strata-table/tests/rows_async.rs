@@ -3,31 +3,15 @@
 //! read would need storage or its lock is held, and answer as the
 //! blocking calls do.
 
-use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use strata_table::{
-    Database, DatabaseOptions, Family, Filter, FilterSpec, GcRule, Mutation, ReadRequest, RmwRule,
-    RowSet, TableError, ValueType,
-};
+mod common;
+use common::{append, cells, open, T};
 
-const T: &str = "projects/p/instances/i/tables/t";
+use strata_table::{Database, Filter, FilterSpec, Mutation, RmwRule, TableError};
+
 const ANSWER_WAIT: Duration = Duration::from_secs(10);
-
-fn open(dir: &std::path::Path) -> Database {
-    let db = Database::open(dir, DatabaseOptions::default()).unwrap();
-    let families: BTreeMap<String, Family> = [(
-        "cf".to_string(),
-        Family {
-            gc_rule: GcRule::KeepAll,
-            value_type: ValueType::Bytes,
-        },
-    )]
-    .into();
-    db.create_table(T, families, false).unwrap();
-    db
-}
 
 fn set(q: &str, ts: i64, v: &str) -> Mutation {
     Mutation::SetCell {
@@ -36,32 +20,6 @@ fn set(q: &str, ts: i64, v: &str) -> Mutation {
         timestamp_micros: ts,
         value: v.as_bytes().to_vec(),
     }
-}
-
-fn append(q: &str, v: &str) -> RmwRule {
-    RmwRule::Append {
-        family: "cf".into(),
-        qualifier: q.as_bytes().to_vec(),
-        value: v.as_bytes().to_vec(),
-    }
-}
-
-/// (qualifier, value) of every cell of `row`, newest first per column.
-fn cells(db: &Database, row: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    let req = ReadRequest {
-        rows: RowSet {
-            keys: vec![row.to_vec()],
-            ranges: vec![],
-        },
-        filter: None,
-        rows_limit: 0,
-        reversed: false,
-    };
-    db.read_rows(T, req)
-        .unwrap()
-        .flat_map(|r| r.unwrap().cells)
-        .map(|c| (c.qualifier, c.value))
-        .collect()
 }
 
 /// Calls `f` with a callback; returns whether it ran in place and, if so,
