@@ -14,6 +14,11 @@ use strata_engine::{Direction, Snapshot, Tree, TreeIter};
 /// Hidden versions of one column stepped over before the rest are skipped
 /// with a seek.
 const SEEK_AFTER_HIDDEN_VERSIONS: usize = 16;
+/// Bytes of hidden values of one column stepped over (each one copied out
+/// of the tree) before the rest are skipped with a seek: about what a seek
+/// costs in copying. A hot cell that grows (appends) is skipped after one
+/// or two of its old versions.
+const SEEK_AFTER_HIDDEN_BYTES: usize = 16 << 10;
 
 /// Tracks a column's rank during a forward scan, against its family's
 /// version limit.
@@ -25,6 +30,8 @@ struct ColumnLimit {
     limit: Option<usize>,
     /// Hidden versions stepped over in a row, in this column.
     hidden: usize,
+    /// Their value bytes.
+    hidden_bytes: usize,
 }
 
 impl ColumnLimit {
@@ -47,12 +54,19 @@ impl ColumnLimit {
             self.qualifier.clone_from(&c.qualifier);
             self.rank = 0;
             self.hidden = 0;
+            self.hidden_bytes = 0;
         }
         let hidden = self.limit.is_some_and(|n| self.rank >= n);
         if hidden {
             self.hidden += 1;
+            self.hidden_bytes += c.value.len();
         }
         hidden
+    }
+
+    /// Whether to skip the column's other versions with a seek.
+    fn seek_past(&self) -> bool {
+        self.hidden >= SEEK_AFTER_HIDDEN_VERSIONS || self.hidden_bytes >= SEEK_AFTER_HIDDEN_BYTES
     }
 }
 
@@ -194,7 +208,7 @@ impl RowReader {
             }
             if !column.hides(&self.schema, &c, self.dir) {
                 cells.push(c);
-            } else if column.hidden >= SEEK_AFTER_HIDDEN_VERSIONS {
+            } else if column.seek_past() {
                 let end = crate::mutation::prefix_end(
                     &crate::cell_key::column_prefix(&key, &c.family, &c.qualifier)
                         .map_err(|e| TableError::Corrupt(e.to_string()))?,
@@ -203,6 +217,7 @@ impl RowReader {
                     it.skip_to(&end)?;
                 }
                 column.hidden = 0;
+                column.hidden_bytes = 0;
             }
         }
         if self.dir == Direction::Reverse {

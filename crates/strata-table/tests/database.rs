@@ -357,6 +357,62 @@ fn a_hot_column_with_many_hidden_versions_reads_right_both_ways() {
     }
 }
 
+/// A hidden version is copied out of the tree before the read knows it
+/// is hidden: a column whose old versions are large (a cell grown by
+/// appends) is skipped with a seek after a few of their bytes, one of
+/// small versions after a number of them.
+#[test]
+fn hidden_versions_are_skipped_after_a_count_or_a_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+    let fams = families(&[("one", GcRule::MaxVersions(1), ValueType::Bytes)]);
+    db.create_table(T, fams, false).unwrap();
+    let big = "x".repeat(20 << 10);
+    for ts in 1..=30i64 {
+        let small = ts.to_string();
+        let cells = [
+            set("one", "big", ts * 1000, &big),
+            set("one", "small", ts * 1000, &small),
+        ];
+        db.mutate_row(T, b"hot", &cells).unwrap();
+    }
+    for row in ["hot", "next"] {
+        db.mutate_row(T, row.as_bytes(), &[set("one", "z", 1000, "z")])
+            .unwrap();
+    }
+    let read = |key: &[u8]| {
+        let req = ReadRequest {
+            rows: RowSet {
+                keys: vec![key.to_vec()],
+                ranges: vec![],
+            },
+            filter: None,
+            rows_limit: 0,
+            reversed: false,
+        };
+        let mut reader = db.read_rows(T, req).unwrap();
+        let rows: Vec<_> = reader.by_ref().map(|r| r.unwrap()).collect();
+        (rows, reader.stats.cells_seen)
+    };
+    let (rows, seen) = read(b"hot");
+    let got: Vec<_> = rows[0]
+        .cells
+        .iter()
+        .map(|c| (c.qualifier.clone(), c.timestamp_micros, c.value.len()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (b"big".to_vec(), 30_000, big.len()),
+            (b"small".to_vec(), 30_000, 2),
+            (b"z".to_vec(), 1000, 1),
+        ]
+    );
+    // big: the newest, one hidden (20 KiB, past the size), then a seek;
+    // small: the newest, 16 hidden, then a seek; z.
+    assert_eq!(seen, 1 + 1 + 1 + 16 + 1);
+}
+
 /// A cluster server's tablets follow the cluster's schema: apply_schema
 /// creates the table, then adds, changes and drops families (purging the
 /// dropped ones' cells) whatever the deletion protection.
