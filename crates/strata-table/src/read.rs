@@ -114,7 +114,25 @@ impl RowReader {
         req: ReadRequest,
         now_micros: i64,
     ) -> RowReader {
-        let mut spans: VecDeque<KeySpan> = req.rows.spans().into();
+        let spans = req.rows.spans();
+        Self::over_spans(tree, schema, snapshot, req, spans, now_micros)
+    }
+
+    /// A reader of `spans` of cell keys (sorted, not overlapping) instead
+    /// of `req.rows`: parts of rows, such as some of a row's columns.
+    pub(crate) fn over_spans(
+        tree: Tree,
+        schema: Arc<Schema>,
+        snapshot: Snapshot,
+        req: ReadRequest,
+        spans: Vec<KeySpan>,
+        now_micros: i64,
+    ) -> RowReader {
+        debug_assert!(spans.windows(2).all(|w| w[0]
+            .end
+            .as_deref()
+            .is_some_and(|end| end <= w[1].start.as_slice())));
+        let mut spans: VecDeque<KeySpan> = spans.into();
         if req.reversed {
             spans = spans.into_iter().rev().collect();
         }

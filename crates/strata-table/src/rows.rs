@@ -8,7 +8,7 @@ use crate::filter::Filter;
 use crate::mutation::{self, validate_row_key, Mutation, Pending, RowWrite};
 use crate::pending::{lay_over, NewestCells};
 use crate::read::{ReadRequest, RowReader};
-use crate::row::{Cell, Row, RowSet};
+use crate::row::{Cell, KeySpan, Row, RowSet};
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use strata_engine::WriteBatch;
@@ -150,23 +150,65 @@ impl Database {
         row: &[u8],
         filter: Option<Filter>,
     ) -> Result<Vec<Cell>> {
+        let span = KeySpan {
+            start: crate::cell_key::row_prefix(row),
+            end: Some(crate::cell_key::row_end(row)),
+        };
+        self.first_row_cells(st, vec![span], filter)
+    }
+
+    /// The cells of the first row in `spans` (one row's spans), GC
+    /// applied and then `filter`, as of now.
+    fn first_row_cells(
+        &self,
+        st: &TableState,
+        spans: Vec<KeySpan>,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Cell>> {
         let req = ReadRequest {
-            rows: RowSet {
-                keys: vec![row.to_vec()],
-                ranges: vec![],
-            },
+            rows: RowSet::default(),
             filter,
             rows_limit: 1,
             reversed: false,
         };
-        let mut reader = RowReader::new(
+        let mut reader = RowReader::over_spans(
             st.tree.clone(),
             st.schema.clone(),
             self.engine.snapshot(),
             req,
+            spans,
             server_now_micros(),
         );
         Ok(reader.next().transpose()?.map_or(Vec::new(), |r| r.cells))
+    }
+
+    /// Reads the columns `rules` name in one row (GC applied) as of now:
+    /// a seek per column, not the whole row.
+    fn read_columns_locked(
+        &self,
+        st: &TableState,
+        row: &[u8],
+        rules: &[RmwRule],
+    ) -> Result<Vec<Cell>> {
+        let mut spans = Vec::with_capacity(rules.len());
+        for r in rules {
+            let (RmwRule::Append {
+                family, qualifier, ..
+            }
+            | RmwRule::Increment {
+                family, qualifier, ..
+            }) = r;
+            let start = crate::cell_key::column_prefix(row, family, qualifier)
+                .map_err(|e| TableError::InvalidArgument(e.to_string()))?;
+            let end = mutation::prefix_end(&start);
+            spans.push(KeySpan {
+                start,
+                end: Some(end),
+            });
+        }
+        spans.sort_unstable_by(|a, b| a.start.cmp(&b.start));
+        spans.dedup_by(|a, b| a.start == b.start);
+        self.first_row_cells(st, spans, None)
     }
 
     /// CheckAndMutateRow: applies `true_mutations` if the predicate (or,
@@ -243,7 +285,7 @@ impl Database {
         rules: &[RmwRule],
         in_flight: Option<NewestCells>,
     ) -> Result<(WriteBatch, Row, NewestCells)> {
-        let current = self.read_row_locked(st, row, None)?;
+        let current = self.read_columns_locked(st, row, rules)?;
         // Newest cell per column, updated as rules apply.
         let mut newest = NewestCells::new();
         for c in current {

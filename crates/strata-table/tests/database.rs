@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use strata_engine::Direction;
 use strata_table::{
-    Database, DatabaseOptions, Family, FamilyChange, GcRule, Mutation, ReadRequest, RowSet,
-    ValueType,
+    Database, DatabaseOptions, Family, FamilyChange, GcRule, Mutation, ReadRequest, RmwRule,
+    RowSet, ValueType,
 };
 
 const T: &str = "projects/p/instances/i/tables/t";
@@ -411,6 +411,64 @@ fn hidden_versions_are_skipped_after_a_count_or_a_size() {
     // big: the newest, one hidden (20 KiB, past the size), then a seek;
     // small: the newest, 16 hidden, then a seek; z.
     assert_eq!(seen, 1 + 1 + 1 + 16 + 1);
+}
+
+/// ReadModifyWriteRow reads only the columns its rules name: each one's
+/// newest visible cell, whatever else the row holds (a column whose
+/// qualifier extends another's, other families, hidden versions).
+#[test]
+fn read_modify_write_reads_its_columns_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
+    let fams = families(&[
+        ("one", GcRule::MaxVersions(1), ValueType::Bytes),
+        ("two", GcRule::KeepAll, ValueType::Bytes),
+    ]);
+    db.create_table(T, fams, false).unwrap();
+    let cells = [
+        set("one", "a", 1000, "old"),
+        set("one", "a", 2000, "A"),
+        set("one", "ab", 3000, "AB"),
+        set("two", "a", 5000, "two-a"),
+        set("two", "a", 4000, "older two-a"),
+    ];
+    db.mutate_row(T, b"r", &cells).unwrap();
+    db.mutate_row(T, b"r\0", &[set("one", "a", 9000, "next row")])
+        .unwrap();
+    let append = |fam: &str, q: &str, v: &str| RmwRule::Append {
+        family: fam.into(),
+        qualifier: q.as_bytes().to_vec(),
+        value: v.as_bytes().to_vec(),
+    };
+    let rules = [
+        append("one", "a", "+1"),
+        append("two", "a", "+2"),
+        append("one", "a", "+3"),
+        append("one", "new", "N"),
+    ];
+    let row = db.read_modify_write(T, b"r", &rules).unwrap();
+    let got: Vec<(String, Vec<u8>, Vec<u8>)> = row
+        .cells
+        .into_iter()
+        .map(|c| (c.family, c.qualifier, c.value))
+        .collect();
+    let cell =
+        |f: &str, q: &str, v: &str| (f.to_string(), q.as_bytes().to_vec(), v.as_bytes().to_vec());
+    assert_eq!(
+        got,
+        [
+            cell("one", "a", "A+1+3"),
+            cell("one", "new", "N"),
+            cell("two", "a", "two-a+2"),
+        ]
+    );
+    // The other columns are as they were.
+    let ab: Vec<_> = read_all(&db)
+        .into_iter()
+        .filter(|c| c.0 == b"r" && c.2 == b"ab")
+        .map(|c| c.4)
+        .collect();
+    assert_eq!(ab, [b"AB".to_vec()]);
 }
 
 /// A cluster server's tablets follow the cluster's schema: apply_schema
