@@ -219,6 +219,9 @@ impl TreeState {
 /// Index of the tablet (of a sorted, covering list) whose range holds `key`.
 pub(crate) fn index_for(tablets: &[Arc<TabletState>], key: &[u8]) -> usize {
     debug_assert!(!tablets.is_empty());
+    if tablets.len() == 1 {
+        return 0; // an unsplit tree: its one tablet covers every key
+    }
     tablets
         .partition_point(|t| t.lo.as_slice() <= key)
         .saturating_sub(1)
