@@ -16,6 +16,7 @@ pub use error::{Error, Result, RetryClass};
 pub use key::{SeqNo, ValueKind};
 pub mod batch;
 pub mod check;
+pub mod checksum;
 pub mod compaction;
 pub mod db;
 pub mod dump;

@@ -30,7 +30,7 @@ pub(crate) fn encode_header(
     h[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[8..16].copy_from_slice(&seq_first.to_le_bytes());
     h[16..24].copy_from_slice(&synced_watermark.to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&h[4..]), payload);
+    let crc = crate::checksum::crc32c_append(crate::checksum::crc32c(&h[4..]), payload);
     h[..4].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -115,7 +115,8 @@ pub(crate) fn decode_frame(data: &[u8], offset: usize) -> Result<Frame<'_>, Fram
             remaining: after_header.len(),
         });
     };
-    let computed = crc32c::crc32c_append(crc32c::crc32c(&rest[4..HEADER_BYTES]), payload);
+    let computed =
+        crate::checksum::crc32c_append(crate::checksum::crc32c(&rest[4..HEADER_BYTES]), payload);
     if computed != stored {
         return Err(FrameError::Checksum { stored, computed });
     }

@@ -48,7 +48,7 @@ pub fn encode_header(epoch: u64, id: u64) -> [u8; HEADER_BYTES] {
     h[4] = FORMAT;
     h[5..13].copy_from_slice(&epoch.to_le_bytes());
     h[13..21].copy_from_slice(&id.to_le_bytes());
-    let crc = crc32c::crc32c(&h[..21]);
+    let crc = crate::checksum::crc32c(&h[..21]);
     h[21..].copy_from_slice(&crc.to_le_bytes());
     h
 }
@@ -62,7 +62,7 @@ pub(crate) fn decode_header(buf: &[u8], name: &str, id: u64) -> Result<u64> {
     if get_u32(buf, 0) != Some(MAGIC) {
         return Err(bad("bad magic: not a log object".into()));
     }
-    if get_u32(buf, 21) != Some(crc32c::crc32c(&buf[..21])) {
+    if get_u32(buf, 21) != Some(crate::checksum::crc32c(&buf[..21])) {
         return Err(bad("header checksum mismatch".into()));
     }
     if buf[4] != FORMAT {

@@ -12,7 +12,7 @@ pub const RECORD_BYTES_MAX: usize = 256 << 20;
 pub fn encode(payload: &[u8], out: &mut Vec<u8>) {
     debug_assert!(payload.len() <= RECORD_BYTES_MAX);
     let len = (payload.len() as u32).to_le_bytes();
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&len), payload);
+    let crc = crate::checksum::crc32c_append(crate::checksum::crc32c(&len), payload);
     out.extend_from_slice(&len);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
@@ -27,7 +27,7 @@ fn frame_at(buf: &[u8], at: usize) -> Option<(usize, usize)> {
     }
     let start = at + HEADER_LEN;
     let payload = buf.get(start..start.checked_add(len)?)?;
-    let actual = crc32c::crc32c_append(crc32c::crc32c(&buf[at..at + 4]), payload);
+    let actual = crate::checksum::crc32c_append(crate::checksum::crc32c(&buf[at..at + 4]), payload);
     (actual == crc).then_some((start, start + len))
 }
 

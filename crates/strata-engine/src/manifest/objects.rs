@@ -72,7 +72,7 @@ pub fn encode(kind: Kind, epoch: u64, payload: &[u8]) -> Vec<u8> {
     out.push(kind as u8);
     out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&out), payload);
+    let crc = crate::checksum::crc32c_append(crate::checksum::crc32c(&out), payload);
     out.extend_from_slice(&crc.to_le_bytes());
     out.extend_from_slice(payload);
     debug_assert_eq!(out.len(), HEADER_BYTES + payload.len());
@@ -103,7 +103,7 @@ pub fn decode<'a>(buf: &'a [u8], name: &str) -> Result<Object<'a>> {
         return Err(bad("length does not match the header"));
     }
     let payload = &buf[HEADER_BYTES..];
-    if crc32c::crc32c_append(crc32c::crc32c(&buf[..18]), payload) != crc {
+    if crate::checksum::crc32c_append(crate::checksum::crc32c(&buf[..18]), payload) != crc {
         return Err(bad("checksum mismatch"));
     }
     let kind = match buf[5] {

@@ -49,8 +49,8 @@ pub(crate) fn mask_crc(crc: u32) -> u32 {
 
 /// The masked crc32c stored in a block trailer.
 pub(crate) fn block_crc(payload: &[u8], compression_type: u8) -> u32 {
-    mask_crc(crc32c::crc32c_append(
-        crc32c::crc32c(payload),
+    mask_crc(crate::checksum::crc32c_append(
+        crate::checksum::crc32c(payload),
         &[compression_type],
     ))
 }
@@ -101,7 +101,7 @@ impl Footer {
             put_u64(&mut v, h.size);
         }
         put_u32(&mut v, FORMAT_VERSION);
-        let crc = mask_crc(crc32c::crc32c(&v));
+        let crc = mask_crc(crate::checksum::crc32c(&v));
         put_u32(&mut v, crc);
         put_u64(&mut v, TABLE_MAGIC);
         let mut out = [0u8; FOOTER_LEN];
@@ -118,7 +118,7 @@ impl Footer {
         if get_u64(buf, 56) != Some(TABLE_MAGIC) {
             return Err(bad("bad magic number (not an SSTable)"));
         }
-        if get_u32(buf, 52) != Some(mask_crc(crc32c::crc32c(&buf[..52]))) {
+        if get_u32(buf, 52) != Some(mask_crc(crate::checksum::crc32c(&buf[..52]))) {
             return Err(bad("checksum mismatch"));
         }
         let version = get_u32(buf, 48).ok_or_else(|| bad("truncated"))?;
