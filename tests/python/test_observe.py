@@ -102,6 +102,20 @@ def test_metrics_move_by_what_a_load_implies(http, instance, make_table, data_ta
     # A table that does not exist gets no series.
     assert not any("missing-" in dict(labels).get("table", "") for (_, labels) in after)
 
+    # Every data request ran somewhere: on its serving thread or on the
+    # blocking pool (summed over the servers that applied them).
+    def ran(rpc_name):
+        return sum(
+            delta(value, "strata_data_requests_total", rpc=rpc_name, path=path)
+            for path in ("in_place", "blocking_pool")
+        )
+
+    assert ran("MutateRow") == 7
+    assert ran("MutateRows") >= 1
+    assert ran("ReadRows") >= 1
+    # One row at a time, nothing waits for a lock: the writes ran in place.
+    assert delta(value, "strata_data_requests_total", rpc="MutateRow", path="in_place") == 7
+
 
 @pytest.mark.not_on_cluster("a cluster server has no one engine: its tablets are engines of their own")
 def test_engine_and_table_metrics(http, make_table, data_table_of):

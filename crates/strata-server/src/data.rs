@@ -7,7 +7,7 @@
 use crate::chunks::ChunkWriter;
 use crate::convert::{self, invalid, status};
 use crate::data_pb as v2;
-use crate::observe::{RequestNote, TableCounters, TableMetrics, TableTally};
+use crate::observe::{DataRpc, RequestNote, RequestPaths, TableCounters, TableMetrics, TableTally};
 use crate::pb::bigtable_server::Bigtable;
 use crate::reply;
 use prost::Message;
@@ -80,6 +80,8 @@ pub struct DataService {
     pub(crate) db: Arc<Database>,
     /// Per-table counters, when the server keeps metrics.
     pub(crate) tables: Option<Arc<TableMetrics>>,
+    /// Where requests ran, when the server keeps metrics.
+    pub(crate) paths: Option<Arc<RequestPaths>>,
 }
 
 /// Counts a ReadRows response: its rows (committed rows) for the
@@ -151,6 +153,13 @@ async fn answer<T: Send + 'static>(
 }
 
 impl DataService {
+    /// Counts where a request of `rpc` ran.
+    fn ran(&self, rpc: DataRpc, in_place: bool) {
+        if let Some(p) = &self.paths {
+            p.count(rpc, in_place);
+        }
+    }
+
     /// The way to `table`'s counters.
     fn tally(&self, table: &str) -> TableTally {
         self.tables
@@ -245,6 +254,10 @@ impl Bigtable for DataService {
         let inline = strata_engine::sst::memory_only(INLINE_BLOCKS_MAX, || {
             first.produce(&self.db, &table, req.clone())
         });
+        self.ran(
+            DataRpc::ReadRows,
+            !inline.as_ref().is_err_and(|e| e.is_would_block()),
+        );
         let first = match inline {
             Ok(done) => done,
             Err(e) if e.is_would_block() => {
@@ -349,6 +362,7 @@ impl Bigtable for DataService {
             self.db
                 .try_mutate_row_async(&table, &r.row_key, &muts, done)
         })?;
+        self.ran(DataRpc::MutateRow, queued.is_some());
         let db = self.db.clone();
         answer(queued, move || {
             db.mutate_row(&table, &r.row_key, &muts).map_err(status)
@@ -402,6 +416,7 @@ impl Bigtable for DataService {
             .db
             .try_mutate_rows_async(&table, &good, move |res| tx.send(res))
             .map_err(status)?;
+        self.ran(DataRpc::MutateRows, queued);
         let applied = if queued {
             rx.await
                 .map_err(|_| Status::internal("write dropped without an answer"))?
@@ -477,6 +492,7 @@ impl Bigtable for DataService {
             self.db
                 .try_check_and_mutate_async(&table, &r.row_key, p, &t, &f, done)
         })?;
+        self.ran(DataRpc::CheckAndMutateRow, queued.is_some());
         let db = self.db.clone();
         let (t_len, f_len) = (t.len(), f.len());
         let matched = answer(queued, move || {
@@ -541,6 +557,7 @@ impl Bigtable for DataService {
             self.db
                 .try_read_modify_write_async(&table, &r.row_key, &rules, done)
         })?;
+        self.ran(DataRpc::ReadModifyWriteRow, queued.is_some());
         let db = self.db.clone();
         let tally = self.tally(&table);
         let bytes: u64 = if tally.is_on() {

@@ -56,6 +56,8 @@ pub struct ClusterData {
     /// Per-table counters, when the server keeps metrics: a request
     /// counts on the server that applies it.
     pub(crate) tables: Option<Arc<TableMetrics>>,
+    /// Where requests ran, counted on the server that applies them.
+    pub(crate) paths: Option<Arc<crate::observe::RequestPaths>>,
 }
 
 impl ClusterData {
@@ -64,6 +66,7 @@ impl ClusterData {
         DataService {
             db: h.db.clone(),
             tables: self.tables.clone(),
+            paths: self.paths.clone(),
         }
     }
 }
@@ -235,6 +238,7 @@ impl Bigtable for ClusterData {
         let me = ClusterData {
             cluster: self.cluster.clone(),
             tables: self.tables.clone(),
+            paths: self.paths.clone(),
         };
         tokio::spawn(async move {
             let mut remaining = (r.rows_limit > 0).then_some(r.rows_limit as u64);

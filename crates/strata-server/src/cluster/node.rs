@@ -152,6 +152,7 @@ async fn serve(
     let data = BigtableServer::new(ClusterData {
         cluster: cluster.clone(),
         tables: opts.observer.as_ref().and_then(|o| o.table_metrics()),
+        paths: opts.observer.as_ref().and_then(|o| o.request_paths()),
     })
     .max_decoding_message_size(opts.message_bytes_max)
     .max_encoding_message_size(opts.message_bytes_max);

@@ -8,6 +8,7 @@
 mod cluster_metrics;
 mod engine_metrics;
 mod http;
+mod paths;
 mod rpc;
 mod status;
 mod status_page;
@@ -16,6 +17,7 @@ mod store_metrics;
 mod tables;
 
 pub use http::{serve_http, HttpError};
+pub use paths::{DataRpc, RequestPaths};
 pub use rpc::{RequestNote, RpcMetricsLayer, SlowRequest};
 pub use status::{
     row_text, ClusterFacts, ClusterStatus, ClusterTableStatus, ClusterTabletStatus, EngineStatus,
@@ -140,6 +142,7 @@ pub struct Observer {
     registry: Registry,
     rpc: Arc<rpc::RpcMetrics>,
     tables: Arc<TableMetrics>,
+    paths: Arc<RequestPaths>,
     health: HealthReporter,
     health_server: HealthServer<HealthService>,
     opts: ObserveOptions,
@@ -184,6 +187,7 @@ impl Observer {
         let slot = Arc::new(DbSlot::default());
         let rpc = Arc::new(rpc::RpcMetrics::default());
         let tables = Arc::new(TableMetrics::default());
+        let paths = Arc::new(RequestPaths::default());
         let mut registry = Registry::default();
         let cluster = cluster_metrics::ClusterSlot::default();
         registry.register_collector(Box::new(engine_metrics::EngineCollector {
@@ -193,6 +197,7 @@ impl Observer {
         }));
         registry.register_collector(Box::new(rpc::RpcCollector(rpc.clone())));
         registry.register_collector(Box::new(tables::TableCollector(tables.clone())));
+        registry.register_collector(Box::new(paths::PathsCollector(paths.clone())));
         registry.register_collector(Box::new(cluster_metrics::ClusterCollector(cluster.clone())));
         let store = store_metrics::StoreSlot::default();
         registry.register_collector(Box::new(store_metrics::StoreCollector(store.clone())));
@@ -205,6 +210,7 @@ impl Observer {
             registry,
             rpc,
             tables,
+            paths,
             health,
             health_server,
             opts,
@@ -300,6 +306,10 @@ impl Observer {
 
     pub(crate) fn table_metrics(&self) -> Option<Arc<TableMetrics>> {
         self.opts.counting.then(|| self.tables.clone())
+    }
+
+    pub(crate) fn request_paths(&self) -> Option<Arc<RequestPaths>> {
+        self.opts.counting.then(|| self.paths.clone())
     }
 
     pub(crate) fn health_server(&self) -> HealthServer<HealthService> {
