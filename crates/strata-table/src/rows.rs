@@ -150,11 +150,12 @@ impl Database {
         row: &[u8],
         filter: Option<Filter>,
     ) -> Result<Vec<Cell>> {
-        let span = KeySpan {
-            start: crate::cell_key::row_prefix(row),
-            end: Some(crate::cell_key::row_end(row)),
-        };
-        self.first_row_cells(st, vec![span], filter)
+        let spans = RowSet {
+            keys: vec![row.to_vec()],
+            ranges: vec![],
+        }
+        .spans();
+        self.first_row_cells(st, spans, filter)
     }
 
     /// The cells of the first row in `spans` (one row's spans), GC

@@ -96,12 +96,9 @@ impl Database {
         done: impl FnOnce(Result<Row>) + Send + 'static,
     ) -> Result<bool> {
         validate_row_key(row)?;
-        let t = self.table(table)?;
-        let Some(st) = t.state.try_read_arc() else {
-            return Ok(false);
-        };
-        validate_read_modify_write(&st, row, rules)?;
-        let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
+        let Some((st, row_guards)) =
+            self.try_enter_row(table, row, |st| validate_read_modify_write(st, row, rules))?
+        else {
             return Ok(false);
         };
         let tree = st.tree.id();
@@ -158,12 +155,7 @@ impl Database {
         prepare: impl FnOnce(&Database, &TableState) -> Result<(WriteBatch, T)>,
         done: impl FnOnce(Result<T>) + Send + 'static,
     ) -> Result<bool> {
-        let t = self.table(table)?;
-        let Some(st) = t.state.try_read_arc() else {
-            return Ok(false);
-        };
-        validate(&st)?;
-        let Some(row_guards) = self.locks.try_lock_owned(st.tree.name(), &[row]) else {
+        let Some((st, row_guards)) = self.try_enter_row(table, row, validate)? else {
             return Ok(false);
         };
         // An operation that reads the row waits for its read-modify-writes
@@ -189,4 +181,29 @@ impl Database {
         });
         Ok(true)
     }
+
+    /// The table's state and the row's lock, if both are free now
+    /// (Ok(None) if either is held), with `validate` run on the state
+    /// before the lock is taken.
+    fn try_enter_row(
+        &self,
+        table: &str,
+        row: &[u8],
+        validate: impl FnOnce(&TableState) -> Result<()>,
+    ) -> Result<Option<(StateGuard, RowGuards)>> {
+        let t = self.table(table)?;
+        let Some(st) = t.state.try_read_arc() else {
+            return Ok(None);
+        };
+        validate(&st)?;
+        Ok(self
+            .locks
+            .try_lock_owned(st.tree.name(), &[row])
+            .map(|guards| (st, guards)))
+    }
 }
+
+/// A table's state, held (shared) until a queued batch commits.
+type StateGuard = parking_lot::ArcRwLockReadGuard<parking_lot::RawRwLock, TableState>;
+/// Row locks that travel with a queued batch.
+type RowGuards = Vec<parking_lot::ArcMutexGuard<parking_lot::RawMutex, ()>>;

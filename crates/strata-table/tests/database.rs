@@ -413,11 +413,12 @@ fn hidden_versions_are_skipped_after_a_count_or_a_size() {
     assert_eq!(seen, 1 + 1 + 1 + 16 + 1);
 }
 
-/// ReadModifyWriteRow reads only the columns its rules name: each one's
-/// newest visible cell, whatever else the row holds (a column whose
-/// qualifier extends another's, other families, hidden versions).
+/// ReadModifyWriteRow's read of only the columns its rules name finds
+/// each one's newest visible cell, whatever else the row holds (a column
+/// whose qualifier extends another's, other families, hidden versions, a
+/// row whose key extends this one's), and leaves the rest alone.
 #[test]
-fn read_modify_write_reads_its_columns_and_nothing_else() {
+fn read_modify_write_finds_the_newest_cell_of_each_named_column() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), DatabaseOptions::default()).unwrap();
     let fams = families(&[
