@@ -28,9 +28,9 @@ pub mod sst;
 
 pub use batch::{TreeId, WriteBatch};
 pub use db::{
-    BackgroundPool, Direction, Engine, EngineOptions, EngineStats, Ingested, JobInfo, JobKind,
-    MemtablePool, MemtableUsage, Snapshot, SyncMode, TabletInfo, Tree, TreeIter, TreeOptions,
-    TreeStats,
+    defer_commit_wakeups, wake_deferred_commits, BackgroundPool, Direction, Engine, EngineOptions,
+    EngineStats, Ingested, JobInfo, JobKind, MemtablePool, MemtableUsage, Snapshot, SyncMode,
+    TabletInfo, Tree, TreeIter, TreeOptions, TreeStats,
 };
 pub use merge::{CompactionFilter, KeyFilter, MergeOperator};
 pub use sst::Compression;

@@ -260,6 +260,54 @@ fn async_and_blocking_writers_share_group_commits() {
 }
 
 #[test]
+fn writes_whose_thread_defers_the_committer_still_commit() {
+    // A thread that defers the committer's wake-up (as a serving thread
+    // does) has its writes committed once it wakes the committer, and
+    // also if it never does (the committer looks at its queue on its own).
+    let storage = MemStorage::new();
+    let engine = Engine::open(storage.clone(), tiny_engine_options()).unwrap();
+    let tree = engine.open_tree("t", tiny_tree_options()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = {
+        let (engine, id) = (engine.clone(), tree.id());
+        std::thread::spawn(move || {
+            strata_engine::defer_commit_wakeups();
+            for round in 0..2 {
+                for i in 0..50u32 {
+                    let mut b = WriteBatch::new();
+                    b.put(id, format!("r{round}-{i:03}").as_bytes(), b"v");
+                    let tx = tx.clone();
+                    engine.write_async(b, move |r| tx.send(r).unwrap());
+                }
+                if round == 0 {
+                    strata_engine::wake_deferred_commits();
+                }
+            }
+            // Round 1 is never woken for: the thread ends.
+        })
+    };
+    writer.join().unwrap();
+    let mut seqs = Vec::new();
+    for _ in 0..100 {
+        let seq = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("every write is answered")
+            .expect("every write commits");
+        seqs.push(seq);
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "answered in queue order"
+    );
+    let crashed = storage.crash_copy(strata_engine::storage::TornWrite::None);
+    drop(tree);
+    engine.close().unwrap();
+    let engine = Engine::open(crashed, tiny_engine_options()).unwrap();
+    let tree = engine.open_tree("t", tiny_tree_options()).unwrap();
+    assert_eq!(tree.iter(Direction::Forward).unwrap().count(), 100);
+}
+
+#[test]
 fn a_memory_only_read_answers_from_memory_or_says_it_would_block() {
     use strata_engine::sst::memory_only;
     let engine = Engine::open(MemStorage::new(), tiny_engine_options()).expect("open");

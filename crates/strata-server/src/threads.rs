@@ -15,6 +15,13 @@
 //! use one core (besides the blocking pool for reads that meet storage,
 //! and the engine's committer), so a client that needs more opens more
 //! connections, as Bigtable's Java and Go clients do with channel pools.
+//!
+//! Each serving thread defers waking the engine's committer for the
+//! writes it queues until it has nothing left to run (its runtime's park
+//! hook calls `strata_engine::wake_deferred_commits`), so the writes of
+//! the requests it decoded in one pass start one commit group together
+//! (docs/design.md, "Write path"; at 16 requests in flight, 4.1–4.9 writes
+//! a group became 6.6–6.7, docs/benchmarks.md).
 
 use std::future::Future;
 use std::io;
@@ -105,12 +112,16 @@ fn start(thread: usize, shared: Shared, stop: watch::Receiver<bool>) -> Result<W
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name(format!("strata-blk-{thread}"))
+        // The requests decoded in one pass go to the engine's committer
+        // together: it is woken once the thread has nothing left to run.
+        .on_thread_park(strata_engine::wake_deferred_commits)
         .build()
         .map_err(|source| ServeError::Start { thread, source })?;
     let counter = open.clone();
     std::thread::Builder::new()
         .name(format!("strata-grpc-{thread}"))
         .spawn(move || {
+            strata_engine::defer_commit_wakeups();
             let served = runtime.block_on(run(shared, conn_rx, counter, stop));
             // Waits for the requests still on its blocking pool, so that
             // once every thread is done nothing holds the database.

@@ -9,6 +9,7 @@
 
 mod background;
 mod budget;
+mod deferred;
 mod group_in_flight;
 mod ingest;
 mod iter;
@@ -26,6 +27,7 @@ mod workers;
 mod write;
 
 pub use budget::MemtableUsage;
+pub use deferred::{defer_commit_wakeups, wake_deferred_commits};
 pub use ingest::Ingested;
 pub use iter::Direction;
 pub(crate) use jobs::JobGuard;
@@ -161,8 +163,9 @@ pub(crate) struct Inner {
     pub versions: Mutex<VersionSet>,
     pub trees: RwLock<Trees>,
     pub queue: Mutex<write::WriteQueue>,
-    /// Wakes the committer thread (asynchronous writers queued, no leader).
-    pub commit_cv: Condvar,
+    /// Wakes the committer thread (asynchronous writers queued, no leader);
+    /// shared with threads that defer its wake-ups (`deferred.rs`).
+    pub commit_cv: Arc<Condvar>,
     /// Held by the write leader for a whole group; also taken to switch
     /// memtables from outside the write path.
     pub write_mutex: Mutex<()>,

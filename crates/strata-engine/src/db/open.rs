@@ -184,7 +184,7 @@ pub(crate) fn recover(storage: Arc<dyn Storage>, opts: EngineOptions) -> Result<
         versions: Mutex::new(versions),
         trees: RwLock::new(trees),
         queue: Mutex::default(),
-        commit_cv: Condvar::new(),
+        commit_cv: Arc::new(Condvar::new()),
         write_mutex: Mutex::new(()),
         last_seq: AtomicU64::new(last_seq),
         snapshots: Mutex::default(),

@@ -148,7 +148,7 @@ pub(crate) fn write_async(inner: &Inner, batch: WriteBatch, done: WriteCallback)
             return done(Err(e));
         }
     }
-    if !q.leader_active {
+    if !q.leader_active && !super::deferred::defer(&inner.commit_cv) {
         inner.commit_cv.notify_one();
     }
 }
@@ -177,7 +177,9 @@ pub(crate) fn commit_loop(inner: &Inner) {
             q.committer = false;
             return;
         }
-        inner.commit_cv.wait_for(&mut q, STALL_WAIT);
+        inner
+            .commit_cv
+            .wait_for(&mut q, super::deferred::committer_nap(STALL_WAIT));
     }
 }
 
