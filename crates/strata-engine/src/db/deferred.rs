@@ -14,8 +14,9 @@
 //! nothing left to run (its runtime's park hook): the whole burst then
 //! goes in one group. Limits, so that a write never waits on a busy
 //! thread: a write queued more than `DEFER_MICROS_MAX` after the first
-//! deferred one wakes the committer at once, and a committer with
-//! deferred writers in sight never sleeps longer than `COMMITTER_NAP`
+//! deferred one wakes the committer at once (and so does every later one
+//! until the thread wakes its committers), and once any thread of the
+//! process defers, a committer never sleeps longer than `COMMITTER_NAP`
 //! between looks at its queue. Threads that never ask (blocking pools,
 //! embedded users) wake the committer at once, as before.
 
