@@ -121,6 +121,12 @@ mod tests {
     fn deferred_wakeups_are_noted_once_per_engine_and_flushed() {
         std::thread::spawn(|| {
             defer_commit_wakeups();
+            // Once a thread defers, no committer sleeps past the nap.
+            assert_eq!(committer_nap(Duration::from_secs(1)), COMMITTER_NAP);
+            assert_eq!(
+                committer_nap(Duration::from_micros(10)),
+                Duration::from_micros(10)
+            );
             let (a, b) = (Arc::new(Condvar::new()), Arc::new(Condvar::new()));
             assert!(defer(&a));
             assert!(defer(&a));
