@@ -18,6 +18,9 @@ use v2::bigtable_client::BigtableClient;
 
 const TABLE: &str = "projects/p/instances/i/tables/kill9";
 const WRITERS: usize = 8;
+/// The default log segment size: a live segment this long at a kill was
+/// zero-filled ahead of use (written with direct I/O on Linux).
+const SEGMENT_BYTES: u64 = 64 << 20;
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
     let log = std::fs::File::create(dir.with_extension(format!("{port}.log"))).expect("log");
@@ -88,7 +91,9 @@ async fn acknowledged_writes_survive_kill_9() {
                     // Rows are rewritten across cycles, so old values must
                     // not come back either.
                     let row = format!("w{w}-r{:05}", i % 2000);
-                    let value = format!("c{cycle}-i{i}");
+                    // Padded (1 KiB of spaces) so the log soon moves to zero-filled segments,
+                    // which are written with direct I/O.
+                    let value = format!("c{cycle}-i{i}-{:1024}", "");
                     match client.mutate_row(set(&row, &value)).await {
                         Ok(_) => {
                             in_flight.lock().expect("lock").remove(&row);
@@ -107,6 +112,14 @@ async fn acknowledged_writes_survive_kill_9() {
         tokio::time::sleep(Duration::from_millis(700 + 300 * cycle as u64)).await;
         child.kill().expect("kill -9");
         child.wait().expect("reap");
+        let preallocated = std::fs::read_dir(&dir)
+            .expect("list the data directory")
+            .filter_map(|e| e.ok())
+            .any(|e| {
+                e.file_name().to_string_lossy().ends_with(".log")
+                    && e.metadata().is_ok_and(|m| m.len() >= SEGMENT_BYTES)
+            });
+        println!("kill {cycle}: the live log segment was zero-filled: {preallocated}");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         for t in tasks {
             t.await.expect("writer");

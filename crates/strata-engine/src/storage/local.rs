@@ -1,5 +1,6 @@
 //! Local-filesystem storage: positional reads (pread) on shared handles,
-//! buffered appends, fsync of files and of the directory.
+//! buffered appends (direct writes into preallocated log segments, on
+//! Linux), fsync of files and of the directory.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -107,17 +108,22 @@ impl WritableFile for LocalWritable {
     }
 
     fn sync_handle(&self) -> Result<Option<Box<dyn SyncHandle>>> {
-        // Opened anew (not dup'ed): its own open file description, so
-        // its fdatasync reports every write-back error itself.
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&self.path)
-            .ctx("open for fsync", &self.name)?;
-        Ok(Some(Box::new(LocalSyncHandle {
-            name: self.name.clone(),
-            file,
-        })))
+        open_sync_handle(&self.name, &self.path)
     }
+}
+
+/// A sync handle for the file at `path`: opened anew (not dup'ed), its
+/// own open file description, so its fdatasync reports every write-back
+/// error itself.
+pub(super) fn open_sync_handle(name: &str, path: &Path) -> Result<Option<Box<dyn SyncHandle>>> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .ctx("open for fsync", name)?;
+    Ok(Some(Box::new(LocalSyncHandle {
+        name: name.to_string(),
+        file,
+    })))
 }
 
 struct LocalReadable {
@@ -177,8 +183,14 @@ impl Storage for LocalStorage {
         file.sync_all().ctx("fsync", name)
     }
 
+    /// Written with direct I/O where the file system allows it
+    /// (`direct.rs`), else buffered.
     fn overwrite(&self, name: &str) -> Result<Box<dyn WritableFile>> {
         let path = self.path(name)?;
+        #[cfg(target_os = "linux")]
+        if let Some(w) = super::direct::DirectWritable::open(name, &path)? {
+            return Ok(Box::new(w));
+        }
         let file = OpenOptions::new()
             .write(true)
             .open(&path)

@@ -24,6 +24,8 @@
 //! log as numbered objects made with `put_if_absent`
 //! (docs/formats/object-store.md); names may then hold a `/`.
 
+#[cfg(target_os = "linux")]
+mod direct;
 mod fault;
 mod local;
 mod mem;
