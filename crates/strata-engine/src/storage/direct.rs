@@ -5,9 +5,10 @@
 //! then writes those pages back and flushes the device's cache. Into a
 //! file whose blocks are already written (a zero-filled segment), an
 //! `O_DIRECT` write goes from this process's buffer to the device, and
-//! fdatasync is left only the cache flush: measured here, 10 KiB groups
-//! took about 70 µs and 24 µs of CPU written directly and synced, against
-//! 115–135 µs and 50–75 µs of CPU buffered (docs/benchmarks.md).
+//! fdatasync is left only the cache flush. What it saves is CPU: the copy
+//! and the write-back (docs/benchmarks.md, "Direct log writes": the load
+//! at 16 in flight 1.07 times the writes per second at 0.92 times the
+//! server's CPU per write).
 //!
 //! Direct I/O moves whole blocks from an aligned buffer to aligned
 //! offsets. So the writer keeps the segment's last, partly filled block
