@@ -69,6 +69,25 @@ pub(super) struct DirectWritable {
     buf_len: usize,
     /// Whether the buffer holds bytes not yet written to the file.
     dirty: bool,
+    /// Whether the file is still open with `O_DIRECT` (cleared if a
+    /// write is refused, see `write_out`).
+    direct: bool,
+}
+
+/// Turns `O_DIRECT` off for an open file (Linux allows it with F_SETFL).
+fn clear_direct(file: &File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this `File` owns, with integer flags.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn round_up(n: usize) -> usize {
@@ -104,6 +123,7 @@ impl DirectWritable {
             buf_offset: 0,
             buf_len: 0,
             dirty: false,
+            direct: true,
         }))
     }
 
@@ -119,9 +139,21 @@ impl DirectWritable {
         let buf_len = self.buf_len;
         let slice = self.buf.slice();
         slice[buf_len..end].fill(0);
-        self.file
-            .write_all_at(&slice[..end], self.buf_offset)
-            .ctx("write", &self.name)?;
+        let written = match self.file.write_all_at(&slice[..end], self.buf_offset) {
+            // A file system that opened and read the file directly but
+            // refuses a direct write: the same bytes, buffered, from now on.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) && self.direct => {
+                tracing::warn!(
+                    "{}: direct write refused ({e}); writing it through the page cache",
+                    self.name
+                );
+                self.direct = false;
+                clear_direct(&self.file)
+                    .and_then(|()| self.file.write_all_at(&slice[..end], self.buf_offset))
+            }
+            r => r,
+        };
+        written.ctx("write", &self.name)?;
         self.dirty = false;
         let full = buf_len / BLOCK_BYTES * BLOCK_BYTES;
         if full > 0 {
@@ -219,6 +251,29 @@ mod tests {
         assert_eq!(&on_disk[..expected.len()], &expected[..]);
         assert!(on_disk[expected.len()..].iter().all(|&b| b == 0));
         assert_eq!(on_disk.len(), round_up(expected.len()));
+    }
+
+    /// After O_DIRECT is turned off (as when a write is refused), the
+    /// same block-wise writes go on through the page cache, correctly.
+    #[test]
+    fn writes_go_on_buffered_once_direct_is_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = LocalStorage::open(dir.path()).unwrap();
+        storage.create_zeroed("seg", 64 << 10).unwrap();
+        let Some(mut w) = DirectWritable::open("seg", &dir.path().join("seg")).unwrap() else {
+            eprintln!("this file system refuses O_DIRECT: nothing to test");
+            return;
+        };
+        w.append(&[7u8; 5000]).unwrap();
+        w.sync().unwrap();
+        clear_direct(&w.file).unwrap();
+        w.direct = false;
+        w.append(&[9u8; 3000]).unwrap();
+        w.sync().unwrap();
+        let on_disk = std::fs::read(dir.path().join("seg")).unwrap();
+        assert!(on_disk[..5000].iter().all(|&b| b == 7));
+        assert!(on_disk[5000..8000].iter().all(|&b| b == 9));
+        assert!(on_disk[8000..].iter().all(|&b| b == 0));
     }
 
     /// A sync handle from another thread makes flushed bytes durable
