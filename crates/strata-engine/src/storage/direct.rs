@@ -29,11 +29,11 @@ use crate::error::{IoContext, Result};
 /// The unit of a direct write: offsets, lengths and the buffer's address
 /// are multiples of it. 4096 is a multiple of every logical block size
 /// Linux file systems use (512 or 4096).
-pub(super) const BLOCK_BYTES: usize = 4096;
+const BLOCK_BYTES: usize = 4096;
 
 /// The buffer: appends gather here until a flush, and a full buffer is
 /// written out. A multiple of `BLOCK_BYTES`.
-pub(super) const BUFFER_BYTES: usize = 256 * 1024;
+const BUFFER_BYTES: usize = 256 * 1024;
 
 /// A byte buffer whose first byte is aligned to `BLOCK_BYTES` (taken from
 /// inside a larger vector, so no unsafe code).
@@ -233,10 +233,11 @@ mod tests {
             expected.extend_from_slice(&data);
             assert_eq!(w.len(), expected.len() as u64);
             let flushed = match rng.gen_range(0..4) {
-                0 => w.flush().is_ok(),
-                1 => w.sync().is_ok(),
-                _ => false,
-            };
+                0 => w.flush().map(|()| true),
+                1 => w.sync().map(|()| true),
+                _ => Ok(false),
+            }
+            .unwrap();
             if flushed {
                 // What is flushed is in the file, and the zeros after it.
                 let on_disk = std::fs::read(dir.path().join("seg")).unwrap();
