@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Per-thread CPU of a strata server over one YCSB phase: a fresh server on a
+# fresh directory, a load of RECORDS rows (not measured unless WORKLOAD is
+# load), then utime and stime (fields 14, 15 of /proc/PID/task/*/stat)
+# summed by thread name before and after WORKLOAD, and the commit groups
+# it took (/metrics). For "Direct log writes" in docs/benchmarks.md.
+#
+# Usage: scripts/dev/thread-cpu.sh STRATA_BINARY STRATA_BENCH_BINARY THREADS WORKLOAD [RECORDS]
+set -euo pipefail
+bin=$1 bench=$2 threads=$3 workload=$4 records=${5:-50000}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/thread-cpu.XXXXXX")
+"$bin" serve --data-dir "$dir/data" --listen 127.0.0.1:8087 --http-listen 127.0.0.1:8099 >"$dir/log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+sleep 1
+snap() {
+  for t in /proc/$pid/task/*; do
+    read -r -a s <<<"$(sed 's/.*) //' "$t/stat")"
+    echo "$(cat "$t/comm" | tr ' ' _) ${s[11]} ${s[12]}"
+  done | awk '{u[$1]+=$2; s[$1]+=$3} END {for (k in u) print k, u[k], s[k]}' | sort
+}
+groups() { curl -s 127.0.0.1:8099/metrics | awk '/^strata_commit_groups_total/ {print $2}'; }
+run() { "$bench" ycsb --addr 127.0.0.1:8087 --records "$records" --operations "$1" --threads "$threads" --workloads "$2" --server-pid "$pid" 2>&1 | grep -E " all " || true; }
+if [[ $workload != load ]]; then run 1 load; fi
+g0=$(groups); snap >"$dir/before"
+if [[ $workload == load ]]; then run 1 load; else run "$records" "$workload"; fi
+snap >"$dir/after"; g1=$(groups)
+tick_ms=$((1000 / $(getconf CLK_TCK)))
+awk -v t="$tick_ms" 'NR==FNR {u[$1]=$2; s[$1]=$3; next}
+  {du=($2-u[$1])*t; ds=($3-s[$1])*t; if (du+ds>0) printf "%-18s user %6d ms  sys %6d ms\n", $1, du, ds}' "$dir/before" "$dir/after"
+echo "commit groups: $(echo "$g1 - $g0" | bc)"
