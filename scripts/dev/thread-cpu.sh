@@ -2,6 +2,7 @@
 # Per-thread CPU of a strata server over one YCSB phase: a fresh server on a
 # fresh directory, a load of RECORDS rows (not measured unless WORKLOAD is
 # load), then utime and stime (fields 14, 15 of /proc/PID/task/*/stat)
+# and voluntary/involuntary context switches (/proc/PID/task/*/status),
 # summed by thread name before and after WORKLOAD, and the commit groups
 # it took (/metrics). For "Direct log writes" in docs/benchmarks.md.
 #
@@ -16,8 +17,9 @@ sleep 1
 snap() {
   for t in /proc/$pid/task/*; do
     read -r -a s <<<"$(sed 's/.*) //' "$t/stat")"
-    echo "$(cat "$t/comm" | tr ' ' _) ${s[11]} ${s[12]}"
-  done | awk '{u[$1]+=$2; s[$1]+=$3} END {for (k in u) print k, u[k], s[k]}' | sort
+    cs=$(awk '/^(non)?voluntary_ctxt_switches/ {printf "%s ", $2}' "$t/status")
+    echo "$(cat "$t/comm" | tr ' ' _) ${s[11]} ${s[12]} $cs"
+  done | awk '{u[$1]+=$2; s[$1]+=$3; v[$1]+=$4; n[$1]+=$5} END {for (k in u) print k, u[k], s[k], v[k], n[k]}' | sort
 }
 groups() { curl -s 127.0.0.1:8099/metrics | awk '/^strata_commit_groups_total/ {print $2}'; }
 run() { "$bench" ycsb --addr 127.0.0.1:8087 --records "$records" --operations "$1" --threads "$threads" --workloads "$2" --server-pid "$pid" 2>&1 | grep -E " all " || true; }
@@ -26,6 +28,6 @@ g0=$(groups); snap >"$dir/before"
 if [[ $workload == load ]]; then run 1 load; else run "$records" "$workload"; fi
 snap >"$dir/after"; g1=$(groups)
 tick_ms=$((1000 / $(getconf CLK_TCK)))
-awk -v t="$tick_ms" 'NR==FNR {u[$1]=$2; s[$1]=$3; next}
-  {du=($2-u[$1])*t; ds=($3-s[$1])*t; if (du+ds>0) printf "%-18s user %6d ms  sys %6d ms\n", $1, du, ds}' "$dir/before" "$dir/after"
+awk -v t="$tick_ms" 'NR==FNR {u[$1]=$2; s[$1]=$3; v[$1]=$4; n[$1]=$5; next}
+  {du=($2-u[$1])*t; ds=($3-s[$1])*t; if (du+ds>0) printf "%-18s user %6d ms  sys %6d ms  switches %7d voluntary %6d involuntary\n", $1, du, ds, $4-v[$1], $5-n[$1]}' "$dir/before" "$dir/after"
 echo "commit groups: $(echo "$g1 - $g0" | bc)"

@@ -40,9 +40,11 @@ pub(super) struct LiveSegment {
     pub(super) acknowledged_seq_last: SeqNo,
     /// Handles that sync this segment from other threads.
     pub(super) sync_handles: Arc<super::pending::HandlePool>,
-    /// Written over a zero-filled file: the file is longer than
-    /// `size_bytes` until it is cut when sealed.
+    /// Written over a zero-filled file of `zeroed_bytes`: the file is
+    /// longer than `size_bytes` until it is cut when sealed.
     pub(super) preallocated: bool,
+    /// The zero bytes the file was prepared with (0 if not preallocated).
+    pub(super) zeroed_bytes: u64,
 }
 
 impl LiveSegment {
@@ -72,17 +74,19 @@ impl LiveSegment {
                 (number, name, LiveFile::Segment(file))
             }
         };
-        Ok(LiveSegment::new(number, name, file, false))
+        Ok(LiveSegment::new(number, name, file, 0))
     }
 
-    /// Makes the prepared zero-filled file `prepared` the next segment:
-    /// renames it to the segment's name, makes that durable, and opens it
-    /// to be written from its start.
+    /// Makes the prepared file `prepared`, `zeroed_bytes` of zeros, the
+    /// next segment: renames it to the segment's name, makes that durable,
+    /// and opens it to be written from its start.
     pub(super) fn from_prepared(
         storage: &Arc<dyn Storage>,
         next_file_number: &AtomicU64,
         prepared: &str,
+        zeroed_bytes: u64,
     ) -> Result<LiveSegment> {
+        debug_assert!(zeroed_bytes > 0);
         let (number, name) = next_segment_name(storage, next_file_number)?;
         storage.rename(prepared, &name)?;
         storage.sync_dir()?;
@@ -91,16 +95,11 @@ impl LiveSegment {
             number,
             name,
             LiveFile::Segment(file),
-            true,
+            zeroed_bytes,
         ))
     }
 
-    pub(super) fn new(
-        number: u64,
-        name: String,
-        file: LiveFile,
-        preallocated: bool,
-    ) -> LiveSegment {
+    pub(super) fn new(number: u64, name: String, file: LiveFile, zeroed_bytes: u64) -> LiveSegment {
         LiveSegment {
             number,
             name,
@@ -113,7 +112,8 @@ impl LiveSegment {
             acknowledged_bytes: 0,
             acknowledged_seq_last: 0,
             sync_handles: Arc::default(),
-            preallocated,
+            preallocated: zeroed_bytes > 0,
+            zeroed_bytes,
         }
     }
 

@@ -25,7 +25,12 @@ pub const PREPARED_SUFFIX: &str = ".logzero";
 /// A live segment that is not preallocated has the next one prepared
 /// once it holds this many bytes (or half the segment size, if less): an
 /// engine that logs little (a test, an idle tablet) never writes zeros.
-pub const PREPARE_AFTER_BYTES: u64 = 4 << 20;
+pub const PREPARE_AFTER_BYTES: u64 = 64 << 10;
+
+/// The size of the first file prepared after the log opens; each next one
+/// is twice the last, up to the segment size. A log that has just begun
+/// is soon written over zeros, yet one that stays small writes few zeros.
+pub const FIRST_PREPARED_BYTES: u64 = 1 << 20;
 
 /// Whether `name` is a prepared segment file.
 pub fn is_prepared(name: &str) -> bool {
@@ -35,19 +40,25 @@ pub fn is_prepared(name: &str) -> bool {
 
 /// Prepares one zero-filled segment file at a time, on its own thread.
 pub(crate) struct Preparer {
-    size_bytes: u64,
-    job: Option<JoinHandle<Result<String>>>,
+    /// The size of every prepared file, once the sizes have doubled up to
+    /// it: the segment size.
+    size_bytes_max: u64,
+    /// The size of the next file to prepare.
+    next_size_bytes: u64,
+    job: Option<JoinHandle<Result<(String, u64)>>>,
     /// The live segment during which a preparation failed: no other is
     /// tried until the log moves to another segment.
     failed_during: Option<u64>,
 }
 
 impl Preparer {
-    /// Prepares files of `size_bytes` (the segment size).
-    pub fn new(size_bytes: u64) -> Preparer {
-        debug_assert!(size_bytes > 0);
+    /// Prepares files of `FIRST_PREPARED_BYTES`, then each twice the
+    /// last, up to `size_bytes_max` (the segment size).
+    pub fn new(size_bytes_max: u64) -> Preparer {
+        debug_assert!(size_bytes_max > 0);
         Preparer {
-            size_bytes,
+            size_bytes_max,
+            next_size_bytes: FIRST_PREPARED_BYTES.min(size_bytes_max),
             job: None,
             failed_during: None,
         }
@@ -63,30 +74,33 @@ impl Preparer {
             "{:06}{PREPARED_SUFFIX}",
             next_file_number.fetch_add(1, Ordering::SeqCst)
         );
-        let (storage, size_bytes) = (storage.clone(), self.size_bytes);
+        let (storage, size_bytes) = (storage.clone(), self.next_size_bytes);
         let spawned = std::thread::Builder::new()
             .name("strata-log-zero".into())
             .spawn(move || {
                 storage.create_zeroed(&name, size_bytes).inspect_err(|_| {
                     let _ = storage.remove(&name);
                 })?;
-                Ok(name)
+                Ok((name, size_bytes))
             });
         match spawned {
-            Ok(job) => self.job = Some(job),
+            Ok(job) => {
+                self.job = Some(job);
+                self.next_size_bytes = size_bytes.saturating_mul(2).min(self.size_bytes_max);
+            }
             Err(e) => tracing::warn!("commit log: cannot start preparing a segment: {e}"),
         }
     }
 
-    /// The prepared file's name, once it is ready (then the next `start`
-    /// prepares another). A failure is logged and remembered against
-    /// segment `live`: the writer goes on without preallocation.
-    pub fn take_ready(&mut self, live: u64) -> Option<String> {
+    /// The prepared file's name and size, once it is ready (then the next
+    /// `start` prepares another). A failure is logged and remembered
+    /// against segment `live`: the writer goes on without preallocation.
+    pub fn take_ready(&mut self, live: u64) -> Option<(String, u64)> {
         if !self.job.as_ref()?.is_finished() {
             return None;
         }
         let failure = match self.job.take()?.join() {
-            Ok(Ok(name)) => return Some(name),
+            Ok(Ok(ready)) => return Some(ready),
             Ok(Err(e)) => e.to_string(),
             Err(_) => "its thread panicked".to_string(),
         };

@@ -8,11 +8,16 @@ use super::writer::CommitLog;
 use crate::error::Result;
 
 impl CommitLog {
-    /// After a group: seals the live segment if it is full (or a prepared
-    /// one is ready for it) and starts the next. A failure there cannot
-    /// undo the group: it stops the log, and the next `append` reports it.
+    /// After a group: seals the live segment if it is full (past the
+    /// segment size, or past its zeros if preallocated; or a prepared one
+    /// is ready for it) and starts the next. A failure there cannot undo
+    /// the group: it stops the log, and the next `append` reports it.
     pub(super) fn roll_if_due(&mut self) {
-        let full = self.live.size_bytes > self.opts.segment_size_bytes_max;
+        let mut size_bytes_max = self.opts.segment_size_bytes_max;
+        if self.live.preallocated {
+            size_bytes_max = size_bytes_max.min(self.live.zeroed_bytes);
+        }
+        let full = self.live.size_bytes > size_bytes_max;
         let prepared = self.prepare_next(full);
         if full || prepared.is_some() {
             if let Err(e) = self.roll(prepared, full) {
@@ -23,18 +28,17 @@ impl CommitLog {
     }
 
     /// With preallocation: starts preparing the next segment's zeros once
-    /// the live segment is half full (or, if it is not preallocated, holds
-    /// `PREPARE_AFTER_BYTES`), and returns the prepared file when the live
-    /// segment should move to it: when it is `full`, or as soon as one is
-    /// ready if it is not preallocated itself (as after a roll that found
-    /// none ready yet).
-    fn prepare_next(&mut self, full: bool) -> Option<String> {
+    /// the live segment is half full (half its zeros if preallocated; if
+    /// not, `PREPARE_AFTER_BYTES` or half the segment size), and returns
+    /// the prepared file and its size when the live segment should move to
+    /// it: when it is `full`, or as soon as one is ready if it is not
+    /// preallocated itself (as after a roll that found none ready yet).
+    fn prepare_next(&mut self, full: bool) -> Option<(String, u64)> {
         let preparer = self.preparer.as_mut()?;
-        let half = self.opts.segment_size_bytes_max / 2;
         let due = if self.live.preallocated {
-            half
+            self.live.zeroed_bytes / 2
         } else {
-            half.min(super::prealloc::PREPARE_AFTER_BYTES)
+            (self.opts.segment_size_bytes_max / 2).min(super::prealloc::PREPARE_AFTER_BYTES)
         };
         if self.live.size_bytes >= due {
             preparer.start(&self.storage, &self.next_file_number, self.live.number);
@@ -50,7 +54,7 @@ impl CommitLog {
     /// preallocated) and starts the next: `prepared` if given, else a new
     /// file. A segment that is not `full` is left for a prepared one only;
     /// if that fails, writing goes on in the live segment.
-    fn roll(&mut self, prepared: Option<String>, full: bool) -> Result<()> {
+    fn roll(&mut self, prepared: Option<(String, u64)>, full: bool) -> Result<()> {
         self.live.sync()?;
         if self.live.preallocated {
             // Sealed segments end at their last record (recovery reads
@@ -58,10 +62,16 @@ impl CommitLog {
             self.storage
                 .truncate(&self.live.name, self.live.size_bytes)?;
             self.live.preallocated = false;
+            self.live.zeroed_bytes = 0;
         }
         let next = match prepared {
-            Some(p) => {
-                match LiveSegment::from_prepared(&self.storage, &self.next_file_number, &p) {
+            Some((p, zeroed_bytes)) => {
+                match LiveSegment::from_prepared(
+                    &self.storage,
+                    &self.next_file_number,
+                    &p,
+                    zeroed_bytes,
+                ) {
                     Ok(next) => next,
                     Err(e) => {
                         tracing::warn!("commit log: cannot use prepared segment {p}: {e}");
