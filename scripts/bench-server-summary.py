@@ -102,6 +102,10 @@ def main():
     print()
     print(f"Medians over rounds; ops/s and latency are per phase, all operation types together "
           f"(per-type figures are in the JSON files); columns with several values are {' / '.join(systems)}.")
+    commit_file = os.path.join(sys.argv[1], "commit")
+    if os.path.exists(commit_file):
+        with open(commit_file) as f:
+            print(f"Strata built from {f.read().strip()}.")
     if bad:
         print(f"WARNING: {bad} failed requests or missing rows in total; see the .txt files.")
 

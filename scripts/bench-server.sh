@@ -51,6 +51,12 @@ fi
 out=${BENCH_OUT:-bench-results}/server-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$out"
 echo "results in $out" >&2
+# The commit the strata binary was just built from (a figure is true of the
+# code it was measured on): "-dirty" if the work tree had changes.
+commit=$(git describe --always --dirty 2>/dev/null || echo unknown)
+echo "$commit" >"$out/commit"
+echo "strata built from $commit" >&2
+[[ $commit != *-dirty ]] || echo "bench-server.sh: warning: the work tree has uncommitted changes, built into this strata" >&2
 
 # shellcheck source=scripts/bench-lib.sh
 source scripts/bench-lib.sh
