@@ -40,10 +40,9 @@ pub(super) struct LiveSegment {
     pub(super) acknowledged_seq_last: SeqNo,
     /// Handles that sync this segment from other threads.
     pub(super) sync_handles: Arc<super::pending::HandlePool>,
-    /// Written over a zero-filled file of `zeroed_bytes`: the file is
-    /// longer than `size_bytes` until it is cut when sealed.
-    pub(super) preallocated: bool,
-    /// The zero bytes the file was prepared with (0 if not preallocated).
+    /// The zero bytes the file was prepared with, 0 if it was not: a
+    /// preallocated segment's file is longer than `size_bytes` until it is
+    /// cut when sealed.
     pub(super) zeroed_bytes: u64,
 }
 
@@ -112,9 +111,13 @@ impl LiveSegment {
             acknowledged_bytes: 0,
             acknowledged_seq_last: 0,
             sync_handles: Arc::default(),
-            preallocated: zeroed_bytes > 0,
             zeroed_bytes,
         }
+    }
+
+    /// Written over a zero-filled file (`zeroed_bytes`).
+    pub(super) fn preallocated(&self) -> bool {
+        self.zeroed_bytes > 0
     }
 
     pub(super) fn info(&self) -> SegmentInfo {

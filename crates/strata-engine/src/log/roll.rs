@@ -14,7 +14,7 @@ impl CommitLog {
     /// the group: it stops the log, and the next `append` reports it.
     pub(super) fn roll_if_due(&mut self) {
         let mut size_bytes_max = self.opts.segment_size_bytes_max;
-        if self.live.preallocated {
+        if self.live.preallocated() {
             size_bytes_max = size_bytes_max.min(self.live.zeroed_bytes);
         }
         let full = self.live.size_bytes > size_bytes_max;
@@ -35,7 +35,7 @@ impl CommitLog {
     /// preallocated itself (as after a roll that found none ready yet).
     fn prepare_next(&mut self, full: bool) -> Option<(String, u64)> {
         let preparer = self.preparer.as_mut()?;
-        let due = if self.live.preallocated {
+        let due = if self.live.preallocated() {
             self.live.zeroed_bytes / 2
         } else {
             (self.opts.segment_size_bytes_max / 2).min(super::prealloc::PREPARE_AFTER_BYTES)
@@ -43,7 +43,7 @@ impl CommitLog {
         if self.live.size_bytes >= due {
             preparer.start(&self.storage, &self.next_file_number, self.live.number);
         }
-        if full || !self.live.preallocated {
+        if full || !self.live.preallocated() {
             preparer.take_ready(self.live.number)
         } else {
             None
@@ -56,12 +56,11 @@ impl CommitLog {
     /// if that fails, writing goes on in the live segment.
     fn roll(&mut self, prepared: Option<(String, u64)>, full: bool) -> Result<()> {
         self.live.sync()?;
-        if self.live.preallocated {
+        if self.live.preallocated() {
             // Sealed segments end at their last record (recovery reads
             // only the newest one's tail as unwritten).
             self.storage
                 .truncate(&self.live.name, self.live.size_bytes)?;
-            self.live.preallocated = false;
             self.live.zeroed_bytes = 0;
         }
         let next = match prepared {
