@@ -4,7 +4,8 @@
 # load), then utime and stime (fields 14, 15 of /proc/PID/task/*/stat)
 # and voluntary/involuntary context switches (/proc/PID/task/*/status),
 # summed by thread name before and after WORKLOAD, and the commit groups
-# it took (/metrics). For "Direct log writes" in docs/benchmarks.md.
+# it took (/metrics). For "Direct log writes" and the spinning committer
+# in docs/benchmarks.md.
 #
 # Usage: scripts/dev/thread-cpu.sh STRATA_BINARY STRATA_BENCH_BINARY THREADS WORKLOAD [RECORDS]
 set -euo pipefail
