@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{tiny_engine_options, tiny_tree_options};
 use strata_engine::storage::{FaultOp, FaultStorage, MemStorage, Storage, TornWrite};
-use strata_engine::{Engine, Error, Tree};
+use strata_engine::{Direction, Engine, Error, Tree};
 
 fn key(i: u32) -> Vec<u8> {
     format!("key{i:06}").into_bytes()
@@ -55,6 +55,25 @@ fn check(storage: Arc<dyn Storage>, acked: &[u32], refused: &[u32]) {
     }
 }
 
+/// Refused keys are not there for readers of the live engine.
+fn assert_absent(tree: &Tree, refused: &[u32], when: &str) {
+    for &i in refused {
+        assert_eq!(tree.get(&key(i)).unwrap(), None, "refused key {i} {when}");
+    }
+    use std::ops::Bound::Unbounded;
+    for dir in [Direction::Forward, Direction::Reverse] {
+        let scanned = tree.range(Unbounded, Unbounded, dir, None).unwrap();
+        for entry in scanned {
+            let (k, _) = entry.unwrap();
+            assert!(
+                refused.iter().all(|&i| key(i) != k),
+                "refused key {} scanned {when}",
+                String::from_utf8_lossy(&k)
+            );
+        }
+    }
+}
+
 fn full_then_free(fail: FaultOp, objects: bool) {
     let mem = if objects {
         MemStorage::objects()
@@ -90,6 +109,7 @@ fn full_then_free(fail: FaultOp, objects: bool) {
         }
     }
     assert_eq!(refused.len(), 5, "the fault never stopped a write");
+    assert_absent(&tree, &refused, "while writes are refused");
     faulty.heal();
     let waited = put_until_resumed(&tree, 5000);
     assert!(waited < Duration::from_secs(5), "resumed after {waited:?}");
@@ -98,7 +118,10 @@ fn full_then_free(fail: FaultOp, objects: bool) {
         tree.put(&key(i), b"after").unwrap();
         acked.push(i);
     }
+    // The engine's sequence numbers are past the refused writes now.
+    assert_absent(&tree, &refused, "after writes resumed");
     tree.flush().unwrap();
+    assert_absent(&tree, &refused, "after a flush");
     // A power loss now, then an open: everything acknowledged is there,
     // nothing refused, and no damage is reported.
     let crashed = mem.crash_copy(TornWrite::None);
