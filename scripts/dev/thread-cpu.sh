@@ -23,7 +23,7 @@ snap() {
   done | awk '{u[$1]+=$2; s[$1]+=$3; v[$1]+=$4; n[$1]+=$5} END {for (k in u) print k, u[k], s[k], v[k], n[k]}' | sort
 }
 groups() { curl -s 127.0.0.1:8099/metrics | awk '/^strata_commit_groups_total/ {print $2}'; }
-run() { "$bench" ycsb --addr 127.0.0.1:8087 --records "$records" --operations "$1" --threads "$threads" --workloads "$2" --server-pid "$pid" 2>&1 | grep -E " all " || true; }
+run() { "$bench" ycsb --addr 127.0.0.1:8087 --records "$records" --operations "$1" --threads "$threads" --workloads "$2" --distribution "${DISTRIBUTION:-uniform}" --server-pid "$pid" 2>&1 | grep -E " all " || true; }
 if [[ $workload != load ]]; then run 1 load; fi
 g0=$(groups); snap >"$dir/before"
 if [[ $workload == load ]]; then run 1 load; else run "$records" "$workload"; fi

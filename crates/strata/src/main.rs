@@ -137,6 +137,13 @@ struct ServeArgs {
     /// appends instead (no second write of the log's size in zeros).
     #[arg(long, default_value = "on", value_parser = ["on", "off"])]
     log_preallocate: String,
+    /// Transparent huge pages for the server's memory: `off` (the
+    /// default) turns them off for this process; `system` leaves them as
+    /// the system and the allocator set them (which can suit a long-running,
+    /// read-mostly server with a large block cache; docs/benchmarks.md,
+    /// "Transparent huge pages off").
+    #[arg(long, default_value = "off", value_parser = ["off", "system"])]
+    transparent_huge_pages: String,
     /// Block cache size in MiB.
     #[arg(long, default_value_t = 256)]
     cache_mib: usize,
@@ -212,6 +219,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// Turns transparent huge pages off for this process
+/// (`prctl(PR_SET_THP_DISABLE)`, checked by the kernel at each page fault,
+/// so it holds for memory mapped before this call too). mimalloc asks for
+/// huge pages on its arenas (`MADV_HUGEPAGE`), and then the first touch
+/// of any 2 MiB of them (a new blocking thread's heap, memory mimalloc
+/// gave back to the system and uses again) has the kernel find, and
+/// zero, a whole huge page: 16% of the server's CPU under a zipfian
+/// read-modify-write load, and writes' p99 at 16 in flight 3 times as
+/// long (docs/benchmarks.md, "Transparent huge pages off").
+fn disable_transparent_huge_pages() -> std::io::Result<()> {
+    // SAFETY: prctl with integer arguments only; it changes a flag of
+    // this process and touches no memory of ours.
+    let r = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    match r {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
 /// Memtables grow in 1 MiB arena chunks and are freed whole after their
 /// flush. glibc's default mmap threshold adapts upwards once such a chunk
 /// is freed, after which chunks come from the heap and freed ones stay in
@@ -233,6 +259,11 @@ fn release_large_frees_to_the_os() {
 
 fn serve(args: ServeArgs) -> Result<()> {
     release_large_frees_to_the_os();
+    if args.transparent_huge_pages == "off" {
+        if let Err(e) = disable_transparent_huge_pages() {
+            tracing::warn!("could not turn transparent huge pages off: {e}");
+        }
+    }
     let ServeArgs {
         data_dir: dir,
         storage,
@@ -244,6 +275,7 @@ fn serve(args: ServeArgs) -> Result<()> {
         slow_request_ms,
         sync_interval_ms,
         log_preallocate,
+        transparent_huge_pages: _,
         cache_mib,
         tablet_split_size: size::Limit(tablet_split_size),
         tablet_merge_size,

@@ -176,3 +176,36 @@ fn serve_help_documents_logging() {
         assert!(help.contains(want), "{want} missing from\n{help}");
     }
 }
+
+/// The server turns transparent huge pages off for its process, unless
+/// told to leave them to the system (`--transparent-huge-pages system`):
+/// the kernel's THP_enabled in /proc/PID/status says which.
+#[tokio::test]
+async fn transparent_huge_pages_are_off_unless_left_to_the_system() {
+    for (flag, expected) in [(None, "0"), (Some("system"), "1")] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let port = free_port();
+        let mut cmd = strata();
+        cmd.args(["serve", "--data-dir"])
+            .arg(tmp.path().join("data"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(f) = flag {
+            cmd.args(["--transparent-huge-pages", f]);
+        }
+        let server = common::Serve(cmd.spawn().expect("start strata serve"));
+        list_tables(port).await;
+        let status = std::fs::read_to_string(format!("/proc/{}/status", server.0.id()))
+            .expect("read /proc/PID/status");
+        let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) else {
+            eprintln!("this kernel does not report THP_enabled: nothing to check");
+            return;
+        };
+        assert_eq!(
+            line.split_whitespace().nth(1),
+            Some(expected),
+            "{flag:?}: {line}"
+        );
+    }
+}
