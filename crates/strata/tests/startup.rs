@@ -182,6 +182,10 @@ fn serve_help_documents_logging() {
 /// the kernel's THP_enabled in /proc/PID/status says which.
 #[tokio::test]
 async fn transparent_huge_pages_are_off_unless_left_to_the_system() {
+    if !Path::new("/sys/kernel/mm/transparent_hugepage").exists() {
+        eprintln!("this kernel has no transparent huge pages: nothing to check");
+        return;
+    }
     for (flag, expected) in [(None, "0"), (Some("system"), "1")] {
         let tmp = tempfile::tempdir().expect("tempdir");
         let port = free_port();
