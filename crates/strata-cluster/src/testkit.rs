@@ -155,7 +155,15 @@ impl EtcdServer {
                 .await
                 .is_ok()
             {
-                return Ok(());
+                // What answered must be this etcd, not another process that
+                // took the port first (this one then exits, unable to bind).
+                return match self.child.try_wait() {
+                    Ok(None) => Ok(()),
+                    _ => Err(format!(
+                        "etcd exited though its port answers (taken by another process?); log:\n{}",
+                        self.log()
+                    )),
+                };
             }
             if tokio::time::Instant::now() > deadline {
                 return Err(format!("etcd not serving after 30 s; log:\n{}", self.log()));
@@ -192,6 +200,11 @@ impl EtcdServer {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the etcd process is still running (not exited).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Freezes etcd (SIGSTOP): it stops answering but keeps its ports.

@@ -179,7 +179,7 @@ async fn compacted_revisions_are_typed_errors() {
 
 #[tokio::test]
 async fn endpoints_fail_over_and_bound_their_calls() {
-    let server = EtcdServer::start().await;
+    let mut server = EtcdServer::start().await;
     // Port 1 refuses connections: the client moves on to the live endpoint.
     let list = format!("http://127.0.0.1:1, {}", server.endpoint());
     let etcd = Etcd::connect(&list)
@@ -216,10 +216,17 @@ async fn endpoints_fail_over_and_bound_their_calls() {
     };
     let slow = Etcd::lazy(server.endpoint(), opts).unwrap();
     let started = std::time::Instant::now();
-    let err = slow
-        .get(b"/f/0")
-        .await
-        .expect_err("a paused etcd does not answer");
+    let err = match slow.get(b"/f/0").await {
+        Err(e) => e,
+        Ok(answer) => {
+            let alive = server.alive();
+            panic!(
+                "a paused etcd answered {answer:?} (our etcd: pid {}, alive: {alive}); its log:\n{}",
+                server.pid(),
+                server.log()
+            )
+        }
+    };
     server.resume();
     assert!(err.is_retryable(), "{err:?}");
     assert!(
