@@ -34,4 +34,5 @@ snap >"$dir/after"; g1=$(groups); l1=$(log_seconds)
 tick_ms=$((1000 / $(getconf CLK_TCK)))
 awk -v t="$tick_ms" 'NR==FNR {u[$1]=$2; s[$1]=$3; v[$1]=$4; n[$1]=$5; next}
   {du=($2-u[$1])*t; ds=($3-s[$1])*t; if (du+ds>0) printf "%-18s user %6d ms  sys %6d ms  switches %7d voluntary %6d involuntary\n", $1, du, ds, $4-v[$1], $5-n[$1]}' "$dir/before" "$dir/after"
-echo "commit groups: $(echo "$g1 - $g0" | bc), $(echo "($l1 - $l0) * 1000000 / ($g1 - $g0)" | bc) µs each in the log"
+ng=$(echo "$g1 - $g0" | bc)
+if [[ $(echo "$ng == 0" | bc) == 1 ]]; then echo "commit groups: 0"; else echo "commit groups: $ng, $(echo "($l1 - $l0) * 1000000 / $ng" | bc) µs each in the log"; fi

@@ -5,15 +5,12 @@
 //! RWF_DSYNC, and pwritev2 with RWF_DSYNC.
 
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{opcode, squeue, types};
 
-const WRITE_BYTES: usize = 8192;
-const FILE_BYTES: usize = 64 << 20;
-const OPS_PER_ROUND: usize = 2000;
-const ROUNDS: usize = 3;
+use uring_latency::{Target, FILE_BYTES, OPS_PER_ROUND, ROUNDS, WRITE_BYTES};
 const MODES: [&str; 4] = [
     "pwrite + fdatasync",
     "io_uring write linked to fdatasync",
@@ -22,19 +19,14 @@ const MODES: [&str; 4] = [
 ];
 
 fn main() -> std::io::Result<()> {
-    let dir = std::env::args().nth(1).unwrap_or_else(|| ".".into());
-    let path = std::path::Path::new(&dir).join("uring-latency.dat");
-    std::fs::write(&path, vec![0u8; FILE_BYTES])?;
-    std::fs::File::open(&path)?.sync_all()?;
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(&path)?;
+    let Target {
+        path,
+        file,
+        buf: mut aligned,
+        mut ring,
+    } = Target::open("uring-latency.dat")?;
     let fd = file.as_raw_fd();
-    let mut backing = vec![7u8; WRITE_BYTES + 4096];
-    let start = backing.as_ptr().align_offset(4096);
-    let buf = &mut backing[start..start + WRITE_BYTES];
-    let mut ring = IoUring::new(8)?;
+    let buf = aligned.bytes();
     let mut offset = 0u64;
     for round in 0..ROUNDS {
         for (mode, name) in MODES.iter().enumerate() {
@@ -49,8 +41,9 @@ fn main() -> std::io::Result<()> {
                         file.sync_data()?;
                     }
                     1 | 2 => {
-                        let write = opcode::Write::new(types::Fd(fd), buf.as_ptr(), WRITE_BYTES as u32)
-                            .offset(at);
+                        let write =
+                            opcode::Write::new(types::Fd(fd), buf.as_ptr(), WRITE_BYTES as u32)
+                                .offset(at);
                         let entries = if mode == 1 {
                             let sync = opcode::Fsync::new(types::Fd(fd))
                                 .flags(types::FsyncFlags::DATASYNC)
