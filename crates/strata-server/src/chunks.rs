@@ -20,8 +20,10 @@
 //! under glibc's 512 KiB mmap threshold are heap memory freed by another
 //! thread than the one that allocated it.
 //!
-//! Rules followed (docs/notes/bigtable-api.md §2): every cell chunk sets
-//! row key, family, qualifier, timestamp and labels; a split value's first
+//! Rules followed (docs/notes/bigtable-api.md §2): a row's first chunk
+//! sets the row key, and every cell's first chunk family, qualifier,
+//! timestamp and labels (a later cell's empty key continues the row, as
+//! Cloud Bigtable sends it); a split value's first
 //! chunk carries `value_size` (the whole length) and its continuations only
 //! `value`, the last with `value_size` 0; `commit_row` goes on the row's
 //! last chunk, never on one with `value_size` > 0; `reset_row` is never
@@ -115,7 +117,10 @@ impl ChunkWriter {
         for (i, cell) in row.cells.into_iter().enumerate() {
             let last_cell = i + 1 == n;
             let header = CellChunk {
-                row_key: row.key.clone(),
+                // On the row's first chunk only: a later cell's empty key
+                // continues the row (every client reads it so, and the key
+                // is not copied for each cell).
+                row_key: if i == 0 { row.key.clone() } else { Vec::new() },
                 family_name: Some(cell.family),
                 qualifier: Some(cell.qualifier),
                 timestamp_micros: cell.timestamp_micros,
@@ -304,6 +309,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn only_a_rows_first_chunk_carries_its_key() {
+        let mut w = ChunkWriter::default();
+        w.row(small_row("r1", 3, 10));
+        w.row(small_row("r2", 2, 10));
+        let out = w.finish();
+        let keys: Vec<&[u8]> = out
+            .iter()
+            .flat_map(|r| &r.chunks)
+            .map(|c| c.row_key.as_slice())
+            .collect();
+        assert_eq!(keys, [&b"r1"[..], b"", b"", b"r2", b""]);
+        // Every cell still names its column.
+        assert!(out
+            .iter()
+            .flat_map(|r| &r.chunks)
+            .all(|c| c.family_name.is_some() && c.qualifier.is_some()));
     }
 
     #[test]

@@ -186,6 +186,51 @@ pub fn row_of_prefix(key: &[u8]) -> Vec<u8> {
 /// Decodes a cell key.
 pub fn decode(key: &[u8]) -> Result<CellKey, KeyError> {
     let (row, rest) = take_escaped(key)?;
+    let c = decode_column(rest)?;
+    Ok(CellKey {
+        row,
+        family: c.family,
+        qualifier: c.qualifier,
+        timestamp_micros: c.timestamp_micros,
+    })
+}
+
+/// The part of a cell key after its row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColumnKey {
+    pub family: String,
+    pub qualifier: Vec<u8>,
+    pub timestamp_micros: i64,
+}
+
+/// The length of a cell key's row as stored (escaped, with its
+/// terminator): the cells of one row are the keys whose first `len` bytes
+/// are equal, so a scan tells rows apart without decoding each cell's row.
+pub fn row_part_len(key: &[u8]) -> Result<usize, KeyError> {
+    let mut i = 0;
+    while i < key.len() {
+        if key[i] != 0 {
+            i += 1;
+            continue;
+        }
+        match key.get(i + 1) {
+            Some(&ESCAPE) => i += 2,
+            Some(&TERMINATOR) => return Ok(i + 2),
+            _ => return Err(KeyError::Malformed("bad escape after a 00 byte")),
+        }
+    }
+    Err(KeyError::Malformed("unterminated field"))
+}
+
+/// The row of a cell key's first `row_part_len(key)` bytes.
+pub fn decode_row(row_part: &[u8]) -> Result<Vec<u8>, KeyError> {
+    let (row, rest) = take_escaped(row_part)?;
+    debug_assert!(rest.is_empty(), "a row part ends with its terminator");
+    Ok(row)
+}
+
+/// Decodes the bytes of a cell key after its row (`row_part_len`).
+pub fn decode_column(rest: &[u8]) -> Result<ColumnKey, KeyError> {
     let fam_len = rest
         .iter()
         .position(|&c| c == 0)
@@ -203,8 +248,7 @@ pub fn decode(key: &[u8]) -> Result<CellKey, KeyError> {
     let ts = u64::MAX - u64::from_be_bytes(ts);
     let timestamp_micros =
         i64::try_from(ts).map_err(|_| KeyError::Malformed("timestamp out of range"))?;
-    Ok(CellKey {
-        row,
+    Ok(ColumnKey {
         family,
         qualifier,
         timestamp_micros,
@@ -275,6 +319,15 @@ mod tests {
                 (d.row, d.family, d.qualifier, d.timestamp_micros),
                 c.clone()
             );
+            // The row's part of the key, and what follows it, decode alike.
+            let len = row_part_len(k).unwrap();
+            assert_eq!(&k[..len], row_prefix(&c.0).as_slice());
+            assert_eq!(decode_row(&k[..len]).unwrap(), c.0);
+            let col = decode_column(&k[len..]).unwrap();
+            assert_eq!(
+                (&col.family, &col.qualifier, col.timestamp_micros),
+                (&c.1, &c.2, c.3)
+            );
             assert!(k.starts_with(&row_prefix(&c.0)));
             assert!(k.as_slice() < row_end(&c.0).as_slice());
             assert!(k.starts_with(&column_prefix(&c.0, &c.1, &c.2).unwrap()));
@@ -331,5 +384,11 @@ mod tests {
         extra.push(0);
         assert!(decode(&extra).is_err());
         assert!(decode(b"r\x00\x07").is_err());
+        // A key cut inside its row, or with a bad escape there, has no row part.
+        let row_len = row_part_len(&good).unwrap();
+        for cut in 0..row_len {
+            assert!(row_part_len(&good[..cut]).is_err(), "row of {cut} bytes");
+        }
+        assert!(row_part_len(b"r\x00\x07").is_err());
     }
 }

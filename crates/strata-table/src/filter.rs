@@ -224,25 +224,27 @@ impl Filter {
             ),
             Filter::CellsPerRowOffset(n) => (cells.into_iter().skip(*n).collect(), none()),
             Filter::CellsPerRowLimit(n) => (cells.into_iter().take(*n).collect(), none()),
+            Filter::CellsPerColumnLimit(0) => (none(), none()),
             Filter::CellsPerColumnLimit(n) => {
-                let mut out: Vec<Cell> = Vec::with_capacity(cells.len());
-                let mut column: Option<(String, Vec<u8>)> = None;
+                // In place, with no column name copied: every column's
+                // first cell is kept, so the last kept cell names the
+                // column of the cell before the current one.
+                let mut cells = cells;
+                let mut kept = 0;
                 let mut seen = 0;
-                for c in cells {
-                    let same = column
-                        .as_ref()
-                        .is_some_and(|(f, q)| *f == c.family && *q == c.qualifier);
-                    if same {
+                for i in 0..cells.len() {
+                    if kept > 0 && cells[kept - 1].same_column(&cells[i]) {
                         seen += 1;
                     } else {
-                        column = Some((c.family.clone(), c.qualifier.clone()));
                         seen = 1;
                     }
                     if seen <= *n {
-                        out.push(c);
+                        cells.swap(kept, i);
+                        kept += 1;
                     }
                 }
-                (out, none())
+                cells.truncate(kept);
+                (cells, none())
             }
             Filter::StripValue => {
                 let mut cells = cells;
@@ -408,6 +410,43 @@ fn compile_at(spec: &FilterSpec, depth: usize, nodes: &mut usize) -> Result<Filt
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn cells_per_column_limit_keeps_each_columns_newest() {
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(3);
+        for _ in 0..2_000 {
+            let mut cells = Vec::new();
+            for family in ["a", "b"] {
+                for q in 0..rng.gen_range(0..4u8) {
+                    for v in 0..rng.gen_range(1..5) {
+                        cells.push(Cell {
+                            family: family.into(),
+                            qualifier: vec![q],
+                            timestamp_micros: 100 - v,
+                            value: vec![q],
+                            labels: Vec::new(),
+                        });
+                    }
+                }
+            }
+            let n = rng.gen_range(1..4);
+            // Each cell's version number within its column, counted from 0.
+            let rank = |i: usize| {
+                (0..i)
+                    .rev()
+                    .take_while(|&j| cells[j].same_column(&cells[i]))
+                    .count()
+            };
+            let want: Vec<Cell> = (0..cells.len())
+                .filter(|&i| rank(i) < n)
+                .map(|i| cells[i].clone())
+                .collect();
+            let (got, sunk) = Filter::CellsPerColumnLimit(n).eval(b"r", cells.clone(), &mut rng);
+            assert_eq!(got, want, "limit {n}");
+            assert!(sunk.is_empty());
+        }
+    }
 
     #[test]
     fn a_chain_applies_at_most_one_label() {

@@ -87,13 +87,18 @@ pub(super) fn committer_nap(otherwise: Duration) -> Duration {
 /// Whether the caller may leave waking `committer` to this thread's next
 /// [`wake_deferred_commits`]; if so it is noted. False: wake it now.
 pub(super) fn defer(committer: &Arc<Condvar>) -> bool {
+    defer_at(committer, Instant::now())
+}
+
+/// `defer` at `now` (the tests choose the time).
+fn defer_at(committer: &Arc<Condvar>, now: Instant) -> bool {
     DEFERRED.with(|d| {
         let mut d = d.borrow_mut();
         if !d.enabled {
             return false;
         }
-        let since = *d.since.get_or_insert_with(Instant::now);
-        if since.elapsed() > Duration::from_micros(DEFER_MICROS_MAX) {
+        let since = *d.since.get_or_insert(now);
+        if now.saturating_duration_since(since) > Duration::from_micros(DEFER_MICROS_MAX) {
             return false;
         }
         if d.committers.iter().any(|c| Arc::ptr_eq(c, committer)) {
@@ -127,10 +132,14 @@ mod tests {
                 committer_nap(Duration::from_micros(10)),
                 Duration::from_micros(10)
             );
+            // The times are chosen, not measured: a test thread that the
+            // machine holds up for longer than the limit must not fail.
+            let t0 = Instant::now();
+            let limit = Duration::from_micros(DEFER_MICROS_MAX);
             let (a, b) = (Arc::new(Condvar::new()), Arc::new(Condvar::new()));
-            assert!(defer(&a));
-            assert!(defer(&a));
-            assert!(defer(&b));
+            assert!(defer_at(&a, t0));
+            assert!(defer_at(&a, t0));
+            assert!(defer_at(&b, t0 + limit));
             DEFERRED.with(|d| assert_eq!(d.borrow().committers.len(), 2));
             wake_deferred_commits();
             DEFERRED.with(|d| {
@@ -138,15 +147,14 @@ mod tests {
                 assert!(d.committers.is_empty() && d.since.is_none());
             });
             // Past the time limit a write wakes its committer itself.
-            assert!(defer(&a));
-            std::thread::sleep(Duration::from_micros(2 * DEFER_MICROS_MAX));
-            assert!(!defer(&a));
+            assert!(defer_at(&a, t0));
+            assert!(!defer_at(&a, t0 + 2 * limit));
             wake_deferred_commits();
             // More engines than the limit: the extra one wakes at once.
             let many: Vec<_> = (0..=ENGINES_MAX)
                 .map(|_| Arc::new(Condvar::new()))
                 .collect();
-            let deferred = many.iter().filter(|cv| defer(cv)).count();
+            let deferred = many.iter().filter(|cv| defer_at(cv, t0)).count();
             assert_eq!(deferred, ENGINES_MAX);
         })
         .join()

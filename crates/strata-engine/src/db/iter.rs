@@ -148,7 +148,7 @@ impl TabletIter {
             .ok_or_else(|| no_merge_operator(&self.tree))
     }
 
-    fn next_forward(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    fn next_forward(&mut self, key: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
         while self.it.valid() {
             let p = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
             if self.past_end(p.user_key) {
@@ -169,7 +169,8 @@ impl TabletIter {
                 continue;
             }
             debug_assert!(self.in_bounds(p.user_key));
-            let key = p.user_key.to_vec();
+            key.clear();
+            key.extend_from_slice(p.user_key);
             let result = match p.kind {
                 ValueKind::Put => Some(self.it.value().to_vec()),
                 ValueKind::Delete => None,
@@ -195,7 +196,7 @@ impl TabletIter {
                     }
                     Some(fold_newest_first(
                         self.merge_op()?,
-                        &key,
+                        key,
                         base.as_deref(),
                         &operands,
                     ))
@@ -210,19 +211,20 @@ impl TabletIter {
                 self.it.next()?;
             }
             if let Some(v) = result {
-                return Ok(Some((key, v)));
+                return Ok(Some(v));
             }
         }
         Ok(None)
     }
 
-    fn next_reverse(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    fn next_reverse(&mut self, key: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
         while self.it.valid() {
             let p = parse_internal_key(self.it.key()).ok_or_else(|| self.corrupt_key())?;
             if self.past_end(p.user_key) {
                 return Ok(None);
             }
-            let key = p.user_key.to_vec();
+            key.clear();
+            key.extend_from_slice(p.user_key);
             // Versions of one key come oldest first in reverse; gather the
             // visible ones (oldest first).
             let mut versions: Vec<(ValueKind, Vec<u8>)> = Vec::new();
@@ -236,7 +238,7 @@ impl TabletIter {
                 }
                 self.it.prev()?;
             }
-            if !self.in_bounds(&key) {
+            if !self.in_bounds(key) {
                 continue;
             }
             let mut operands = Vec::new();
@@ -253,12 +255,12 @@ impl TabletIter {
             }
             if operands.is_empty() {
                 if let Some(v) = base {
-                    return Ok(Some((key, v)));
+                    return Ok(Some(v));
                 }
                 continue;
             }
-            let v = fold_newest_first(self.merge_op()?, &key, base.as_deref(), &operands);
-            return Ok(Some((key, v)));
+            let v = fold_newest_first(self.merge_op()?, key, base.as_deref(), &operands);
+            return Ok(Some(v));
         }
         Ok(None)
     }
@@ -282,27 +284,27 @@ impl TabletIter {
         self.it.seek(&lookup_key(key, SEQ_MAX))
     }
 
-    fn advance(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>> {
+    fn advance(&mut self, key: &mut Vec<u8>) -> Result<Option<Vec<u8>>> {
         if !self.started {
             self.started = true;
             self.position()?;
         }
         match self.dir {
-            Direction::Forward => self.next_forward(),
-            Direction::Reverse => self.next_reverse(),
+            Direction::Forward => self.next_forward(key),
+            Direction::Reverse => self.next_reverse(key),
         }
     }
 }
 
-impl Iterator for TabletIter {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl TabletIter {
+    /// The next entry's value, its key written into `key` (whose
+    /// allocation a caller reading many entries reuses); None at the end.
+    pub fn next_into(&mut self, key: &mut Vec<u8>) -> Option<Result<Vec<u8>>> {
         if self.done {
             return None;
         }
-        match self.advance() {
-            Ok(Some(kv)) => Some(Ok(kv)),
+        match self.advance(key) {
+            Ok(Some(v)) => Some(Ok(v)),
             Ok(None) => {
                 self.done = true;
                 None
@@ -312,5 +314,15 @@ impl Iterator for TabletIter {
                 Some(Err(e))
             }
         }
+    }
+}
+
+impl Iterator for TabletIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut key = Vec::new();
+        let value = self.next_into(&mut key)?;
+        Some(value.map(|v| (key, v)))
     }
 }

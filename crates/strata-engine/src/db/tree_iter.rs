@@ -149,15 +149,15 @@ fn bound_ref(b: &Bound<Vec<u8>>) -> Bound<&[u8]> {
     }
 }
 
-impl Iterator for TreeIter {
-    type Item = Result<(Vec<u8>, Vec<u8>)>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl TreeIter {
+    /// The next entry's value, its key written into `key` (whose
+    /// allocation a caller reading many entries reuses); None at the end.
+    pub fn next_into(&mut self, key: &mut Vec<u8>) -> Option<Result<Vec<u8>>> {
         loop {
             if self.done {
                 return None;
             }
-            if let Some(item) = self.cur.as_mut().and_then(|c| c.next()) {
+            if let Some(item) = self.cur.as_mut().and_then(|c| c.next_into(key)) {
                 if item.is_err() {
                     self.done = true;
                 }
@@ -176,5 +176,15 @@ impl Iterator for TreeIter {
                 }
             }
         }
+    }
+}
+
+impl Iterator for TreeIter {
+    type Item = Result<(Vec<u8>, Vec<u8>)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut key = Vec::new();
+        let value = self.next_into(&mut key)?;
+        Some(value.map(|v| (key, v)))
     }
 }
