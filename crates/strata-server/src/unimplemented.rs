@@ -86,24 +86,46 @@ fn name_it<B>(res: &mut http::Response<B>, path: &str) {
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for NameUnimplementedService<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = NameUnimplementedFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let path = req.uri().path().to_string();
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            name_it(&mut res, &path);
-            Ok(res)
-        })
+        // The path shares the request's bytes: no copy per request.
+        let path = req.uri().path_and_query().cloned();
+        NameUnimplementedFuture {
+            inner: self.inner.call(req),
+            path,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's response, its UNIMPLEMENTED named (no
+    /// allocation per request, unlike a boxed `async` block).
+    pub struct NameUnimplementedFuture<F> {
+        #[pin]
+        inner: F,
+        path: Option<http::uri::PathAndQuery>,
+    }
+}
+
+impl<F, B, E> Future for NameUnimplementedFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = std::task::ready!(this.inner.poll(cx))?;
+        name_it(&mut res, this.path.as_ref().map_or("/", |p| p.path()));
+        Poll::Ready(Ok(res))
     }
 }
 

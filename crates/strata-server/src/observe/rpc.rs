@@ -374,11 +374,10 @@ fn status_code(headers: &http::HeaderMap) -> Option<usize> {
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for RpcMetricsService<S>
 where
     S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    S::Future: Send + 'static,
 {
     type Response = http::Response<MeteredBody<ResBody>>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    type Future = MeteredFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -399,42 +398,55 @@ where
             req.extensions_mut().insert(n.clone());
             n
         });
-        let (counting, slow) = (self.counting, self.slow);
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let Some(path) = path else {
-                return Ok(fut.await?.map(|inner| MeteredBody {
+        let pending = path.map(|path| Pending {
+            path,
+            started,
+            header_code: None,
+            counting: self.counting,
+            slow: self.slow,
+            note,
+        });
+        MeteredFuture {
+            inner: self.inner.call(req),
+            pending,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's response with its body metered (no allocation
+    /// per request, unlike a boxed `async` block).
+    pub struct MeteredFuture<F> {
+        #[pin]
+        inner: F,
+        // None when nothing is counted.
+        pending: Option<Pending>,
+    }
+}
+
+impl<F, B, E> Future for MeteredFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<MeteredBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let out = ready!(this.inner.poll(cx));
+        let pending = this.pending.take();
+        Poll::Ready(match out {
+            Ok(res) => {
+                let header_code = status_code(res.headers());
+                Ok(res.map(|inner| MeteredBody {
                     inner,
-                    pending: None,
-                }));
-            };
-            match fut.await {
-                Ok(res) => {
-                    let header_code = status_code(res.headers());
-                    Ok(res.map(|inner| MeteredBody {
-                        inner,
-                        pending: Some(Pending {
-                            path,
-                            started,
-                            header_code,
-                            counting,
-                            slow,
-                            note,
-                        }),
-                    }))
-                }
-                Err(e) => {
-                    let p = Pending {
-                        path,
-                        started,
-                        header_code: None,
-                        counting,
-                        slow,
-                        note,
-                    };
+                    pending: pending.map(|p| Pending { header_code, ..p }),
+                }))
+            }
+            Err(e) => {
+                if let Some(p) = pending {
                     p.path.finish(CODE_UNKNOWN, &p);
-                    Err(e)
                 }
+                Err(e)
             }
         })
     }
