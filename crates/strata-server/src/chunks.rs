@@ -20,10 +20,10 @@
 //! under glibc's 512 KiB mmap threshold are heap memory freed by another
 //! thread than the one that allocated it.
 //!
-//! Rules followed (docs/notes/bigtable-api.md §2): a row's first chunk
-//! sets the row key, and every cell's first chunk family, qualifier,
-//! timestamp and labels (a later cell's empty key continues the row, as
-//! Cloud Bigtable sends it); a split value's first
+//! Rules followed (docs/notes/bigtable-api.md §2): a row's first chunk,
+//! and a cell's first chunk that begins a response, set the row key; every
+//! cell's first chunk sets family, qualifier, timestamp and labels (a
+//! later cell's empty key continues the row); a split value's first
 //! chunk carries `value_size` (the whole length) and its continuations only
 //! `value`, the last with `value_size` 0; `commit_row` goes on the row's
 //! last chunk, never on one with `value_size` > 0; `reset_row` is never
@@ -117,10 +117,15 @@ impl ChunkWriter {
         for (i, cell) in row.cells.into_iter().enumerate() {
             let last_cell = i + 1 == n;
             let header = CellChunk {
-                // On the row's first chunk only: a later cell's empty key
-                // continues the row (every client reads it so, and the key
-                // is not copied for each cell).
-                row_key: if i == 0 { row.key.clone() } else { Vec::new() },
+                // On the row's first chunk, and on a cell that begins a
+                // response (the Python client wants a key on every
+                // response's first chunk); a later cell's empty key
+                // continues the row, and the key is not copied per cell.
+                row_key: if i == 0 || self.chunks.is_empty() {
+                    row.key.clone()
+                } else {
+                    Vec::new()
+                },
                 family_name: Some(cell.family),
                 qualifier: Some(cell.qualifier),
                 timestamp_micros: cell.timestamp_micros,
@@ -323,6 +328,17 @@ mod tests {
             .map(|c| c.row_key.as_slice())
             .collect();
         assert_eq!(keys, [&b"r1"[..], b"", b"", b"r2", b""]);
+        // A response cut inside a row starts with a key all the same.
+        let third = FIRST_RESPONSE_BYTES_TARGET / 3;
+        let mut w = ChunkWriter::default();
+        w.row(small_row("wide", 8, third));
+        let out = w.finish();
+        assert_eq!(out.len(), 2);
+        for (i, r) in out.iter().enumerate() {
+            let keyed: Vec<bool> = r.chunks.iter().map(|c| !c.row_key.is_empty()).collect();
+            assert!(keyed[0], "response {i} starts without a key");
+            assert!(keyed[1..].iter().all(|k| !k), "response {i}: {keyed:?}");
+        }
         // Every cell still names its column.
         assert!(out
             .iter()
